@@ -1,0 +1,55 @@
+# tillbox: the two front-door commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DATA   ?= data
+STAMP  := $(VENV)/.installed-stamp
+
+# Debian packages the test suite needs (a real broker, a real X server, unit checks).
+# `make test` installs the missing ones with apt-get and says which.
+SYSTEM_PACKAGES ?= mosquitto xvfb systemd
+
+.PHONY: run test lint format bench system-deps venv clean image image-test
+
+venv: $(STAMP)
+
+# On a Raspberry Pi, picamera2 comes from Raspberry Pi OS (python3-picamera2); create
+# the venv with `make VENV_FLAGS=--system-site-packages` there so the venv can see it.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make: installing Debian packages the tests need:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing \
+	    || { echo "make: could not install$$missing; install them with apt-get and run make test again"; exit 1; }; \
+	fi
+
+# The kiosk with simulated hardware on the embedded SQLite log, in ./$(DATA).
+run: $(STAMP)
+	@test -f $(DATA)/tillbox.toml || $(BIN)/tillbox init --data-dir $(DATA) --device-id demo-till --demo
+	$(BIN)/tillbox kiosk --data-dir $(DATA)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: $(STAMP) system-deps lint
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/commit.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,159 @@
+"""The SHA-256 hash chain over log events, as pure functions.
+
+An event's hash is SHA-256 over the canonical JSON of its envelope (every
+field except ``hash`` itself, with ``payload`` nested as an object). Each
+envelope carries the previous event's hash, so editing, inserting or removing
+any event breaks every hash after it. docs/formats.md states the exact bytes
+and gives test vectors; nothing here needs this package to be reproduced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from appliance.canonical import canonical_bytes, canonical_text
+
+FORMAT_VERSION = 1
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One log entry exactly as stored and exported."""
+
+    seq: int
+    event_id: str
+    device_id: str
+    type: str
+    payload: dict[str, Any]
+    wall_ms: int
+    boot_id: str
+    mono_us: int
+    prev_hash: str
+    hash: str
+
+    def envelope(self) -> dict[str, Any]:
+        return envelope(
+            seq=self.seq,
+            event_id=self.event_id,
+            device_id=self.device_id,
+            type=self.type,
+            payload=self.payload,
+            wall_ms=self.wall_ms,
+            boot_id=self.boot_id,
+            mono_us=self.mono_us,
+            prev_hash=self.prev_hash,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The export form: the envelope plus its hash (one JSON line per event)."""
+        return {**self.envelope(), "hash": self.hash}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Event:
+        return cls(
+            seq=obj["seq"],
+            event_id=obj["id"],
+            device_id=obj["device"],
+            type=obj["type"],
+            payload=obj["payload"],
+            wall_ms=obj["wall_ms"],
+            boot_id=obj["boot"],
+            mono_us=obj["mono_us"],
+            prev_hash=obj["prev"],
+            hash=obj["hash"],
+        )
+
+
+def envelope(
+    *,
+    seq: int,
+    event_id: str,
+    device_id: str,
+    type: str,
+    payload: dict[str, Any],
+    wall_ms: int,
+    boot_id: str,
+    mono_us: int,
+    prev_hash: str,
+) -> dict[str, Any]:
+    """The object whose canonical bytes are hashed. Key names are part of the format."""
+    return {
+        "v": FORMAT_VERSION,
+        "seq": seq,
+        "id": event_id,
+        "device": device_id,
+        "type": type,
+        "payload": payload,
+        "wall_ms": wall_ms,
+        "boot": boot_id,
+        "mono_us": mono_us,
+        "prev": prev_hash,
+    }
+
+
+def event_hash(env: dict[str, Any]) -> str:
+    """Hex SHA-256 of the envelope's canonical bytes."""
+    return hashlib.sha256(canonical_bytes(env)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    ok: bool
+    checked: int
+    last_seq: int
+    last_hash: str
+    first_bad_seq: int | None = None
+    reason: str = ""
+
+
+class ChainVerifier:
+    """Checks events one at a time: sequence continuity, back-link, hash."""
+
+    def __init__(self, start_prev_hash: str = GENESIS_HASH, start_seq: int = 1) -> None:
+        self.expected_seq = start_seq
+        self.prev = start_prev_hash
+        self.checked = 0
+        self.failure: ChainReport | None = None
+
+    def feed(self, ev: Event, stored_payload: str | None = None) -> bool:
+        """Check ``ev``; False (and ``failure`` set) at the first problem.
+
+        ``stored_payload`` is the payload text as stored, when known: it must
+        already be canonical, so a row re-spelled into equivalent JSON is caught.
+        """
+        if self.failure is not None:
+            return False
+        problem = ""
+        if ev.seq != self.expected_seq:
+            problem = f"sequence gap: expected {self.expected_seq}, found {ev.seq}"
+        elif ev.prev_hash != self.prev:
+            problem = "previous-hash link does not match the event before it"
+        elif stored_payload is not None and stored_payload != canonical_text(ev.payload):
+            problem = "payload is not in canonical form"
+        elif event_hash(ev.envelope()) != ev.hash:
+            problem = "hash does not match the event's contents"
+        if problem:
+            self.failure = ChainReport(False, self.checked, self.expected_seq - 1, self.prev,
+                                       self.expected_seq, problem)
+            return False
+        self.prev = ev.hash
+        self.expected_seq += 1
+        self.checked += 1
+        return True
+
+    def report(self) -> ChainReport:
+        return self.failure or ChainReport(True, self.checked, self.expected_seq - 1, self.prev)
+
+
+def verify_chain(events: Iterable[Event], *, start_prev_hash: str = GENESIS_HASH,
+                 start_seq: int = 1) -> ChainReport:
+    """Verify a run of events; stops at the first problem."""
+    verifier = ChainVerifier(start_prev_hash, start_seq)
+    for ev in events:
+        if not verifier.feed(ev):
+            break
+    return verifier.report()

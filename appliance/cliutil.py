@@ -1,0 +1,55 @@
+"""What every ``tillbox`` command group shares: the parser, options, output.
+
+Plugin packages (drivers, sync_agent, edge, compliance, ui) register their
+command groups through the ``tillbox.commands`` entry point and use these
+helpers, so every command reads ``--data-dir``/``TILLBOX_DATA_DIR`` the same
+way and fails with one line that says what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, NoReturn
+
+from appliance.datadir import DataDir
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (with the fix) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(2)
+
+
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="the till's data folder (default: $TILLBOX_DATA_DIR)")
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def data_dir(args: argparse.Namespace) -> DataDir:
+    return DataDir.resolve(getattr(args, "data_dir", None))
+
+
+def emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
+    """Print ``obj`` as one JSON line with --json, else the human text."""
+    if getattr(args, "json", False):
+        print(json.dumps(obj, ensure_ascii=False, sort_keys=True))
+    else:
+        print(text)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must not be negative")
+    return value

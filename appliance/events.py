@@ -1,0 +1,32 @@
+"""Event types: business intents, not row diffs.
+
+The core's own types are listed here. Drivers, compliance and sync add their
+own (``device.fault``, ``power.lost``, ``selftest.recorded``, ...) through
+:meth:`appliance.till.Till.record`; any dotted lower-case name is accepted.
+"""
+
+from __future__ import annotations
+
+import re
+
+DEVICE_INITIALISED = "device.initialised"
+CATALOG_APPLIED = "catalog.applied"
+SALE_COMPLETED = "sale.completed"
+REFUND_ISSUED = "refund.issued"
+SHIFT_OPENED = "shift.opened"
+SHIFT_CLOSED = "shift.closed"
+DRAWER_OPENED = "drawer.opened"
+RECEIPT_PRINTED = "receipt.printed"
+RECEIPT_FAILED = "receipt.failed"
+
+# Types that only the core may write, because projections and money depend on them.
+CORE_TYPES = frozenset({
+    DEVICE_INITIALISED, CATALOG_APPLIED, SALE_COMPLETED, REFUND_ISSUED, SHIFT_OPENED,
+    SHIFT_CLOSED,
+})
+
+_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+
+def valid_type_name(name: str) -> bool:
+    return bool(_TYPE_NAME.match(name))

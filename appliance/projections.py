@@ -1,0 +1,140 @@
+"""Derived state, maintained from events and rebuildable from the log.
+
+:func:`apply` is called inside the append transaction for every new event,
+and by :func:`rebuild` when replaying the whole log into empty tables. Using
+the one function for both is what makes "the rebuild matches" a real check.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from appliance import events as ev
+from appliance import schema
+from appliance.canonical import canonical_text
+from appliance.chain import Event
+
+
+def apply(conn: sqlite3.Connection, event: Event) -> None:
+    handler = _HANDLERS.get(event.type)
+    if handler is not None:
+        handler(conn, event.seq, event.wall_ms, event.payload)
+
+
+def _catalog_applied(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]) -> None:
+    conn.execute("DELETE FROM catalog_items")
+    for item in p["items"]:
+        conn.execute(
+            "INSERT INTO catalog_items (sku, name, price_minor, tax_rate, category, body) "
+            "VALUES (?,?,?,?,?,?)",
+            (item["sku"], item["name"], item["price_minor"], item["tax_rate"],
+             item["category"], canonical_text(item)))
+        if item.get("track_stock", True):
+            conn.execute("INSERT OR IGNORE INTO stock (sku, qty) VALUES (?, ?)",
+                         (item["sku"], item.get("initial_stock", 0)))
+    conn.execute("INSERT OR REPLACE INTO catalog_meta (key, body) VALUES ('catalog', ?)",
+                 (canonical_text(p),))
+
+
+def _add_total(conn: sqlite3.Connection, shift: int, kind: str, key: str, count: int,
+               gross: int, tax: int, net: int) -> None:
+    conn.execute(
+        "INSERT INTO shift_totals (shift_no, kind, key, count, gross_minor, tax_minor, net_minor)"
+        " VALUES (?,?,?,?,?,?,?) ON CONFLICT (shift_no, kind, key) DO UPDATE SET"
+        " count = count + excluded.count, gross_minor = gross_minor + excluded.gross_minor,"
+        " tax_minor = tax_minor + excluded.tax_minor, net_minor = net_minor + excluded.net_minor",
+        (shift, kind, key, count, gross, tax, net))
+
+
+def _sale_completed(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]) -> None:
+    shift, pay = p["shift_no"], p["payment"]
+    conn.execute(
+        "INSERT INTO sales (receipt_no, sale_id, seq, idem_key, shift_no, method, total_minor,"
+        " wall_ms) VALUES (?,?,?,?,?,?,?,?)",
+        (p["receipt_no"], p["sale_id"], seq, p["idempotency_key"], shift, pay["method"],
+         pay["due_minor"], wall_ms))
+    conn.executemany(
+        "INSERT INTO sale_lines (sale_id, line, sku, qty, refundable, body) VALUES (?,?,?,?,?,?)",
+        [(p["sale_id"], ln["line"], ln["sku"], ln["qty"], int(ln["refundable"]),
+          canonical_text(ln)) for ln in p["lines"]])
+    conn.executemany("UPDATE stock SET qty = qty - ? WHERE sku = ?",
+                     [(ln["qty"], ln["sku"]) for ln in p["lines"]])
+    for t in p["taxes"]:
+        _add_total(conn, shift, "tax", t["rate"], 1, t["gross_minor"], t["tax_minor"],
+                   t["net_minor"])
+    _add_total(conn, shift, "pay", pay["method"], 1, pay["due_minor"], 0, 0)
+    if pay.get("rounding_minor"):
+        _add_total(conn, shift, "rounding", "cash", 1, pay["rounding_minor"], 0, 0)
+
+
+def _refund_issued(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]) -> None:
+    shift, method = p["shift_no"], p["payment"]["method"]
+    conn.execute(
+        "INSERT INTO refunds (receipt_no, refund_id, sale_id, seq, shift_no, total_minor)"
+        " VALUES (?,?,?,?,?,?)",
+        (p["receipt_no"], p["refund_id"], p["sale_id"], seq, shift, p["total_minor"]))
+    for ln in p["lines"]:
+        conn.execute("UPDATE sale_lines SET refunded_qty = refunded_qty + ? "
+                     "WHERE sale_id = ? AND line = ?", (ln["qty"], p["sale_id"], ln["line"]))
+        conn.execute("UPDATE stock SET qty = qty + ? WHERE sku = ?", (ln["qty"], ln["sku"]))
+    for t in p["taxes"]:
+        _add_total(conn, shift, "tax", t["rate"], 0, -t["gross_minor"], -t["tax_minor"],
+                   -t["net_minor"])
+    _add_total(conn, shift, "pay", method, 0, -p["total_minor"], 0, 0)
+    _add_total(conn, shift, "refund", method, 1, p["total_minor"], 0, 0)
+
+
+def _shift_opened(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]) -> None:
+    conn.execute("INSERT INTO shifts (shift_no, opened_seq) VALUES (?, ?)", (p["shift_no"], seq))
+
+
+def _shift_closed(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]) -> None:
+    conn.execute("UPDATE shifts SET closed_seq = ? WHERE shift_no = ?", (seq, p["shift_no"]))
+
+
+def _receipt_outcome(state: str):  # noqa: ANN202 - small factory of handlers
+    def handler(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO receipt_status (receipt_no, state, seq, detail) "
+            "VALUES (?,?,?,?)", (p["receipt_no"], state, seq, p.get("reason", "")))
+    return handler
+
+
+_HANDLERS = {
+    ev.CATALOG_APPLIED: _catalog_applied,
+    ev.SALE_COMPLETED: _sale_completed,
+    ev.REFUND_ISSUED: _refund_issued,
+    ev.SHIFT_OPENED: _shift_opened,
+    ev.SHIFT_CLOSED: _shift_closed,
+    ev.RECEIPT_PRINTED: _receipt_outcome("printed"),
+    ev.RECEIPT_FAILED: _receipt_outcome("failed"),
+}
+
+
+def snapshot(conn: sqlite3.Connection) -> dict[str, list[tuple]]:
+    """Every projection table's rows, in a stable order, for comparison."""
+    result = {}
+    for table in schema.PROJECTION_TABLES:
+        width = len(conn.execute(f"PRAGMA table_info({table})").fetchall())
+        order = ", ".join(str(i) for i in range(1, width + 1))
+        result[table] = conn.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
+    return result
+
+
+def rebuild(source: sqlite3.Connection) -> dict[str, list[tuple]]:
+    """Replay every event of ``source`` into fresh in-memory tables; return their snapshot."""
+    target = sqlite3.connect(":memory:", isolation_level=None)
+    for statement in schema.PROJECTION_DDL:
+        target.execute(statement)
+    target.execute("BEGIN")
+    cursor = source.execute("SELECT seq, type, wall_ms, payload FROM events ORDER BY seq")
+    for seq, type_, wall_ms, payload in cursor:
+        handler = _HANDLERS.get(type_)
+        if handler is not None:
+            handler(target, seq, wall_ms, json.loads(payload))
+    target.execute("COMMIT")
+    result = snapshot(target)
+    target.close()
+    return result

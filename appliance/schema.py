@@ -1,0 +1,93 @@
+"""Schema of the till database and its migration path.
+
+The ``events`` table is the log: append-only by construction (triggers abort
+UPDATE and DELETE, and an INSERT must continue the sequence). Every other
+table is a *projection*: derived state that ``appliance.projections`` can
+drop and rebuild from the events at any time.
+
+``PRAGMA user_version`` holds the schema version and ``PRAGMA application_id``
+marks the file as a tillbox log, so a foreign SQLite file is refused.
+"""
+
+from __future__ import annotations
+
+APPLICATION_ID = 0x54494C4C  # "TILL"
+
+EVENTS_DDL = """
+CREATE TABLE events (
+    seq       INTEGER PRIMARY KEY,
+    event_id  TEXT    NOT NULL UNIQUE,
+    device_id TEXT    NOT NULL,
+    type      TEXT    NOT NULL,
+    payload   TEXT    NOT NULL,
+    wall_ms   INTEGER NOT NULL,
+    boot_id   TEXT    NOT NULL,
+    mono_us   INTEGER NOT NULL,
+    prev_hash TEXT    NOT NULL,
+    hash      TEXT    NOT NULL
+)
+"""
+
+# Exact texts: ``tillbox log verify`` compares sqlite_master against these, so a
+# dropped or weakened trigger is reported as tampering.
+TRIGGERS = {
+    "events_append_only_update": """CREATE TRIGGER events_append_only_update
+BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'tillbox: events are append-only'); END""",
+    "events_append_only_delete": """CREATE TRIGGER events_append_only_delete
+BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'tillbox: events are append-only'); END""",
+    "events_gapless_insert": """CREATE TRIGGER events_gapless_insert
+BEFORE INSERT ON events
+WHEN NEW.seq IS NOT (SELECT COALESCE(MAX(seq), 0) + 1 FROM events)
+  OR NEW.prev_hash IS NOT COALESCE((SELECT hash FROM events ORDER BY seq DESC LIMIT 1),
+                                   '0000000000000000000000000000000000000000000000000000000000000000')
+BEGIN SELECT RAISE(ABORT, 'tillbox: events must continue the sequence and the chain'); END""",
+}
+
+PROJECTION_DDL = [
+    """CREATE TABLE catalog_items (
+        sku TEXT PRIMARY KEY, name TEXT NOT NULL, price_minor INTEGER NOT NULL,
+        tax_rate TEXT NOT NULL, category TEXT NOT NULL, body TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE TABLE catalog_meta (key TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE stock (sku TEXT PRIMARY KEY, qty INTEGER NOT NULL) WITHOUT ROWID",
+    """CREATE TABLE sales (
+        receipt_no INTEGER PRIMARY KEY, sale_id TEXT NOT NULL UNIQUE, seq INTEGER NOT NULL,
+        idem_key TEXT NOT NULL UNIQUE, shift_no INTEGER NOT NULL, method TEXT NOT NULL,
+        total_minor INTEGER NOT NULL, wall_ms INTEGER NOT NULL
+    )""",
+    """CREATE TABLE sale_lines (
+        sale_id TEXT NOT NULL, line INTEGER NOT NULL, sku TEXT NOT NULL, qty INTEGER NOT NULL,
+        refunded_qty INTEGER NOT NULL DEFAULT 0, refundable INTEGER NOT NULL,
+        body TEXT NOT NULL, PRIMARY KEY (sale_id, line)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE refunds (
+        receipt_no INTEGER PRIMARY KEY, refund_id TEXT NOT NULL UNIQUE, sale_id TEXT NOT NULL,
+        seq INTEGER NOT NULL, shift_no INTEGER NOT NULL, total_minor INTEGER NOT NULL
+    )""",
+    """CREATE TABLE shifts (
+        shift_no INTEGER PRIMARY KEY, opened_seq INTEGER NOT NULL, closed_seq INTEGER
+    )""",
+    """CREATE TABLE shift_totals (
+        shift_no INTEGER NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
+        count INTEGER NOT NULL, gross_minor INTEGER NOT NULL, tax_minor INTEGER NOT NULL,
+        net_minor INTEGER NOT NULL, PRIMARY KEY (shift_no, kind, key)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE receipt_status (
+        receipt_no INTEGER PRIMARY KEY, state TEXT NOT NULL, seq INTEGER NOT NULL,
+        detail TEXT NOT NULL
+    )""",
+]
+
+PROJECTION_TABLES = [
+    "catalog_items", "catalog_meta", "stock", "sales", "sale_lines", "refunds",
+    "shifts", "shift_totals", "receipt_status",
+]
+
+# version -> statements that bring a database from version-1 to version.
+MIGRATIONS: dict[int, list[str]] = {
+    1: [EVENTS_DDL, *TRIGGERS.values(), *PROJECTION_DDL],
+}
+
+SCHEMA_VERSION = max(MIGRATIONS)

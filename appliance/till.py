@@ -1,0 +1,405 @@
+"""The till: every business rule the CLI and the kiosk share.
+
+A :class:`Till` owns one data folder. Its write methods run in one log
+transaction each: read the projections, check the rules, append the event(s),
+commit. When a method returns, the result is durable; a method that raises
+has written nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from appliance import events as ev
+from appliance import keys, projections, sync_state
+from appliance.canonical import CanonicalFormError
+from appliance.catalog import Catalog, TaxProfile, demo_catalog
+from appliance.chain import ChainReport, Event
+from appliance.datadir import Config, DataDir, merge_defaults
+from appliance.errors import NotFound, RuleViolation, TillError
+from appliance.log import EventLog, Transaction
+from appliance.money import div_round, format_minor, round_to_step
+from appliance.pricing import CartLine, Quote, price_cart
+
+PAYMENT_METHODS = ("cash", "card")
+
+
+@dataclass(frozen=True)
+class SaleResult:
+    event: Event
+    replayed: bool = False  # True when the idempotency key matched an earlier sale
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.event.payload
+
+    def to_json(self) -> dict[str, Any]:
+        p = self.payload
+        return {
+            "sale_id": p["sale_id"], "seq": self.event.seq, "receipt_no": p["receipt_no"],
+            "shift_no": p["shift_no"], "idempotency_key": p["idempotency_key"],
+            "currency": p["currency"], "total_minor": p["total_minor"],
+            "tax_minor": p["tax_minor"], "discount_minor": p["discount_minor"],
+            "due_minor": p["payment"]["due_minor"], "method": p["payment"]["method"],
+            "tendered_minor": p["payment"].get("tendered_minor"),
+            "change_minor": p["payment"].get("change_minor", 0),
+            "lines": [{k: ln[k] for k in ("line", "sku", "name", "qty", "gross_minor",
+                                          "tax_minor", "tax_rate")} for ln in p["lines"]],
+            "taxes": p["taxes"], "promotions": p["promotions"], "replayed": self.replayed,
+        }
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    event: Event
+
+    def to_json(self) -> dict[str, Any]:
+        p = self.event.payload
+        return {"refund_id": p["refund_id"], "sale_id": p["sale_id"], "seq": self.event.seq,
+                "receipt_no": p["receipt_no"], "total_minor": p["total_minor"],
+                "method": p["payment"]["method"], "currency": p["currency"],
+                "lines": [{k: ln[k] for k in ("line", "sku", "qty", "gross_minor")}
+                          for ln in p["lines"]]}
+
+
+class Till:
+    def __init__(self, data_dir: DataDir, log: EventLog) -> None:
+        self.data_dir = data_dir
+        self.log = log
+        self.config = data_dir.load_config()
+        self._catalog: tuple[str, Catalog] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, data_dir: DataDir) -> Till:
+        data_dir.require()
+        return cls(data_dir, EventLog.open(data_dir.log_path, projections.apply))
+
+    @classmethod
+    def init(cls, data_dir: DataDir, device_id: str, *, demo: bool = False,
+             tenant: str = "demo") -> Till:
+        """Create a till: key pair, log (with its first event), catalog, then the config."""
+        if not device_id or not all(c.isalnum() or c in "-_" for c in device_id) \
+                or len(device_id) > 64:
+            raise TillError(f"device id {device_id!r} must be 1-64 letters, digits, - or _ "
+                            "(it names the device's MQTT topic)")
+        if data_dir.exists() or data_dir.log_path.exists():
+            raise TillError(f"{data_dir.root} already holds a till; choose an empty --data-dir "
+                            "(a device keeps its log and key for life)")
+        data_dir.root.mkdir(parents=True, exist_ok=True)
+        data_dir.media_dir.mkdir(exist_ok=True)
+        verify_key = keys.generate(data_dir.private_key_path, data_dir.public_key_path)
+        log = EventLog.create(data_dir.log_path, device_id, projections.apply)
+        with log.transaction() as tx:
+            tx.append(ev.DEVICE_INITIALISED, {"device_id": device_id, "tenant": tenant,
+                                              "public_key": verify_key.encode().hex()})
+            if demo:
+                tx.append(ev.CATALOG_APPLIED, {**demo_catalog().to_json(), "source": "demo"})
+        config = merge_defaults({"device": {"id": device_id, "tenant": tenant}})
+        if demo:
+            config["shop"].update(name="Riverside Makers' Stall", location="Riverside Market",
+                                  permit="DEMO-PERMIT-2026")
+        data_dir.save_config(Config(config))
+        return cls(data_dir, log)
+
+    def close(self) -> None:
+        self.log.close()
+
+    def __enter__(self) -> Till:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def device_id(self) -> str:
+        return self.log.device_id
+
+    def public_key_hex(self) -> str:
+        return self.data_dir.public_key_path.read_text().strip()
+
+    # -- reading ---------------------------------------------------------------------------
+    def catalog(self) -> Catalog:
+        row = self.log.conn.execute(
+            "SELECT body FROM catalog_meta WHERE key = 'catalog'").fetchone()
+        if row is None:
+            raise RuleViolation("no catalog has been applied to this till; apply one with "
+                                "`tillbox catalog apply FILE` (or init with --demo)")
+        if self._catalog is None or self._catalog[0] != row[0]:
+            self._catalog = (row[0], Catalog.from_json(json.loads(row[0])))
+        return self._catalog[1]
+
+    def profile(self) -> TaxProfile:
+        return self.catalog().profile(self.config.section("shop")["tax_profile"])
+
+    def stock(self) -> dict[str, int]:
+        return dict(self.log.conn.execute("SELECT sku, qty FROM stock ORDER BY sku"))
+
+    def current_shift(self) -> int | None:
+        row = self.log.conn.execute(
+            "SELECT shift_no FROM shifts WHERE closed_seq IS NULL ORDER BY shift_no DESC LIMIT 1"
+        ).fetchone()
+        return row[0] if row else None
+
+    def quote(self, cart: Sequence[CartLine], promo_code: str | None = None) -> Quote:
+        return price_cart(self.catalog(), self.profile(), cart, promo_code)
+
+    def money(self, minor: int) -> str:
+        return format_minor(minor, self.profile().currency)
+
+    def find_sale(self, ref: str | int) -> Event:
+        """A sale by its id or its receipt number."""
+        text = str(ref).strip()
+        column = "receipt_no" if text.isdigit() else "sale_id"
+        value: Any = int(text) if text.isdigit() else text
+        row = self.log.conn.execute(f"SELECT seq FROM sales WHERE {column} = ?",
+                                    (value,)).fetchone()
+        if row is None:
+            raise NotFound(f"no sale {text} on this till; check the receipt number "
+                           "(`tillbox log export` lists every sale)")
+        event = self.log.event(row[0])
+        assert event is not None  # the projection only names seqs that exist
+        return event
+
+    def card_exposure_minor(self) -> int:
+        """Card money taken but not yet confirmed by the region (offline risk)."""
+        acked = sync_state.read(self.data_dir.sync_dir).acked_seq
+        row = self.log.conn.execute(
+            "SELECT COALESCE(SUM(total_minor), 0) FROM sales WHERE method = 'card' AND seq > ?",
+            (acked,)).fetchone()
+        return row[0]
+
+    def reprint_queue(self) -> list[int]:
+        """Receipt numbers whose last print attempt failed, oldest first."""
+        return [r[0] for r in self.log.conn.execute(
+            "SELECT receipt_no FROM receipt_status WHERE state = 'failed' ORDER BY receipt_no")]
+
+    def verify(self, since: int = 0) -> ChainReport:
+        return self.log.verify(since)
+
+    # -- selling ---------------------------------------------------------------------------
+    def _next_receipt_no(self, tx: Transaction) -> int:
+        row = tx.conn.execute(
+            "SELECT MAX(n) FROM (SELECT MAX(receipt_no) AS n FROM sales "
+            "UNION ALL SELECT MAX(receipt_no) FROM refunds)").fetchone()
+        return (row[0] or 0) + 1
+
+    def _require_shift(self) -> int:
+        shift = self.current_shift()
+        if shift is None:
+            raise RuleViolation("no shift is open; open one first (`tillbox shift open` or the "
+                                "Shift screen)")
+        return shift
+
+    def check_card_limits(self, due_minor: int) -> None:
+        """Raise with the reason when an offline card payment would exceed a limit."""
+        pay = self.config.section("payment")
+        per_sale = int(pay["card_offline_limit_minor"])
+        per_device = int(pay["card_offline_device_limit_minor"])
+        if due_minor > per_sale:
+            raise RuleViolation(
+                f"card payment of {self.money(due_minor)} is above the offline card limit of "
+                f"{self.money(per_sale)} per sale; take cash or split the sale")
+        exposure = self.card_exposure_minor()
+        if exposure + due_minor > per_device:
+            raise RuleViolation(
+                f"this till already holds {self.money(exposure)} of unsynced card payments; "
+                f"the device limit is {self.money(per_device)}; take cash or sync first")
+
+    def _payment(self, quote: Quote, method: str, tendered: int | None) -> dict[str, Any]:
+        if method not in PAYMENT_METHODS:
+            raise RuleViolation(f"payment method {method!r} is not supported; use cash or card")
+        due = quote.due_minor(method)
+        payment: dict[str, Any] = {"method": method, "due_minor": due,
+                                   "rounding_minor": due - quote.total_minor}
+        if method == "cash":
+            given = due if tendered is None else tendered
+            if isinstance(given, bool) or not isinstance(given, int) or given < due:
+                raise RuleViolation(f"cash tendered {self.money(given or 0)} is less than the "
+                                    f"{self.money(due)} due; take more cash or pay by card")
+            payment.update(tendered_minor=given, change_minor=given - due)
+        else:
+            if tendered is not None:
+                raise RuleViolation("--tendered is for cash only; leave it out for card")
+            self.check_card_limits(due)
+            payment["offline"] = True
+        return payment
+
+    def sell(self, cart: Sequence[CartLine], method: str, *, tendered: int | None = None,
+             promo_code: str | None = None, idempotency_key: str | None = None) -> SaleResult:
+        """Record a completed sale durably; the receipt may be printed after this returns.
+
+        Retrying with the same ``idempotency_key`` returns the first sale instead of
+        charging twice (a double tap, or a kiosk restart between commit and screen).
+        """
+        key = idempotency_key or str(uuid.uuid4())
+        with self.log.transaction() as tx:
+            seen = tx.conn.execute("SELECT seq FROM sales WHERE idem_key = ?", (key,)).fetchone()
+            if seen is not None:
+                event = self.log.event(seen[0])
+                assert event is not None
+                return SaleResult(event, replayed=True)
+            shift = self._require_shift()
+            quote = self.quote(cart, promo_code)
+            payment = self._payment(quote, method, tendered)
+            payload = {
+                "sale_id": str(uuid.uuid4()), "receipt_no": self._next_receipt_no(tx),
+                "shift_no": shift, "idempotency_key": key, **quote.to_json(),
+                "payment": payment,
+            }
+            try:
+                return SaleResult(tx.append(ev.SALE_COMPLETED, payload))
+            except CanonicalFormError as exc:
+                raise RuleViolation(f"sale refused: {exc}") from None
+
+    def refund(self, sale_ref: str | int,
+               items: Sequence[tuple[str, int]] | None = None) -> RefundResult:
+        """Refund whole lines or quantities of a sale; never more than was sold."""
+        with self.log.transaction() as tx:
+            sale = self.find_sale(sale_ref)
+            shift = self._require_shift()
+            p = sale.payload
+            rows = tx.conn.execute(
+                "SELECT line, sku, qty, refunded_qty, refundable FROM sale_lines "
+                "WHERE sale_id = ? ORDER BY line", (p["sale_id"],)).fetchall()
+            by_line = {ln["line"]: ln for ln in p["lines"]}
+            plan = _plan_refund(p["receipt_no"], rows, items)
+            lines = []
+            for line_no, qty, already in plan:
+                sold = by_line[line_no]
+                lines.append(_refund_line(sold, qty, already))
+            taxes: dict[str, dict[str, Any]] = {}
+            for ln in lines:
+                t = taxes.setdefault(ln["tax_rate"], {"rate": ln["tax_rate"],
+                                                      "rate_bp": ln["rate_bp"], "net_minor": 0,
+                                                      "tax_minor": 0, "gross_minor": 0})
+                for k in ("net_minor", "tax_minor", "gross_minor"):
+                    t[k] += ln[k]
+            gross = sum(ln["gross_minor"] for ln in lines)
+            method = p["payment"]["method"]
+            step = p.get("cash_rounding_minor", 0) if method == "cash" else 0
+            payload = {
+                "refund_id": str(uuid.uuid4()), "sale_id": p["sale_id"],
+                "sale_receipt_no": p["receipt_no"], "receipt_no": self._next_receipt_no(tx),
+                "shift_no": shift, "currency": p["currency"], "lines": lines,
+                "taxes": [taxes[k] for k in sorted(taxes)], "gross_minor": gross,
+                "total_minor": round_to_step(gross, step), "payment": {"method": method},
+            }
+            return RefundResult(tx.append(ev.REFUND_ISSUED, payload))
+
+    # -- shifts ----------------------------------------------------------------------------
+    def open_shift(self, opening_float_minor: int = 0) -> Event:
+        with self.log.transaction() as tx:
+            current = self.current_shift()
+            if current is not None:
+                raise RuleViolation(f"shift {current} is already open; close it first "
+                                    "(`tillbox shift close`)")
+            row = tx.conn.execute("SELECT COALESCE(MAX(shift_no), 0) FROM shifts").fetchone()
+            return tx.append(ev.SHIFT_OPENED, {"shift_no": row[0] + 1,
+                                               "opening_float_minor": opening_float_minor})
+
+    def z_report(self, shift_no: int) -> dict[str, Any]:
+        rows = self.log.conn.execute(
+            "SELECT kind, key, count, gross_minor, tax_minor, net_minor FROM shift_totals "
+            "WHERE shift_no = ? ORDER BY kind, key", (shift_no,)).fetchall()
+        taxes = [{"rate": k, "gross_minor": g, "tax_minor": t, "net_minor": n}
+                 for kind, k, _c, g, t, n in rows if kind == "tax"]
+        payments = [{"method": k, "count": c, "total_minor": g}
+                    for kind, k, c, g, _t, _n in rows if kind == "pay"]
+        refunds = [{"method": k, "count": c, "total_minor": g}
+                   for kind, k, c, g, _t, _n in rows if kind == "refund"]
+        rounding = sum(g for kind, _k, _c, g, _t, _n in rows if kind == "rounding")
+        return {
+            "shift_no": shift_no,
+            "sales_count": sum(p["count"] for p in payments),
+            "refunds_count": sum(r["count"] for r in refunds),
+            "taxes": taxes, "payments": payments, "refunds": refunds,
+            "gross_minor": sum(t["gross_minor"] for t in taxes),
+            "tax_minor": sum(t["tax_minor"] for t in taxes),
+            "cash_rounding_minor": rounding,
+            "takings_minor": sum(p["total_minor"] for p in payments),
+        }
+
+    def close_shift(self) -> Event:
+        """Close the open shift; the Z report goes into the event, so it is in the log."""
+        with self.log.transaction() as tx:
+            shift = self.current_shift()
+            if shift is None:
+                raise RuleViolation("no shift is open; there is nothing to close")
+            return tx.append(ev.SHIFT_CLOSED, {"shift_no": shift,
+                                               "z_report": self.z_report(shift)})
+
+    # -- catalog and other events ----------------------------------------------------------
+    def apply_catalog(self, data: dict[str, Any], source: str = "local") -> Event:
+        catalog = Catalog.from_json(data)  # refuse a bad catalog before it reaches the log
+        return self.log.append(ev.CATALOG_APPLIED, {**catalog.to_json(), "source": source})
+
+    def record(self, type: str, payload: dict[str, Any]) -> Event:
+        """Append a non-core event (driver, compliance, sync)."""
+        if type in ev.CORE_TYPES:
+            raise RuleViolation(f"{type} events are written by the till's own methods only")
+        if not ev.valid_type_name(type):
+            raise RuleViolation(f"event type {type!r} must be dotted lower-case, e.g. "
+                                "device.fault")
+        try:
+            return self.log.append(type, payload)
+        except CanonicalFormError as exc:
+            raise RuleViolation(f"event refused: {exc}") from None
+
+
+def _plan_refund(receipt_no: int, rows: list[tuple],
+                 items: Sequence[tuple[str, int]] | None) -> list[tuple[int, int, int]]:
+    """(line, qty to refund, qty refunded before) for each line touched."""
+    open_lines = [(line, sku, qty, done, refundable) for line, sku, qty, done, refundable
+                  in rows]
+    if items is None:
+        plan = [(line, qty - done, done) for line, _sku, qty, done, refundable in open_lines
+                if refundable and qty > done]
+        if not plan:
+            raise RuleViolation(f"receipt {receipt_no} has nothing left to refund")
+        return plan
+    plan = []
+    for sku, want in items:
+        if isinstance(want, bool) or not isinstance(want, int) or want <= 0:
+            raise RuleViolation(f"refund quantity for {sku} must be a whole number above zero")
+        candidates = [r for r in open_lines if r[1] == sku]
+        if not candidates:
+            raise RuleViolation(f"{sku} is not on receipt {receipt_no}; check the items sold")
+        if not any(r[4] for r in candidates):
+            raise RuleViolation(f"{sku} is personalised and cannot be refunded (the customer "
+                                "approved the proof)")
+        left = sum(qty - done for _l, _s, qty, done, ok in candidates if ok)
+        if want > left:
+            sold = sum(r[2] for r in candidates)
+            raise RuleViolation(f"cannot refund {want} x {sku} from receipt {receipt_no}: only "
+                                f"{left} of {sold} sold are left to refund")
+        for index, (line, s, qty, done, ok) in enumerate(open_lines):
+            if s != sku or not ok or want == 0:
+                continue
+            take = min(want, qty - done)
+            if take:
+                plan.append((line, take, done))
+                open_lines[index] = (line, s, qty, done + take, ok)
+                want -= take
+    return plan
+
+
+def _refund_line(sold: dict[str, Any], qty: int, already: int) -> dict[str, Any]:
+    """Refund ``qty`` units of a sold line, proportionally and cent-exact.
+
+    Amounts are computed on cumulative quantities, so refunding a line in
+    several parts always adds up to exactly what was paid for it.
+    """
+    def share(amount: int, units: int) -> int:
+        return div_round(amount * units, sold["qty"])
+
+    line = {"line": sold["line"], "sku": sold["sku"], "qty": qty, "tax_rate": sold["tax_rate"],
+            "rate_bp": sold["rate_bp"]}
+    for k in ("gross_minor", "tax_minor"):
+        line[k] = share(sold[k], already + qty) - share(sold[k], already)
+    line["net_minor"] = line["gross_minor"] - line["tax_minor"]
+    return line

@@ -1,0 +1,1 @@
+"""tillbox compliance package."""

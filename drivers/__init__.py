@@ -1,0 +1,1 @@
+"""tillbox drivers package."""

@@ -1,0 +1,1 @@
+"""tillbox sync_agent package."""

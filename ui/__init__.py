@@ -1,0 +1,1 @@
+"""tillbox ui package."""
