@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 
 from appliance import __version__
 from appliance.cliutil import OneLineParser, add_data_dir, add_json, data_dir, emit
-from appliance.errors import RuleViolation, TillError
+from appliance.errors import TillError
 
 
 def _cart_item(text: str) -> tuple[str, int]:
@@ -99,6 +99,16 @@ def cmd_sale(args: argparse.Namespace) -> int:
                 f"{till.money(out['total_minor'])}, paid by {out['method']}")
         if out["method"] == "cash":
             text += f", change {till.money(out['change_minor'])}"
+        # The signed receipt block (the QR payload). The sale is already durable, so a
+        # missing key must not turn it into a failure: say so and print without the code.
+        from appliance import receipt_sig
+
+        try:
+            out["receipt_qr"] = receipt_sig.receipt_qr_payload(till, result.event)
+            text += f"\nreceipt code {receipt_sig.short_code(out['receipt_qr'])}"
+        except TillError as exc:
+            out["receipt_qr"] = None
+            text += f"\nreceipt not signed: {exc}"
         if result.replayed:
             text = "already recorded (same idempotency key): " + text
         emit(args, out, text)

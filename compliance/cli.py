@@ -1,9 +1,453 @@
-"""Command group registration (filled in by this package's issue)."""
+"""The compliance commands: selftest, enroll, enrollment, inspect, receipt, privacy.
+
+Module-level imports stay light (argparse + appliance.cliutil); each handler
+imports what it needs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+from appliance.cliutil import OneLineParser, add_data_dir, add_json, data_dir, emit
+
+
+# -- selftest ------------------------------------------------------------------------------
+def cmd_selftest(args: argparse.Namespace) -> int:
+    from compliance.probes import DriversProbes
+    from compliance.selftest import CHECK_NAMES, run_selftest
+
+    ddir = data_dir(args).require()
+    only = None
+    if args.only:
+        only = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in only if n not in CHECK_NAMES]
+        if unknown:
+            from appliance.errors import TillError
+
+            raise TillError(f"unknown check {unknown[0]!r}; use some of {', '.join(CHECK_NAMES)}")
+    probes = DriversProbes(ddir.load_config(), ddir)
+    try:
+        report = run_selftest(
+            ddir,
+            probes,
+            only=only,
+            full_log=args.full,
+            record=not args.no_record,
+            trigger=args.trigger,
+        )
+    finally:
+        probes.close()
+    emit(args, report.to_json(), report.table())
+    return 0 if report.ok else 1
+
+
+# -- enroll --------------------------------------------------------------------------------
+def _ask(prompt: str, current: str) -> str:
+    if current or not sys.stdin.isatty():
+        return current
+    return input(f"{prompt}: ").strip()
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from appliance.till import Till
+    from compliance import enroll
+    from compliance.probes import DriversProbes
+
+    data = enroll.EnrollmentInput(
+        operator=_ask("Operator name", args.operator or ""),
+        business=_ask("Business name", args.business or ""),
+        registration=args.registration or "",
+        address=args.address or "",
+        contact=args.contact or "",
+        permits=[enroll.parse_permit(p) for p in args.permit or []],
+        photos=[enroll.parse_photo(p) for p in args.photo or []],
+        attestation=args.attestation or "",
+        confirmed=args.confirm,
+        assets=[enroll.parse_asset(a) for a in args.asset or []],
+    )
+    if args.attestation_file:
+        try:
+            data.attestation = open(args.attestation_file, encoding="utf-8").read()
+        except OSError as exc:
+            from appliance.errors import TillError
+
+            raise TillError(
+                f"cannot read {args.attestation_file} ({exc.strerror}); check the path"
+            ) from None
+    if not data.permits and sys.stdin.isatty():
+        spec = input("Permit (KIND:NUMBER:YYYY-MM-DD:FILE or ...:camera): ").strip()
+        if spec:
+            data.permits.append(enroll.parse_permit(spec))
+    if data.attestation and not data.confirmed and sys.stdin.isatty():
+        print(data.attestation)
+        data.confirmed = input("Do you confirm this statement? [yes/no]: ").strip().lower() in (
+            "y",
+            "yes",
+        )
+    ddir = data_dir(args).require()
+    probes = DriversProbes(ddir.load_config(), ddir)
+    try:
+        with Till.open(ddir) as till:
+            out = enroll.enroll(till, data, probes, print_labels=not args.no_labels)
+            if args.out:
+                out["export"] = enroll.export_for_region(till, args.out)
+    finally:
+        probes.close()
+    text = (
+        f"enrolled: enrollment {out['sequence']} signed and logged at seq {out['seq']}\n"
+        f"device {out['device_id']} public key {out['public_key']}\n"
+        f"{out['permits']} permit(s), {out['photos']} photo(s), asset tags "
+        f"{', '.join(out['assets']) or 'none'}"
+    )
+    if out["label_problems"]:
+        text += f"\nlabels not printed: {'; '.join(out['label_problems'])}"
+    if args.out:
+        text += f"\nsigned manifest for the region written to {args.out}"
+    emit(args, out, text)
+    return 0
+
+
+def cmd_enrollment(args: argparse.Namespace) -> int:
+    from appliance.till import Till
+    from compliance import enroll
+
+    with Till.open(data_dir(args)) as till:
+        if args.action == "export":
+            out = enroll.export_for_region(till, args.out)
+            emit(args, out, f"signed enrollment {out['sequence']} written to {out['path']}")
+        else:
+            signed = enroll.latest_signed(till)
+            m = signed["manifest"]
+            permits = ", ".join(
+                f"{p['kind']} {p['number']} until {p['expires']}" for p in m["permits"]
+            )
+            emit(
+                args,
+                signed,
+                f"enrollment {m['sequence']}: {m['business']['name']} "
+                f"(operator {m['operator']['name']})\npermits: {permits}\n"
+                f"public key {m['public_key']}",
+            )
+    return 0
+
+
+# -- inspect -------------------------------------------------------------------------------
+class _Bar:
+    """A text progress bar on stderr; redraws at most 100 times."""
+
+    def __init__(self) -> None:
+        self.last = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        pct = 100 if total <= 0 else done * 100 // total
+        if pct == self.last:
+            return
+        self.last = pct
+        filled = pct * 30 // 100
+        sys.stderr.write(
+            f"\rchecking [{'#' * filled}{'.' * (30 - filled)}] {pct:3d}% "
+            f"{done / 1e6:.1f}/{total / 1e6:.1f} MB"
+        )
+        if pct == 100:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def cmd_inspect_export(args: argparse.Namespace) -> int:
+    from compliance.bundle import export_bundle
+
+    result = export_bundle(
+        data_dir(args),
+        args.out,
+        date_from=args.date_from,
+        date_to=args.date_to,
+        include_personal=args.include_personal_data,
+    )
+    emit(
+        args,
+        result.to_json(),
+        f"inspection bundle written to {result.path}: {result.files} files, "
+        f"{result.events} events (seq {result.first_seq}-{result.last_seq}), "
+        f"{result.receipts} receipts, {result.bytes} bytes\nsha256 {result.sha256}",
+    )
+    return 0
+
+
+def cmd_inspect_verify(args: argparse.Namespace) -> int:
+    from compliance.verify import verify_bundle
+
+    show = args.progress or (sys.stderr.isatty() and not args.json)
+    verdict = verify_bundle(
+        args.file, public_key=args.public_key, progress=_Bar() if show else None
+    )
+    if verdict.ok:
+        text = (
+            f"VERDICT: INTACT. device {verdict.device_id}, {verdict.files} files, "
+            f"{verdict.events} events (seq {verdict.first_seq}-{verdict.last_seq}) chained, "
+            f"{verdict.receipts} receipt signatures valid"
+        )
+        if args.public_key is None:
+            text += (
+                "\nnote: checked against the key inside the bundle; pass --public-key "
+                "from the region's registry to prove which device made it"
+            )
+    else:
+        text = f"VERDICT: NOT INTACT. first problem: {verdict.problem}"
+    emit(args, verdict.to_json(), text)
+    return 0 if verdict.ok else 4
+
+
+# -- receipt -------------------------------------------------------------------------------
+def cmd_receipt_verify(args: argparse.Namespace) -> int:
+    from appliance.receipt_sig import verify_receipt_payload
+
+    check = verify_receipt_payload(args.payload, args.public_key)
+    if check.ok and check.fields is not None:
+        f = check.fields
+        totals = ", ".join(f"{bp / 100:g}%: {g / 100:.2f}" for bp, g in f.totals)
+        text = (
+            f"VALID receipt {f.receipt_no} ({'sale' if f.kind == 'S' else 'refund'}) from "
+            f"device {f.device_id} at unix time {f.unix_s}, {f.currency} {totals}; "
+            f"code {check.code}"
+        )
+    else:
+        text = f"INVALID: {check.problem}"
+    emit(args, check.to_json(), text)
+    return 0 if check.ok else 1
+
+
+def cmd_receipt_show(args: argparse.Namespace) -> int:
+    from appliance import receipt_sig
+    from appliance.till import Till
+
+    with Till.open(data_dir(args)) as till:
+        event = till.find_sale(args.receipt) if not args.refund else None
+        if event is None:
+            row = till.log.conn.execute(
+                "SELECT seq FROM refunds WHERE receipt_no = ?", (int(args.receipt),)
+            ).fetchone()
+            if row is None:
+                from appliance.errors import NotFound
+
+                raise NotFound(f"no refund receipt {args.receipt}; check the number")
+            event = till.log.event(row[0])
+        payload = receipt_sig.receipt_qr_payload(till, event)
+        out = {
+            "receipt_no": event.payload["receipt_no"],
+            "seq": event.seq,
+            "receipt_qr": payload,
+            "code": receipt_sig.short_code(payload),
+        }
+        emit(args, out, f"{payload}\ncode {out['code']}")
+    return 0
+
+
+# -- privacy -------------------------------------------------------------------------------
+def cmd_privacy(args: argparse.Namespace) -> int:
+    from appliance.errors import TillError
+    from appliance.till import Till
+    from compliance import privacy
+
+    with Till.open(data_dir(args)) as till:
+        if args.action == "consent":
+            customer, event = privacy.record_consent(
+                till, args.purpose, sync_allowed=args.sync, wording=args.wording or ""
+            )
+            emit(
+                args,
+                {"customer": customer, "seq": event.seq},
+                f"consent recorded for customer {customer} (seq {event.seq})",
+            )
+        elif args.action == "store":
+            data = {}
+            for item in args.field or []:
+                name, sep, value = item.partition("=")
+                if not sep or not name:
+                    raise TillError(f"--field {item!r} must be NAME=VALUE")
+                data[name] = value
+            event = privacy.store_personal(till, args.customer, args.store_purpose, data)
+            emit(
+                args,
+                {"customer": args.customer, "seq": event.seq},
+                f"stored encrypted for {args.customer} (seq {event.seq})",
+            )
+        elif args.action == "show":
+            records = privacy.read_personal(till.data_dir, till.log, args.customer)
+            emit(
+                args,
+                {"customer": args.customer, "records": records},
+                "\n".join(f"seq {r['seq']} {r['purpose']}: {r['data']}" for r in records)
+                or "no records",
+            )
+        else:
+            event = privacy.erase(till, args.customer, args.reason)
+            emit(
+                args,
+                {"customer": args.customer, "seq": event.seq},
+                f"erased: the key of {args.customer} is deleted; its data is unreadable "
+                f"(seq {event.seq})",
+            )
+    return 0
+
+
+# -- registration --------------------------------------------------------------------------
+def _sub(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    return parser.add_subparsers(
+        dest="action", metavar="ACTION", parser_class=OneLineParser, required=True
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this package's commands to the ``tillbox`` parser. Keep imports inside handlers."""
+    p = sub.add_parser(
+        "selftest",
+        help="preflight self-test of devices, log, clock, key, "
+        "permits; records the result in the log",
+    )
+    add_data_dir(p)
+    add_json(p)
+    p.add_argument("--only", metavar="CHECKS", help="comma-separated checks to run")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="verify the whole log chain, not only the tail since the last self-test",
+    )
+    p.add_argument("--no-record", action="store_true", help="do not record the result")
+    p.add_argument(
+        "--trigger",
+        default="cli",
+        choices=["cli", "boot", "ui"],
+        help="who ran it (recorded with the result)",
+    )
+    p.set_defaults(handler=cmd_selftest)
+
+    p = sub.add_parser(
+        "enroll",
+        help="onboard the till: operator, permits, photos, "
+        "attestation, asset tags; signed and logged",
+    )
+    add_data_dir(p)
+    add_json(p)
+    p.add_argument("--operator", help="operator's name")
+    p.add_argument("--business", help="business name")
+    p.add_argument("--registration", help="business registration / trader id")
+    p.add_argument("--address", help="business address")
+    p.add_argument("--contact", help="operator contact (phone or email)")
+    p.add_argument(
+        "--permit",
+        action="append",
+        metavar="KIND:NUMBER:YYYY-MM-DD:FILE",
+        help="a permit scan and its expiry; FILE may be 'camera'; repeat for more",
+    )
+    p.add_argument(
+        "--photo",
+        action="append",
+        metavar="LABEL:FILE",
+        help="an equipment photo; FILE may be 'camera'; repeat for more",
+    )
+    p.add_argument("--attestation", metavar="TEXT", help="the self-attestation statement")
+    p.add_argument("--attestation-file", metavar="FILE", help="read the statement from FILE")
+    p.add_argument("--confirm", action="store_true", help="the operator confirms the attestation")
+    p.add_argument(
+        "--asset",
+        action="append",
+        metavar="[TAG:]DESCRIPTION",
+        help="a piece of equipment to tag (QR label); repeat for more",
+    )
+    p.add_argument("--no-labels", action="store_true", help="do not print asset QR labels")
+    p.add_argument("--out", metavar="FILE", help="also write the signed manifest for the region")
+    p.set_defaults(handler=cmd_enroll)
+
+    enrollment = _sub(sub.add_parser("enrollment", help="show or export the signed enrollment"))
+    p = enrollment.add_parser("show", help="the latest signed enrollment manifest")
+    add_data_dir(p)
+    add_json(p)
+    p.set_defaults(handler=cmd_enrollment)
+    p = enrollment.add_parser("export", help="write the signed manifest for the region")
+    add_data_dir(p)
+    add_json(p)
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write it")
+    p.set_defaults(handler=cmd_enrollment)
+
+    inspect = _sub(sub.add_parser("inspect", help="inspection bundles: export and verify"))
+    p = inspect.add_parser("export", help="write a signed, self-verifying inspection bundle")
+    add_data_dir(p)
+    add_json(p)
+    p.add_argument("--out", required=True, metavar="FILE", help="the bundle .zip to write")
+    p.add_argument(
+        "--from", dest="date_from", metavar="YYYY-MM-DD", help="first day (UTC) of the period"
+    )
+    p.add_argument(
+        "--to", dest="date_to", metavar="YYYY-MM-DD", help="last day (UTC) of the period"
+    )
+    p.add_argument(
+        "--include-personal-data",
+        action="store_true",
+        help="add customers' readable personal data (off by default)",
+    )
+    p.set_defaults(handler=cmd_inspect_export)
+    p = inspect.add_parser("verify", help="re-check a bundle offline; the first problem found")
+    add_json(p)
+    p.add_argument("file", help="the bundle .zip")
+    p.add_argument(
+        "--public-key",
+        metavar="HEX",
+        help="the device key from the region's registry (else the bundle's own)",
+    )
+    p.add_argument(
+        "--progress",
+        action="store_true",
+        help="show the progress bar even when stderr is not a terminal",
+    )
+    p.set_defaults(handler=cmd_inspect_verify)
+
+    receipt = _sub(sub.add_parser("receipt", help="signed receipt blocks (QR payloads)"))
+    p = receipt.add_parser("verify", help="check a scanned receipt QR payload offline")
+    add_json(p)
+    p.add_argument("payload", help="the QR payload text (TB1*...)")
+    p.add_argument("--public-key", required=True, metavar="HEX", help="the device's public key")
+    p.set_defaults(handler=cmd_receipt_verify)
+    p = receipt.add_parser("show", help="the QR payload of a receipt (recomputed from the log)")
+    add_data_dir(p)
+    add_json(p)
+    p.add_argument("receipt", help="the receipt number (or sale id)")
+    p.add_argument("--refund", action="store_true", help="the number is a refund receipt")
+    p.set_defaults(handler=cmd_receipt_show)
+
+    privacy = _sub(
+        sub.add_parser(
+            "privacy", help="customers' personal data: consent, encrypted storage, erasure"
+        )
+    )
+    p = privacy.add_parser("consent", help="record consent; prints the new customer id")
+    add_data_dir(p)
+    add_json(p)
+    p.add_argument(
+        "--purpose",
+        action="append",
+        required=True,
+        choices=["receipt_email", "engraving", "signature", "marketing"],
+        help="what the data is for; repeat for more",
+    )
+    p.add_argument("--sync", action="store_true", help="the data may be sent to the region")
+    p.add_argument("--wording", help="the consent text shown to the customer (hashed)")
+    p.set_defaults(handler=cmd_privacy)
+    p = privacy.add_parser("store", help="store personal data, encrypted with the customer key")
+    add_data_dir(p)
+    add_json(p)
+    p.add_argument("--customer", required=True)
+    p.add_argument("--purpose", dest="store_purpose", required=True)
+    p.add_argument("--field", action="append", metavar="NAME=VALUE")
+    p.set_defaults(handler=cmd_privacy)
+    p = privacy.add_parser("show", help="decrypt a customer's data")
+    add_data_dir(p)
+    add_json(p)
+    p.add_argument("--customer", required=True)
+    p.set_defaults(handler=cmd_privacy)
+    p = privacy.add_parser("erase", help="crypto-shred: delete the customer's key")
+    add_data_dir(p)
+    add_json(p)
+    p.add_argument("--customer", required=True)
+    p.add_argument("--reason", default="customer request")
+    p.set_defaults(handler=cmd_privacy)

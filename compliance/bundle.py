@@ -1,0 +1,355 @@
+"""The inspection bundle: one zip an inspector verifies offline, without this code.
+
+Layout (docs/formats.md, "Inspection bundle", has the exact bytes)::
+
+    device.pub                 the device public key, 64 hex + "\\n"
+    events.jsonl               the period's events, canonical JSON, one per line
+    receipts.jsonl             the receipt QR payload of every sale/refund in events.jsonl
+    selftest.jsonl             the period's selftest.recorded events (same lines as events)
+    enrollment/<n>/...         signed enrollment manifests, permits, photos, attestation
+    enrollment/<n>/exif.json   the EXIF of every photo, decoded
+    sync/...                   the sync agent's files (segment signatures, edge acks), as found
+    personal/<customer>.json   only with --include-personal-data
+    index.html                 everything above, readable in a browser, offline
+    manifest.json              canonical JSON: every file above with SHA-256 and size
+    manifest.sig               Ed25519 signature of manifest.json by the device key, hex
+
+Entries are sorted, with a fixed timestamp, so the same log gives the same bytes.
+The export only reads the data folder (the log is opened read-only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from appliance import keys
+from appliance.canonical import canonical_bytes
+from appliance.chain import GENESIS_HASH
+from appliance.datadir import DataDir
+from appliance.errors import TillError
+from appliance.fsutil import fsync_dir
+from appliance.log import EventLog
+from appliance.receipt_sig import (
+    RECEIPT_TYPES,
+    fields_for_event,
+    previous_receipt_hash,
+    short_code,
+    sign_fields,
+)
+
+FORMAT = "tillbox-inspection/1"
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+SELFTEST_TYPE = "selftest.recorded"
+HTML_EVENT_LIMIT = 2000  # index.html lists at most this many events (the files hold all)
+SKIP_SYNC_SUFFIXES = (".tmp", ".lock", "-wal", "-shm")
+
+
+def parse_day(text: str | None, *, end: bool = False) -> int | None:
+    """YYYY-MM-DD (UTC) to wall ms: the day's start, or the next day's start for ``end``."""
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise TillError(f"date {text!r} must be YYYY-MM-DD, e.g. 2026-11-27") from None
+    if end:
+        day += timedelta(days=1)
+    return int(datetime.combine(day, time(0), tzinfo=UTC).timestamp() * 1000)
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    files: int
+    bytes: int
+    events: int
+    receipts: int
+    first_seq: int
+    last_seq: int
+    sha256: str
+    manifest: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "files": self.files,
+            "bytes": self.bytes,
+            "events": self.events,
+            "receipts": self.receipts,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "sha256": self.sha256,
+        }
+
+
+def _seq_range(log: EventLog, start_ms: int | None, end_ms: int | None) -> tuple[int, int]:
+    """The contiguous seq range of the period (wall clocks may jump; seqs do not)."""
+    tail, _ = log.last()
+    first = 1
+    last = tail
+    if start_ms is not None:
+        row = log.conn.execute(
+            "SELECT MIN(seq) FROM events WHERE wall_ms >= ?", (start_ms,)
+        ).fetchone()
+        first = row[0] if row[0] is not None else tail + 1
+    if end_ms is not None:
+        row = log.conn.execute(
+            "SELECT MAX(seq) FROM events WHERE wall_ms < ?", (end_ms,)
+        ).fetchone()
+        last = row[0] if row[0] is not None else 0
+    if last < first:
+        last = first - 1  # an empty period: still a verifiable (empty) run
+    return first, last
+
+
+def _iter_files(root: Path) -> Iterator[Path]:
+    if not root.is_dir():
+        return
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
+            yield path
+
+
+def export_bundle(
+    data_dir: DataDir,
+    out: Path,
+    *,
+    date_from: str | None = None,
+    date_to: str | None = None,
+    include_personal: bool = False,
+) -> ExportResult:
+    """Write the bundle to ``out`` crash-safely (tmp, fsync, rename)."""
+    from compliance import html, photos
+
+    data_dir.require()
+    start_ms, end_ms = parse_day(date_from), parse_day(date_to, end=True)
+    if start_ms is not None and end_ms is not None and end_ms <= start_ms:
+        raise TillError(f"--from {date_from} is after --to {date_to}; swap them")
+    key = keys.load_signing_key(data_dir.private_key_path)
+    public_hex = key.verify_key.encode().hex()
+    log = EventLog.open(data_dir.log_path, readonly=True)
+    try:
+        problem = log.structure_problem()
+        if problem:
+            raise TillError(
+                f"the log fails its structure check ({problem}); run `tillbox log "
+                "verify` and keep this card for the inspector"
+            )
+        first, last = _seq_range(log, start_ms, end_ms)
+        before = log.event(first - 1) if first > 1 else None
+        prev_hash = before.hash if before else GENESIS_HASH
+        receipt_prev = previous_receipt_hash(log, first)
+        with tempfile.TemporaryDirectory(prefix="tillbox-bundle-") as tmp_name:
+            tmp = Path(tmp_name)
+            files: dict[str, Path] = {}
+            summary = _write_events(log, key, first, last, prev_hash, receipt_prev, tmp, files)
+            (tmp / "device.pub").write_text(public_hex + "\n")
+            files["device.pub"] = tmp / "device.pub"
+            enrollments = _add_enrollments(data_dir, tmp, files, photos)
+            for path in _iter_files(data_dir.sync_dir):
+                if not path.name.endswith(SKIP_SYNC_SUFFIXES):
+                    files["sync/" + path.relative_to(data_dir.sync_dir).as_posix()] = path
+            personal: dict[str, Any] = {}
+            if include_personal:
+                from compliance import privacy
+
+                personal = privacy.export_personal(data_dir, log)
+                for customer, body in personal.items():
+                    target = tmp / f"personal-{customer}.json"
+                    target.write_bytes(canonical_bytes(body) + b"\n")
+                    files[f"personal/{customer}.json"] = target
+            head = {
+                "format": FORMAT,
+                "device_id": log.device_id,
+                "public_key": public_hex,
+                "period": {"from": date_from, "to": date_to},
+                "events": {
+                    "first_seq": first,
+                    "last_seq": last,
+                    "count": summary["count"],
+                    "prev_hash": prev_hash,
+                    "last_hash": summary["last_hash"],
+                    "log_tail_seq": log.last()[0],
+                },
+                "receipt_prev_hash": receipt_prev,
+                "personal_data": include_personal,
+            }
+            page = html.render(head, summary, enrollments, sorted(files), personal)
+            (tmp / "index.html").write_text(page, encoding="utf-8")
+            files["index.html"] = tmp / "index.html"
+            return _write_zip(out, head, files, key, summary)
+    finally:
+        log.close()
+
+
+def _write_events(
+    log: EventLog,
+    key: Any,
+    first: int,
+    last: int,
+    prev_hash: str,
+    receipt_prev: str,
+    tmp: Path,
+    files: dict[str, Path],
+) -> dict[str, Any]:
+    """events.jsonl, receipts.jsonl, selftest.jsonl in one pass; a summary for the page."""
+    summary: dict[str, Any] = {
+        "count": 0,
+        "last_hash": prev_hash,
+        "receipts": [],
+        "selftests": [],
+        "events": [],
+        "types": {},
+    }
+    paths = {n: tmp / n for n in ("events.jsonl", "receipts.jsonl", "selftest.jsonl")}
+    with (
+        paths["events.jsonl"].open("wb") as events_f,
+        paths["receipts.jsonl"].open("wb") as receipts_f,
+        paths["selftest.jsonl"].open("wb") as selftest_f,
+    ):
+        for event in log.events(first - 1, last):
+            line = canonical_bytes(event.to_json()) + b"\n"
+            events_f.write(line)
+            summary["count"] += 1
+            summary["last_hash"] = event.hash
+            summary["types"][event.type] = summary["types"].get(event.type, 0) + 1
+            if len(summary["events"]) < HTML_EVENT_LIMIT:
+                summary["events"].append(event.to_json())
+            if event.type == SELFTEST_TYPE:
+                selftest_f.write(line)
+                summary["selftests"].append(event.to_json())
+            if event.type in RECEIPT_TYPES:
+                payload = sign_fields(fields_for_event(event, receipt_prev), key)
+                receipt_prev = event.hash
+                entry = {
+                    "seq": event.seq,
+                    "receipt_no": event.payload["receipt_no"],
+                    "kind": "S" if event.type == "sale.completed" else "R",
+                    "payload": payload,
+                    "code": short_code(payload),
+                }
+                receipts_f.write(canonical_bytes(entry) + b"\n")
+                summary["receipts"].append(
+                    {
+                        **entry,
+                        "wall_ms": event.wall_ms,
+                        "total_minor": event.payload["total_minor"],
+                        "currency": event.payload["currency"],
+                    }
+                )
+    files.update({name: path for name, path in paths.items()})
+    return summary
+
+
+def _add_enrollments(
+    data_dir: DataDir, tmp: Path, files: dict[str, Path], photos: Any
+) -> list[dict[str, Any]]:
+    """Every enrollment folder as stored, plus the decoded EXIF of its photos."""
+    import json
+
+    from compliance.enroll import enrollment_root
+
+    out = []
+    root = enrollment_root(data_dir)
+    for path in _iter_files(root):
+        files["enrollment/" + path.relative_to(root).as_posix()] = path
+    for manifest_path in sorted(root.glob("*/enrollment.json")) if root.is_dir() else []:
+        folder = manifest_path.parent
+        try:
+            signed = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            signed = {}
+        exif = {}
+        for photo in _iter_files(folder / "photos"):
+            exif[photo.name] = photos.read_exif(photo)
+        target = tmp / f"exif-{folder.name}.json"
+        target.write_bytes(canonical_bytes(exif) + b"\n")
+        files[f"enrollment/{folder.name}/exif.json"] = target
+        out.append(
+            {
+                "folder": folder.name,
+                "signed": signed,
+                "exif": exif,
+                "thumbs": {
+                    p.name: photos.thumbnail_data_uri(p) for p in _iter_files(folder / "photos")
+                },
+            }
+        )
+    return out
+
+
+def _sha256_file(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def _zipinfo(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o100644 << 16
+    info.create_system = 3
+    return info
+
+
+def _write_zip(
+    out: Path, head: dict[str, Any], files: dict[str, Path], key: Any, summary: dict[str, Any]
+) -> ExportResult:
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise TillError(
+            f"folder {out.parent} does not exist; plug in the USB stick or give "
+            "an existing folder in --out"
+        )
+    listing = []
+    for name in sorted(files):
+        digest, size = _sha256_file(files[name])
+        listing.append({"path": name, "sha256": digest, "size": size})
+    manifest = {**head, "files": listing}
+    manifest_bytes = canonical_bytes(manifest)
+    signature = key.sign(manifest_bytes).signature.hex() + "\n"
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        with zipfile.ZipFile(tmp, "w") as zf:
+            for name in sorted(files):
+                with files[name].open("rb") as src, zf.open(_zipinfo(name), "w") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            zf.writestr(_zipinfo(MANIFEST), manifest_bytes)
+            zf.writestr(_zipinfo(SIGNATURE), signature)
+        with tmp.open("rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+        fsync_dir(out.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise TillError(
+            f"cannot write {out} ({exc.strerror or exc}); check the USB stick has "
+            "space and is writable, then export again"
+        ) from None
+    digest, size = _sha256_file(out)
+    return ExportResult(
+        out,
+        len(listing) + 2,
+        size,
+        summary["count"],
+        len(summary["receipts"]),
+        head["events"]["first_seq"],
+        head["events"]["last_seq"],
+        digest,
+        manifest,
+    )

@@ -1,0 +1,354 @@
+"""``tillbox inspect verify``: re-check an inspection bundle, stop at the first problem.
+
+Order of checks (each needs the previous one to mean anything):
+1. the file is a zip holding manifest.json and manifest.sig;
+2. manifest.json is canonical JSON in the known format, and the public key is
+   the expected one (``--public-key``) and the one in device.pub;
+3. manifest.sig verifies over the manifest bytes with that key;
+4. the zip holds exactly the files the manifest lists, each with its SHA-256 and size;
+5. events.jsonl: canonical lines, gapless seqs from the manifest's first seq,
+   each linked to the previous hash, each hash recomputed, the count and the last
+   hash as the manifest states; the device's own events name the same key;
+6. receipts.jsonl: one entry per sale/refund event, each payload recomputed from
+   its event (fields and previous-receipt hash) and its signature verified;
+7. selftest.jsonl: exactly the selftest.recorded lines of events.jsonl;
+8. enrollment manifests: signature by the same key, every referenced file's hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
+
+from appliance.canonical import CanonicalFormError, canonical_bytes
+from appliance.chain import Event, event_hash
+from appliance.receipt_sig import RECEIPT_TYPES, fields_for_event, parse_payload
+from compliance.bundle import FORMAT, MANIFEST, SELFTEST_TYPE, SIGNATURE
+
+Progress = Callable[[int, int], None]
+
+
+class Problem(Exception):
+    """The first problem found: its message is the verdict's reason."""
+
+
+@dataclass
+class Verdict:
+    ok: bool
+    problem: str = ""
+    device_id: str = ""
+    public_key: str = ""
+    files: int = 0
+    events: int = 0
+    receipts: int = 0
+    first_seq: int = 0
+    last_seq: int = 0
+    checks: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "problem": self.problem,
+            "device_id": self.device_id,
+            "public_key": self.public_key,
+            "files": self.files,
+            "events": self.events,
+            "receipts": self.receipts,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "checks": self.checks,
+        }
+
+
+def _lines(zf: zipfile.ZipFile, name: str) -> Iterator[tuple[int, bytes]]:
+    with zf.open(name) as f:
+        for number, line in enumerate(f, 1):
+            if not line.endswith(b"\n"):
+                raise Problem(f"{name} line {number} has no line ending (truncated file)")
+            yield number, line[:-1]
+
+
+def _json_line(name: str, number: int, raw: bytes) -> dict[str, Any]:
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        raise Problem(f"{name} line {number} is not JSON") from None
+    try:
+        canonical = canonical_bytes(obj)
+    except CanonicalFormError as exc:
+        raise Problem(f"{name} line {number} cannot be canonical JSON ({exc})") from None
+    if canonical != raw:
+        raise Problem(f"{name} line {number} is not in canonical form (re-spelled?)")
+    return obj
+
+
+def verify_bundle(
+    path: Path, *, public_key: str | None = None, progress: Progress | None = None
+) -> Verdict:
+    """Run every check; ``ok`` False with the first problem, never an exception."""
+    verdict = Verdict(False)
+    try:
+        _verify(Path(path), public_key, progress, verdict)
+    except Problem as exc:
+        verdict.problem = str(exc)
+        return verdict
+    except (zipfile.BadZipFile, EOFError) as exc:
+        verdict.problem = f"the bundle is not a readable zip ({exc}); copy it again"
+        return verdict
+    except OSError as exc:
+        verdict.problem = f"cannot read the bundle ({exc.strerror or exc}); check the path"
+        return verdict
+    verdict.ok = True
+    return verdict
+
+
+def _verify(
+    path: Path, expected_key: str | None, progress: Progress | None, verdict: Verdict
+) -> None:
+    if not path.is_file():
+        raise Problem(f"no file at {path}; give the path of the bundle .zip")
+    with zipfile.ZipFile(path) as zf:
+        names = [i.filename for i in zf.infolist()]
+        if len(names) != len(set(names)):
+            raise Problem("the zip holds two entries with the same name (a file was added)")
+        if MANIFEST not in names or SIGNATURE not in names:
+            raise Problem("manifest.json or manifest.sig is missing: not an inspection bundle")
+        manifest_bytes = zf.read(MANIFEST)
+        manifest = _manifest(manifest_bytes)
+        verdict.device_id = manifest["device_id"]
+        verdict.public_key = manifest["public_key"]
+        key = _key(manifest, expected_key, zf, names)
+        verdict.checks.append("public key")
+        sig_text = zf.read(SIGNATURE).decode("ascii", "replace").strip()
+        try:
+            key.verify(manifest_bytes, bytes.fromhex(sig_text))
+        except (ValueError, BadSignatureError):
+            raise Problem(
+                "manifest signature does not verify with the device key: the "
+                "manifest was edited or signed by another device"
+            ) from None
+        verdict.checks.append("manifest signature")
+        _file_hashes(zf, manifest, names, progress)
+        verdict.files = len(manifest["files"])
+        verdict.checks.append("file hashes")
+        receipt_events = _events(zf, manifest, key, verdict)
+        verdict.checks.append("event chain")
+        _receipts(zf, manifest, key, receipt_events, verdict)
+        verdict.checks.append("receipt signatures")
+        _selftests(zf)
+        verdict.checks.append("self-test history")
+        _enrollments(zf, manifest, key)
+        verdict.checks.append("enrollment manifests")
+
+
+def _manifest(raw: bytes) -> dict[str, Any]:
+    try:
+        manifest = json.loads(raw)
+    except ValueError:
+        raise Problem("manifest.json is not JSON (edited?)") from None
+    try:
+        if canonical_bytes(manifest) != raw:
+            raise Problem("manifest.json is not in canonical form (edited?)")
+    except CanonicalFormError as exc:
+        raise Problem(f"manifest.json cannot be canonical JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise Problem(f"manifest format is not {FORMAT}: not a bundle this tool reads")
+    for k in ("device_id", "public_key", "events", "files", "receipt_prev_hash"):
+        if k not in manifest:
+            raise Problem(f"manifest.json has no {k!r}: not a complete bundle")
+    return manifest
+
+
+def _key(
+    manifest: dict[str, Any], expected: str | None, zf: zipfile.ZipFile, names: list[str]
+) -> VerifyKey:
+    stated = str(manifest["public_key"]).lower()
+    if expected is not None and expected.strip().lower() != stated:
+        raise Problem(
+            f"bundle is signed by device key {stated[:16]}..., not the expected "
+            f"{expected.strip().lower()[:16]}...: a bundle from another device"
+        )
+    if (
+        "device.pub" not in names
+        or zf.read("device.pub").decode("ascii", "replace").strip().lower() != stated
+    ):
+        raise Problem("device.pub is missing or differs from the manifest's public key")
+    try:
+        return VerifyKey(bytes.fromhex(stated))
+    except (ValueError, TypeError):
+        raise Problem("the manifest's public key is not 64 hex digits") from None
+
+
+def _file_hashes(
+    zf: zipfile.ZipFile, manifest: dict[str, Any], names: list[str], progress: Progress | None
+) -> None:
+    listed = {f["path"]: f for f in manifest["files"]}
+    extra = sorted(set(names) - set(listed) - {MANIFEST, SIGNATURE})
+    if extra:
+        raise Problem(f"{extra[0]} is in the zip but not in the signed manifest (added later)")
+    missing = sorted(set(listed) - set(names))
+    if missing:
+        raise Problem(f"{missing[0]} is listed in the manifest but missing from the zip")
+    total = sum(int(f["size"]) for f in manifest["files"])
+    done = 0
+    for name in sorted(listed):
+        h = hashlib.sha256()
+        size = 0
+        try:
+            with zf.open(name) as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+                    size += len(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done, total)
+        except (zipfile.BadZipFile, OSError) as exc:  # CRC mismatch: the zip bytes changed
+            raise Problem(
+                f"{name} cannot be read from the zip ({exc}): the file was altered"
+            ) from None
+        if h.hexdigest() != listed[name]["sha256"] or size != listed[name]["size"]:
+            raise Problem(
+                f"{name} does not match its SHA-256 in the manifest: the file was changed"
+            )
+
+
+def _events(
+    zf: zipfile.ZipFile, manifest: dict[str, Any], key: VerifyKey, verdict: Verdict
+) -> list[Event]:
+    """Check the chain; return the receipt events (in order) for the receipt check."""
+    info = manifest["events"]
+    expected_seq, prev = info["first_seq"], info["prev_hash"]
+    verdict.first_seq, verdict.last_seq = info["first_seq"], info["last_seq"]
+    key_hex = key.encode().hex()
+    receipts: list[Event] = []
+    count = 0
+    for number, raw in _lines(zf, "events.jsonl"):
+        obj = _json_line("events.jsonl", number, raw)
+        try:
+            event = Event.from_json(obj)
+        except (KeyError, TypeError):
+            raise Problem(f"events.jsonl line {number} is not a tillbox event") from None
+        if set(obj) != set(event.envelope()) | {"hash"}:
+            raise Problem(f"events.jsonl line {number} has unknown or missing fields")
+        if event.seq != expected_seq:
+            raise Problem(
+                f"event chain broken: expected seq {expected_seq}, found "
+                f"{event.seq} (an event was removed or inserted)"
+            )
+        if event.prev_hash != prev:
+            raise Problem(
+                f"event chain broken at seq {event.seq}: its previous-hash does not "
+                "match the event before it"
+            )
+        if event_hash(event.envelope()) != event.hash:
+            raise Problem(
+                f"event chain broken at seq {event.seq}: its hash does not match "
+                "its contents (the event was edited)"
+            )
+        if event.device_id != manifest["device_id"]:
+            raise Problem(
+                f"event {event.seq} belongs to device {event.device_id}, not "
+                f"{manifest['device_id']}"
+            )
+        if event.type == "device.initialised" and event.payload.get("public_key") != key_hex:
+            raise Problem(
+                "the log's device.initialised event names another public key: the "
+                "bundle was signed by another device"
+            )
+        if event.type in RECEIPT_TYPES:
+            receipts.append(event)
+        prev = event.hash
+        expected_seq += 1
+        count += 1
+    if count != info["count"] or expected_seq - 1 != info["last_seq"]:
+        raise Problem(
+            f"events.jsonl holds {count} events up to seq {expected_seq - 1}; the "
+            f"manifest says {info['count']} up to {info['last_seq']} (events removed)"
+        )
+    if prev != info["last_hash"]:
+        raise Problem("the last event's hash differs from the manifest's")
+    verdict.events = count
+    return receipts
+
+
+def _receipts(
+    zf: zipfile.ZipFile,
+    manifest: dict[str, Any],
+    key: VerifyKey,
+    events: list[Event],
+    verdict: Verdict,
+) -> None:
+    prev = manifest["receipt_prev_hash"]
+    entries = list(_lines(zf, "receipts.jsonl"))
+    if len(entries) != len(events):
+        raise Problem(
+            f"receipts.jsonl holds {len(entries)} receipts; the events hold "
+            f"{len(events)} sales and refunds"
+        )
+    for (number, raw), event in zip(entries, events, strict=True):
+        entry = _json_line("receipts.jsonl", number, raw)
+        payload = entry.get("payload", "")
+        if entry.get("seq") != event.seq:
+            raise Problem(
+                f"receipts.jsonl line {number} is for seq {entry.get('seq')}, expected {event.seq}"
+            )
+        try:
+            fields, signature, signed = parse_payload(payload)
+        except ValueError as exc:
+            raise Problem(f"receipt {event.payload['receipt_no']}: {exc}") from None
+        if fields != fields_for_event(event, prev):
+            raise Problem(
+                f"receipt {event.payload['receipt_no']} (seq {event.seq}) states "
+                "other figures than its event in the log"
+            )
+        try:
+            key.verify(signed.encode("ascii"), signature)
+        except BadSignatureError:
+            raise Problem(
+                f"receipt {event.payload['receipt_no']} (seq {event.seq}): signature "
+                "does not verify with the device key"
+            ) from None
+        prev = event.hash
+        verdict.receipts += 1
+
+
+def _selftests(zf: zipfile.ZipFile) -> None:
+    expected = [
+        raw
+        for _n, raw in _lines(zf, "events.jsonl")
+        if json.loads(raw).get("type") == SELFTEST_TYPE
+    ]
+    found = [raw for _n, raw in _lines(zf, "selftest.jsonl")]
+    if found != expected:
+        raise Problem("selftest.jsonl differs from the self-test events in events.jsonl")
+
+
+def _enrollments(zf: zipfile.ZipFile, manifest: dict[str, Any], key: VerifyKey) -> None:
+    hashes = {f["path"]: f["sha256"] for f in manifest["files"]}
+    for name in sorted(hashes):
+        if not (name.startswith("enrollment/") and name.endswith("/enrollment.json")):
+            continue
+        folder = name[: -len("enrollment.json")]
+        try:
+            signed = json.loads(zf.read(name))
+            body = canonical_bytes(signed["manifest"])
+            key.verify(body, bytes.fromhex(signed["signature"]))
+        except (ValueError, KeyError, TypeError, CanonicalFormError, BadSignatureError):
+            raise Problem(
+                f"{name}: enrollment signature does not verify with the device key"
+            ) from None
+        m = signed["manifest"]
+        if m.get("public_key") != key.encode().hex():
+            raise Problem(f"{name} names another public key: enrolled by another device")
+        for item in [*m.get("permits", []), *m.get("photos", []), *m.get("files", [])]:
+            path = folder + item["file"]
+            if hashes.get(path) != item["sha256"]:
+                raise Problem(f"{path} does not match the hash in its signed enrollment")
