@@ -24,7 +24,25 @@ class CanonicalFormError(ValueError):
     """The value cannot be put in canonical form (a float, a huge int, a non-ASCII key)."""
 
 
-def _check(value: Any, path: str) -> None:
+def _fits(value: Any) -> bool:
+    """Fast walk (no path bookkeeping): True when ``value`` is in the canonical subset."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -MAX_SAFE_INT <= value <= MAX_SAFE_INT
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii() or not _fits(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(_fits(item) for item in value)
+    return False  # floats, subclasses, anything else: let _explain decide and say why
+
+
+def _explain(value: Any, path: str) -> None:
+    """Slow walk that raises with the path of the first offending value."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return
     if isinstance(value, int):
@@ -37,21 +55,35 @@ def _check(value: Any, path: str) -> None:
         for key, item in value.items():
             if not isinstance(key, str) or not key.isascii():
                 raise CanonicalFormError(f"{path}: keys must be ASCII strings, got {key!r}")
-            _check(item, f"{path}.{key}")
+            _explain(item, f"{path}.{key}")
         return
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            _check(item, f"{path}[{index}]")
+            _explain(item, f"{path}[{index}]")
         return
     raise CanonicalFormError(f"{path}: {type(value).__name__} is not a JSON value")
 
 
+def _check(value: Any) -> None:
+    if not _fits(value):
+        _explain(value, "$")
+
+
 def canonical_bytes(value: Any) -> bytes:
     """Return the canonical UTF-8 JSON bytes of ``value``; raise CanonicalFormError."""
-    _check(value, "$")
+    _check(value)
     return _encoder.encode(value).encode("utf-8")
 
 
 def canonical_text(value: Any) -> str:
     """Canonical form as ``str`` (what the log stores in its ``payload`` column)."""
     return canonical_bytes(value).decode("utf-8")
+
+
+def canonical_text_checked(value: Any) -> str:
+    """Canonical form of a value known to be inside an already-checked payload.
+
+    Skips the subset check (it walks the whole value); used on the sale path for
+    the envelope and the projections' copies of lines, whose payload was checked once.
+    """
+    return _encoder.encode(value)

@@ -50,8 +50,10 @@ class TaxProfile:
         """Rate code and basis points for ``item``: category override first, then item."""
         code = self.category_rates.get(item.category, item.tax_rate)
         if code not in self.rates:
-            raise RuleViolation(f"tax rate {code!r} of {item.sku} is not in tax profile "
-                                f"{self.id}; apply a catalog whose profile defines it")
+            raise RuleViolation(
+                f"tax rate {code!r} of {item.sku} is not in tax profile "
+                f"{self.id}; apply a catalog whose profile defines it"
+            )
         return code, self.rates[code]
 
     def to_json(self) -> dict[str, Any]:
@@ -94,16 +96,19 @@ class Catalog:
         try:
             return self.items[sku]
         except KeyError:
-            raise RuleViolation(f"unknown SKU {sku!r}; see `tillbox catalog list` for the "
-                                "SKUs this till sells") from None
+            raise RuleViolation(
+                f"unknown SKU {sku!r}; see `tillbox catalog list` for the SKUs this till sells"
+            ) from None
 
     def profile(self, profile_id: str) -> TaxProfile:
         try:
             return self.tax_profiles[profile_id]
         except KeyError:
             known = ", ".join(sorted(self.tax_profiles)) or "none"
-            raise RuleViolation(f"tax profile {profile_id!r} is not in the catalog (known: "
-                                f"{known}); set shop.tax_profile in tillbox.toml") from None
+            raise RuleViolation(
+                f"tax profile {profile_id!r} is not in the catalog (known: "
+                f"{known}); set shop.tax_profile in tillbox.toml"
+            ) from None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -138,12 +143,14 @@ class Catalog:
                 if promo.kind not in ("percent", "amount", "bundle"):
                     raise ValueError(f"promotion {promo.id}: unknown kind {promo.kind!r}")
                 if promo.kind == "bundle" and (promo.bundle_qty < 2 or len(promo.skus) != 1):
-                    raise ValueError(f"promotion {promo.id}: a bundle needs one SKU and "
-                                     "bundle_qty >= 2")
+                    raise ValueError(
+                        f"promotion {promo.id}: a bundle needs one SKU and bundle_qty >= 2"
+                    )
                 promos.append(promo)
         except (KeyError, TypeError, ValueError) as exc:
-            raise RuleViolation(f"catalog refused: {exc}; fix the catalog file and apply "
-                                "it again") from None
+            raise RuleViolation(
+                f"catalog refused: {exc}; fix the catalog file and apply it again"
+            ) from None
         return cls(items, profiles, tuple(promos), str(data.get("version", "0")))
 
 
@@ -158,25 +165,58 @@ def demo_catalog() -> Catalog:
         Item("CAFE", "Café crème", 280, "reduced", "drinks", track_stock=False),
         Item("BRATW", "Bratwürst im Brötchen", 550, "reduced", "food", initial_stock=80),
         Item("POSTCARD", "Postcard (Łódź)", 150, "standard", "paper", initial_stock=200),
-        Item("KEYRING-ENG", "Engraved wooden keyring", 900, "standard", "personalised",
-             engravable=True, initial_stock=30),
-        Item("BOARD-ENG", "Engraved oak board", 3500, "standard", "personalised",
-             engravable=True, initial_stock=10),
+        Item(
+            "KEYRING-ENG",
+            "Engraved wooden keyring",
+            900,
+            "standard",
+            "personalised",
+            engravable=True,
+            initial_stock=30,
+        ),
+        Item(
+            "BOARD-ENG",
+            "Engraved oak board",
+            3500,
+            "standard",
+            "personalised",
+            engravable=True,
+            initial_stock=10,
+        ),
     ]
     profiles = [
-        TaxProfile("eu-market", "Weekend market (prices include VAT)", "EUR", True,
-                   {"standard": 2000, "reduced": 550, "zero": 0}, rounding="line",
-                   cash_rounding_minor=0),
-        TaxProfile("ch-festival", "Festival (CHF, cash to 0.05)", "CHF", True,
-                   {"standard": 810, "reduced": 260}, rounding="receipt",
-                   cash_rounding_minor=5),
-        TaxProfile("us-fair", "County fair (tax added at till)", "USD", False,
-                   {"standard": 825, "reduced": 0}, rounding="receipt"),
+        TaxProfile(
+            "eu-market",
+            "Weekend market (prices include VAT)",
+            "EUR",
+            True,
+            {"standard": 2000, "reduced": 550, "zero": 0},
+            rounding="line",
+            cash_rounding_minor=0,
+        ),
+        TaxProfile(
+            "ch-festival",
+            "Festival (CHF, cash to 0.05)",
+            "CHF",
+            True,
+            {"standard": 810, "reduced": 260},
+            rounding="receipt",
+            cash_rounding_minor=5,
+        ),
+        TaxProfile(
+            "us-fair",
+            "County fair (tax added at till)",
+            "USD",
+            False,
+            {"standard": 825, "reduced": 0},
+            rounding="receipt",
+        ),
     ]
     promos = [
         Promotion("HONEY3", "bundle", 1650, skus=("HONEY",), bundle_qty=3),
         Promotion("MARKET10", "percent", 1000, code="MARKET10"),
         Promotion("FIVEOFF", "amount", 500, code="FIVEOFF"),
     ]
-    return Catalog({i.sku: i for i in items}, {p.id: p for p in profiles}, tuple(promos),
-                   version="demo-1")
+    return Catalog(
+        {i.sku: i for i in items}, {p.id: p for p in profiles}, tuple(promos), version="demo-1"
+    )

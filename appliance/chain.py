@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.canonical import canonical_bytes, canonical_text
+from appliance.canonical import canonical_bytes, canonical_text, canonical_text_checked
 
 FORMAT_VERSION = 1
 GENESIS_HASH = "0" * 64
@@ -100,6 +100,32 @@ def event_hash(env: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_bytes(env)).hexdigest()
 
 
+def envelope_hash(
+    *,
+    seq: int,
+    event_id: str,
+    device_id: str,
+    type: str,
+    payload_text: str,
+    wall_ms: int,
+    boot_id: str,
+    mono_us: int,
+    prev_hash: str,
+) -> str:
+    """:func:`event_hash` for a writer that already holds the payload's canonical text.
+
+    Splices the payload text into the envelope instead of encoding it again; keys
+    appear in canonical (sorted) order. A test checks it against :func:`event_hash`.
+    """
+    enc = canonical_text_checked
+    text = (
+        f'{{"boot":{enc(boot_id)},"device":{enc(device_id)},"id":{enc(event_id)},'
+        f'"mono_us":{mono_us},"payload":{payload_text},"prev":{enc(prev_hash)},'
+        f'"seq":{seq},"type":{enc(type)},"v":{FORMAT_VERSION},"wall_ms":{wall_ms}}}'
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class ChainReport:
     ok: bool
@@ -137,8 +163,9 @@ class ChainVerifier:
         elif event_hash(ev.envelope()) != ev.hash:
             problem = "hash does not match the event's contents"
         if problem:
-            self.failure = ChainReport(False, self.checked, self.expected_seq - 1, self.prev,
-                                       self.expected_seq, problem)
+            self.failure = ChainReport(
+                False, self.checked, self.expected_seq - 1, self.prev, self.expected_seq, problem
+            )
             return False
         self.prev = ev.hash
         self.expected_seq += 1
@@ -149,8 +176,9 @@ class ChainVerifier:
         return self.failure or ChainReport(True, self.checked, self.expected_seq - 1, self.prev)
 
 
-def verify_chain(events: Iterable[Event], *, start_prev_hash: str = GENESIS_HASH,
-                 start_seq: int = 1) -> ChainReport:
+def verify_chain(
+    events: Iterable[Event], *, start_prev_hash: str = GENESIS_HASH, start_seq: int = 1
+) -> ChainReport:
     """Verify a run of events; stops at the first problem."""
     verifier = ChainVerifier(start_prev_hash, start_seq)
     for ev in events:

@@ -42,18 +42,29 @@ def cmd_init(args: argparse.Namespace) -> int:
     from appliance.till import Till
 
     with Till.init(data_dir(args), args.device_id, demo=args.demo, tenant=args.tenant) as till:
-        info = {"device_id": till.device_id, "public_key": till.public_key_hex(),
-                "data_dir": str(till.data_dir.root), "demo": args.demo}
-        emit(args, info, f"initialised till {till.device_id} in {till.data_dir.root}\n"
-                         f"public key {info['public_key']}")
+        info = {
+            "device_id": till.device_id,
+            "public_key": till.public_key_hex(),
+            "data_dir": str(till.data_dir.root),
+            "demo": args.demo,
+        }
+        emit(
+            args,
+            info,
+            f"initialised till {till.device_id} in {till.data_dir.root}\n"
+            f"public key {info['public_key']}",
+        )
     return 0
 
 
 def cmd_device_show(args: argparse.Namespace) -> int:
     with _open_till(args) as till:
-        info = {"device_id": till.device_id, "public_key": till.public_key_hex(),
-                "tenant": till.config.section("device").get("tenant", ""),
-                "data_dir": str(till.data_dir.root)}
+        info = {
+            "device_id": till.device_id,
+            "public_key": till.public_key_hex(),
+            "tenant": till.config.section("device").get("tenant", ""),
+            "data_dir": str(till.data_dir.root),
+        }
         emit(args, info, f"device {info['device_id']}\npublic key {info['public_key']}")
     return 0
 
@@ -64,13 +75,24 @@ def cmd_catalog_list(args: argparse.Namespace) -> int:
         items = []
         for item in catalog.items.values():
             code, rate_bp = profile.rate_for(item)
-            items.append({**item.to_json(), "tax_rate": code, "tax_rate_bp": rate_bp,
-                          "stock": stock.get(item.sku)})
-        lines = [f"{i['sku']:<12} {i['name']:<28} {till.money(i['price_minor']):>12} "
-                 f"{i['tax_rate']:<9} stock {'-' if i['stock'] is None else i['stock']}"
-                 for i in items]
-        emit(args, {"items": items, "tax_profile": profile.id, "currency": profile.currency},
-             "\n".join(lines))
+            items.append(
+                {
+                    **item.to_json(),
+                    "tax_rate": code,
+                    "tax_rate_bp": rate_bp,
+                    "stock": stock.get(item.sku),
+                }
+            )
+        lines = [
+            f"{i['sku']:<12} {i['name']:<28} {till.money(i['price_minor']):>12} "
+            f"{i['tax_rate']:<9} stock {'-' if i['stock'] is None else i['stock']}"
+            for i in items
+        ]
+        emit(
+            args,
+            {"items": items, "tax_profile": profile.id, "currency": profile.currency},
+            "\n".join(lines),
+        )
     return 0
 
 
@@ -78,12 +100,16 @@ def cmd_catalog_apply(args: argparse.Namespace) -> int:
     try:
         data = json.loads(open(args.file, encoding="utf-8").read())
     except (OSError, ValueError) as exc:
-        raise TillError(f"cannot read catalog {args.file} ({exc}); give a JSON catalog "
-                        "file") from None
+        raise TillError(
+            f"cannot read catalog {args.file} ({exc}); give a JSON catalog file"
+        ) from None
     with _open_till(args) as till:
         event = till.apply_catalog(data)
-        emit(args, {"seq": event.seq, "items": len(data.get("items", []))},
-             f"catalog applied at seq {event.seq}")
+        emit(
+            args,
+            {"seq": event.seq, "items": len(data.get("items", []))},
+            f"catalog applied at seq {event.seq}",
+        )
     return 0
 
 
@@ -91,12 +117,18 @@ def cmd_sale(args: argparse.Namespace) -> int:
     from appliance.pricing import CartLine
 
     with _open_till(args) as till:
-        result = till.sell([CartLine(sku, qty) for sku, qty in args.item], args.pay,
-                           tendered=args.tendered, promo_code=args.promo,
-                           idempotency_key=args.idempotency_key)
+        result = till.sell(
+            [CartLine(sku, qty) for sku, qty in args.item],
+            args.pay,
+            tendered=args.tendered,
+            promo_code=args.promo,
+            idempotency_key=args.idempotency_key,
+        )
         out = result.to_json()
-        text = (f"sale recorded: receipt {out['receipt_no']} (seq {out['seq']}), total "
-                f"{till.money(out['total_minor'])}, paid by {out['method']}")
+        text = (
+            f"sale recorded: receipt {out['receipt_no']} (seq {out['seq']}), total "
+            f"{till.money(out['total_minor'])}, paid by {out['method']}"
+        )
         if out["method"] == "cash":
             text += f", change {till.money(out['change_minor'])}"
         # The signed receipt block (the QR payload). The sale is already durable, so a
@@ -119,22 +151,31 @@ def cmd_refund(args: argparse.Namespace) -> int:
     with _open_till(args) as till:
         result = till.refund(args.sale, args.item or None)
         out = result.to_json()
-        emit(args, out, f"refund recorded: receipt {out['receipt_no']} (seq {out['seq']}), "
-                        f"{till.money(out['total_minor'])} back by {out['method']}")
+        emit(
+            args,
+            out,
+            f"refund recorded: receipt {out['receipt_no']} (seq {out['seq']}), "
+            f"{till.money(out['total_minor'])} back by {out['method']}",
+        )
     return 0
 
 
 def _format_z(till, z: dict) -> str:  # noqa: ANN001
-    lines = [f"Z report, shift {z['shift_no']}",
-             f"  sales {z['sales_count']}   refunds {z['refunds_count']}"]
+    lines = [
+        f"Z report, shift {z['shift_no']}",
+        f"  sales {z['sales_count']}   refunds {z['refunds_count']}",
+    ]
     for t in z["taxes"]:
-        lines.append(f"  tax {t['rate']:<10} gross {till.money(t['gross_minor']):>12}  "
-                     f"tax {till.money(t['tax_minor']):>10}  net {till.money(t['net_minor']):>12}")
+        lines.append(
+            f"  tax {t['rate']:<10} gross {till.money(t['gross_minor']):>12}  "
+            f"tax {till.money(t['tax_minor']):>10}  net {till.money(t['net_minor']):>12}"
+        )
     for p in z["payments"]:
         lines.append(f"  paid {p['method']:<9} x{p['count']:<4} {till.money(p['total_minor']):>12}")
     for r in z["refunds"]:
-        lines.append(f"  refund {r['method']:<7} x{r['count']:<4} "
-                     f"{till.money(r['total_minor']):>12}")
+        lines.append(
+            f"  refund {r['method']:<7} x{r['count']:<4} {till.money(r['total_minor']):>12}"
+        )
     lines.append(f"  takings {till.money(z['takings_minor'])}")
     return "\n".join(lines)
 
@@ -143,17 +184,26 @@ def cmd_shift(args: argparse.Namespace) -> int:
     with _open_till(args) as till:
         if args.action == "open":
             event = till.open_shift()
-            emit(args, {"shift_no": event.payload["shift_no"], "seq": event.seq},
-                 f"shift {event.payload['shift_no']} opened (seq {event.seq})")
+            emit(
+                args,
+                {"shift_no": event.payload["shift_no"], "seq": event.seq},
+                f"shift {event.payload['shift_no']} opened (seq {event.seq})",
+            )
         elif args.action == "close":
             event = till.close_shift()
             z = event.payload["z_report"]
-            emit(args, {"shift_no": z["shift_no"], "seq": event.seq, "z_report": z},
-                 _format_z(till, z))
+            emit(
+                args,
+                {"shift_no": z["shift_no"], "seq": event.seq, "z_report": z},
+                _format_z(till, z),
+            )
         else:
             shift = till.current_shift()
-            emit(args, {"open": shift is not None, "shift_no": shift},
-                 f"shift {shift} is open" if shift else "no shift is open")
+            emit(
+                args,
+                {"open": shift is not None, "shift_no": shift},
+                f"shift {shift} is open" if shift else "no shift is open",
+            )
     return 0
 
 
@@ -165,18 +215,24 @@ def cmd_log_verify(args: argparse.Namespace) -> int:
         report = log.verify(args.since)
     finally:
         log.close()
-    out = {"ok": report.ok, "checked": report.checked, "last_seq": report.last_seq,
-           "first_bad_seq": report.first_bad_seq, "reason": report.reason}
+    out = {
+        "ok": report.ok,
+        "checked": report.checked,
+        "last_seq": report.last_seq,
+        "first_bad_seq": report.first_bad_seq,
+        "reason": report.reason,
+    }
     if report.ok:
-        emit(args, out, f"log intact: {report.checked} events checked, last seq "
-                        f"{report.last_seq}")
+        emit(args, out, f"log intact: {report.checked} events checked, last seq {report.last_seq}")
         return 0
     if args.json:
         emit(args, out, "")
     else:
-        sys.stderr.write(f"tillbox: error: log broken at seq {report.first_bad_seq}: "
-                         f"{report.reason}; keep this card for the inspector and restore "
-                         "the till from the region\n")
+        sys.stderr.write(
+            f"tillbox: error: log broken at seq {report.first_bad_seq}: "
+            f"{report.reason}; keep this card for the inspector and restore "
+            "the till from the region\n"
+        )
     return 4
 
 
@@ -187,8 +243,11 @@ def cmd_log_export(args: argparse.Namespace) -> int:
     try:
         out = sys.stdout
         for event in log.events(args.since):
-            out.write(json.dumps(event.to_json(), ensure_ascii=False, sort_keys=True,
-                                 separators=(",", ":")))
+            out.write(
+                json.dumps(
+                    event.to_json(), ensure_ascii=False, sort_keys=True, separators=(",", ":")
+                )
+            )
             out.write("\n")
     finally:
         log.close()
@@ -204,8 +263,10 @@ def cmd_log_rebuild(args: argparse.Namespace) -> int:
         differing = sorted(t for t in live if live[t] != rebuilt[t])
         out = {"ok": not differing, "differing_tables": differing}
         if differing:
-            raise TillError(f"projections differ from a rebuild of the log in: "
-                            f"{', '.join(differing)}; report this and run from a backup")
+            raise TillError(
+                f"projections differ from a rebuild of the log in: "
+                f"{', '.join(differing)}; report this and run from a backup"
+            )
         emit(args, out, "projections match a full rebuild from the log")
     return 0
 
@@ -226,14 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_init)
 
     device = sub.add_parser("device", help="this device's identity").add_subparsers(
-        dest="action", metavar="ACTION", parser_class=OneLineParser, required=True)
+        dest="action", metavar="ACTION", parser_class=OneLineParser, required=True
+    )
     p = device.add_parser("show", help="device id and public key")
     add_data_dir(p)
     add_json(p)
     p.set_defaults(handler=cmd_device_show)
 
     catalog = sub.add_parser("catalog", help="items, prices, tax rates").add_subparsers(
-        dest="action", metavar="ACTION", parser_class=OneLineParser, required=True)
+        dest="action", metavar="ACTION", parser_class=OneLineParser, required=True
+    )
     p = catalog.add_parser("list", help="items with price, tax rate and stock")
     add_data_dir(p)
     add_json(p)
@@ -247,22 +310,37 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sale", help="record a sale (durable before it returns)")
     add_data_dir(p)
     add_json(p)
-    p.add_argument("--item", action="append", required=True, type=_cart_item,
-                   metavar="SKU[:QTY]", help="an item to sell; repeat for more")
+    p.add_argument(
+        "--item",
+        action="append",
+        required=True,
+        type=_cart_item,
+        metavar="SKU[:QTY]",
+        help="an item to sell; repeat for more",
+    )
     p.add_argument("--pay", required=True, choices=["cash", "card"], help="payment method")
     p.add_argument("--tendered", type=int, metavar="MINOR", help="cash handed over, minor units")
     p.add_argument("--promo", metavar="CODE", help="a promo code")
-    p.add_argument("--idempotency-key", metavar="KEY",
-                   help="retrying with the same key never records the sale twice")
+    p.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="retrying with the same key never records the sale twice",
+    )
     p.set_defaults(handler=cmd_sale)
 
     p = sub.add_parser("refund", help="refund a sale, whole or some items")
     add_data_dir(p)
     add_json(p)
-    p.add_argument("--sale", required=True, metavar="SALE_ID",
-                   help="the sale id or its receipt number")
-    p.add_argument("--item", action="append", type=_cart_item, metavar="SKU:QTY",
-                   help="refund only these; repeat for more (default: everything left)")
+    p.add_argument(
+        "--sale", required=True, metavar="SALE_ID", help="the sale id or its receipt number"
+    )
+    p.add_argument(
+        "--item",
+        action="append",
+        type=_cart_item,
+        metavar="SKU:QTY",
+        help="refund only these; repeat for more (default: everything left)",
+    )
     p.set_defaults(handler=cmd_refund)
 
     p = sub.add_parser("shift", help="open or close a shift (close prints the Z report)")
@@ -272,19 +350,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_shift)
 
     log = sub.add_parser("log", help="check and export the event log").add_subparsers(
-        dest="action", metavar="ACTION", parser_class=OneLineParser, required=True)
+        dest="action", metavar="ACTION", parser_class=OneLineParser, required=True
+    )
     p = log.add_parser("verify", help="check the hash chain and the append-only guards")
     add_data_dir(p)
     add_json(p)
-    p.add_argument("--since", type=int, default=0, metavar="SEQ",
-                   help="check only after this (already verified) sequence number")
+    p.add_argument(
+        "--since",
+        type=int,
+        default=0,
+        metavar="SEQ",
+        help="check only after this (already verified) sequence number",
+    )
     p.set_defaults(handler=cmd_log_verify)
     p = log.add_parser("export", help="events as JSON lines")
     add_data_dir(p)
     p.add_argument("--since", type=int, default=0, metavar="SEQ", help="events after SEQ")
     p.set_defaults(handler=cmd_log_export)
-    p = log.add_parser("rebuild-check",
-                       help="rebuild stock, shifts and receipts from the log and compare")
+    p = log.add_parser(
+        "rebuild-check", help="rebuild stock, shifts and receipts from the log and compare"
+    )
     add_data_dir(p)
     add_json(p)
     p.set_defaults(handler=cmd_log_rebuild)
@@ -310,8 +395,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the last line of defence: still one line, still actionable
         if os.environ.get("TILLBOX_DEBUG"):
             raise
-        sys.stderr.write(f"tillbox: internal error: {type(exc).__name__}: {exc}; rerun with "
-                         "TILLBOX_DEBUG=1 and report the output\n")
+        sys.stderr.write(
+            f"tillbox: internal error: {type(exc).__name__}: {exc}; rerun with "
+            "TILLBOX_DEBUG=1 and report the output\n"
+        )
         return 70
 
 

@@ -25,8 +25,9 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", metavar="DIR",
-                        help="the till's data folder (default: $TILLBOX_DATA_DIR)")
+    parser.add_argument(
+        "--data-dir", metavar="DIR", help="the till's data folder (default: $TILLBOX_DATA_DIR)"
+    )
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:

@@ -71,8 +71,10 @@ class DataDir:
 
     def require(self) -> DataDir:
         if not self.exists():
-            raise TillError(f"{self.root} is not a till data folder (no tillbox.toml); run "
-                            f"`tillbox init --data-dir {self.root} --device-id ID` first")
+            raise TillError(
+                f"{self.root} is not a till data folder (no tillbox.toml); run "
+                f"`tillbox init --data-dir {self.root} --device-id ID` first"
+            )
         return self
 
     def load_config(self) -> Config:
@@ -80,8 +82,10 @@ class DataDir:
         try:
             data = tomllib.loads(self.config_path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise TillError(f"{self.config_path} cannot be read ({exc}); fix the file or "
-                            "restore it from the card image") from None
+            raise TillError(
+                f"{self.config_path} cannot be read ({exc}); fix the file or "
+                "restore it from the card image"
+            ) from None
         return Config(merge_defaults(data))
 
     def save_config(self, config: Config) -> None:
@@ -104,8 +108,14 @@ DEFAULTS: dict[str, Any] = {
         "card_offline_limit_minor": 10000,
         "card_offline_device_limit_minor": 50000,
     },
-    "hardware": {"printer": "sim://", "engraver": "sim://", "camera": "sim://",
-                 "gpio": "sim://", "printer_profile": "default", "paper_width_mm": 80},
+    "hardware": {
+        "printer": "sim://",
+        "engraver": "sim://",
+        "camera": "sim://",
+        "gpio": "sim://",
+        "printer_profile": "default",
+        "paper_width_mm": 80,
+    },
     "sync": {"broker": "", "segment_max_events": 1000, "segment_max_age_s": 5},
     "location": {"latitude": 0.0, "longitude": 0.0},
 }

@@ -20,10 +20,16 @@ RECEIPT_PRINTED = "receipt.printed"
 RECEIPT_FAILED = "receipt.failed"
 
 # Types that only the core may write, because projections and money depend on them.
-CORE_TYPES = frozenset({
-    DEVICE_INITIALISED, CATALOG_APPLIED, SALE_COMPLETED, REFUND_ISSUED, SHIFT_OPENED,
-    SHIFT_CLOSED,
-})
+CORE_TYPES = frozenset(
+    {
+        DEVICE_INITIALISED,
+        CATALOG_APPLIED,
+        SALE_COMPLETED,
+        REFUND_ISSUED,
+        SHIFT_OPENED,
+        SHIFT_CLOSED,
+    }
+)
 
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 

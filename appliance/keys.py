@@ -41,16 +41,19 @@ def load_signing_key(private_path: Path) -> SigningKey:
     try:
         text = private_path.read_text().strip()
     except FileNotFoundError:
-        raise TillError(f"device key {private_path} is missing; restore it from the device's "
-                        "backup or re-enroll the device") from None
+        raise TillError(
+            f"device key {private_path} is missing; restore it from the device's "
+            "backup or re-enroll the device"
+        ) from None
     problem = unsafe_mode(private_path)
     if problem:
         raise TillError(f"refusing to use a key others can read: {problem}")
     try:
         return SigningKey(bytes.fromhex(text))
     except (ValueError, TypeError):
-        raise TillError(f"{private_path} is not a valid Ed25519 seed; restore it from the "
-                        "device's backup") from None
+        raise TillError(
+            f"{private_path} is not a valid Ed25519 seed; restore it from the device's backup"
+        ) from None
 
 
 def load_verify_key(value: str | Path) -> VerifyKey:
@@ -60,8 +63,10 @@ def load_verify_key(value: str | Path) -> VerifyKey:
         try:
             text = Path(value).read_text().strip()
         except OSError:
-            raise TillError(f"{value!r} is neither a 64-hex-digit public key nor a readable "
-                            "key file; pass the device's public key") from None
+            raise TillError(
+                f"{value!r} is neither a 64-hex-digit public key nor a readable "
+                "key file; pass the device's public key"
+            ) from None
     try:
         return VerifyKey(bytes.fromhex(text))
     except (ValueError, TypeError):

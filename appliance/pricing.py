@@ -8,7 +8,7 @@ integer minor units; see ``appliance.money`` for the rounding rule.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.catalog import Catalog, Item, Promotion, TaxProfile
@@ -48,9 +48,25 @@ class PricedLine:
         return self.amount_minor - self.discount_minor
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        if data["personalisation"] is None:
-            del data["personalisation"]
+        # Written out (not dataclasses.asdict, which deep-copies): this is on the sale path.
+        data = {
+            "line": self.line,
+            "sku": self.sku,
+            "name": self.name,
+            "qty": self.qty,
+            "unit_price_minor": self.unit_price_minor,
+            "amount_minor": self.amount_minor,
+            "discount_minor": self.discount_minor,
+            "tax_rate": self.tax_rate,
+            "rate_bp": self.rate_bp,
+            "net_minor": self.net_minor,
+            "tax_minor": self.tax_minor,
+            "gross_minor": self.gross_minor,
+            "refundable": self.refundable,
+            "promos": list(self.promos),
+        }
+        if self.personalisation is not None:
+            data["personalisation"] = self.personalisation
         return data
 
 
@@ -111,8 +127,10 @@ def _merge(cart: Sequence[CartLine]) -> list[CartLine]:
     index: dict[str, int] = {}
     for entry in cart:
         if isinstance(entry.qty, bool) or not isinstance(entry.qty, int) or entry.qty <= 0:
-            raise RuleViolation(f"quantity for {entry.sku} must be a whole number above zero "
-                                f"(got {entry.qty!r}); use SKU:QTY such as {entry.sku}:2")
+            raise RuleViolation(
+                f"quantity for {entry.sku} must be a whole number above zero "
+                f"(got {entry.qty!r}); use SKU:QTY such as {entry.sku}:2"
+            )
         if entry.personalisation is None and entry.sku in index:
             at = index[entry.sku]
             merged[at] = CartLine(entry.sku, merged[at].qty + entry.qty)
@@ -122,8 +140,10 @@ def _merge(cart: Sequence[CartLine]) -> list[CartLine]:
             merged.append(entry)
     for entry in merged:
         if entry.qty > MAX_QTY:
-            raise RuleViolation(f"quantity {entry.qty} of {entry.sku} is above {MAX_QTY}; "
-                                "split it into several sales")
+            raise RuleViolation(
+                f"quantity {entry.qty} of {entry.sku} is above {MAX_QTY}; "
+                "split it into several sales"
+            )
     return merged
 
 
@@ -133,15 +153,18 @@ def _active_promotions(catalog: Catalog, promo_code: str | None) -> list[Promoti
         wanted = promo_code.strip().upper()
         matched = [p for p in catalog.promotions if p.code and p.code.upper() == wanted]
         if not matched:
-            raise RuleViolation(f"promo code {promo_code!r} is not valid at this till; check "
-                                "the spelling or sell without it")
+            raise RuleViolation(
+                f"promo code {promo_code!r} is not valid at this till; check "
+                "the spelling or sell without it"
+            )
         active.extend(matched)
     order = {"bundle": 0, "percent": 1, "amount": 2}
     return sorted(active, key=lambda p: order[p.kind])
 
 
-def _apply_promotions(lines: list[PricedLine], items: list[Item],
-                      promos: list[Promotion]) -> list[dict[str, Any]]:
+def _apply_promotions(
+    lines: list[PricedLine], items: list[Item], promos: list[Promotion]
+) -> list[dict[str, Any]]:
     applied = []
     for promo in promos:
         in_scope = [i for i, item in enumerate(items) if promo.applies_to(item)]
@@ -166,8 +189,14 @@ def _apply_promotions(lines: list[PricedLine], items: list[Item],
             if amount:
                 lines[i].discount_minor += amount
                 lines[i].promos.append(promo.id)
-        applied.append({"id": promo.id, "kind": promo.kind, "code": promo.code,
-                        "discount_minor": total_discount})
+        applied.append(
+            {
+                "id": promo.id,
+                "kind": promo.kind,
+                "code": promo.code,
+                "discount_minor": total_discount,
+            }
+        )
     return applied
 
 
@@ -189,29 +218,36 @@ def _apply_tax(lines: list[PricedLine], profile: TaxProfile) -> list[dict[str, A
         rate_bp = group[0].rate_bp
         if profile.rounding == "line":
             for line in group:
-                line.net_minor, line.tax_minor = _split(line.basis_minor, rate_bp,
-                                                        profile.prices_include_tax)
+                line.net_minor, line.tax_minor = _split(
+                    line.basis_minor, rate_bp, profile.prices_include_tax
+                )
         else:  # round once per rate, then spread the tax over the lines by their basis
-            _net, group_tax = _split(sum(x.basis_minor for x in group), rate_bp,
-                                     profile.prices_include_tax)
+            _net, group_tax = _split(
+                sum(x.basis_minor for x in group), rate_bp, profile.prices_include_tax
+            )
             shares = allocate(group_tax, [x.basis_minor for x in group])
             for line, share in zip(group, shares, strict=True):
                 line.tax_minor = share
-                line.net_minor = (line.basis_minor - share if profile.prices_include_tax
-                                  else line.basis_minor)
+                line.net_minor = (
+                    line.basis_minor - share if profile.prices_include_tax else line.basis_minor
+                )
         for line in group:
             line.gross_minor = line.net_minor + line.tax_minor
-        taxes.append({
-            "rate": code, "rate_bp": rate_bp,
-            "net_minor": sum(x.net_minor for x in group),
-            "tax_minor": sum(x.tax_minor for x in group),
-            "gross_minor": sum(x.gross_minor for x in group),
-        })
+        taxes.append(
+            {
+                "rate": code,
+                "rate_bp": rate_bp,
+                "net_minor": sum(x.net_minor for x in group),
+                "tax_minor": sum(x.tax_minor for x in group),
+                "gross_minor": sum(x.gross_minor for x in group),
+            }
+        )
     return taxes
 
 
-def price_cart(catalog: Catalog, profile: TaxProfile, cart: Sequence[CartLine],
-               promo_code: str | None = None) -> Quote:
+def price_cart(
+    catalog: Catalog, profile: TaxProfile, cart: Sequence[CartLine], promo_code: str | None = None
+) -> Quote:
     """Price ``cart`` under ``profile``; raise RuleViolation with the fix on bad input."""
     if not cart:
         raise RuleViolation("the cart is empty; add at least one item (--item SKU[:QTY])")
@@ -220,12 +256,21 @@ def price_cart(catalog: Catalog, profile: TaxProfile, cart: Sequence[CartLine],
     lines = []
     for number, (entry, item) in enumerate(zip(merged, items, strict=True), start=1):
         code, rate_bp = profile.rate_for(item)
-        lines.append(PricedLine(
-            line=number, sku=item.sku, name=item.name, qty=entry.qty,
-            unit_price_minor=item.price_minor, amount_minor=item.price_minor * entry.qty,
-            discount_minor=0, tax_rate=code, rate_bp=rate_bp,
-            refundable=not item.engravable, personalisation=entry.personalisation,
-        ))
+        lines.append(
+            PricedLine(
+                line=number,
+                sku=item.sku,
+                name=item.name,
+                qty=entry.qty,
+                unit_price_minor=item.price_minor,
+                amount_minor=item.price_minor * entry.qty,
+                discount_minor=0,
+                tax_rate=code,
+                rate_bp=rate_bp,
+                refundable=not item.engravable,
+                personalisation=entry.personalisation,
+            )
+        )
     promotions = _apply_promotions(lines, items, _active_promotions(catalog, promo_code))
     taxes = _apply_tax(lines, profile)
     return Quote(profile, lines, promotions, taxes)

@@ -29,23 +29,41 @@ def _catalog_applied(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[s
         conn.execute(
             "INSERT INTO catalog_items (sku, name, price_minor, tax_rate, category, body) "
             "VALUES (?,?,?,?,?,?)",
-            (item["sku"], item["name"], item["price_minor"], item["tax_rate"],
-             item["category"], canonical_text(item)))
+            (
+                item["sku"],
+                item["name"],
+                item["price_minor"],
+                item["tax_rate"],
+                item["category"],
+                canonical_text(item),
+            ),
+        )
         if item.get("track_stock", True):
-            conn.execute("INSERT OR IGNORE INTO stock (sku, qty) VALUES (?, ?)",
-                         (item["sku"], item.get("initial_stock", 0)))
-    conn.execute("INSERT OR REPLACE INTO catalog_meta (key, body) VALUES ('catalog', ?)",
-                 (canonical_text(p),))
-
-
-def _add_total(conn: sqlite3.Connection, shift: int, kind: str, key: str, count: int,
-               gross: int, tax: int, net: int) -> None:
+            conn.execute(
+                "INSERT OR IGNORE INTO stock (sku, qty) VALUES (?, ?)",
+                (item["sku"], item.get("initial_stock", 0)),
+            )
     conn.execute(
-        "INSERT INTO shift_totals (shift_no, kind, key, count, gross_minor, tax_minor, net_minor)"
-        " VALUES (?,?,?,?,?,?,?) ON CONFLICT (shift_no, kind, key) DO UPDATE SET"
-        " count = count + excluded.count, gross_minor = gross_minor + excluded.gross_minor,"
-        " tax_minor = tax_minor + excluded.tax_minor, net_minor = net_minor + excluded.net_minor",
-        (shift, kind, key, count, gross, tax, net))
+        "INSERT OR REPLACE INTO catalog_meta (key, body) VALUES ('catalog', ?)",
+        (canonical_text(p),),
+    )
+    # A small version stamp, so a till can tell cheaply whether its cached catalog is current.
+    conn.execute(
+        "INSERT OR REPLACE INTO catalog_meta (key, body) VALUES ('catalog_seq', ?)", (str(seq),)
+    )
+
+
+_ADD_TOTAL = (
+    "INSERT INTO shift_totals (shift_no, kind, key, count, gross_minor, tax_minor, net_minor)"
+    " VALUES (?,?,?,?,?,?,?) ON CONFLICT (shift_no, kind, key) DO UPDATE SET"
+    " count = count + excluded.count, gross_minor = gross_minor + excluded.gross_minor,"
+    " tax_minor = tax_minor + excluded.tax_minor, net_minor = net_minor + excluded.net_minor"
+)
+
+
+def _add_totals(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+    """Add (shift, kind, key, count, gross, tax, net) rows into the shift's running totals."""
+    conn.executemany(_ADD_TOTAL, rows)
 
 
 def _sale_completed(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]) -> None:
@@ -53,20 +71,36 @@ def _sale_completed(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[st
     conn.execute(
         "INSERT INTO sales (receipt_no, sale_id, seq, idem_key, shift_no, method, total_minor,"
         " wall_ms) VALUES (?,?,?,?,?,?,?,?)",
-        (p["receipt_no"], p["sale_id"], seq, p["idempotency_key"], shift, pay["method"],
-         pay["due_minor"], wall_ms))
+        (
+            p["receipt_no"],
+            p["sale_id"],
+            seq,
+            p["idempotency_key"],
+            shift,
+            pay["method"],
+            pay["due_minor"],
+            wall_ms,
+        ),
+    )
     conn.executemany(
-        "INSERT INTO sale_lines (sale_id, line, sku, qty, refundable, body) VALUES (?,?,?,?,?,?)",
-        [(p["sale_id"], ln["line"], ln["sku"], ln["qty"], int(ln["refundable"]),
-          canonical_text(ln)) for ln in p["lines"]])
-    conn.executemany("UPDATE stock SET qty = qty - ? WHERE sku = ?",
-                     [(ln["qty"], ln["sku"]) for ln in p["lines"]])
-    for t in p["taxes"]:
-        _add_total(conn, shift, "tax", t["rate"], 1, t["gross_minor"], t["tax_minor"],
-                   t["net_minor"])
-    _add_total(conn, shift, "pay", pay["method"], 1, pay["due_minor"], 0, 0)
+        "INSERT INTO sale_lines (receipt_no, line, sku, qty, refundable) VALUES (?,?,?,?,?)",
+        [
+            (p["receipt_no"], ln["line"], ln["sku"], ln["qty"], int(ln["refundable"]))
+            for ln in p["lines"]
+        ],
+    )
+    conn.executemany(
+        "UPDATE stock SET qty = qty - ? WHERE sku = ?",
+        [(ln["qty"], ln["sku"]) for ln in p["lines"]],
+    )
+    totals = [
+        (shift, "tax", t["rate"], 1, t["gross_minor"], t["tax_minor"], t["net_minor"])
+        for t in p["taxes"]
+    ]
+    totals.append((shift, "pay", pay["method"], 1, pay["due_minor"], 0, 0))
     if pay.get("rounding_minor"):
-        _add_total(conn, shift, "rounding", "cash", 1, pay["rounding_minor"], 0, 0)
+        totals.append((shift, "rounding", "cash", 1, pay["rounding_minor"], 0, 0))
+    _add_totals(conn, totals)
 
 
 def _refund_issued(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]) -> None:
@@ -74,16 +108,22 @@ def _refund_issued(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str
     conn.execute(
         "INSERT INTO refunds (receipt_no, refund_id, sale_id, seq, shift_no, total_minor)"
         " VALUES (?,?,?,?,?,?)",
-        (p["receipt_no"], p["refund_id"], p["sale_id"], seq, shift, p["total_minor"]))
+        (p["receipt_no"], p["refund_id"], p["sale_id"], seq, shift, p["total_minor"]),
+    )
     for ln in p["lines"]:
-        conn.execute("UPDATE sale_lines SET refunded_qty = refunded_qty + ? "
-                     "WHERE sale_id = ? AND line = ?", (ln["qty"], p["sale_id"], ln["line"]))
+        conn.execute(
+            "UPDATE sale_lines SET refunded_qty = refunded_qty + ? "
+            "WHERE receipt_no = ? AND line = ?",
+            (ln["qty"], p["sale_receipt_no"], ln["line"]),
+        )
         conn.execute("UPDATE stock SET qty = qty + ? WHERE sku = ?", (ln["qty"], ln["sku"]))
-    for t in p["taxes"]:
-        _add_total(conn, shift, "tax", t["rate"], 0, -t["gross_minor"], -t["tax_minor"],
-                   -t["net_minor"])
-    _add_total(conn, shift, "pay", method, 0, -p["total_minor"], 0, 0)
-    _add_total(conn, shift, "refund", method, 1, p["total_minor"], 0, 0)
+    totals = [
+        (shift, "tax", t["rate"], 0, -t["gross_minor"], -t["tax_minor"], -t["net_minor"])
+        for t in p["taxes"]
+    ]
+    totals.append((shift, "pay", method, 0, -p["total_minor"], 0, 0))
+    totals.append((shift, "refund", method, 1, p["total_minor"], 0, 0))
+    _add_totals(conn, totals)
 
 
 def _shift_opened(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]) -> None:
@@ -98,7 +138,10 @@ def _receipt_outcome(state: str):  # noqa: ANN202 - small factory of handlers
     def handler(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]) -> None:
         conn.execute(
             "INSERT OR REPLACE INTO receipt_status (receipt_no, state, seq, detail) "
-            "VALUES (?,?,?,?)", (p["receipt_no"], state, seq, p.get("reason", "")))
+            "VALUES (?,?,?,?)",
+            (p["receipt_no"], state, seq, p.get("reason", "")),
+        )
+
     return handler
 
 

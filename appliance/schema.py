@@ -13,10 +13,13 @@ from __future__ import annotations
 
 APPLICATION_ID = 0x54494C4C  # "TILL"
 
+# ``event_id`` is a UUIDv7 (appliance.ids): unique by construction, so it carries no
+# UNIQUE index: one less page to write per event. (device_id, seq) is the key the
+# edge deduplicates on.
 EVENTS_DDL = """
 CREATE TABLE events (
     seq       INTEGER PRIMARY KEY,
-    event_id  TEXT    NOT NULL UNIQUE,
+    event_id  TEXT    NOT NULL,
     device_id TEXT    NOT NULL,
     type      TEXT    NOT NULL,
     payload   TEXT    NOT NULL,
@@ -57,10 +60,11 @@ PROJECTION_DDL = [
         idem_key TEXT NOT NULL UNIQUE, shift_no INTEGER NOT NULL, method TEXT NOT NULL,
         total_minor INTEGER NOT NULL, wall_ms INTEGER NOT NULL
     )""",
+    # Keyed by receipt number (ever-growing) so a sale's lines append at the index's edge.
     """CREATE TABLE sale_lines (
-        sale_id TEXT NOT NULL, line INTEGER NOT NULL, sku TEXT NOT NULL, qty INTEGER NOT NULL,
-        refunded_qty INTEGER NOT NULL DEFAULT 0, refundable INTEGER NOT NULL,
-        body TEXT NOT NULL, PRIMARY KEY (sale_id, line)
+        receipt_no INTEGER NOT NULL, line INTEGER NOT NULL, sku TEXT NOT NULL,
+        qty INTEGER NOT NULL, refunded_qty INTEGER NOT NULL DEFAULT 0,
+        refundable INTEGER NOT NULL, PRIMARY KEY (receipt_no, line)
     ) WITHOUT ROWID""",
     """CREATE TABLE refunds (
         receipt_no INTEGER PRIMARY KEY, refund_id TEXT NOT NULL UNIQUE, sale_id TEXT NOT NULL,
@@ -81,8 +85,15 @@ PROJECTION_DDL = [
 ]
 
 PROJECTION_TABLES = [
-    "catalog_items", "catalog_meta", "stock", "sales", "sale_lines", "refunds",
-    "shifts", "shift_totals", "receipt_status",
+    "catalog_items",
+    "catalog_meta",
+    "stock",
+    "sales",
+    "sale_lines",
+    "refunds",
+    "shifts",
+    "shift_totals",
+    "receipt_status",
 ]
 
 # version -> statements that bring a database from version-1 to version.

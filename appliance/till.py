@@ -9,7 +9,6 @@ has written nothing.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from appliance.catalog import Catalog, TaxProfile, demo_catalog
 from appliance.chain import ChainReport, Event
 from appliance.datadir import Config, DataDir, merge_defaults
 from appliance.errors import NotFound, RuleViolation, TillError
+from appliance.ids import new_id
 from appliance.log import EventLog, Transaction
 from appliance.money import div_round, format_minor, round_to_step
 from appliance.pricing import CartLine, Quote, price_cart
@@ -40,16 +40,29 @@ class SaleResult:
     def to_json(self) -> dict[str, Any]:
         p = self.payload
         return {
-            "sale_id": p["sale_id"], "seq": self.event.seq, "receipt_no": p["receipt_no"],
-            "shift_no": p["shift_no"], "idempotency_key": p["idempotency_key"],
-            "currency": p["currency"], "total_minor": p["total_minor"],
-            "tax_minor": p["tax_minor"], "discount_minor": p["discount_minor"],
-            "due_minor": p["payment"]["due_minor"], "method": p["payment"]["method"],
+            "sale_id": p["sale_id"],
+            "seq": self.event.seq,
+            "receipt_no": p["receipt_no"],
+            "shift_no": p["shift_no"],
+            "idempotency_key": p["idempotency_key"],
+            "currency": p["currency"],
+            "total_minor": p["total_minor"],
+            "tax_minor": p["tax_minor"],
+            "discount_minor": p["discount_minor"],
+            "due_minor": p["payment"]["due_minor"],
+            "method": p["payment"]["method"],
             "tendered_minor": p["payment"].get("tendered_minor"),
             "change_minor": p["payment"].get("change_minor", 0),
-            "lines": [{k: ln[k] for k in ("line", "sku", "name", "qty", "gross_minor",
-                                          "tax_minor", "tax_rate")} for ln in p["lines"]],
-            "taxes": p["taxes"], "promotions": p["promotions"], "replayed": self.replayed,
+            "lines": [
+                {
+                    k: ln[k]
+                    for k in ("line", "sku", "name", "qty", "gross_minor", "tax_minor", "tax_rate")
+                }
+                for ln in p["lines"]
+            ],
+            "taxes": p["taxes"],
+            "promotions": p["promotions"],
+            "replayed": self.replayed,
         }
 
 
@@ -59,11 +72,18 @@ class RefundResult:
 
     def to_json(self) -> dict[str, Any]:
         p = self.event.payload
-        return {"refund_id": p["refund_id"], "sale_id": p["sale_id"], "seq": self.event.seq,
-                "receipt_no": p["receipt_no"], "total_minor": p["total_minor"],
-                "method": p["payment"]["method"], "currency": p["currency"],
-                "lines": [{k: ln[k] for k in ("line", "sku", "qty", "gross_minor")}
-                          for ln in p["lines"]]}
+        return {
+            "refund_id": p["refund_id"],
+            "sale_id": p["sale_id"],
+            "seq": self.event.seq,
+            "receipt_no": p["receipt_no"],
+            "total_minor": p["total_minor"],
+            "method": p["payment"]["method"],
+            "currency": p["currency"],
+            "lines": [
+                {k: ln[k] for k in ("line", "sku", "qty", "gross_minor")} for ln in p["lines"]
+            ],
+        }
 
 
 class Till:
@@ -80,29 +100,42 @@ class Till:
         return cls(data_dir, EventLog.open(data_dir.log_path, projections.apply))
 
     @classmethod
-    def init(cls, data_dir: DataDir, device_id: str, *, demo: bool = False,
-             tenant: str = "demo") -> Till:
+    def init(
+        cls, data_dir: DataDir, device_id: str, *, demo: bool = False, tenant: str = "demo"
+    ) -> Till:
         """Create a till: key pair, log (with its first event), catalog, then the config."""
-        if not device_id or not all(c.isalnum() or c in "-_" for c in device_id) \
-                or len(device_id) > 64:
-            raise TillError(f"device id {device_id!r} must be 1-64 letters, digits, - or _ "
-                            "(it names the device's MQTT topic)")
+        if (
+            not device_id
+            or not all(c.isalnum() or c in "-_" for c in device_id)
+            or len(device_id) > 64
+        ):
+            raise TillError(
+                f"device id {device_id!r} must be 1-64 letters, digits, - or _ "
+                "(it names the device's MQTT topic)"
+            )
         if data_dir.exists() or data_dir.log_path.exists():
-            raise TillError(f"{data_dir.root} already holds a till; choose an empty --data-dir "
-                            "(a device keeps its log and key for life)")
+            raise TillError(
+                f"{data_dir.root} already holds a till; choose an empty --data-dir "
+                "(a device keeps its log and key for life)"
+            )
         data_dir.root.mkdir(parents=True, exist_ok=True)
         data_dir.media_dir.mkdir(exist_ok=True)
         verify_key = keys.generate(data_dir.private_key_path, data_dir.public_key_path)
         log = EventLog.create(data_dir.log_path, device_id, projections.apply)
         with log.transaction() as tx:
-            tx.append(ev.DEVICE_INITIALISED, {"device_id": device_id, "tenant": tenant,
-                                              "public_key": verify_key.encode().hex()})
+            tx.append(
+                ev.DEVICE_INITIALISED,
+                {"device_id": device_id, "tenant": tenant, "public_key": verify_key.encode().hex()},
+            )
             if demo:
                 tx.append(ev.CATALOG_APPLIED, {**demo_catalog().to_json(), "source": "demo"})
         config = merge_defaults({"device": {"id": device_id, "tenant": tenant}})
         if demo:
-            config["shop"].update(name="Riverside Makers' Stall", location="Riverside Market",
-                                  permit="DEMO-PERMIT-2026")
+            config["shop"].update(
+                name="Riverside Makers' Stall",
+                location="Riverside Market",
+                permit="DEMO-PERMIT-2026",
+            )
         data_dir.save_config(Config(config))
         return cls(data_dir, log)
 
@@ -125,12 +158,22 @@ class Till:
     # -- reading ---------------------------------------------------------------------------
     def catalog(self) -> Catalog:
         row = self.log.conn.execute(
-            "SELECT body FROM catalog_meta WHERE key = 'catalog'").fetchone()
-        if row is None:
-            raise RuleViolation("no catalog has been applied to this till; apply one with "
-                                "`tillbox catalog apply FILE` (or init with --demo)")
-        if self._catalog is None or self._catalog[0] != row[0]:
-            self._catalog = (row[0], Catalog.from_json(json.loads(row[0])))
+            "SELECT body FROM catalog_meta WHERE key = 'catalog_seq'"
+        ).fetchone()
+        return self._catalog_at(row[0] if row else None)
+
+    def _catalog_at(self, version: str | None) -> Catalog:
+        """The parsed catalog, re-read from the projection only when its version changed."""
+        if version is None:
+            raise RuleViolation(
+                "no catalog has been applied to this till; apply one with "
+                "`tillbox catalog apply FILE` (or init with --demo)"
+            )
+        if self._catalog is None or self._catalog[0] != version:
+            body = self.log.conn.execute(
+                "SELECT body FROM catalog_meta WHERE key = 'catalog'"
+            ).fetchone()[0]
+            self._catalog = (version, Catalog.from_json(json.loads(body)))
         return self._catalog[1]
 
     def profile(self) -> TaxProfile:
@@ -156,11 +199,14 @@ class Till:
         text = str(ref).strip()
         column = "receipt_no" if text.isdigit() else "sale_id"
         value: Any = int(text) if text.isdigit() else text
-        row = self.log.conn.execute(f"SELECT seq FROM sales WHERE {column} = ?",
-                                    (value,)).fetchone()
+        row = self.log.conn.execute(
+            f"SELECT seq FROM sales WHERE {column} = ?", (value,)
+        ).fetchone()
         if row is None:
-            raise NotFound(f"no sale {text} on this till; check the receipt number "
-                           "(`tillbox log export` lists every sale)")
+            raise NotFound(
+                f"no sale {text} on this till; check the receipt number "
+                "(`tillbox log export` lists every sale)"
+            )
         event = self.log.event(row[0])
         assert event is not None  # the projection only names seqs that exist
         return event
@@ -170,13 +216,18 @@ class Till:
         acked = sync_state.read(self.data_dir.sync_dir).acked_seq
         row = self.log.conn.execute(
             "SELECT COALESCE(SUM(total_minor), 0) FROM sales WHERE method = 'card' AND seq > ?",
-            (acked,)).fetchone()
+            (acked,),
+        ).fetchone()
         return row[0]
 
     def reprint_queue(self) -> list[int]:
         """Receipt numbers whose last print attempt failed, oldest first."""
-        return [r[0] for r in self.log.conn.execute(
-            "SELECT receipt_no FROM receipt_status WHERE state = 'failed' ORDER BY receipt_no")]
+        return [
+            r[0]
+            for r in self.log.conn.execute(
+                "SELECT receipt_no FROM receipt_status WHERE state = 'failed' ORDER BY receipt_no"
+            )
+        ]
 
     def verify(self, since: int = 0) -> ChainReport:
         return self.log.verify(since)
@@ -185,14 +236,16 @@ class Till:
     def _next_receipt_no(self, tx: Transaction) -> int:
         row = tx.conn.execute(
             "SELECT MAX(n) FROM (SELECT MAX(receipt_no) AS n FROM sales "
-            "UNION ALL SELECT MAX(receipt_no) FROM refunds)").fetchone()
+            "UNION ALL SELECT MAX(receipt_no) FROM refunds)"
+        ).fetchone()
         return (row[0] or 0) + 1
 
     def _require_shift(self) -> int:
         shift = self.current_shift()
         if shift is None:
-            raise RuleViolation("no shift is open; open one first (`tillbox shift open` or the "
-                                "Shift screen)")
+            raise RuleViolation(
+                "no shift is open; open one first (`tillbox shift open` or the Shift screen)"
+            )
         return shift
 
     def check_card_limits(self, due_minor: int) -> None:
@@ -203,24 +256,31 @@ class Till:
         if due_minor > per_sale:
             raise RuleViolation(
                 f"card payment of {self.money(due_minor)} is above the offline card limit of "
-                f"{self.money(per_sale)} per sale; take cash or split the sale")
+                f"{self.money(per_sale)} per sale; take cash or split the sale"
+            )
         exposure = self.card_exposure_minor()
         if exposure + due_minor > per_device:
             raise RuleViolation(
                 f"this till already holds {self.money(exposure)} of unsynced card payments; "
-                f"the device limit is {self.money(per_device)}; take cash or sync first")
+                f"the device limit is {self.money(per_device)}; take cash or sync first"
+            )
 
     def _payment(self, quote: Quote, method: str, tendered: int | None) -> dict[str, Any]:
         if method not in PAYMENT_METHODS:
             raise RuleViolation(f"payment method {method!r} is not supported; use cash or card")
         due = quote.due_minor(method)
-        payment: dict[str, Any] = {"method": method, "due_minor": due,
-                                   "rounding_minor": due - quote.total_minor}
+        payment: dict[str, Any] = {
+            "method": method,
+            "due_minor": due,
+            "rounding_minor": due - quote.total_minor,
+        }
         if method == "cash":
             given = due if tendered is None else tendered
             if isinstance(given, bool) or not isinstance(given, int) or given < due:
-                raise RuleViolation(f"cash tendered {self.money(given or 0)} is less than the "
-                                    f"{self.money(due)} due; take more cash or pay by card")
+                raise RuleViolation(
+                    f"cash tendered {self.money(given or 0)} is less than the "
+                    f"{self.money(due)} due; take more cash or pay by card"
+                )
             payment.update(tendered_minor=given, change_minor=given - due)
         else:
             if tendered is not None:
@@ -229,26 +289,50 @@ class Till:
             payment["offline"] = True
         return payment
 
-    def sell(self, cart: Sequence[CartLine], method: str, *, tendered: int | None = None,
-             promo_code: str | None = None, idempotency_key: str | None = None) -> SaleResult:
+    # One round trip for everything a sale needs to know; this is the cashier's hot path.
+    _SALE_CONTEXT = (
+        "SELECT (SELECT seq FROM sales WHERE idem_key = ?),"
+        " (SELECT shift_no FROM shifts WHERE closed_seq IS NULL ORDER BY shift_no DESC LIMIT 1),"
+        " MAX(COALESCE((SELECT MAX(receipt_no) FROM sales), 0),"
+        "     COALESCE((SELECT MAX(receipt_no) FROM refunds), 0)),"
+        " (SELECT body FROM catalog_meta WHERE key = 'catalog_seq')"
+    )
+
+    def sell(
+        self,
+        cart: Sequence[CartLine],
+        method: str,
+        *,
+        tendered: int | None = None,
+        promo_code: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> SaleResult:
         """Record a completed sale durably; the receipt may be printed after this returns.
 
         Retrying with the same ``idempotency_key`` returns the first sale instead of
         charging twice (a double tap, or a kiosk restart between commit and screen).
         """
-        key = idempotency_key or str(uuid.uuid4())
+        key = idempotency_key or new_id()
         with self.log.transaction() as tx:
-            seen = tx.conn.execute("SELECT seq FROM sales WHERE idem_key = ?", (key,)).fetchone()
+            seen, shift, last_receipt, catalog_version = tx.conn.execute(
+                self._SALE_CONTEXT, (key,)
+            ).fetchone()
             if seen is not None:
-                event = self.log.event(seen[0])
+                event = self.log.event(seen)
                 assert event is not None
                 return SaleResult(event, replayed=True)
-            shift = self._require_shift()
-            quote = self.quote(cart, promo_code)
+            if shift is None:
+                self._require_shift()  # raises with the fix
+            catalog = self._catalog_at(catalog_version)
+            profile = catalog.profile(self.config.section("shop")["tax_profile"])
+            quote = price_cart(catalog, profile, cart, promo_code)
             payment = self._payment(quote, method, tendered)
             payload = {
-                "sale_id": str(uuid.uuid4()), "receipt_no": self._next_receipt_no(tx),
-                "shift_no": shift, "idempotency_key": key, **quote.to_json(),
+                "sale_id": new_id(),
+                "receipt_no": last_receipt + 1,
+                "shift_no": shift,
+                "idempotency_key": key,
+                **quote.to_json(),
                 "payment": payment,
             }
             try:
@@ -256,8 +340,9 @@ class Till:
             except CanonicalFormError as exc:
                 raise RuleViolation(f"sale refused: {exc}") from None
 
-    def refund(self, sale_ref: str | int,
-               items: Sequence[tuple[str, int]] | None = None) -> RefundResult:
+    def refund(
+        self, sale_ref: str | int, items: Sequence[tuple[str, int]] | None = None
+    ) -> RefundResult:
         """Refund whole lines or quantities of a sale; never more than was sold."""
         with self.log.transaction() as tx:
             sale = self.find_sale(sale_ref)
@@ -265,7 +350,9 @@ class Till:
             p = sale.payload
             rows = tx.conn.execute(
                 "SELECT line, sku, qty, refunded_qty, refundable FROM sale_lines "
-                "WHERE sale_id = ? ORDER BY line", (p["sale_id"],)).fetchall()
+                "WHERE receipt_no = ? ORDER BY line",
+                (p["receipt_no"],),
+            ).fetchall()
             by_line = {ln["line"]: ln for ln in p["lines"]}
             plan = _plan_refund(p["receipt_no"], rows, items)
             lines = []
@@ -274,20 +361,33 @@ class Till:
                 lines.append(_refund_line(sold, qty, already))
             taxes: dict[str, dict[str, Any]] = {}
             for ln in lines:
-                t = taxes.setdefault(ln["tax_rate"], {"rate": ln["tax_rate"],
-                                                      "rate_bp": ln["rate_bp"], "net_minor": 0,
-                                                      "tax_minor": 0, "gross_minor": 0})
+                t = taxes.setdefault(
+                    ln["tax_rate"],
+                    {
+                        "rate": ln["tax_rate"],
+                        "rate_bp": ln["rate_bp"],
+                        "net_minor": 0,
+                        "tax_minor": 0,
+                        "gross_minor": 0,
+                    },
+                )
                 for k in ("net_minor", "tax_minor", "gross_minor"):
                     t[k] += ln[k]
             gross = sum(ln["gross_minor"] for ln in lines)
             method = p["payment"]["method"]
             step = p.get("cash_rounding_minor", 0) if method == "cash" else 0
             payload = {
-                "refund_id": str(uuid.uuid4()), "sale_id": p["sale_id"],
-                "sale_receipt_no": p["receipt_no"], "receipt_no": self._next_receipt_no(tx),
-                "shift_no": shift, "currency": p["currency"], "lines": lines,
-                "taxes": [taxes[k] for k in sorted(taxes)], "gross_minor": gross,
-                "total_minor": round_to_step(gross, step), "payment": {"method": method},
+                "refund_id": new_id(),
+                "sale_id": p["sale_id"],
+                "sale_receipt_no": p["receipt_no"],
+                "receipt_no": self._next_receipt_no(tx),
+                "shift_no": shift,
+                "currency": p["currency"],
+                "lines": lines,
+                "taxes": [taxes[k] for k in sorted(taxes)],
+                "gross_minor": gross,
+                "total_minor": round_to_step(gross, step),
+                "payment": {"method": method},
             }
             return RefundResult(tx.append(ev.REFUND_ISSUED, payload))
 
@@ -296,28 +396,44 @@ class Till:
         with self.log.transaction() as tx:
             current = self.current_shift()
             if current is not None:
-                raise RuleViolation(f"shift {current} is already open; close it first "
-                                    "(`tillbox shift close`)")
+                raise RuleViolation(
+                    f"shift {current} is already open; close it first (`tillbox shift close`)"
+                )
             row = tx.conn.execute("SELECT COALESCE(MAX(shift_no), 0) FROM shifts").fetchone()
-            return tx.append(ev.SHIFT_OPENED, {"shift_no": row[0] + 1,
-                                               "opening_float_minor": opening_float_minor})
+            return tx.append(
+                ev.SHIFT_OPENED,
+                {"shift_no": row[0] + 1, "opening_float_minor": opening_float_minor},
+            )
 
     def z_report(self, shift_no: int) -> dict[str, Any]:
         rows = self.log.conn.execute(
             "SELECT kind, key, count, gross_minor, tax_minor, net_minor FROM shift_totals "
-            "WHERE shift_no = ? ORDER BY kind, key", (shift_no,)).fetchall()
-        taxes = [{"rate": k, "gross_minor": g, "tax_minor": t, "net_minor": n}
-                 for kind, k, _c, g, t, n in rows if kind == "tax"]
-        payments = [{"method": k, "count": c, "total_minor": g}
-                    for kind, k, c, g, _t, _n in rows if kind == "pay"]
-        refunds = [{"method": k, "count": c, "total_minor": g}
-                   for kind, k, c, g, _t, _n in rows if kind == "refund"]
+            "WHERE shift_no = ? ORDER BY kind, key",
+            (shift_no,),
+        ).fetchall()
+        taxes = [
+            {"rate": k, "gross_minor": g, "tax_minor": t, "net_minor": n}
+            for kind, k, _c, g, t, n in rows
+            if kind == "tax"
+        ]
+        payments = [
+            {"method": k, "count": c, "total_minor": g}
+            for kind, k, c, g, _t, _n in rows
+            if kind == "pay"
+        ]
+        refunds = [
+            {"method": k, "count": c, "total_minor": g}
+            for kind, k, c, g, _t, _n in rows
+            if kind == "refund"
+        ]
         rounding = sum(g for kind, _k, _c, g, _t, _n in rows if kind == "rounding")
         return {
             "shift_no": shift_no,
             "sales_count": sum(p["count"] for p in payments),
             "refunds_count": sum(r["count"] for r in refunds),
-            "taxes": taxes, "payments": payments, "refunds": refunds,
+            "taxes": taxes,
+            "payments": payments,
+            "refunds": refunds,
             "gross_minor": sum(t["gross_minor"] for t in taxes),
             "tax_minor": sum(t["tax_minor"] for t in taxes),
             "cash_rounding_minor": rounding,
@@ -330,8 +446,7 @@ class Till:
             shift = self.current_shift()
             if shift is None:
                 raise RuleViolation("no shift is open; there is nothing to close")
-            return tx.append(ev.SHIFT_CLOSED, {"shift_no": shift,
-                                               "z_report": self.z_report(shift)})
+            return tx.append(ev.SHIFT_CLOSED, {"shift_no": shift, "z_report": self.z_report(shift)})
 
     # -- catalog and other events ----------------------------------------------------------
     def apply_catalog(self, data: dict[str, Any], source: str = "local") -> Event:
@@ -343,22 +458,24 @@ class Till:
         if type in ev.CORE_TYPES:
             raise RuleViolation(f"{type} events are written by the till's own methods only")
         if not ev.valid_type_name(type):
-            raise RuleViolation(f"event type {type!r} must be dotted lower-case, e.g. "
-                                "device.fault")
+            raise RuleViolation(f"event type {type!r} must be dotted lower-case, e.g. device.fault")
         try:
             return self.log.append(type, payload)
         except CanonicalFormError as exc:
             raise RuleViolation(f"event refused: {exc}") from None
 
 
-def _plan_refund(receipt_no: int, rows: list[tuple],
-                 items: Sequence[tuple[str, int]] | None) -> list[tuple[int, int, int]]:
+def _plan_refund(
+    receipt_no: int, rows: list[tuple], items: Sequence[tuple[str, int]] | None
+) -> list[tuple[int, int, int]]:
     """(line, qty to refund, qty refunded before) for each line touched."""
-    open_lines = [(line, sku, qty, done, refundable) for line, sku, qty, done, refundable
-                  in rows]
+    open_lines = [(line, sku, qty, done, refundable) for line, sku, qty, done, refundable in rows]
     if items is None:
-        plan = [(line, qty - done, done) for line, _sku, qty, done, refundable in open_lines
-                if refundable and qty > done]
+        plan = [
+            (line, qty - done, done)
+            for line, _sku, qty, done, refundable in open_lines
+            if refundable and qty > done
+        ]
         if not plan:
             raise RuleViolation(f"receipt {receipt_no} has nothing left to refund")
         return plan
@@ -370,13 +487,16 @@ def _plan_refund(receipt_no: int, rows: list[tuple],
         if not candidates:
             raise RuleViolation(f"{sku} is not on receipt {receipt_no}; check the items sold")
         if not any(r[4] for r in candidates):
-            raise RuleViolation(f"{sku} is personalised and cannot be refunded (the customer "
-                                "approved the proof)")
+            raise RuleViolation(
+                f"{sku} is personalised and cannot be refunded (the customer approved the proof)"
+            )
         left = sum(qty - done for _l, _s, qty, done, ok in candidates if ok)
         if want > left:
             sold = sum(r[2] for r in candidates)
-            raise RuleViolation(f"cannot refund {want} x {sku} from receipt {receipt_no}: only "
-                                f"{left} of {sold} sold are left to refund")
+            raise RuleViolation(
+                f"cannot refund {want} x {sku} from receipt {receipt_no}: only "
+                f"{left} of {sold} sold are left to refund"
+            )
         for index, (line, s, qty, done, ok) in enumerate(open_lines):
             if s != sku or not ok or want == 0:
                 continue
@@ -394,11 +514,17 @@ def _refund_line(sold: dict[str, Any], qty: int, already: int) -> dict[str, Any]
     Amounts are computed on cumulative quantities, so refunding a line in
     several parts always adds up to exactly what was paid for it.
     """
+
     def share(amount: int, units: int) -> int:
         return div_round(amount * units, sold["qty"])
 
-    line = {"line": sold["line"], "sku": sold["sku"], "qty": qty, "tax_rate": sold["tax_rate"],
-            "rate_bp": sold["rate_bp"]}
+    line = {
+        "line": sold["line"],
+        "sku": sold["sku"],
+        "qty": qty,
+        "tax_rate": sold["tax_rate"],
+        "rate_bp": sold["rate_bp"],
+    }
     for k in ("gross_minor", "tax_minor"):
         line[k] = share(sold[k], already + qty) - share(sold[k], already)
     line["net_minor"] = line["gross_minor"] - line["tax_minor"]

@@ -1,0 +1,64 @@
+import pytest
+
+from appliance.canonical import CanonicalFormError, canonical_bytes
+
+
+def test_keys_sorted_no_whitespace_utf8_raw():
+    assert canonical_bytes({"b": 1, "a": [True, None, "Łódź"]}) == (
+        '{"a":[true,null,"Łódź"],"b":1}'.encode()
+    )
+
+
+def test_control_characters_use_short_escapes():
+    assert canonical_bytes({"t": 'a\nb\t\x01"\\'}) == b'{"t":"a\\nb\\t\\u0001\\"\\\\"}'
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"price": 1.5}, {"n": 2**53}, {"n": -(2**53)}, {"ł": 1}, {1: 2}, {"x": object()}],
+)
+def test_values_outside_the_canonical_subset_are_refused(value):
+    with pytest.raises(CanonicalFormError):
+        canonical_bytes(value)
+
+
+def test_largest_safe_integer_is_allowed():
+    assert canonical_bytes([2**53 - 1, -(2**53 - 1)]) == b"[9007199254740991,-9007199254740991]"
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from appliance.canonical import canonical_text  # noqa: E402
+from appliance.chain import envelope, envelope_hash, event_hash  # noqa: E402
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53 - 1), 2**53 - 1) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.text(alphabet=st.characters(max_codepoint=127), max_size=8), children, max_size=4
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@given(
+    st.dictionaries(st.text(alphabet="abcdefgh_", min_size=1), json_values, max_size=5),
+    st.text(),
+    st.integers(0, 2**53 - 1),
+)
+def test_writer_fast_hash_equals_the_specified_hash(payload, text, number):
+    fields = dict(
+        seq=number,
+        event_id=text,
+        device_id=text[::-1],
+        type="sale.completed",
+        wall_ms=number,
+        boot_id=text,
+        mono_us=number,
+        prev_hash="ab" * 32,
+    )
+    specified = event_hash(envelope(payload=payload, **fields))
+    assert envelope_hash(payload_text=canonical_text(payload), **fields) == specified
