@@ -1,9 +1,299 @@
-"""Command group registration (filled in by this package's issue)."""
+"""``tillbox edge ...``: the region's ingest service and its operator commands."""
 
 from __future__ import annotations
 
 import argparse
+import os
+
+from appliance.cliutil import OneLineParser, add_json, emit
+
+PASSWORD_ENV = "TILLBOX_MQTT_PASSWORD"
+KEY_ENV = "TILLBOX_REGION_KEY"
+
+
+def _open_store(args: argparse.Namespace):  # noqa: ANN202 - returns edge.store.Store
+    from edge.store import Store
+
+    return Store.open(args.db)
+
+
+def _password(args: argparse.Namespace) -> str:
+    from appliance.errors import TillError
+
+    if getattr(args, "password_file", None):
+        try:
+            with open(args.password_file, encoding="utf-8") as fh:
+                return fh.read().strip()
+        except OSError:
+            raise TillError(
+                f"cannot read --password-file {args.password_file}; check the "
+                "path and its permissions"
+            ) from None
+    return os.environ.get(PASSWORD_ENV, "")
+
+
+def _region_key(args: argparse.Namespace):  # noqa: ANN202 - returns nacl SigningKey
+    from pathlib import Path
+
+    from appliance.errors import TillError
+    from appliance.keys import load_signing_key
+
+    path = args.key or os.environ.get(KEY_ENV)
+    if not path:
+        raise TillError(
+            f"no region key; pass --key FILE or set {KEY_ENV} (create one with "
+            "`tillbox edge keygen --out FILE`)"
+        )
+    return load_signing_key(Path(path))
+
+
+def _setup_logging(verbose: bool) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+# -- handlers ------------------------------------------------------------------------------
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from appliance.keys import load_verify_key
+    from edge import admin
+
+    key = load_verify_key(args.public_key)
+    store = _open_store(args)
+    try:
+        info = admin.enroll(store, args.device_id, key, args.tenant)
+    finally:
+        store.close()
+    state = "already enrolled" if info["already_enrolled"] else "enrolled"
+    emit(args, info, f"{state}: device {info['device_id']} (tenant {info['tenant']})")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from edge.service import EdgeService, ServeOptions
+    from sync_agent.config import BrokerURL
+
+    _setup_logging(args.verbose)
+    key = _region_key(args)
+    broker = BrokerURL.parse(args.broker)
+    opts = ServeOptions(
+        broker=broker,
+        username=broker.username or args.username,
+        password=broker.password or _password(args),
+        client_id=args.client_id,
+        tls_ca=args.tls_ca or "",
+        max_segment_bytes=args.max_segment_bytes,
+    )
+    store = _open_store(args)
+    try:
+        return EdgeService(store, key, opts).run(duration_s=args.duration)
+    finally:
+        store.close()
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from edge import admin
+
+    store = _open_store(args)
+    try:
+        info = admin.stats(store)
+    finally:
+        store.close()
+    lines = [f"{'device':<20} {'stored':>9} {'last seq':>9} {'rejected':>9} {'dups':>9}"]
+    for d in info["devices"]:
+        lines.append(
+            f"{d['device_id']:<20} {d['events_stored']:>9} {d['last_seq']:>9} "
+            f"{d['segments_rejected']:>9} {d['duplicates_dropped']:>9}"
+        )
+    for reason, count in sorted(info["rejected"].items()):
+        lines.append(f"rejected {reason}: {count}")
+    for flag in info["stock_flags"]:
+        lines.append(
+            f"stock below zero: {flag['tenant']}/{flag['sku']} = {flag['qty_after']} "
+            f"after {flag['device_id']} seq {flag['seq']}"
+        )
+    emit(args, info, "\n".join(lines))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from appliance.errors import IntegrityError
+    from edge import admin
+
+    store = _open_store(args)
+    try:
+        info = admin.check(store)
+    finally:
+        store.close()
+    emit(
+        args,
+        info,
+        "ledgers match a recomputation from the stored events"
+        if info["ok"]
+        else "\n".join(info["problems"]),
+    )
+    if not info["ok"]:
+        raise IntegrityError(
+            "the ledgers differ from a recomputation from stored events; "
+            "keep the database for analysis and report it"
+        )
+    return 0
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from appliance.keys import generate
+
+    out = Path(args.out)
+    verify = generate(out, out.with_suffix(".pub"))
+    info = {
+        "private_key_path": str(out),
+        "public_key_path": str(out.with_suffix(".pub")),
+        "public_key": verify.encode().hex(),
+    }
+    emit(
+        args,
+        info,
+        f"region key written to {out}\npublic key {info['public_key']} (put it "
+        "in every till's [sync] region_public_key)",
+    )
+    return 0
+
+
+def cmd_stock_set(args: argparse.Namespace) -> int:
+    from edge import admin
+
+    store = _open_store(args)
+    try:
+        delta = admin.stock_set(store, args.tenant, args.sku, args.qty)
+    finally:
+        store.close()
+    emit(
+        args,
+        {"tenant": args.tenant, "sku": args.sku, "qty": args.qty, "delta": delta},
+        f"stock of {args.sku} set to {args.qty} ({delta:+d})",
+    )
+    return 0
+
+
+def cmd_publish_update(args: argparse.Namespace) -> int:
+    import json
+
+    from appliance.errors import TillError
+    from edge.publish import publish_update
+    from sync_agent.config import BrokerURL
+
+    try:
+        with open(args.catalog, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise TillError(
+            f"cannot read catalog {args.catalog} ({exc}); give a JSON catalog file"
+        ) from None
+    broker = BrokerURL.parse(args.broker)
+    info = publish_update(
+        broker,
+        broker.username or args.username,
+        broker.password or _password(args),
+        _region_key(args),
+        args.tenant,
+        data,
+        args.version,
+    )
+    emit(
+        args,
+        info,
+        f"catalog version {info['version']} published to {info['topic']} "
+        f"({info['bytes']} bytes, retained)",
+    )
+    return 0
+
+
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db", required=True, metavar="URL", help="sqlite:///PATH or postgresql://USER@HOST/DB"
+    )
+
+
+def _add_broker(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--broker", required=True, metavar="URL", help="mqtt://HOST:PORT")
+    p.add_argument("--username", default="tillbox-edge", help="MQTT username")
+    p.add_argument(
+        "--password-file", metavar="FILE", help=f"MQTT password (default: ${PASSWORD_ENV})"
+    )
+    p.add_argument("--key", metavar="FILE", help=f"the region's signing key (default: ${KEY_ENV})")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this package's commands to the ``tillbox`` parser. Keep imports inside handlers."""
+    """Add ``tillbox edge`` and its subcommands."""
+    edge = sub.add_parser("edge", help="the region's ingest service (MQTT to SQL)")
+    cmds = edge.add_subparsers(
+        dest="action", metavar="ACTION", parser_class=OneLineParser, required=True
+    )
+
+    p = cmds.add_parser("enroll", help="register a till's public key")
+    _add_db(p)
+    add_json(p)
+    p.add_argument("--device-id", required=True, metavar="ID")
+    p.add_argument(
+        "--public-key",
+        required=True,
+        metavar="HEX_OR_FILE",
+        help="64 hex digits, or the till's keys/device.pub",
+    )
+    p.add_argument("--tenant", default="demo", help="the till's tenant (default: demo)")
+    p.set_defaults(handler=cmd_enroll)
+
+    p = cmds.add_parser("serve", help="ingest segments from the broker (one worker)")
+    _add_db(p)
+    _add_broker(p)
+    p.add_argument(
+        "--client-id",
+        default="tillbox-edge-1",
+        help="MQTT client id; unique per worker, stable across restarts",
+    )
+    p.add_argument("--tls-ca", metavar="FILE", help="CA file for mqtts://")
+    p.add_argument("--max-segment-bytes", type=int, default=8 * 1024 * 1024, metavar="N")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--verbose", action="store_true", help="debug logging")
+    p.set_defaults(handler=cmd_serve)
+
+    p = cmds.add_parser("stats", help="per device: stored, last seq, rejected, duplicates")
+    _add_db(p)
+    add_json(p)
+    p.set_defaults(handler=cmd_stats)
+
+    p = cmds.add_parser("check", help="recompute the ledgers from stored events and compare")
+    _add_db(p)
+    add_json(p)
+    p.set_defaults(handler=cmd_check)
+
+    p = cmds.add_parser("keygen", help="create the region's signing key pair")
+    p.add_argument("--out", required=True, metavar="FILE", help="private key file (0600)")
+    add_json(p)
+    p.set_defaults(handler=cmd_keygen)
+
+    p = cmds.add_parser("stock-set", help="set a counted stock level (the SKU is then tracked)")
+    _add_db(p)
+    add_json(p)
+    p.add_argument("--tenant", default="demo")
+    p.add_argument("--sku", required=True)
+    p.add_argument("--qty", required=True, type=int)
+    p.set_defaults(handler=cmd_stock_set)
+
+    p = cmds.add_parser("publish-update", help="sign and publish a catalog to a tenant's tills")
+    _add_broker(p)
+    add_json(p)
+    p.add_argument("--tenant", default="demo")
+    p.add_argument("--catalog", required=True, metavar="FILE", help="catalog JSON")
+    p.add_argument(
+        "--version",
+        type=int,
+        metavar="N",
+        help="increasing version (default: the current time in ms)",
+    )
+    p.set_defaults(handler=cmd_publish_update)

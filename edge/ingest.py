@@ -1,0 +1,354 @@
+"""Segment ingest: authenticate, check the chain, store once, answer with a signed ack.
+
+The order of checks is the security argument:
+
+1. size (nothing larger than the limit is even hashed),
+2. the device is enrolled for the topic's tenant (the key comes from the topic),
+3. the Ed25519 signature over the whole message (nothing is parsed before this),
+4. the header names the same device and tenant as the topic (a device publishing
+   under another device's topic fails at 3 already; this catches a misfiled one),
+5. every event: JSON, its own hash, the in-segment chain, the fields the ledgers read,
+6. in ONE transaction with the device row locked: already stored (re-ack), not the
+   next in the chain (NACK naming where to resend from), or store events, ledgers
+   and the device's new chain tip together. The ack goes out after COMMIT, so a
+   crash in between only means the agent resends and gets a "duplicate" ack.
+
+Anything rejected is logged, counted in ``rejections`` and never stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from nacl.signing import SigningKey, VerifyKey
+
+from edge import ledger
+from edge.store import Store
+from sync_agent import wire
+
+log = logging.getLogger("tillbox.edge")
+
+_EVENT_KEYS = frozenset(
+    {"v", "seq", "id", "device", "type", "payload", "wall_ms", "boot", "mono_us", "prev", "hash"}
+)
+_encode = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+).encode
+_CHUNK = 400
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # stored | duplicate | nack | rejected | ignored
+    reason: str = ""
+    device: str = ""
+    events: int = 0
+    ack: bytes | None = None
+    ack_topic: str = ""
+
+
+@dataclass(frozen=True)
+class ParsedEvent:
+    seq: int
+    event_id: str
+    type: str
+    wall_ms: int
+    hash: str
+    prev: str
+    body: str
+    payload: dict[str, Any]
+
+
+class Rejected(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def parse_events(raw: bytes, header: wire.SegmentHeader) -> list[ParsedEvent]:
+    """Every event line, checked on its own and against the one before it."""
+    lines = raw.split(b"\n")
+    if header.count < 1 or lines[-1] != b"" or len(lines) - 1 != header.count:
+        raise Rejected("malformed", "event count does not match the header")
+    events: list[ParsedEvent] = []
+    prev = None
+    for index, line in enumerate(lines[:-1]):
+        try:
+            obj = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            raise Rejected("malformed", f"event {index + 1} is not JSON") from None
+        if not isinstance(obj, dict) or obj.keys() != _EVENT_KEYS:
+            raise Rejected("malformed", f"event {index + 1} lacks the export fields")
+        seq, digest, payload = obj["seq"], obj["hash"], obj["payload"]
+        if (
+            seq != header.first_seq + index
+            or obj["device"] != header.device
+            or not isinstance(payload, dict)
+            or not isinstance(digest, str)
+        ):
+            raise Rejected("malformed", f"event {index + 1} has the wrong seq or device")
+        if prev is not None and obj["prev"] != prev:
+            raise Rejected("bad_event", f"event seq {seq} does not link to the one before")
+        del obj["hash"]
+        try:
+            envelope = _encode(obj).encode("utf-8")
+        except ValueError:
+            raise Rejected("malformed", f"event seq {seq} is not canonical JSON") from None
+        if hashlib.sha256(envelope).hexdigest() != digest:
+            raise Rejected("bad_event", f"event seq {seq} does not match its hash")
+        try:
+            ledger.validate(obj["type"], payload)
+            events.append(
+                ParsedEvent(
+                    seq,
+                    str(obj["id"]),
+                    str(obj["type"]),
+                    int(obj["wall_ms"]),
+                    digest,
+                    str(obj["prev"]),
+                    line.decode("utf-8"),
+                    payload,
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            raise Rejected("malformed", f"event seq {seq} lacks fields its type needs") from None
+        prev = digest
+    return events
+
+
+class Ingestor:
+    def __init__(
+        self, store: Store, region_key: SigningKey, max_segment_bytes: int = wire.MAX_SEGMENT_BYTES
+    ) -> None:
+        self.store = store
+        self.region_key = region_key
+        self.max_segment_bytes = max_segment_bytes
+        self._keys: dict[str, tuple[str, VerifyKey]] = {}
+
+    def _device(self, device: str) -> tuple[str, VerifyKey] | None:
+        if device not in self._keys:
+            row = self.store.one(
+                "SELECT tenant, public_key FROM devices WHERE device_id = ?", (device,)
+            )
+            if row is None:
+                return None
+            self._keys[device] = (row[0], VerifyKey(bytes.fromhex(row[1])))
+        return self._keys[device]
+
+    def handle(self, topic: str, payload: bytes) -> Outcome:
+        """Process one message from the segment topic tree; never raises for bad input."""
+        where = wire.parse_seg_topic(topic)
+        if where is None:
+            return Outcome("ignored", "not a segment topic")
+        tenant, device = where
+        try:
+            return self._handle(tenant, device, payload)
+        except Rejected as exc:
+            counted = device if exc.reason != "unknown_device" else ""
+            self.store.count_rejection(counted, exc.reason)
+            log.warning(
+                "edge rejected segment device=%s tenant=%s reason=%s detail=%s bytes=%d",
+                device,
+                tenant,
+                exc.reason,
+                exc,
+                len(payload),
+            )
+            return Outcome("rejected", exc.reason, device)
+
+    def _handle(self, tenant: str, device: str, payload: bytes) -> Outcome:
+        if len(payload) > self.max_segment_bytes:
+            raise Rejected(
+                "oversize", f"{len(payload)} bytes is over the {self.max_segment_bytes}-byte limit"
+            )
+        enrolled = self._device(device)
+        if enrolled is None:
+            raise Rejected("unknown_device", "device is not enrolled")
+        if enrolled[0] != tenant:
+            raise Rejected("wrong_tenant", f"device is enrolled for tenant {enrolled[0]}")
+        try:
+            header, raw = wire.open_segment(payload, enrolled[1], self.max_segment_bytes)
+        except wire.WireError as exc:
+            raise Rejected(exc.reason, str(exc)) from None
+        if header.device != device or header.tenant != tenant:
+            raise Rejected("device_mismatch", f"segment names {header.tenant}/{header.device}")
+        events = parse_events(raw, header)
+        return self._store(tenant, device, header, wire.segment_id(payload), len(payload), events)
+
+    # -- the one transaction -----------------------------------------------------------------
+    def _store(
+        self,
+        tenant: str,
+        device: str,
+        header: wire.SegmentHeader,
+        seg_id: str,
+        size: int,
+        events: list[ParsedEvent],
+    ) -> Outcome:
+        s = self.store
+        with s.transaction():
+            row = s.lock_device(device)
+            assert row is not None  # enrolled devices are never deleted
+            _dev, _tenant, last_seq, last_hash, tip = row
+            status, reason, resend = "stored", "", 0
+            if s.one("SELECT 1 FROM segments WHERE id = ?", (seg_id,)):
+                status, reason = "duplicate", "duplicate"
+                s.execute(
+                    "UPDATE devices SET duplicates_dropped = duplicates_dropped + ? "
+                    "WHERE device_id = ?",
+                    (header.count, device),
+                )
+            elif header.first_seq != last_seq + 1:
+                status, resend = "nack", last_seq + 1
+                reason = "gap" if header.first_seq > last_seq + 1 else "overlap"
+            elif header.prev != tip or events[0].prev != last_hash:
+                status, reason, resend = "nack", "chain_mismatch", last_seq + 1
+            else:
+                self._insert(tenant, device, header, seg_id, size, events)
+                last_seq, tip = header.last_seq, seg_id
+            if status != "stored":
+                s.execute(
+                    "INSERT INTO rejections (device_id, reason, count) VALUES (?, ?, 1) "
+                    "ON CONFLICT (device_id, reason) DO UPDATE SET count = rejections.count + 1",
+                    (device, reason),
+                )
+        ack = wire.Ack(
+            tenant=tenant,
+            device=device,
+            status="nack" if status == "nack" else "ack",
+            segment=seg_id,
+            first_seq=header.first_seq,
+            last_seq=header.last_seq,
+            stored_seq=last_seq,
+            tip=tip,
+            resend_from=resend,
+            reason=reason,
+        )
+        if status == "stored":
+            log.debug("edge stored device=%s seqs=%d-%d", device, header.first_seq, header.last_seq)
+        else:
+            log.info(
+                "edge %s device=%s seqs=%d-%d reason=%s stored_seq=%d",
+                status,
+                device,
+                header.first_seq,
+                header.last_seq,
+                reason,
+                last_seq,
+            )
+        return Outcome(
+            status,
+            reason,
+            device,
+            len(events) if status == "stored" else 0,
+            wire.seal_ack(self.region_key, ack),
+            wire.topic_ack(tenant, device),
+        )
+
+    def _lookup(self, sql: str, tenant: str, values: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for i in range(0, len(values), _CHUNK):
+            chunk = values[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for key, value in self.store.all(sql.format(marks=marks), (tenant, *chunk)):
+                found[key] = value
+        return found
+
+    def _insert(
+        self,
+        tenant: str,
+        device: str,
+        header: wire.SegmentHeader,
+        seg_id: str,
+        size: int,
+        events: list[ParsedEvent],
+    ) -> None:
+        s = self.store
+        sale_keys = [e.payload["idempotency_key"] for e in events if e.type == ledger.SALE]
+        refunded = [e.payload["sale_id"] for e in events if e.type == ledger.REFUND]
+        known = (
+            self._lookup(
+                "SELECT idem_key, sale_id FROM sales WHERE tenant = ? AND idem_key IN ({marks})",
+                tenant,
+                sale_keys,
+            )
+            if sale_keys
+            else {}
+        )
+        profiles = (
+            self._lookup(
+                "SELECT sale_id, tax_profile FROM sales WHERE tenant = ? AND sale_id IN ({marks})",
+                tenant,
+                refunded,
+            )
+            if refunded
+            else {}
+        )
+        delta = ledger.LedgerDelta()
+        for e in events:
+            delta.fold(tenant, device, e.seq, e.type, e.payload, known.__contains__, profiles.get)
+        s.executemany(
+            "INSERT INTO events (device_id, seq, event_id, type, wall_ms, hash, body, dup_of) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            [
+                (
+                    device,
+                    e.seq,
+                    e.event_id,
+                    e.type,
+                    e.wall_ms,
+                    e.hash,
+                    e.body,
+                    delta.dups.get((device, e.seq)),
+                )
+                for e in events
+            ],
+        )
+        if delta.sales:
+            s.executemany(
+                "INSERT INTO sales (tenant, idem_key, sale_id, device_id, seq, tax_profile) "
+                "VALUES (?,?,?,?,?,?)",
+                [(t, key, *value) for (t, key), value in delta.sales.items()],
+            )
+        for (t, sku), change in sorted(delta.stock.items()):
+            qty, tracked = s.one(
+                "INSERT INTO stock (tenant, sku, qty) VALUES (?,?,?) ON CONFLICT (tenant, sku) "
+                "DO UPDATE SET qty = stock.qty + excluded.qty RETURNING qty, tracked",
+                (t, sku, change),
+            )
+            if tracked and qty < 0 and (t, sku) in delta.touched:
+                # Two tills sold the last one offline: the sale happened; tell the merchant.
+                s.execute(
+                    "INSERT INTO stock_flags (tenant, sku, device_id, seq, qty_after) "
+                    "VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
+                    (t, sku, device, delta.touched[(t, sku)], qty),
+                )
+                log.warning(
+                    "edge stock negative tenant=%s sku=%s qty=%d device=%s", t, sku, qty, device
+                )
+        for (t, profile, rate), (count, gross, tax, net) in sorted(delta.tax.items()):
+            s.execute(
+                "INSERT INTO tax_ledger (tenant, tax_profile, rate, sales, gross_minor, "
+                "tax_minor, net_minor) VALUES (?,?,?,?,?,?,?) ON CONFLICT "
+                "(tenant, tax_profile, rate) DO UPDATE SET sales = tax_ledger.sales + "
+                "excluded.sales, gross_minor = tax_ledger.gross_minor + excluded.gross_minor, "
+                "tax_minor = tax_ledger.tax_minor + excluded.tax_minor, "
+                "net_minor = tax_ledger.net_minor + excluded.net_minor",
+                (t, profile, rate, count, gross, tax, net),
+            )
+        s.execute(
+            "INSERT INTO segments (id, device_id, first_seq, last_seq, size, stored_ms) "
+            "VALUES (?,?,?,?,?,?)",
+            (seg_id, device, header.first_seq, header.last_seq, size, time.time_ns() // 1_000_000),
+        )
+        s.execute(
+            "UPDATE devices SET last_seq = ?, last_hash = ?, tip = ?, "
+            "events_stored = events_stored + ?, segments_stored = segments_stored + 1, "
+            "duplicates_dropped = duplicates_dropped + ? WHERE device_id = ?",
+            (header.last_seq, events[-1].hash, seg_id, len(events), len(delta.dups), device),
+        )

@@ -1,0 +1,1 @@
+"""The region broker configuration files (shipped as package data)."""

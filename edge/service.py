@@ -1,0 +1,194 @@
+"""``tillbox edge serve``: one ingest worker on the region's broker.
+
+Workers join the shared subscription ``$share/tillbox-ingest/...``, so the
+broker splits segments between however many run (on one machine or many, on
+mosquitto, EMQX or HiveMQ); the database's row lock on the device keeps two
+workers from storing the same device's chain at once.
+
+A persistent session (clean start off, fixed client id) means segments that
+arrive while a worker restarts wait at the broker; paho sends the PUBACK only
+after the message callback returned, i.e. after the store committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from nacl.signing import SigningKey
+
+from appliance import sdnotify
+from edge.ingest import Ingestor
+from edge.store import Store
+from sync_agent import wire
+from sync_agent.config import BrokerURL
+from sync_agent.mqttc import connect_properties, make_client
+
+log = logging.getLogger("tillbox.edge")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    broker: BrokerURL
+    username: str = ""
+    password: str = ""
+    client_id: str = "tillbox-edge-1"
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    keepalive_s: int = 30
+    session_expiry_s: int = 24 * 3600
+    max_segment_bytes: int = wire.MAX_SEGMENT_BYTES
+    backoff_min_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+
+class EdgeService:
+    def __init__(self, store: Store, region_key: SigningKey, opts: ServeOptions) -> None:
+        self.store = store
+        self.opts = opts
+        self.ingestor = Ingestor(store, region_key, opts.max_segment_bytes)
+        self.client: mqtt.Client | None = None
+        self.ready = False
+        self.stop = False
+        self.attempts = 0
+        self.next_attempt = 0.0
+        self.connecting_since = 0.0
+        self.counts: dict[str, int] = {}
+        self.notified = False
+        self.watchdog_s = sdnotify.watchdog_interval_s()
+        self.last_watchdog = 0.0
+
+    def _backoff(self, why: str) -> None:
+        ceiling = min(self.opts.backoff_max_s, self.opts.backoff_min_s * 2**self.attempts)
+        delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+        self.attempts += 1
+        self.next_attempt = time.monotonic() + delay
+        log.info("edge offline reason=%r retry_s=%.2f", why, delay)
+
+    def _drop(self) -> None:
+        client, self.client, self.ready = self.client, None, False
+        if client is not None:
+            try:
+                sock = client.socket()
+                client.disconnect()
+                if sock is not None:
+                    sock.close()
+            except Exception:  # noqa: BLE001 - a dying connection may fail in any way
+                pass
+
+    def _connect(self) -> None:
+        o = self.opts
+        client = make_client(
+            o.client_id,
+            username=o.username,
+            password=o.password,
+            tls=o.broker.tls,
+            tls_ca=o.tls_ca,
+            tls_cert=o.tls_cert,
+            tls_key=o.tls_key,
+        )
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self.client = client
+        self.connecting_since = time.monotonic()
+        try:
+            client.connect(
+                o.broker.host,
+                o.broker.port,
+                keepalive=o.keepalive_s,
+                clean_start=False,
+                properties=connect_properties(o.session_expiry_s),
+            )
+        except (OSError, ValueError) as exc:
+            self._drop()
+            self._backoff(f"cannot reach {o.broker.redacted()} ({exc.__class__.__name__})")
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if client is not self.client:
+            return
+        if reason.is_failure:
+            self._drop()
+            self._backoff(f"broker refused the connection ({reason})")
+            return
+        client.subscribe(wire.SHARED_SEG_SUBSCRIPTION, qos=1)
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any
+    ) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error(
+                "edge subscription refused (%s); check the broker ACL for the edge user",
+                [str(r) for r in reasons],
+            )
+            self._drop()
+            self._backoff("subscription refused")
+            return
+        self.ready = True
+        self.attempts = 0
+        log.info(
+            "edge subscribed broker=%s topic=%s",
+            self.opts.broker.redacted(),
+            wire.SHARED_SEG_SUBSCRIPTION,
+        )
+        if not self.notified:
+            sdnotify.notify("READY=1")
+            self.notified = True
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if client is not self.client:
+            return
+        self._drop()
+        self._backoff(f"connection lost ({reason})")
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            outcome = self.ingestor.handle(msg.topic, msg.payload)
+        except Exception:  # noqa: BLE001 - the database may be down; the agent will resend
+            log.exception("edge could not process a message on %s; it will be resent", msg.topic)
+            return
+        self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
+        if outcome.ack is not None:
+            client.publish(outcome.ack_topic, outcome.ack, qos=1)
+
+    def run(self, duration_s: float | None = None) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                signal.signal(sig, lambda *_: setattr(self, "stop", True))
+            except ValueError:
+                pass
+        start = time.monotonic()
+        try:
+            while not self.stop:
+                now = time.monotonic()
+                if duration_s is not None and now - start > duration_s:
+                    break
+                if self.client is None:
+                    if now >= self.next_attempt:
+                        self._connect()
+                    else:
+                        time.sleep(min(0.1, self.next_attempt - now))
+                        continue
+                elif not self.ready and now - self.connecting_since > 15:
+                    self._drop()
+                    self._backoff("no answer from the broker")
+                    continue
+                if self.client is not None:
+                    self.client.loop(timeout=0.2)
+                if self.watchdog_s and now - self.last_watchdog >= self.watchdog_s:
+                    sdnotify.notify("WATCHDOG=1")
+                    self.last_watchdog = now
+        finally:
+            self._drop()
+        return 0

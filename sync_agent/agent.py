@@ -1,0 +1,462 @@
+"""The sync agent: moves a till's log to the region, one signed segment at a time.
+
+One thread does everything (read, seal, publish, handle acks), driving paho's
+network loop itself: no locks, and a SIGKILL between any two statements leaves
+only committed state behind (see ``sync_agent.store``).
+
+Flow control is go-back-N over a window of segments: up to ``window`` segments
+are in flight; an ack (signed by the region) names a segment, and marks it and
+everything before it synced; a NACK, a reconnect or an ack timeout sends every
+unacked segment again, in order. The edge drops what it already has.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import signal
+import time
+from collections import deque
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from appliance import keys, sdnotify, sync_state
+from appliance.datadir import DataDir
+from appliance.errors import TillError
+from appliance.sync_state import SyncState
+from sync_agent import wire
+from sync_agent.config import SyncConfig
+from sync_agent.mqttc import connect_properties, make_client
+from sync_agent.reader import LogReader
+from sync_agent.store import AgentStore, Sealed
+
+log = logging.getLogger("tillbox.sync")
+
+STATE_DB = "agent.db"
+NACK_HOLDOFF_S = 1.0
+RATE_WINDOW_S = 30.0
+
+
+class Agent:
+    def __init__(
+        self,
+        data_dir: DataDir,
+        cfg: SyncConfig,
+        *,
+        once: bool = False,
+        timeout_s: float | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.cfg = cfg
+        self.once = once
+        self.timeout_s = timeout_s
+        config = data_dir.load_config()
+        self.device = config.device_id
+        self.tenant = str(config.section("device").get("tenant") or "demo")
+        if not cfg.region_public_key:
+            raise TillError(
+                "[sync] region_public_key is not set; put the region's public key "
+                "(64 hex digits or a file) in tillbox.toml so acks can be verified"
+            )
+        self.region_key = keys.load_verify_key(cfg.region_public_key)
+        self.key = keys.load_signing_key(data_dir.private_key_path)
+        self.reader = LogReader(data_dir.log_path)
+        if self.reader.device_id != self.device:
+            raise TillError(
+                f"log.db belongs to {self.reader.device_id}, tillbox.toml says "
+                f"{self.device}; point --data-dir at one till's folder"
+            )
+        self.store = AgentStore(data_dir.sync_dir / STATE_DB)
+        self.seg_topic = wire.topic_seg(self.tenant, self.device)
+        self.ack_topic = wire.topic_ack(self.tenant, self.device)
+        self.region_topic = wire.topic_region(self.tenant, "catalog")
+        self.queue: list[Sealed] = self.store.unacked()
+        self.inflight: dict[str, float] = {}
+        self.client: mqtt.Client | None = None
+        self.connecting_since = 0.0
+        self.connected = False
+        self.ready = False
+        self.attempts = 0
+        self.next_attempt = 0.0
+        self.unsealed_since: float | None = None
+        self.last_nack: tuple[int, float] = (0, 0.0)
+        self.acked_events: deque[tuple[float, int]] = deque()
+        self.rate = float(self.store.get("rate_eps", "0") or 0) or None
+        self.detail = "starting"
+        self.stop = False
+        self.notified_ready = False
+        self.last_state_write = 0.0
+        self.last_state: dict[str, Any] = {}
+        self.last_watchdog = 0.0
+        self.watchdog_s = sdnotify.watchdog_interval_s()
+
+    # -- connection ---------------------------------------------------------------------------
+    def _backoff(self, now: float, why: str) -> None:
+        """Schedule the next attempt: exponential, capped, with jitter (no thundering herd)."""
+        ceiling = min(self.cfg.backoff_max_s, self.cfg.backoff_min_s * 2**self.attempts)
+        delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+        self.attempts += 1
+        self.next_attempt = now + delay
+        self.detail = f"offline: {why}; retrying in {delay:.1f} s"
+        log.info("sync offline reason=%r retry_s=%.2f attempt=%d", why, delay, self.attempts)
+
+    def _drop_client(self) -> None:
+        client, self.client = self.client, None
+        self.connected = self.ready = False
+        self.inflight.clear()
+        if client is not None:
+            try:
+                sock = client.socket()
+                client.disconnect()
+                if sock is not None:
+                    sock.close()
+            except Exception:  # noqa: BLE001 - a dying connection may fail in any way
+                pass
+
+    def _connect(self, now: float) -> None:
+        cfg = self.cfg
+        client = make_client(
+            cfg.client_id or f"tillbox-{self.tenant}-{self.device}",
+            username=cfg.username,
+            password=cfg.password,
+            tls=cfg.broker.tls,
+            tls_ca=cfg.tls_ca,
+            tls_cert=cfg.tls_cert,
+            tls_key=cfg.tls_key,
+            connect_timeout_s=cfg.connect_timeout_s,
+        )
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        self.client = client
+        self.connecting_since = now
+        try:
+            client.connect(
+                cfg.broker.host,
+                cfg.broker.port,
+                keepalive=cfg.keepalive_s,
+                clean_start=False,
+                properties=connect_properties(cfg.session_expiry_s),
+            )
+        except (OSError, ValueError) as exc:
+            self._drop_client()
+            self._backoff(now, f"cannot reach {cfg.broker.redacted()} ({exc.__class__.__name__})")
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if client is not self.client:
+            return
+        if reason.is_failure:
+            self._drop_client()
+            self._backoff(time.monotonic(), f"broker refused the connection ({reason})")
+            return
+        self.connected = True
+        client.subscribe([(self.ack_topic, 1), (self.region_topic, 1)])
+        log.info(
+            "sync connected broker=%s session_present=%s",
+            self.cfg.broker.redacted(),
+            getattr(flags, "session_present", None),
+        )
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any
+    ) -> None:
+        if client is not self.client:
+            return
+        if any(r.is_failure for r in reasons):
+            log.error(
+                "sync subscribe refused reasons=%s; check the broker ACL", [str(r) for r in reasons]
+            )
+            self._drop_client()
+            self._backoff(time.monotonic(), "the broker refused the ack subscription")
+            return
+        self.ready = True
+        self.attempts = 0
+        self.inflight.clear()  # after any reconnect every unacked segment goes again
+        self.detail = f"online: {self.cfg.broker.redacted()}"
+        if not self.notified_ready:
+            sdnotify.notify("READY=1")
+            self.notified_ready = True
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if client is not self.client:
+            return
+        self._drop_client()
+        self._backoff(time.monotonic(), f"connection lost ({reason})")
+
+    # -- incoming -----------------------------------------------------------------------------
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            if msg.topic == self.ack_topic:
+                self._handle_ack(msg.payload)
+            elif msg.topic == self.region_topic:
+                self._handle_update(msg.payload)
+        except TillError as exc:
+            log.error("sync message on %s not handled: %s", msg.topic, exc)
+
+    def _handle_ack(self, payload: bytes) -> None:
+        try:
+            ack = wire.open_ack(payload, self.region_key)
+        except wire.WireError as exc:
+            self.store.bump(f"acks_rejected.{exc.reason}")
+            log.warning("sync ack rejected reason=%s detail=%s", exc.reason, exc)
+            return
+        if ack.device != self.device or ack.tenant != self.tenant:
+            self.store.bump("acks_rejected.wrong_device")
+            log.warning("sync ack for another device rejected device=%s", ack.device)
+            return
+        if ack.status == "ack":
+            self._acked(ack.segment)
+            return
+        self._handle_nack(ack)
+
+    def _acked(self, seg_id: str) -> None:
+        newly = self.store.mark_acked(seg_id)
+        sealed = self.store.by_id(seg_id)
+        if sealed is None:
+            return
+        done = {s.id for s in self.queue if s.first_seq <= sealed.first_seq}
+        self.queue = [s for s in self.queue if s.id not in done]
+        for seg in done:
+            self.inflight.pop(seg, None)
+        if newly:
+            self.acked_events.append((time.monotonic(), newly))
+
+    def _handle_nack(self, ack: wire.Ack) -> None:
+        now = time.monotonic()
+        log.info(
+            "sync nack reason=%s resend_from=%d stored_seq=%d",
+            ack.reason,
+            ack.resend_from,
+            ack.stored_seq,
+        )
+        tip_segment = self.store.by_id(ack.tip)
+        if tip_segment is not None:
+            self._acked(ack.tip)
+        start = next((s for s in self.queue if s.first_seq == ack.resend_from), None)
+        if start is None or start.prev != ack.tip:
+            # The edge's chain and ours differ (our state was lost or restored from a
+            # backup, or the edge's was): continue from the tip the edge signed.
+            log.warning("sync rebasing onto the edge's tip seq=%d", ack.resend_from - 1)
+            self.store.rebase(ack.resend_from - 1, ack.tip)
+            self.queue = self.store.unacked()
+            self.inflight.clear()
+            return
+        if self.last_nack[0] == ack.resend_from and now - self.last_nack[1] < NACK_HOLDOFF_S:
+            return  # the other in-flight segments' NACKs say the same thing
+        self.last_nack = (ack.resend_from, now)
+        self.inflight.clear()
+
+    def _handle_update(self, payload: bytes) -> None:
+        if not payload:
+            return  # a cleared retained message
+        try:
+            update = wire.open_update(payload, self.region_key)
+        except wire.WireError as exc:
+            self.store.bump(f"updates_rejected.{exc.reason}")
+            log.warning("sync region update rejected reason=%s detail=%s", exc.reason, exc)
+            return
+        if update.tenant != self.tenant or update.kind != "catalog":
+            self.store.bump("updates_rejected.wrong_tenant")
+            log.warning(
+                "sync region update for tenant=%s kind=%s rejected", update.tenant, update.kind
+            )
+            return
+        applied = int(self.store.get("region_catalog_version", "0"))
+        if update.version <= applied:
+            return  # the retained copy of what we already applied
+        from appliance.till import Till
+
+        try:
+            with Till.open(self.data_dir) as till:
+                event = till.apply_catalog(update.data, source="region")
+        except TillError as exc:
+            self.store.bump("updates_rejected.invalid")
+            log.warning("sync region update version=%d refused: %s", update.version, exc)
+            return
+        self.store.put("region_catalog_version", str(update.version))
+        self.store.bump("updates_applied")
+        log.info("sync region catalog applied version=%d seq=%d", update.version, event.seq)
+
+    # -- outgoing -----------------------------------------------------------------------------
+    def _seal(self, now: float) -> None:
+        """Seal full segments while the window has room; a partial one when it is old."""
+        limit = self.cfg.segment_max_events
+        while len(self.queue) < 2 * self.cfg.window:
+            tip_seq, tip_id = self.store.tip()
+            tail = self.reader.tail()[0]
+            waiting = tail - tip_seq
+            if waiting <= 0:
+                self.unsealed_since = None
+                return
+            if self.unsealed_since is None:
+                self.unsealed_since = now
+            aged = now - self.unsealed_since >= self.cfg.segment_max_age_s
+            if waiting < limit and not (self.once or aged):
+                return
+            lines = self.reader.lines(tip_seq, limit)
+            first, last = tip_seq + 1, tip_seq + len(lines)
+            data = wire.seal_segment(
+                self.key,
+                tenant=self.tenant,
+                device=self.device,
+                first_seq=first,
+                last_seq=last,
+                prev=tip_id,
+                lines=lines,
+            )
+            seg_id = wire.segment_id(data)
+            self.store.add(first, last, seg_id, tip_id, data)
+            self.queue.append(Sealed(first, last, seg_id, tip_id, len(data)))
+            self.unsealed_since = now if last < tail else None
+
+    def _publish(self, now: float) -> None:
+        if not self.ready or self.client is None:
+            return
+        if any(now - sent > self.cfg.ack_timeout_s for sent in self.inflight.values()):
+            log.info("sync ack timeout; resending %d unacked segments", len(self.queue))
+            self.inflight.clear()
+        for seg in self.queue:
+            if len(self.inflight) >= self.cfg.window:
+                break
+            if seg.id in self.inflight:
+                continue
+            data = self.store.data(seg.id)
+            if data is None:
+                continue
+            self.client.publish(self.seg_topic, data, qos=1)
+            self.inflight[seg.id] = now
+
+    # -- published state ---------------------------------------------------------------------
+    def _rate(self, now: float) -> float | None:
+        while self.acked_events and now - self.acked_events[0][0] > RATE_WINDOW_S:
+            self.acked_events.popleft()
+        if len(self.acked_events) >= 2:
+            span = now - self.acked_events[0][0]
+            if span >= 0.5:
+                events = sum(n for _t, n in list(self.acked_events)[1:])
+                self.rate = events / span
+        return self.rate
+
+    def state(self, now: float) -> SyncState:
+        tail = self.reader.tail()[0]
+        acked = self.store.acked_seq()
+        queued = max(0, tail - acked)
+        sealed_seq = self.store.tip()[0]
+        per_event = self.store.bytes_per_event() or 0.0
+        queued_bytes = self.store.unacked_bytes() + int(max(0, tail - sealed_seq) * per_event)
+        rate = self._rate(now)
+        return SyncState(
+            online=self.ready,
+            acked_seq=acked,
+            last_seq=tail,
+            queued_events=queued,
+            queued_bytes=queued_bytes,
+            last_ack_wall_ms=self.store.last_ack_ms(),
+            drain_estimate_s=round(queued / rate, 1)
+            if rate and queued
+            else (0.0 if not queued else None),
+            updated_wall_ms=time.time_ns() // 1_000_000,
+            detail=self.detail,
+        )
+
+    def _write_state(self, now: float, force: bool = False) -> SyncState | None:
+        if not force and now - self.last_state_write < 0.5:
+            return None
+        state = self.state(now)
+        key = {k: v for k, v in state.to_json().items() if k != "updated_wall_ms"}
+        if force or key != self.last_state or now - self.last_state_write > 5:
+            sync_state.write(self.data_dir.sync_dir, state)
+            self.last_state = key
+            self.last_state_write = now
+            if self.rate:
+                self.store.put("rate_eps", f"{self.rate:.1f}")
+        return state
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self) -> int:
+        """Run until stopped (or, with ``once``, until all is acked or the timeout)."""
+        start = time.monotonic()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                signal.signal(sig, self._request_stop)
+            except ValueError:  # not the main thread (tests)
+                pass
+        try:
+            while not self.stop:
+                now = time.monotonic()
+                if self.client is None and now >= self.next_attempt:
+                    self._connect(now)
+                elif (
+                    self.client is not None
+                    and not self.connected
+                    and now - self.connecting_since > self.cfg.connect_timeout_s
+                ):
+                    self._drop_client()
+                    self._backoff(now, "no answer from the broker (CONNACK timeout)")
+                self._seal(now)
+                self._publish(now)
+                if self.client is not None:
+                    self.client.loop(timeout=0.01 if self.inflight else 0.1)
+                else:
+                    time.sleep(min(0.1, max(0.0, self.next_attempt - now)))
+                self._write_state(now)
+                self._watchdog(now)
+                if (
+                    self.once
+                    and self.queue == []
+                    and self.store.acked_seq() >= self.reader.tail()[0]
+                ):
+                    self._write_state(time.monotonic(), force=True)
+                    log.info("sync drained acked_seq=%d", self.store.acked_seq())
+                    return 0
+                if self.timeout_s is not None and now - start > self.timeout_s:
+                    state = self._write_state(now, force=True)
+                    queued = state.queued_events if state else -1
+                    log.warning("sync timeout with %d events still unacked", queued)
+                    return 1
+            return 0
+        finally:
+            self._drop_client()
+            self.detail = "stopped"
+            self._write_state(time.monotonic(), force=True)
+            self.store.close()
+            self.reader.close()
+
+    def _request_stop(self, signum: int, frame: Any) -> None:
+        self.stop = True
+
+    def _watchdog(self, now: float) -> None:
+        if self.watchdog_s and now - self.last_watchdog >= self.watchdog_s:
+            sdnotify.notify("WATCHDOG=1")
+            self.last_watchdog = now
+
+
+def status(data_dir: DataDir) -> dict[str, Any]:
+    """The published state plus the agent's own counters (for ``tillbox sync status``)."""
+    state = sync_state.read(data_dir.sync_dir).to_json()
+    path = data_dir.sync_dir / STATE_DB
+    counters: dict[str, int] = {}
+    segments = {"unacked": 0, "acked": 0}
+    if path.exists():
+        store = AgentStore(path)
+        try:
+            for key, value in store.conn.execute("SELECT key, value FROM meta ORDER BY key"):
+                if key.startswith(("acks_rejected", "updates_")):
+                    counters[key] = int(value)
+            row = store.conn.execute(
+                "SELECT SUM(acked_ms IS NULL), SUM(acked_ms IS NOT NULL) FROM segments"
+            ).fetchone()
+            segments = {"unacked": row[0] or 0, "acked": row[1] or 0}
+            state["region_catalog_version"] = int(store.get("region_catalog_version", "0"))
+        finally:
+            store.close()
+    state["counters"] = counters
+    state["segments"] = segments
+    return json.loads(json.dumps(state))

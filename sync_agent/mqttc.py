@@ -1,0 +1,44 @@
+"""One place that builds a paho-mqtt 2.x client the way tillbox needs it.
+
+MQTT v5, a persistent session (clean start off plus a session expiry), QoS 1,
+TLS and username/password when configured. The agent and the edge both use it.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+
+def make_client(
+    client_id: str,
+    *,
+    username: str = "",
+    password: str = "",
+    tls: bool = False,
+    tls_ca: str = "",
+    tls_cert: str = "",
+    tls_key: str = "",
+    connect_timeout_s: float = 10.0,
+) -> mqtt.Client:
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+    )
+    client.connect_timeout = connect_timeout_s
+    if username:
+        client.username_pw_set(username, password or None)
+    if tls or tls_ca or tls_cert:
+        context = ssl.create_default_context(cafile=tls_ca or None)
+        if tls_cert:
+            context.load_cert_chain(tls_cert, tls_key or None)
+        client.tls_set_context(context)
+    return client
+
+
+def connect_properties(session_expiry_s: int) -> Properties:
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = int(session_expiry_s)
+    return props

@@ -1,0 +1,181 @@
+"""The agent's own durable state: ``DIR/sync/agent.db`` (SQLite, WAL, synchronous=FULL).
+
+What is sealed (the exact segment bytes, kept until the edge acks them), what is
+acked, and the chain tip. Every change is one committed transaction, so a
+SIGKILL at any instant leaves either the old or the new state, and a restart
+resends exactly the unacked segments with the very bytes sent before (a
+re-sealed segment would get a new id and break the chain the edge holds).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sync_agent.wire import GENESIS
+
+_DDL = [
+    """CREATE TABLE IF NOT EXISTS segments (
+        first_seq INTEGER PRIMARY KEY,
+        last_seq  INTEGER NOT NULL,
+        id        TEXT NOT NULL UNIQUE,
+        prev      TEXT NOT NULL,
+        size      INTEGER NOT NULL,
+        data      BLOB,
+        sealed_ms INTEGER NOT NULL,
+        acked_ms  INTEGER
+    )""",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+]
+
+
+@dataclass(frozen=True)
+class Sealed:
+    first_seq: int
+    last_seq: int
+    id: str
+    prev: str
+    size: int
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class AgentStore:
+    def __init__(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        for statement in _DDL:
+            self.conn.execute(statement)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- meta -------------------------------------------------------------------------------
+    def get(self, key: str, default: str = "") -> str:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def put(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def bump(self, key: str, by: int = 1) -> int:
+        value = int(self.get(key, "0")) + by
+        self.put(key, str(value))
+        return value
+
+    # -- the chain --------------------------------------------------------------------------
+    def base(self) -> tuple[int, str]:
+        """Where sealing restarts after a rebase onto the edge's tip (0, genesis otherwise)."""
+        seq = int(self.get("base_seq", "0"))
+        return seq, self.get("base_id", GENESIS)
+
+    def tip(self) -> tuple[int, str]:
+        """(last sealed seq, id of the last segment): where the next segment continues."""
+        row = self.conn.execute(
+            "SELECT last_seq, id FROM segments ORDER BY first_seq DESC LIMIT 1"
+        ).fetchone()
+        base = self.base()
+        if row is None or row[0] < base[0]:
+            return base
+        return row[0], row[1]
+
+    def add(self, first_seq: int, last_seq: int, seg_id: str, prev: str, data: bytes) -> None:
+        self.conn.execute(
+            "INSERT INTO segments (first_seq, last_seq, id, prev, size, data, sealed_ms) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (first_seq, last_seq, seg_id, prev, len(data), data, _now_ms()),
+        )
+
+    def unacked(self) -> list[Sealed]:
+        return [
+            Sealed(*row)
+            for row in self.conn.execute(
+                "SELECT first_seq, last_seq, id, prev, size FROM segments "
+                "WHERE acked_ms IS NULL ORDER BY first_seq"
+            )
+        ]
+
+    def data(self, seg_id: str) -> bytes | None:
+        row = self.conn.execute("SELECT data FROM segments WHERE id = ?", (seg_id,)).fetchone()
+        return row[0] if row else None
+
+    def by_id(self, seg_id: str) -> Sealed | None:
+        row = self.conn.execute(
+            "SELECT first_seq, last_seq, id, prev, size FROM segments WHERE id = ?", (seg_id,)
+        ).fetchone()
+        return Sealed(*row) if row else None
+
+    def mark_acked(self, seg_id: str) -> int:
+        """Mark ``seg_id`` and every segment before it acked; return events newly acked.
+
+        The edge stores a device's segments only in chain order, so its signed ack
+        of a segment also proves every earlier one is stored (an earlier ack may
+        simply have been lost).
+        """
+        row = self.conn.execute("SELECT first_seq FROM segments WHERE id = ?", (seg_id,)).fetchone()
+        if row is None:
+            return 0
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            newly = self.conn.execute(
+                "SELECT COALESCE(SUM(last_seq - first_seq + 1), 0) FROM segments "
+                "WHERE first_seq <= ? AND acked_ms IS NULL",
+                (row[0],),
+            ).fetchone()[0]
+            self.conn.execute(
+                "UPDATE segments SET acked_ms = ?, data = NULL "
+                "WHERE first_seq <= ? AND acked_ms IS NULL",
+                (_now_ms(), row[0]),
+            )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return newly
+
+    def rebase(self, seq: int, seg_id: str) -> None:
+        """Adopt the edge's tip: drop local segments past ``seq``, continue from there."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("DELETE FROM segments WHERE last_seq > ?", (seq,))
+            self.conn.execute(
+                "UPDATE segments SET acked_ms = COALESCE(acked_ms, ?), data = NULL", (_now_ms(),)
+            )
+            self.put("base_seq", str(seq))
+            self.put("base_id", seg_id)
+            self.put("base_ms", str(_now_ms()))
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def acked_seq(self) -> int:
+        row = self.conn.execute(
+            "SELECT MAX(last_seq) FROM segments WHERE acked_ms IS NOT NULL"
+        ).fetchone()
+        return max(row[0] or 0, self.base()[0])
+
+    def last_ack_ms(self) -> int:
+        row = self.conn.execute("SELECT MAX(acked_ms) FROM segments").fetchone()
+        return max(row[0] or 0, int(self.get("base_ms", "0")))
+
+    def unacked_bytes(self) -> int:
+        row = self.conn.execute(
+            "SELECT COALESCE(SUM(size), 0) FROM segments WHERE acked_ms IS NULL"
+        ).fetchone()
+        return row[0]
+
+    def bytes_per_event(self) -> float | None:
+        row = self.conn.execute(
+            "SELECT SUM(size), SUM(last_seq - first_seq + 1) FROM "
+            "(SELECT size, first_seq, last_seq FROM segments ORDER BY first_seq DESC LIMIT 20)"
+        ).fetchone()
+        return row[0] / row[1] if row[1] else None
