@@ -235,7 +235,7 @@ def parse_payload(payload: str) -> tuple[ReceiptFields, bytes, str]:
     fields = ReceiptFields(
         device, int(number), kind, int(unix_s), currency, tuple(totals), prev_raw.hex()
     )
-    if fields.signed_part() != payload[: -len(sig)]:
+    if fields.signed_part() != payload[: -len(sig)] or b64u(sig_raw) != sig:
         raise ValueError("fields are not in canonical spelling (leading zeros or padding?)")
     return fields, sig_raw, payload[: -len(sig)]
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,11 +101,15 @@ def verify_bundle(
     except Problem as exc:
         verdict.problem = str(exc)
         return verdict
-    except (zipfile.BadZipFile, EOFError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         verdict.problem = f"the bundle is not a readable zip ({exc}); copy it again"
         return verdict
     except OSError as exc:
         verdict.problem = f"cannot read the bundle ({exc.strerror or exc}); check the path"
+        return verdict
+    except (KeyError, TypeError, ValueError, AttributeError, UnicodeDecodeError) as exc:
+        # A structure this tool did not expect (a field of the wrong type): still a verdict.
+        verdict.problem = f"the bundle is malformed ({type(exc).__name__}: {exc})"
         return verdict
     verdict.ok = True
     return verdict
@@ -210,7 +215,11 @@ def _file_hashes(
                     done += len(chunk)
                     if progress:
                         progress(done, total)
-        except (zipfile.BadZipFile, OSError) as exc:  # CRC mismatch: the zip bytes changed
+        except (
+            zipfile.BadZipFile,
+            zlib.error,
+            OSError,
+        ) as exc:  # CRC mismatch: the zip bytes changed
             raise Problem(
                 f"{name} cannot be read from the zip ({exc}): the file was altered"
             ) from None

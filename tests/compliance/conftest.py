@@ -1,0 +1,159 @@
+"""Shared fixtures: a real demo till on disk with sales, and probes that behave."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from appliance.datadir import DataDir
+from appliance.pricing import CartLine
+from appliance.till import Till
+from compliance.probes import Reading
+
+
+def png_bytes(width: int = 64, height: int = 48, color: tuple = (20, 120, 200)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(out, "PNG")
+    return out.getvalue()
+
+
+def jpeg_bytes(width: int = 64, height: int = 48) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 60, 10)).save(out, "JPEG")
+    return out.getvalue()
+
+
+@dataclass
+class FakeProbes:
+    """Devices with state: paper runs out, the engraver alarms, the camera breaks.
+
+    ``None`` for a device means it is not fitted (``none://``); ``missing`` lists
+    devices that are configured but do not answer (unplugged).
+    """
+
+    paper: str = "ok"
+    printer_online: bool = True
+    grbl_state: str = "Idle"
+    laser_mode: bool | None = True
+    alarm: int | None = None
+    frame: bytes | None = field(default_factory=png_bytes)
+    power_good: bool | None = True
+    earth_ok: bool | None = True
+    missing: set = field(default_factory=set)
+    not_fitted: set = field(default_factory=set)
+    labels: list = field(default_factory=list)
+    closed: bool = False
+
+    def read(self, kind: str) -> Reading:
+        if kind in self.not_fitted:
+            return Reading(False, f"no {kind} is configured", configured=False)
+        if kind in self.missing:
+            return Reading(False, f"{kind} at usb://1234:5678 is not connected; plug it in")
+        if kind == "printer":
+            ok = self.printer_online and self.paper != "out"
+            return Reading(
+                ok,
+                "ready" if ok else "printer is out of paper",
+                {"online": self.printer_online, "paper": self.paper},
+            )
+        if kind == "engraver":
+            return Reading(
+                self.grbl_state == "Idle" and not self.alarm,
+                self.grbl_state,
+                {
+                    "state": self.grbl_state,
+                    "laser_mode": self.laser_mode,
+                    "alarm": self.alarm,
+                    "version": "Grbl 1.1h",
+                },
+            )
+        if kind == "camera":
+            return Reading(True, "ready", {})
+        if kind == "gpio":
+            return Reading(
+                True, "ready", {"power_good": self.power_good, "earth_ok": self.earth_ok}
+            )
+        raise AssertionError(kind)
+
+    def capture(self) -> tuple[bytes | None, str]:
+        if "camera" in self.missing or "camera" in self.not_fitted:
+            return None, "camera is not connected"
+        return self.frame, "" if self.frame else "empty frame"
+
+    def print_label(self, qr_payload: str, lines: list[str]) -> str:
+        if "printer" in self.missing or self.paper == "out":
+            return "printer is out of paper"
+        self.labels.append((qr_payload, lines))
+        return ""
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def probes() -> FakeProbes:
+    return FakeProbes()
+
+
+def make_till(root: Path, device_id: str = "till-1") -> DataDir:
+    ddir = DataDir(root)
+    with Till.init(ddir, device_id, demo=True) as till:
+        till.open_shift()
+        till.sell([CartLine("MUG-01", 2)], "cash")
+        till.sell([CartLine("MUG-01", 1), CartLine("KEYRING-ENG", 1)], "card")
+        sale = till.sell([CartLine("MUG-01", 3)], "cash")
+        till.refund(sale.payload["sale_id"], [("MUG-01", 1)])
+    return ddir
+
+
+@pytest.fixture
+def till_dir(tmp_path: Path) -> DataDir:
+    return make_till(tmp_path / "till")
+
+
+@pytest.fixture
+def permit_file(tmp_path: Path) -> Path:
+    path = tmp_path / "permit.pdf"
+    path.write_bytes(b"%PDF-1.4\n% market trading permit TP-2291\n")
+    return path
+
+
+@pytest.fixture
+def photo_file(tmp_path: Path) -> Path:
+    path = tmp_path / "engraver.jpg"
+    path.write_bytes(jpeg_bytes())
+    return path
+
+
+def enroll_till(
+    ddir: DataDir,
+    permit: Path,
+    photo: Path,
+    probes: FakeProbes | None = None,
+    expires: str = "2099-12-31",
+) -> dict:
+    from compliance import enroll
+
+    data = enroll.EnrollmentInput(
+        operator="Ann Trader",
+        business="Riverside Makers",
+        registration="HRB 1234",
+        address="1 Market Sq",
+        permits=[enroll.PermitInput("trading", "TP-2291", expires, str(permit))],
+        photos=[enroll.PhotoInput("engraver", str(photo))],
+        attestation="The electrical set-up was checked by a qualified person.",
+        confirmed=True,
+        assets=[("ENG-1", "Laser engraver"), ("", "Receipt printer")],
+    )
+    with Till.open(ddir) as till:
+        return enroll.enroll(till, data, probes)
+
+
+@pytest.fixture
+def enrolled(till_dir: DataDir, permit_file: Path, photo_file: Path) -> DataDir:
+    enroll_till(till_dir, permit_file, photo_file)
+    return till_dir

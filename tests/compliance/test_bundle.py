@@ -1,0 +1,349 @@
+"""Inspection bundles: export, verify, and every kind of tampering caught with a reason."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from nacl.signing import SigningKey
+
+from appliance import keys
+from appliance.canonical import canonical_bytes
+from appliance.chain import event_hash
+from appliance.till import Till
+from compliance import privacy
+from compliance.bundle import export_bundle
+from compliance.verify import verify_bundle
+
+
+def rewrite(src: Path, dst: Path, change) -> None:
+    """Copy a zip entry by entry; ``change(name, data)`` returns new bytes or None to drop."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            data = change(info.filename, zin.read(info.filename))
+            if data is not None:
+                zout.writestr(info, data)
+
+
+def resign(src: Path, dst: Path, key: SigningKey, change, *, new_public: str | None = None):
+    """What an attacker holding a key would do: change files, rebuild and re-sign the manifest."""
+    import hashlib
+
+    with zipfile.ZipFile(src) as zin:
+        files = {i.filename: zin.read(i.filename) for i in zin.infolist()}
+    for name in list(files):
+        if name not in ("manifest.json", "manifest.sig"):
+            new = change(name, files[name])
+            if new is None:
+                del files[name]
+            else:
+                files[name] = new
+    manifest = json.loads(files["manifest.json"])
+    if new_public:
+        manifest["public_key"] = new_public
+        files["device.pub"] = new_public.encode() + b"\n"
+    manifest["files"] = [
+        {"path": n, "sha256": hashlib.sha256(files[n]).hexdigest(), "size": len(files[n])}
+        for n in sorted(files)
+        if n not in ("manifest.json", "manifest.sig")
+    ]
+    files["manifest.json"] = canonical_bytes(manifest)
+    files["manifest.sig"] = key.sign(files["manifest.json"]).signature.hex().encode() + b"\n"
+    with zipfile.ZipFile(dst, "w") as zout:
+        for name, data in files.items():
+            zout.writestr(name, data)
+
+
+@pytest.fixture
+def bundle(enrolled, tmp_path) -> Path:
+    out = tmp_path / "bundle.zip"
+    export_bundle(enrolled, out)
+    return out
+
+
+def device_key(ddir) -> SigningKey:
+    return keys.load_signing_key(ddir.private_key_path)
+
+
+def test_intact_bundle_verifies_with_every_check(bundle, enrolled):
+    pub = enrolled.public_key_path.read_text().strip()
+    progress = []
+    verdict = verify_bundle(bundle, public_key=pub, progress=lambda d, t: progress.append((d, t)))
+    assert verdict.ok, verdict.problem
+    assert verdict.checks == [
+        "public key",
+        "manifest signature",
+        "file hashes",
+        "event chain",
+        "receipt signatures",
+        "self-test history",
+        "enrollment manifests",
+    ]
+    assert verdict.receipts == 4 and verdict.events == 8
+    assert progress[-1][0] == progress[-1][1] > 0
+    with zipfile.ZipFile(bundle) as zf:
+        names = zf.namelist()
+        assert names == sorted(names[:-2]) + ["manifest.json", "manifest.sig"]
+        assert any(n.startswith("enrollment/0001/photos/") for n in names)
+        exif = json.loads(zf.read("enrollment/0001/exif.json"))
+        assert list(exif.values())[0]["format"] == "JPEG"
+        page = zf.read("index.html").decode()
+    assert "Riverside Makers" in page and "TP-2291" in page and "data:image/jpeg;base64," in page
+    assert not re.search(r"(src|href)\s*=\s*['\"]?(https?:)?//", page)  # nothing external
+    assert "<script" not in page
+
+
+def test_export_is_deterministic(enrolled, tmp_path):
+    a, b = tmp_path / "a.zip", tmp_path / "b.zip"
+    export_bundle(enrolled, a)
+    export_bundle(enrolled, b)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_flipped_byte_in_a_photo_is_caught(bundle, tmp_path):
+    bad = tmp_path / "bad.zip"
+
+    def flip(name, data):
+        if "/photos/" in name:
+            return data[:100] + bytes([data[100] ^ 1]) + data[101:]
+        return data
+
+    rewrite(bundle, bad, flip)
+    verdict = verify_bundle(bad)
+    assert not verdict.ok
+    assert "photos/" in verdict.problem and "does not match its SHA-256" in verdict.problem
+
+
+def test_flipped_byte_in_the_raw_zip_is_caught(bundle, tmp_path):
+    data = bytearray(bundle.read_bytes())
+    with zipfile.ZipFile(bundle) as zf:
+        info = zf.getinfo("events.jsonl")
+    data[info.header_offset + 30 + len("events.jsonl") + 20] ^= 0x40  # inside compressed data
+    bad = tmp_path / "raw.zip"
+    bad.write_bytes(bytes(data))
+    verdict = verify_bundle(bad)
+    assert not verdict.ok and "events.jsonl" in verdict.problem
+
+
+def test_removed_event_is_caught_even_when_the_manifest_is_re_signed(bundle, enrolled, tmp_path):
+    def drop_seq5(name, data):
+        if name == "events.jsonl":
+            return b"".join(
+                ln for ln in data.splitlines(keepends=True) if json.loads(ln)["seq"] != 5
+            )
+        return data
+
+    plain = tmp_path / "plain.zip"
+    rewrite(bundle, plain, drop_seq5)
+    assert "events.jsonl does not match its SHA-256" in verify_bundle(plain).problem
+    resigned = tmp_path / "resigned.zip"
+    resign(bundle, resigned, device_key(enrolled), drop_seq5)
+    verdict = verify_bundle(resigned)
+    assert not verdict.ok
+    assert "expected seq 5, found 6" in verdict.problem
+
+
+def test_edited_event_with_recomputed_hash_breaks_the_link(bundle, enrolled, tmp_path):
+    def cheaper(name, data):
+        if name != "events.jsonl":
+            return data
+        lines = []
+        for ln in data.splitlines():
+            obj = json.loads(ln)
+            if obj["type"] == "sale.completed" and obj["payload"]["receipt_no"] == 1:
+                obj["payload"]["total_minor"] -= 100
+                env = {k: v for k, v in obj.items() if k != "hash"}
+                obj["hash"] = event_hash(env)
+            lines.append(canonical_bytes(obj) + b"\n")
+        return b"".join(lines)
+
+    bad = tmp_path / "edited.zip"
+    resign(bundle, bad, device_key(enrolled), cheaper)
+    verdict = verify_bundle(bad)
+    assert not verdict.ok and "previous-hash does not match" in verdict.problem
+
+
+def test_edited_manifest_is_caught(bundle, tmp_path):
+    def edit(name, data):
+        if name == "manifest.json":
+            return data.replace(b'"personal_data":false', b'"personal_data":true')
+        return data
+
+    bad = tmp_path / "manifest.zip"
+    rewrite(bundle, bad, edit)
+    verdict = verify_bundle(bad)
+    assert not verdict.ok and "manifest signature does not verify" in verdict.problem
+
+
+def test_bundle_signed_by_another_device_is_caught(bundle, enrolled, tmp_path):
+    other = SigningKey.generate()
+    other_pub = other.verify_key.encode().hex()
+    # The other device's key is put everywhere the bundle names a key.
+    swapped = tmp_path / "other.zip"
+    resign(bundle, swapped, other, lambda n, d: d, new_public=other_pub)
+    verdict = verify_bundle(swapped)
+    assert not verdict.ok and "another public key" in verdict.problem
+    # Against the registry's key, it is refused before anything else.
+    real = enrolled.public_key_path.read_text().strip()
+    verdict = verify_bundle(swapped, public_key=real)
+    assert not verdict.ok and "a bundle from another device" in verdict.problem
+    # Signed by another key but claiming ours: the signature fails.
+    forged = tmp_path / "forged.zip"
+    resign(bundle, forged, other, lambda n, d: d)
+    assert "manifest signature does not verify" in verify_bundle(forged).problem
+
+
+def test_added_file_and_bad_receipt_entry_are_caught(bundle, enrolled, tmp_path):
+    added = tmp_path / "added.zip"
+    with zipfile.ZipFile(bundle) as zin, zipfile.ZipFile(added, "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info, zin.read(info.filename))
+        zout.writestr("extra.txt", b"hello")
+    assert "extra.txt is in the zip but not in the signed manifest" in verify_bundle(added).problem
+
+    def swap_receipts(name, data):
+        if name == "receipts.jsonl":
+            lines = data.splitlines(keepends=True)
+            first, second = json.loads(lines[0]), json.loads(lines[1])
+            first["payload"] = second["payload"]
+            lines[0] = canonical_bytes(first) + b"\n"
+            return b"".join(lines)
+        return data
+
+    bad = tmp_path / "receipts.zip"
+    resign(bundle, bad, device_key(enrolled), swap_receipts)
+    verdict = verify_bundle(bad)
+    assert not verdict.ok and "other figures than its event" in verdict.problem
+
+
+def test_not_a_zip_truncated_and_missing_file_give_verdicts(bundle, tmp_path):
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"not a zip at all")
+    assert "not a readable zip" in verify_bundle(junk).problem
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(bundle.read_bytes()[: bundle.stat().st_size // 2])
+    assert "not a readable zip" in verify_bundle(cut).problem
+    assert "no file at" in verify_bundle(tmp_path / "nope.zip").problem
+
+
+def test_period_bundle_chains_from_the_event_before(enrolled, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    with Till.open(enrolled) as till:
+        last_seq, _ = till.log.last()
+        # Backdate the first events by two days, as if the till had traded before.
+        # (The append-only triggers forbid UPDATE; a test may drop them on its own copy.)
+        conn = till.log.conn
+        triggers = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type='trigger'"
+        ).fetchall()
+        for name, _sql in triggers:
+            conn.execute(f"DROP TRIGGER {name}")
+        two_days = 2 * 86_400_000
+        rows = conn.execute("SELECT seq FROM events WHERE seq <= 5 ORDER BY seq").fetchall()
+        prev = "0" * 64
+        for (seq,) in rows:
+            conn.execute("UPDATE events SET wall_ms = wall_ms - ? WHERE seq = ?", (two_days, seq))
+        # re-chain everything so the log is valid again with the new times
+        for event in list(till.log.events(0)):
+            env = {**event.envelope(), "prev": prev}
+            digest = event_hash(env)
+            conn.execute(
+                "UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, digest, event.seq)
+            )
+            prev = digest
+        for _name, sql in triggers:
+            conn.execute(sql)
+        assert till.log.verify().ok
+    today = datetime.now(UTC).date()
+    out = tmp_path / "today.zip"
+    result = export_bundle(enrolled, out, date_from=today.isoformat(), date_to=today.isoformat())
+    assert (result.first_seq, result.last_seq) == (6, last_seq)
+    verdict = verify_bundle(out)
+    assert verdict.ok, verdict.problem
+    assert verdict.first_seq == 6 and verdict.receipts == 2  # sale 6, refund 7
+    with zipfile.ZipFile(out) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    with Till.open(enrolled) as till:
+        assert manifest["events"]["prev_hash"] == till.log.event(5).hash
+        assert manifest["receipt_prev_hash"] == till.log.event(5).hash  # sale at seq 5
+    earlier = tmp_path / "earlier.zip"
+    two_days_ago = (today - timedelta(days=2)).isoformat()
+    result = export_bundle(enrolled, earlier, date_from=two_days_ago, date_to=two_days_ago)
+    assert (result.first_seq, result.last_seq) == (1, 5) and verify_bundle(earlier).ok
+    empty = tmp_path / "future.zip"
+    assert export_bundle(enrolled, empty, date_from="2099-01-01").events == 0
+    assert verify_bundle(empty).ok
+    with pytest.raises(Exception, match="YYYY-MM-DD"):
+        export_bundle(enrolled, empty, date_from="27/11/2026")
+    with pytest.raises(Exception, match="swap them"):
+        export_bundle(enrolled, empty, date_from="2026-11-27", date_to="2026-11-01")
+
+
+def test_personal_data_only_when_asked_and_sync_files_included(enrolled, tmp_path):
+    with Till.open(enrolled) as till:
+        customer, _ = privacy.record_consent(till, ["receipt_email"])
+        privacy.store_personal(till, customer, "receipt_email", {"email": "ann@example.org"})
+    (enrolled.sync_dir / "acks").mkdir(parents=True)
+    (enrolled.sync_dir / "acks" / "0001.json").write_text('{"acked_seq": 5}')
+    (enrolled.sync_dir / "state.json").write_text('{"acked_seq": 5}')
+    plain, full = tmp_path / "plain.zip", tmp_path / "full.zip"
+    export_bundle(enrolled, plain)
+    export_bundle(enrolled, full, include_personal=True)
+    with zipfile.ZipFile(plain) as zf:
+        blob = b"".join(zf.read(n) for n in zf.namelist())
+        assert "sync/acks/0001.json" in zf.namelist() and "sync/state.json" in zf.namelist()
+        assert json.loads(zf.read("manifest.json"))["personal_data"] is False
+    assert b"ann@example.org" not in blob
+    with zipfile.ZipFile(full) as zf:
+        body = json.loads(zf.read(f"personal/{customer}.json"))
+        assert body["records"][0]["data"] == {"email": "ann@example.org"}
+    assert verify_bundle(plain).ok and verify_bundle(full).ok
+
+
+def test_cli_export_and_verify(enrolled, tmp_path):
+    out = tmp_path / "cli.zip"
+    run = [sys.executable, "-m", "appliance.cli"]
+    exp = subprocess.run(
+        [*run, "inspect", "export", "--data-dir", str(enrolled.root), "--out", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert exp.returncode == 0, exp.stderr
+    assert json.loads(exp.stdout)["receipts"] == 4
+    ok = subprocess.run(
+        [*run, "inspect", "verify", str(out), "--progress"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ok.returncode == 0 and ok.stdout.startswith("VERDICT: INTACT"), ok.stdout
+    assert "100%" in ok.stderr
+    bad = tmp_path / "bad.zip"
+    rewrite(out, bad, lambda n, d: d.replace(b"Riverside", b"Riverfake"))
+    res = subprocess.run(
+        [*run, "inspect", "verify", str(bad)], capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 4 and "VERDICT: NOT INTACT. first problem:" in res.stdout
+    missing = subprocess.run(
+        [
+            *run,
+            "inspect",
+            "export",
+            "--data-dir",
+            str(enrolled.root),
+            "--out",
+            str(tmp_path / "no" / "dir.zip"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
