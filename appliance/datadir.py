@@ -70,6 +70,10 @@ class DataDir:
         return self.config_path.is_file()
 
     def require(self) -> DataDir:
+        if not self.exists() and self.log_path.exists():
+            raise TillError(f"an earlier `tillbox init` in {self.root} was interrupted (no "
+                            "tillbox.toml); remove the folder's log.db and keys/ and run "
+                            "`tillbox init` again")
         if not self.exists():
             raise TillError(
                 f"{self.root} is not a till data folder (no tillbox.toml); run "

@@ -188,3 +188,9 @@ def test_projections_rebuilt_from_the_log_match_after_random_trading(till):
     assert len(sales) > 50
     assert projections.snapshot(till.log.conn) == projections.rebuild(till.log.conn)
     assert till.verify().ok
+
+
+def test_interrupted_init_says_how_to_recover(data_dir):
+    data_dir.config_path.unlink()  # as if the power went before init wrote its config
+    with pytest.raises(TillError, match="was interrupted"):
+        Till.open(data_dir)
