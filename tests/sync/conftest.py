@@ -1,0 +1,94 @@
+"""Fixtures for the sync tests: a real mosquitto, a fault proxy, the region key, databases.
+
+* ``broker``: mosquitto on a free port with a password file and the shipped ACL
+  (``edge/mosquitto/tillbox-acl.conf``), SIGKILLed at the end of the test.
+* ``proxy``: the TCP fault proxy (``sync_agent.faultproxy``) in front of it.
+* ``region``: the region's key pair (acks and updates are signed with it).
+* ``db_url``: an SQLite edge database; ``pg_url``: a fresh PostgreSQL database,
+  skipped only when no server answers on 127.0.0.1:5432; ``any_db``: both.
+
+The helpers (tills with sales, processes, the set checker) live in
+``sync_agent.testing`` so ``bench/drain.py`` uses the same ones.
+"""
+
+from __future__ import annotations
+
+import signal
+import uuid
+
+import pytest
+
+from edge.broker import LocalBroker
+from sync_agent.faultproxy import FaultProxy
+from sync_agent.testing import (
+    ADMIN_PASSWORD,
+    DEVICES,
+    EDGE_PASSWORD,
+    EDGE_USER,
+    PG_BASE,
+    Region,
+    device_password,
+)
+
+
+@pytest.fixture(scope="session")
+def region(tmp_path_factory) -> Region:
+    from appliance.keys import generate, load_signing_key
+
+    folder = tmp_path_factory.mktemp("region")
+    generate(folder / "region.key", folder / "region.pub")
+    return Region(
+        load_signing_key(folder / "region.key"), folder / "region.key", folder / "region.pub"
+    )
+
+
+@pytest.fixture
+def broker(tmp_path):
+    users = {d: device_password(d) for d in DEVICES}
+    users[EDGE_USER] = EDGE_PASSWORD
+    b = LocalBroker(tmp_path / "broker", users, admin_password=ADMIN_PASSWORD).start()
+    yield b
+    b.stop(sig=signal.SIGKILL)
+
+
+@pytest.fixture
+def proxy(broker):
+    p = FaultProxy(broker.port).start()
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def db_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'edge.db'}"
+
+
+def _pg_available() -> bool:
+    try:
+        import psycopg
+
+        psycopg.connect(f"{PG_BASE}/test", connect_timeout=2).close()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means there is no server to test against
+        return False
+
+
+@pytest.fixture
+def pg_url():
+    if not _pg_available():
+        pytest.skip("no PostgreSQL server answers on 127.0.0.1:5432")
+    import psycopg
+
+    name = f"tillbox_sync_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{PG_BASE}/test", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield f"{PG_BASE}/{name}"
+    with psycopg.connect(f"{PG_BASE}/test", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_db(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'edge.db'}"
+    return request.getfixturevalue("pg_url")
