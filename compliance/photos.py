@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL.TiffImagePlugin import IFDRational
 
 from appliance.errors import TillError
 
@@ -37,17 +38,13 @@ def check_image(data: bytes, name: str) -> tuple[int, int]:
         ) from None
 
 
-def _rational(value: float) -> tuple[int, int]:
-    frac = Fraction(value).limit_denominator(1_000_000)
-    return frac.numerator, frac.denominator
-
-
-def _dms(value: float) -> tuple[tuple[int, int], ...]:
+def _dms(value: float) -> tuple[IFDRational, ...]:
+    """Degrees, minutes, seconds as EXIF rationals (seconds to 1/10000)."""
     value = abs(value)
     deg = int(value)
     minutes = int((value - deg) * 60)
-    seconds = (value - deg - minutes / 60) * 3600
-    return ((deg, 1), (minutes, 1), _rational(round(seconds, 4)))
+    seconds = round((value - deg - minutes / 60) * 3600 * 10000)
+    return (IFDRational(deg, 1), IFDRational(minutes, 1), IFDRational(seconds, 10000))
 
 
 def geotag_jpeg(
@@ -67,14 +64,15 @@ def geotag_jpeg(
     exif[0x0132] = stamp  # DateTime
     exif[0x010E] = description or "tillbox capture"  # ImageDescription
     exif[0x0131] = "tillbox"  # Software
-    exif.get_ifd(_EXIF_IFD)[0x9003] = stamp  # DateTimeOriginal
-    exif.get_ifd(_EXIF_IFD)[0x9010] = "+00:00"  # OffsetTimeOriginal
+    # Sub-IFDs are written only when set as dicts on the main IFD (Pillow >= 10).
+    exif[_EXIF_IFD] = {0x9003: stamp, 0x9011: "+00:00"}  # DateTimeOriginal, OffsetTimeOriginal
     if latitude is not None and longitude is not None:
-        gps = exif.get_ifd(_GPS_IFD)
-        gps[1] = "N" if latitude >= 0 else "S"
-        gps[2] = _dms(latitude)
-        gps[3] = "E" if longitude >= 0 else "W"
-        gps[4] = _dms(longitude)
+        exif[_GPS_IFD] = {
+            1: "N" if latitude >= 0 else "S",
+            2: _dms(latitude),
+            3: "E" if longitude >= 0 else "W",
+            4: _dms(longitude),
+        }
     out = io.BytesIO()
     rgb.save(out, "JPEG", quality=88, exif=exif)
     return out.getvalue()

@@ -121,6 +121,7 @@ def _box(data_dir: DataDir, customer: str) -> SecretBox | None:
 
 def store_personal(till: Till, customer: str, purpose: str, data: dict[str, Any]) -> Event:
     """Encrypt ``data`` with the customer's key and append it; refused without consent."""
+    key_path(till.data_dir, customer)  # refuses anything that is not a customer id
     state = consent_state(till.log, customer)
     if state is None:
         raise RuleViolation(

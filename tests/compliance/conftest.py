@@ -157,3 +157,15 @@ def enroll_till(
 def enrolled(till_dir: DataDir, permit_file: Path, photo_file: Path) -> DataDir:
     enroll_till(till_dir, permit_file, photo_file)
     return till_dir
+
+
+@pytest.fixture
+def make_probes():
+    """The FakeProbes class, for tests that need several differently broken rigs."""
+    return FakeProbes
+
+
+@pytest.fixture
+def enroll_with():
+    """enroll_till(ddir, permit, photo, probes=None, expires=...)."""
+    return enroll_till
