@@ -1,0 +1,51 @@
+#!/bin/sh
+# Boot-test probe (QEMU only; enabled by systemd.wants= on the kernel command line).
+# Prints one line, TILLBOX-BOOTTEST {json}, on the console, then powers off.
+set -u
+data=/var/lib/tillbox
+show() { systemctl show -P "$2" "$1" 2>/dev/null | head -n1; }
+# The sync agent is Type=notify: "active" means it sent READY=1. Give it a little time.
+i=0
+while [ $i -lt 60 ] && [ "$(show tillbox-sync.service ActiveState)" = activating ]; do
+  sleep 1; i=$((i + 1))
+done
+selftest_out=$(journalctl -b -u tillbox-selftest.service -o cat --no-pager 2>/dev/null \
+  | grep -v -e '^Starting ' -e '^Finished ' -e '^Started ' -e 'Deactivated' | tail -n 5)
+provision_out=$(journalctl -b -u tillbox-provision.service -o cat --no-pager 2>/dev/null \
+  | grep 'tillbox-provision:' | tail -n 3)
+key_stat=$(stat -c '%U:%G:%a' "$data/keys/device.key" 2>/dev/null || echo missing)
+data_mb=$(df -m --output=size /data 2>/dev/null | tail -n1 | tr -d ' ')
+root_opts=$(findmnt -n -o OPTIONS /)
+data_opts=$(findmnt -n -o OPTIONS /data)
+boot_files=$(mount /boot/firmware 2>/dev/null && ls /boot/firmware | grep -i tillbox | tr '\n' ' '; umount /boot/firmware 2>/dev/null)
+wd=$(systemctl show -P RuntimeWatchdogUSec 2>/dev/null)
+/opt/tillbox/venv/bin/python3 -I -c '
+import json, sys
+print("TILLBOX-BOOTTEST " + json.dumps(dict(a.split("=", 1) for a in sys.argv[1:]),
+                                       sort_keys=True), flush=True)
+' \
+  "selftest_active=$(show tillbox-selftest.service ActiveState)" \
+  "selftest_result=$(show tillbox-selftest.service Result)" \
+  "selftest_status=$(show tillbox-selftest.service ExecMainStatus)" \
+  "selftest_output=$selftest_out" \
+  "provision_result=$(show tillbox-provision.service Result)" \
+  "provision_output=$provision_out" \
+  "sync_active=$(show tillbox-sync.service ActiveState)" \
+  "sync_result=$(show tillbox-sync.service Result)" \
+  "sync_user=$(show tillbox-sync.service User)" \
+  "ui_active=$(show tillbox-ui.service ActiveState)" \
+  "ui_result=$(show tillbox-ui.service Result)" \
+  "ssh_active=$(show ssh.service ActiveState)" \
+  "key=$key_stat" \
+  "data_mb=$data_mb" \
+  "root_options=$root_opts" \
+  "data_options=$data_opts" \
+  "boot_files=$boot_files" \
+  "ssh_keys=$(ls /data/system/ssh 2>/dev/null | tr '\n' ' ')" \
+  "localtime=$(readlink -f /etc/localtime)" \
+  "wifi_conf=$(stat -c '%U:%a' /data/system/wpa_supplicant-wlan0.conf 2>/dev/null || echo missing)" \
+  "data_dir_mode=$(stat -c '%U:%G:%a' $data)" \
+  "runtime_watchdog_usec=$wd" \
+  "failed_units=$(systemctl list-units --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
+sync
+systemctl --no-block poweroff
