@@ -80,7 +80,12 @@ SYNC_TEST_SETTINGS = {
 
 
 def make_till(
-    root: Path, device: str, region: Region, tenant: str = "demo", **sync: object
+    root: Path,
+    device: str,
+    region: Region,
+    tenant: str = "demo",
+    card_limit_minor: int = 10**12,
+    **sync: object,
 ) -> DataDir:
     folder = DataDir(root / device)
     with Till.init(folder, device, demo=True, tenant=tenant) as till:
@@ -93,6 +98,8 @@ def make_till(
         region_public_key=region.pub_hex,
         **sync,
     )
+    # Test volumes of card sales would hit the offline card cap (a real rule) at once.
+    config.section("payment")["card_offline_device_limit_minor"] = card_limit_minor
     folder.config_path.write_text(tomli_w.dumps(config.data))
     return folder
 
