@@ -1,9 +1,358 @@
-"""Command group registration (filled in by this package's issue)."""
+"""``tillbox hw ...``: the hardware commands for field staff.
+
+Module-level imports stay light (argparse and the core's CLI helpers); each handler
+imports the driver it needs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+from appliance.cliutil import OneLineParser, add_data_dir, add_json, data_dir, emit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this package's commands to the ``tillbox`` parser. Keep imports inside handlers."""
+    hw = sub.add_parser(
+        "hw",
+        help="hardware: printer, engraver, camera, GPIO",
+        description="Check and use the till's devices (URLs in tillbox.toml "
+        "[hardware]; sim:// runs the built-in simulators).",
+    )
+    hw_sub = hw.add_subparsers(
+        dest="hw_command", metavar="COMMAND", required=True, parser_class=OneLineParser
+    )
+
+    p = hw_sub.add_parser("list", help="each configured device, its URL and its state")
+    add_data_dir(p)
+    add_json(p)
+    p.set_defaults(handler=cmd_list)
+
+    p = hw_sub.add_parser("print-test", help="print a test receipt (code pages, QR, cut)")
+    add_data_dir(p)
+    add_json(p)
+    p.add_argument(
+        "--preview",
+        metavar="FILE.png",
+        help="with a sim:// printer, also save what it printed as a PNG",
+    )
+    p.set_defaults(handler=cmd_print_test)
+
+    p = hw_sub.add_parser("print-receipt", help="print (or reprint) one sale's receipt")
+    add_data_dir(p)
+    add_json(p)
+    p.add_argument("--receipt", required=True, metavar="N", help="the receipt number")
+    p.add_argument(
+        "--preview",
+        metavar="FILE.png",
+        help="with a sim:// printer, also save what it printed as a PNG",
+    )
+    p.set_defaults(handler=cmd_print_receipt)
+
+    p = hw_sub.add_parser("reprint", help="print every receipt whose printing failed")
+    add_data_dir(p)
+    add_json(p)
+    p.set_defaults(handler=cmd_reprint)
+
+    p = hw_sub.add_parser("drawer", help="open the cash drawer (through the printer)")
+    add_data_dir(p)
+    add_json(p)
+    p.add_argument("--reason", default="no sale", help="why it was opened (logged)")
+    p.set_defaults(handler=cmd_drawer)
+
+    p = hw_sub.add_parser("engrave", help="engrave text with the laser, with progress")
+    add_data_dir(p)
+    add_json(p)
+    p.add_argument("--text", required=True, help="the text (\\n for a second line)")
+    p.add_argument(
+        "--material", default="wood", help="wood, leather or anodised-aluminium (default wood)"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="trace the text's bounding box with the laser off"
+    )
+    p.add_argument(
+        "--unlock",
+        action="store_true",
+        help="clear an alarm ($X) first; only after checking the machine",
+    )
+    p.add_argument(
+        "--set-laser-mode",
+        action="store_true",
+        help="set $32=1 (laser mode) on the controller first",
+    )
+    p.set_defaults(handler=cmd_engrave)
+
+    p = hw_sub.add_parser("photo", help="take a geotagged photo to a JPEG file")
+    add_data_dir(p)
+    add_json(p)
+    p.add_argument("--out", required=True, metavar="FILE.jpg")
+    p.add_argument(
+        "--purpose", default="inspection", help="what it documents (onboarding, inspection, permit)"
+    )
+    p.set_defaults(handler=cmd_photo)
+
+
+def _devices(args: argparse.Namespace):  # noqa: ANN202 - drivers.devices.Devices
+    from drivers.devices import open_devices
+
+    ddir = data_dir(args).require()
+    return open_devices(ddir.load_config(), ddir)
+
+
+def _till(args: argparse.Namespace):  # noqa: ANN202 - appliance.till.Till
+    from appliance.till import Till
+
+    return Till.open(data_dir(args))
+
+
+def _save_preview(printer, path: str | None) -> str | None:  # noqa: ANN001
+    if not path:
+        return None
+    if printer.simulator is None:
+        from appliance.errors import TillError
+
+        raise TillError(
+            "--preview works with a sim:// printer only; a real printer prints on paper"
+        )
+    printer.simulator.render_png(path)
+    return path
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    devices = _devices(args)
+    try:
+        states = devices.states()
+    finally:
+        devices.close()
+    rows = [f"{s.kind:<9} {'ok  ' if s.ok else 'FAIL'} {s.url:<28} {s.message}" for s in states]
+    emit(args, {"devices": [s.to_json() for s in states]}, "\n".join(rows))
+    return 0
+
+
+def cmd_print_test(args: argparse.Namespace) -> int:
+    from appliance.errors import TillError
+    from drivers.receipts import ShopHeader, two_col
+
+    devices = _devices(args)
+    try:
+        printer = devices.printer
+        cols = printer.columns
+        shop = ShopHeader.from_config(devices.config.section("shop"), devices.config.device_id)
+        status = printer.status()
+        if not status.can_print:
+            raise TillError(status.problem() or "printer cannot print")
+        doc = printer.new_document()
+        doc.hw("INIT")
+        doc.set(align="center", bold=True, double_height=True, double_width=True)
+        doc.textln("PRINTER TEST")
+        doc.set(normal_textsize=True, bold=False)
+        doc.textln(shop.name)
+        doc.set(align="left")
+        doc.textln("-" * cols)
+        doc.textln("".join(str(i % 10) for i in range(1, cols + 1)))
+        doc.textln("Łódź · Brötchen · Café crème · Ærø")
+        doc.textln(two_col("left", "right", cols))
+        doc.set(bold=True)
+        doc.textln("bold")
+        doc.set(bold=False)
+        doc.set(align="center")
+        doc.qr("tillbox printer test", size=4, native=doc.profile.supports("qrCode"))
+        doc.textln(f"{cols} columns, profile {printer.profile_name}")
+        doc.cut()
+        printer.send(doc.output)
+        after = printer.status()
+        if after.problem():
+            raise TillError(f"test receipt did not print completely: {after.problem()}")
+        preview = _save_preview(printer, args.preview)
+        text = "test receipt printed" + (
+            "" if after.answered else " (printer gave no status; check the paper)"
+        )
+        if printer.simulator is not None and not args.json:
+            text += "\n" + printer.simulator.rendered_text().rstrip()
+        emit(
+            args,
+            {
+                "ok": True,
+                "printer": printer.url,
+                "status": after.to_json(),
+                "columns": cols,
+                "preview": preview,
+            },
+            text,
+        )
+    finally:
+        devices.close()
+    return 0
+
+
+def cmd_print_receipt(args: argparse.Namespace) -> int:
+    from appliance.errors import TillError
+    from drivers.receipts import default_qr_for, print_sale_receipt
+
+    devices = _devices(args)
+    try:
+        with _till(args) as till:
+            sale = till.find_sale(args.receipt)
+            outcome = print_sale_receipt(till, sale, devices.printer, default_qr_for(till, sale))
+            queue = till.reprint_queue()
+        printer = devices.printer
+        if not outcome.ok:
+            raise TillError(
+                f"receipt {outcome.receipt_no} not printed: {outcome.message} "
+                "(it is in the reprint queue: `tillbox hw reprint`)"
+            )
+        preview = _save_preview(printer, args.preview)
+        text = outcome.message
+        if printer.simulator is not None and not args.json:
+            text += "\n" + printer.simulator.rendered_text().rstrip()
+        emit(args, {**outcome.to_json(), "reprint_queue": queue, "preview": preview}, text)
+    finally:
+        devices.close()
+    return 0
+
+
+def cmd_reprint(args: argparse.Namespace) -> int:
+    from appliance.errors import TillError
+    from drivers.receipts import default_qr_for, drain_reprint_queue
+
+    devices = _devices(args)
+    try:
+        with _till(args) as till:
+            outcomes = drain_reprint_queue(till, devices.printer, default_qr_for)
+            left = till.reprint_queue()
+    finally:
+        devices.close()
+    printed = [o.receipt_no for o in outcomes if o.ok]
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        raise TillError(
+            f"reprinted {len(printed)} receipt(s); receipt {failed[0].receipt_no} "
+            f"failed: {failed[0].message}; {len(left)} still queued"
+        )
+    emit(
+        args,
+        {"printed": printed, "queued": left},
+        f"reprinted {len(printed)} receipt(s)" if printed else "nothing to reprint",
+    )
+    return 0
+
+
+def cmd_drawer(args: argparse.Namespace) -> int:
+    from drivers.receipts import open_drawer
+
+    devices = _devices(args)
+    try:
+        with _till(args) as till:
+            seq = open_drawer(till, devices.printer, reason=args.reason)
+    finally:
+        devices.close()
+    emit(args, {"opened": True, "seq": seq}, "cash drawer opened")
+    return 0
+
+
+def cmd_engrave(args: argparse.Namespace) -> int:
+    from appliance.errors import TillError
+    from drivers.toolpath import frame_gcode, text_to_toolpath
+
+    devices = _devices(args)
+    text = args.text.replace("\\n", "\n")
+    try:
+        path = text_to_toolpath(text, devices.material(args.material), devices.work_area())
+        engraver = devices.engraver
+        if args.unlock:
+            engraver.unlock()
+        if args.set_laser_mode:
+            engraver.set_laser_mode()
+        lines = frame_gcode(path) if args.dry_run else path.gcode
+        out = sys.stderr if args.json else sys.stdout
+        shown = [-1]
+
+        def progress(p) -> None:  # noqa: ANN001 - drivers.grbl.JobProgress
+            step = int(p.fraction * 10)
+            if step != shown[0] or p.state == "done":
+                shown[0] = step
+                left = "" if p.remaining_s is None else f", about {p.remaining_s:.0f} s left"
+                print(
+                    f"{p.state}: {p.acked}/{p.total} lines ({p.fraction:.0%}){left}",
+                    file=out,
+                    flush=True,
+                )
+
+        job = engraver.start_job(
+            lines, estimated_s=None if args.dry_run else path.estimated_s, on_progress=progress
+        )
+        try:
+            result = job.wait()
+        except KeyboardInterrupt:
+            job.cancel()
+            result = job.wait(30)
+        assert result is not None
+        if not args.dry_run:
+            with _till(args) as till:
+                till.record(
+                    "engraving.completed" if result.ok else "engraving.failed",
+                    engraving_payload(path, result),
+                )
+        if not result.ok:
+            raise TillError(result.message)
+        what = "frame traced (laser off)" if args.dry_run else result.message
+        emit(
+            args,
+            {
+                "ok": True,
+                "dry_run": args.dry_run,
+                "toolpath": path.to_json(),
+                "job": result.to_json(),
+            },
+            f"{what}; letters {path.letter_mm:.1f} mm, box "
+            f"{path.bbox[2] - path.bbox[0]:.1f} x {path.bbox[3] - path.bbox[1]:.1f} mm",
+        )
+    finally:
+        devices.close()
+    return 0
+
+
+def engraving_payload(path, result) -> dict:  # noqa: ANN001
+    """The ``engraving.*`` event: whole numbers only (the log has no floats)."""
+    return {
+        "text": path.text,
+        "material": path.material.name,
+        "lines": len(path.gcode),
+        "letter_um": round(path.letter_mm * 1000),
+        "bbox_um": [round(v * 1000) for v in path.bbox],
+        "outcome": result.outcome,
+        "message": result.message,
+        "lines_acked": result.lines_acked,
+        "failed_line_no": result.failed_line_no,
+        "error_code": result.error_code,
+        "elapsed_ms": round(result.elapsed_s * 1000),
+    }
+
+
+def cmd_photo(args: argparse.Namespace) -> int:
+    from drivers.camera import capture_photo
+
+    devices = _devices(args)
+    try:
+        with _till(args) as till:
+            photo, seq = capture_photo(till, devices.camera, args.out, purpose=args.purpose)
+    finally:
+        devices.close()
+    info = {
+        "file": str(photo.path),
+        "sha256": photo.sha256,
+        "bytes": photo.size,
+        "width": photo.width,
+        "height": photo.height,
+        "seq": seq,
+        "latitude": photo.latitude,
+        "longitude": photo.longitude,
+    }
+    where = (
+        f" at {photo.latitude:.5f}, {photo.longitude:.5f}"
+        if photo.latitude is not None
+        else " (not geotagged: set [location] latitude/longitude)"
+    )
+    emit(args, info, f"photo saved to {photo.path} ({photo.width}x{photo.height}){where}")
+    return 0

@@ -433,7 +433,9 @@ class EngraveJob:
             return
         elapsed = time.monotonic() - self._started
         remaining = None
-        if self.estimated_s is not None:
+        if state == "done":
+            remaining = 0.0
+        elif self.estimated_s is not None:
             remaining = max(0.0, self.estimated_s - elapsed)
         elif self.acked:
             remaining = elapsed * (len(self.lines) - self.acked) / self.acked
@@ -764,6 +766,8 @@ class Engraver:
         problem = self.ready_problem()
         if problem:
             raise DeviceFault(problem)
+        if self.simulator is not None and kw.get("estimated_s"):
+            kw["estimated_s"] = kw["estimated_s"] / self.simulator.speed  # sim runs faster
         self.job = EngraveJob(self.open(), gcode, **kw)
         return self.job.start()
 

@@ -193,6 +193,24 @@ def receipt_lines(
     return rows
 
 
+def qr_caption(qr_payload: str) -> str:
+    """The short code printed under the QR (the compliance helper defines it), if any."""
+    try:
+        from appliance.receipt_sig import short_code
+    except ImportError:
+        return ""
+    return short_code(qr_payload)
+
+
+def default_qr_for(till: Any, event: Event) -> str | None:  # noqa: ANN401
+    """The receipt's signed QR payload from ``appliance.receipt_sig``, when it exists."""
+    try:
+        from appliance.receipt_sig import receipt_qr_payload
+    except ImportError:
+        return None
+    return receipt_qr_payload(till, event)
+
+
 def render_receipt(
     doc: Any,
     rows: list[tuple[str, str]],
@@ -218,6 +236,9 @@ def render_receipt(
             if qr_payload:
                 doc.set(align="center")
                 doc.qr(qr_payload, size=4, native=native_qr, center=not native_qr)
+                caption = qr_caption(qr_payload)
+                if caption:
+                    doc.textln(caption)
                 doc.set(align="left")
         else:
             doc.textln(text)

@@ -1,0 +1,135 @@
+"""The till's devices, from its config: the one entry point the kiosk and compliance use.
+
+::
+
+    devices = open_devices(till.config, till.data_dir)
+    devices.printer.state()          # DeviceState(ok, kind, url, message, detail)
+    print_sale_receipt(till, sale.event, devices.printer, qr_payload)
+    devices.close()
+
+Nothing is opened here: each device is built on first attribute access and opens its
+connection on first use, so a till boots with every device missing and each one's
+``state()`` says so. ``sim://`` URLs start the simulators in-process.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.datadir import Config, DataDir
+from drivers.common import DeviceFault, DeviceState
+
+KINDS = ("printer", "engraver", "camera", "gpio")
+
+
+@dataclass
+class Devices:
+    config: Config
+    data_dir: DataDir | None = None
+    _made: dict[str, Any] = field(default_factory=dict)
+    _errors: dict[str, str] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def url(self, kind: str) -> str:
+        return str(self.config.section("hardware").get(kind, "none://") or "none://")
+
+    def _build(self, kind: str) -> Any:  # noqa: ANN401
+        hw = self.config.section("hardware")
+        url = self.url(kind)
+        if kind == "printer":
+            from drivers.printer import ReceiptPrinter
+
+            return ReceiptPrinter(
+                url,
+                str(hw.get("printer_profile", "default")),
+                int(hw.get("paper_width_mm", 80)),
+                float(hw.get("printer_timeout_s", 3.0)),
+            )
+        if kind == "engraver":
+            from drivers.grbl import Engraver
+
+            return Engraver(url, timeout=float(hw.get("engraver_timeout_s", 5.0)))
+        if kind == "camera":
+            from drivers.camera import Camera
+
+            return Camera(url, self.config.device_id, self.config.section("location"))
+        if kind == "gpio":
+            from drivers.gpio import Gpio
+
+            return Gpio(url, self.config.section("gpio"))
+        raise KeyError(kind)
+
+    def get(self, kind: str) -> Any:  # noqa: ANN401
+        """The device object (built, not opened); raises DeviceFault for a bad URL."""
+        with self._lock:
+            if kind not in self._made:
+                self._made[kind] = self._build(kind)
+            return self._made[kind]
+
+    @property
+    def printer(self):  # noqa: ANN201 - drivers.printer.ReceiptPrinter
+        return self.get("printer")
+
+    @property
+    def engraver(self):  # noqa: ANN201 - drivers.grbl.Engraver
+        return self.get("engraver")
+
+    @property
+    def camera(self):  # noqa: ANN201 - drivers.camera.Camera
+        return self.get("camera")
+
+    @property
+    def gpio(self):  # noqa: ANN201 - drivers.gpio.Gpio
+        return self.get("gpio")
+
+    def configured(self, kind: str) -> bool:
+        return not self.url(kind).strip().lower().startswith("none")
+
+    def state(self, kind: str) -> DeviceState:
+        """Never raises: a bad URL or a crashing driver is a state with a message."""
+        if not self.configured(kind):
+            return DeviceState(
+                kind,
+                self.url(kind),
+                False,
+                f"no {kind} fitted ([hardware] {kind} = none://)",
+                {"configured": False},
+            )
+        try:
+            return self.get(kind).state()
+        except DeviceFault as exc:
+            return DeviceState(kind, self.url(kind), False, str(exc))
+        except Exception as exc:  # noqa: BLE001 - the status bar must always get an answer
+            return DeviceState(
+                kind, self.url(kind), False, f"{kind} driver failed ({type(exc).__name__}: {exc})"
+            )
+
+    def states(self) -> list[DeviceState]:
+        return [self.state(kind) for kind in KINDS]
+
+    def work_area(self) -> Any:  # noqa: ANN401 - drivers.toolpath.WorkArea
+        from drivers.toolpath import WorkArea
+
+        return WorkArea.from_config(self.config.section("engraver"))
+
+    def material(self, name: str) -> Any:  # noqa: ANN401 - drivers.toolpath.Material
+        from drivers.toolpath import material
+
+        return material(name, self.config.section("materials"))
+
+    def close(self) -> None:
+        """Close every device and stop the simulators."""
+        with self._lock:
+            for dev in self._made.values():
+                try:
+                    dev.shutdown()
+                except Exception:  # noqa: BLE001, S110 - closing must not raise
+                    pass
+            self._made.clear()
+
+
+def open_devices(config: Config, data_dir: DataDir | None = None) -> Devices:
+    """The configured devices, each built and opened lazily."""
+    return Devices(config, data_dir)
