@@ -33,7 +33,8 @@ fi
 
 say "the app: venv in /opt/tillbox/venv from wheels downloaded on the host"
 rm -rf "$root/tmp/wheels" && mkdir -p "$root/tmp/wheels"
-cp "$TILLBOX_WHEELS"/*.whl "$TILLBOX_WHEEL" "$root/tmp/wheels/"
+cp "$TILLBOX_WHEELS"/*.whl "$root/tmp/wheels/"
+cp -f "$TILLBOX_WHEEL" "$root/tmp/wheels/"   # this build's own wheel, never a cached one
 in_root python3 -m venv /opt/tillbox/venv
 in_root /opt/tillbox/venv/bin/python -m pip install --quiet --no-index \
   --find-links /tmp/wheels --disable-pip-version-check "tillbox"
@@ -82,8 +83,8 @@ say "initramfs, once, with MODULES=list"
 rm -f "$root/usr/sbin/update-initramfs"
 in_root dpkg-divert --quiet --local --rename --divert /usr/sbin/update-initramfs.tillbox \
   --remove /usr/sbin/update-initramfs
-in_root update-initramfs -c -k all
 kver=$(ls "$root/lib/modules" | sort -V | tail -n1)
+in_root update-initramfs -c -k "$kver"
 in_root /etc/kernel/postinst.d/z50-raspi-firmware "$kver" || true
 
 say "manifest"

@@ -342,7 +342,9 @@ def apply_system(system: Path, prov: Provisioning, zoneinfo: Path) -> dict[str, 
 
 
 def chown_data(data: DataDir, kiosk: str = "kiosk", sync: str = "tillbox-sync") -> None:
-    """kiosk writes the log; the sync agent owns the key; both share the tillbox group."""
+    """The kiosk owns the till (log, config, the key it signs receipts with); the sync
+    agent owns its own folder; both share the tillbox group. The sync agent gets the key
+    as a systemd credential (see tillbox-sync.service), so the key stays 0600."""
     k, s = pwd.getpwnam(kiosk), pwd.getpwnam(sync)
     group = k.pw_gid
     root = data.root
@@ -357,10 +359,10 @@ def chown_data(data: DataDir, kiosk: str = "kiosk", sync: str = "tillbox-sync") 
             os.chown(path, owner.pw_uid, group, follow_symlinks=False)
         os.chmod(folder, 0o2770)
     if data.keys_dir.exists():
-        os.chown(data.keys_dir, s.pw_uid, group)
-        os.chmod(data.keys_dir, 0o750)  # the kiosk may see the public key, not the seed
+        os.chown(data.keys_dir, k.pw_uid, group)
+        os.chmod(data.keys_dir, 0o710)  # the group may pass through (device.pub), not list
         for path in data.keys_dir.iterdir():
-            os.chown(path, s.pw_uid, group)
+            os.chown(path, k.pw_uid, group)
 
 
 def remove_secrets(boot: Path, prov: Provisioning) -> None:

@@ -1,0 +1,288 @@
+"""Build the SD-card image and boot it under QEMU with a provisioning file on the card.
+
+Slow (a cold build is many minutes on 2 cores; see docs/performance-image.md), so it
+runs only when asked: ``make image-test`` (TILLBOX_IMAGE_TEST=1). With
+TILLBOX_IMAGE=path/to/tillbox-X.img.xz it boots that image instead of building one.
+
+What it checks, from outside the machine (the image file before and after the boot) and
+from inside (one TILLBOX-BOOTTEST line the probe unit prints on the serial console):
+the layout, no passwords or host keys in the image, provisioning applied (key born on
+the device, secrets gone from the boot partition, data partition grown), the self-test
+ran and printed its result, the sync agent is up (connected to a real broker), the root
+is read-only."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+OUT = REPO / "image-build" / "out"
+DISKID = "7111b0c5"
+BOOT_TIMEOUT_S = 900
+BUILD_TIMEOUT_S = 5400
+GROW_MB = 512
+SECRETS = ("broker-secret-4711", "wifi-secret-0815")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.image,
+    pytest.mark.skipif(
+        not (os.environ.get("TILLBOX_IMAGE_TEST") or os.environ.get("TILLBOX_IMAGE")),
+        reason="builds and boots the SD image (many minutes); run `make image-test`",
+    ),
+]
+
+
+def sh(*cmd: str, timeout: float = 300, stdin: str | None = None) -> str:
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=stdin)
+    assert done.returncode == 0, f"{' '.join(cmd)}: {done.stderr.strip()}"
+    return done.stdout
+
+
+def version() -> str:
+    import tomllib
+
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+
+
+@pytest.fixture(scope="module")
+def image_xz() -> Path:
+    given = os.environ.get("TILLBOX_IMAGE")
+    if given:
+        return Path(given)
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(REPO / "image-build" / "build.sh")],
+        timeout=BUILD_TIMEOUT_S,
+        capture_output=True,
+        text=True,
+    )
+    print(f"\nimage build took {time.monotonic() - started:.0f} s")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return OUT / f"tillbox-{version()}.img.xz"
+
+
+def partitions(image: Path) -> list[dict]:
+    table = json.loads(sh("sfdisk", "--json", str(image)))["partitiontable"]
+    assert table["label"] == "dos" and table["id"] == f"0x{DISKID}"
+    return table["partitions"]
+
+
+def debugfs(image: Path, offset: int, request: str) -> str:
+    return sh("debugfs", "-R", request, f"{image}?offset={offset}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def broker(tmp_path: Path):  # noqa: ANN201 - yields the port
+    if shutil.which("mosquitto") is None:
+        pytest.skip("mosquitto missing: `make test` installs it")
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen(
+        ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("mosquitto did not start")
+    yield port
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+PROVISIONING = """\
+[device]
+id = "qemu-till-1"
+tenant = "boottest"
+timezone = "Europe/Berlin"
+
+[sync]
+broker = "mqtt://10.0.2.100:1883"
+username = "qemu-till-1"
+password = "broker-secret-4711"
+
+[shop]
+name = "Boot Test Stall"
+location = "QEMU virt, bench 1"
+
+[location]
+latitude = 48.1
+longitude = 11.6
+
+[wifi]
+country = "DE"
+ssid = "NoSuchNetwork"
+psk = "wifi-secret-0815"
+"""
+
+
+def test_image_builds_provisions_and_boots(image_xz: Path, tmp_path: Path, broker: int):
+    # -- the artefacts
+    sums = image_xz.with_name(image_xz.name + ".sha256").read_text().split()
+    assert sums[1] == image_xz.name
+    digest = hashlib.sha256()
+    with image_xz.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    assert digest.hexdigest() == sums[0]
+    manifest = image_xz.with_name(image_xz.name.replace(".img.xz", ".manifest.txt")).read_text()
+    for package in ("linux-image-arm64 ", "raspi-firmware ", "python3 ", "Kivy==", "tillbox=="):
+        assert package in manifest, package
+    assert "xserver" not in manifest and "lightdm" not in manifest  # no desktop
+
+    image = tmp_path / "card.img"
+    with image.open("wb") as out:
+        subprocess.run(["xz", "-dc", str(image_xz)], stdout=out, check=True, timeout=600)
+
+    # -- layout: FAT boot, read-only root, data last (so it can grow)
+    parts = partitions(image)
+    assert [p["type"] for p in parts] == ["c", "83", "83"]
+    boot_off, root_off, data_off = (p["start"] * 512 for p in parts)
+    data_sectors_before = parts[2]["size"]
+
+    # -- nothing secret or personal in the image itself
+    shadow = debugfs(image, root_off, "cat /etc/shadow")
+    assert shadow.strip() and not any(
+        f.split(":")[1].startswith("$") for f in shadow.splitlines() if ":" in f
+    )
+    assert "ssh_host" not in debugfs(image, root_off, "ls /etc/ssh")
+    assert "keys" not in debugfs(image, data_off, "ls /till")
+    fstab = debugfs(image, root_off, "cat /etc/fstab")
+    assert f"PARTUUID={DISKID}-02  /" in fstab and " ro," in fstab
+    wants = debugfs(image, root_off, "ls /etc/systemd/system/multi-user.target.wants")
+    for unit in ("tillbox-selftest.service", "tillbox-ui.service", "tillbox-sync.service"):
+        assert unit in wants, unit
+
+    # -- the image's own kernel and initrd, and the technician's file on the boot partition
+    boot = f"{image}@@{boot_off}"
+    listing = sh("mdir", "-b", "-i", boot, "::/")
+    kernel = next(n for n in listing.split() if n.startswith("::/vmlinuz-"))
+    initrd = next(n for n in listing.split() if n.startswith("::/initrd.img-"))
+    assert "::/tillbox.toml.example" in listing.split()
+    sh("mcopy", "-i", boot, kernel, str(tmp_path / "vmlinuz"))
+    sh("mcopy", "-i", boot, initrd, str(tmp_path / "initrd"))
+    (tmp_path / "tillbox.toml").write_text(PROVISIONING)
+    sh("mcopy", "-i", boot, str(tmp_path / "tillbox.toml"), "::/tillbox.toml")
+
+    # A bigger card than the image: first boot must grow the data partition.
+    with image.open("r+b") as fh:
+        fh.truncate(image.stat().st_size + GROW_MB * 2**20)
+
+    # -- boot: the probe unit (enabled from the command line only) prints one line and
+    #    powers off. Network: only the broker, forwarded to the test's mosquitto.
+    console = tmp_path / "console.log"
+    append = (
+        f"root=PARTUUID={DISKID}-02 ro rootwait console=ttyAMA0 "
+        "systemd.wants=tillbox-boottest.service systemd.mask=systemd-timesyncd.service "
+        "systemd.show_status=1"
+    )
+    cmd = [
+        "qemu-system-aarch64",
+        "-M",
+        "virt",
+        "-cpu",
+        "cortex-a72",
+        "-smp",
+        "2",
+        "-m",
+        "2048",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        f"file:{console}",
+        "-no-reboot",
+        "-kernel",
+        str(tmp_path / "vmlinuz"),
+        "-initrd",
+        str(tmp_path / "initrd"),
+        "-append",
+        append,
+        "-drive",
+        f"file={image},format=raw,if=none,id=card",
+        "-device",
+        "virtio-blk-pci,drive=card",
+        "-netdev",
+        f"user,id=net,restrict=on,guestfwd=tcp:10.0.2.100:1883-tcp:127.0.0.1:{broker}",
+        "-device",
+        "virtio-net-pci,netdev=net",
+    ]
+    started = time.monotonic()
+    qemu = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    probe = None
+    try:
+        while time.monotonic() - started < BOOT_TIMEOUT_S and qemu.poll() is None:
+            text = console.read_text(errors="replace") if console.exists() else ""
+            for line in text.splitlines():
+                if "TILLBOX-BOOTTEST " in line:
+                    probe = json.loads(line.split("TILLBOX-BOOTTEST ", 1)[1])
+            if probe is not None:
+                break
+            time.sleep(1)
+        probe_s = time.monotonic() - started
+        qemu.wait(timeout=120)  # the probe powers the machine off
+        print(f"\nboot to probe {probe_s:.0f} s, to power-off {time.monotonic() - started:.0f} s")
+    finally:
+        if qemu.poll() is None:
+            qemu.kill()
+            qemu.wait(timeout=30)
+    text = console.read_text(errors="replace")
+    assert probe is not None, "no TILLBOX-BOOTTEST line; console tail:\n" + text[-4000:]
+    print(json.dumps(probe, indent=1, sort_keys=True))
+
+    # -- inside: provisioning, self-test, sync agent, read-only root
+    assert probe["provision_result"] == "success", probe
+    assert "device qemu-till-1 created" in probe["provision_output"]
+    assert probe["selftest_active"] in ("active", "failed"), probe  # it ran to the end
+    assert probe["selftest_output"].strip(), "the self-test printed no result"
+    assert probe["selftest_result"] == "success", probe["selftest_output"]
+    assert probe["sync_active"] == "active", probe  # READY=1: subscribed at the broker
+    assert probe["sync_user"] == "tillbox-sync"
+    assert probe["key"] == "kiosk:tillbox:600"
+    assert probe["data_dir_mode"] == "kiosk:tillbox:2770"
+    assert probe["root_options"].split(",")[0] == "ro"
+    assert "data=journal" in probe["data_options"]
+    assert int(probe["data_mb"]) > 64 + GROW_MB // 2
+    assert probe["ssh_active"] == "inactive"  # no authorised key given
+    assert probe["localtime"] == "/usr/share/zoneinfo/Europe/Berlin"
+    assert probe["wifi_conf"] == "root:600"
+    assert "tillbox.toml " not in probe["boot_files"] + " "
+    assert "[Manager]" not in probe["runtime_watchdog_usec"]
+    assert probe["runtime_watchdog_usec"] == "10s"
+
+    # -- outside, after power-off: the card as the technician would see it
+    after = partitions(image)
+    assert after[2]["start"] + after[2]["size"] == image.stat().st_size // 512
+    assert after[2]["size"] > data_sectors_before
+    listing = sh("mdir", "-b", "-i", boot, "::/").split()
+    assert "::/tillbox.toml" not in listing and "::/tillbox-applied.toml" in listing
+    for name in listing:
+        if name.endswith(".toml") or name.endswith(".txt"):
+            content = sh("mtype", "-i", boot, name)
+            for secret in SECRETS:
+                assert secret not in content, name
+    key_stat = debugfs(image, after[2]["start"] * 512, "stat /till/keys/device.key")
+    assert "Mode:  0600" in key_stat
