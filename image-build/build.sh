@@ -66,7 +66,8 @@ OURWHEEL=$(ls "$WORK/dist"/tillbox-*.whl)
   --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 \
   --platform manylinux_2_28_aarch64 --platform manylinux_2_31_aarch64 \
   --platform manylinux_2_34_aarch64 --platform linux_aarch64 --platform any \
-  "$OURWHEEL"
+  "$OURWHEEL" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+rm -f "$CACHE/wheels"/tillbox-*.whl   # pip copies our own wheel there too; never reuse it
 export TILLBOX_WHEEL=$OURWHEEL TILLBOX_WHEELS=$CACHE/wheels
 
 step rootfs "mmdebstrap bookworm arm64 (debs cached in $CACHE/debs)"
