@@ -143,17 +143,29 @@ def short_code(payload: str) -> str:
     return f"{digest[:5]}-{digest[5:10]}"
 
 
-def previous_receipt_hash(log: EventLog, seq: int) -> str:
+def previous_receipt_hash(log: EventLog, seq: int, receipt_no: int | None = None) -> str:
     """The log hash of the latest receipt event before ``seq`` (zeros when none).
 
-    Reads the ``sales``/``refunds`` projections (O(1)); they hold the seq of every
-    receipt event, and ``tillbox log rebuild-check`` proves they match the log.
+    Reads the ``sales``/``refunds`` projections, which hold the seq of every receipt
+    event (``tillbox log rebuild-check`` proves they match the log). Given the
+    event's ``receipt_no`` it uses their primary keys (O(log n)): receipt numbers
+    are assigned in log order, so the previous number is the previous receipt.
+    Without it (a period that starts at an arbitrary seq) it scans by seq.
     """
-    row = log.conn.execute(
-        "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM sales WHERE seq < ? "
-        "UNION ALL SELECT MAX(seq) FROM refunds WHERE seq < ?)",
-        (seq, seq),
-    ).fetchone()
+    if receipt_no is not None:
+        row = log.conn.execute(
+            "SELECT MAX(s) FROM (SELECT seq AS s FROM sales WHERE receipt_no = "
+            "(SELECT MAX(receipt_no) FROM sales WHERE receipt_no < ?) "
+            "UNION ALL SELECT seq FROM refunds WHERE receipt_no = "
+            "(SELECT MAX(receipt_no) FROM refunds WHERE receipt_no < ?))",
+            (receipt_no, receipt_no),
+        ).fetchone()
+    else:
+        row = log.conn.execute(
+            "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM sales WHERE seq < ? "
+            "UNION ALL SELECT MAX(seq) FROM refunds WHERE seq < ?)",
+            (seq, seq),
+        ).fetchone()
     if row is None or row[0] is None:
         return GENESIS_PREV
     prev = log.event(row[0])
@@ -165,7 +177,10 @@ def receipt_qr_payload(till: Till, event: Event) -> str:
     """The exact QR payload for a sale or refund event; the same bytes every time."""
     from appliance import keys  # local: keeps this module importable without a data dir
 
-    fields = fields_for_event(event, previous_receipt_hash(till.log, event.seq))
+    if event.type not in RECEIPT_TYPES:
+        fields_for_event(event, GENESIS_PREV)  # raises the one-line error
+    prev = previous_receipt_hash(till.log, event.seq, event.payload["receipt_no"])
+    fields = fields_for_event(event, prev)
     key = keys.load_signing_key(till.data_dir.private_key_path)
     return sign_fields(fields, key)
 

@@ -144,11 +144,11 @@ def _verify(
         _file_hashes(zf, manifest, names, progress)
         verdict.files = len(manifest["files"])
         verdict.checks.append("file hashes")
-        receipt_events = _events(zf, manifest, key, verdict)
+        receipt_events, self_lines = _events(zf, manifest, key, verdict)
         verdict.checks.append("event chain")
         _receipts(zf, manifest, key, receipt_events, verdict)
         verdict.checks.append("receipt signatures")
-        _selftests(zf)
+        _selftests(zf, self_lines)
         verdict.checks.append("self-test history")
         _enrollments(zf, manifest, key)
         verdict.checks.append("enrollment manifests")
@@ -238,6 +238,7 @@ def _events(
     verdict.first_seq, verdict.last_seq = info["first_seq"], info["last_seq"]
     key_hex = key.encode().hex()
     receipts: list[Event] = []
+    self_lines: list[bytes] = []
     count = 0
     for number, raw in _lines(zf, "events.jsonl"):
         obj = _json_line("events.jsonl", number, raw)
@@ -274,6 +275,8 @@ def _events(
             )
         if event.type in RECEIPT_TYPES:
             receipts.append(event)
+        elif event.type == SELFTEST_TYPE:
+            self_lines.append(raw)
         prev = event.hash
         expected_seq += 1
         count += 1
@@ -285,7 +288,7 @@ def _events(
     if prev != info["last_hash"]:
         raise Problem("the last event's hash differs from the manifest's")
     verdict.events = count
-    return receipts
+    return receipts, self_lines
 
 
 def _receipts(
@@ -329,12 +332,7 @@ def _receipts(
         verdict.receipts += 1
 
 
-def _selftests(zf: zipfile.ZipFile) -> None:
-    expected = [
-        raw
-        for _n, raw in _lines(zf, "events.jsonl")
-        if json.loads(raw).get("type") == SELFTEST_TYPE
-    ]
+def _selftests(zf: zipfile.ZipFile, expected: list[bytes]) -> None:
     found = [raw for _n, raw in _lines(zf, "selftest.jsonl")]
     if found != expected:
         raise Problem("selftest.jsonl differs from the self-test events in events.jsonl")

@@ -347,3 +347,25 @@ def test_cli_export_and_verify(enrolled, tmp_path):
     )
     assert missing.returncode == 1 and "does not exist" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_selftest_history_is_in_the_bundle_and_checked(enrolled, probes, tmp_path):
+    from compliance.selftest import run_selftest
+
+    for _ in range(2):
+        run_selftest(enrolled, probes, time_synced=lambda: False)
+    out = tmp_path / "st.zip"
+    export_bundle(enrolled, out)
+    with zipfile.ZipFile(out) as zf:
+        lines = zf.read("selftest.jsonl").splitlines()
+        page = zf.read("index.html").decode()
+    assert len(lines) == 2 and json.loads(lines[0])["payload"]["checks"][0]["name"] == "printer"
+    assert "Self-test history" in page and "no time source confirms it" in page
+    assert verify_bundle(out).ok
+
+    def drop_one(name, data):
+        return data.splitlines(keepends=True)[0] if name == "selftest.jsonl" else data
+
+    bad = tmp_path / "st-bad.zip"
+    resign(out, bad, device_key(enrolled), drop_one)
+    assert "selftest.jsonl differs" in verify_bundle(bad).problem

@@ -70,6 +70,10 @@ def test_real_sales_verify_chain_and_recompute_identically(till_dir):
         ).fetchall()
         events = [till.log.event(seq) for (seq,) in receipts]
         payloads = [rs.receipt_qr_payload(till, e) for e in events]
+        for e in events:  # the receipt-number fast path agrees with the seq definition
+            assert rs.previous_receipt_hash(
+                till.log, e.seq, e.payload["receipt_no"]
+            ) == rs.previous_receipt_hash(till.log, e.seq)
         assert payloads == [rs.receipt_qr_payload(till, e) for e in events]  # deterministic
     prev = rs.GENESIS_PREV
     for event, payload in zip(events, payloads, strict=True):
@@ -114,6 +118,12 @@ def test_other_device_key_and_bad_key_text():
     check = rs.verify_receipt_payload(VECTOR, other)
     assert not check.ok and "another device" in check.problem
     assert "64 hex digits" in rs.verify_receipt_payload(VECTOR, "xyz").problem
+
+
+def test_non_receipt_event_is_refused_with_one_line(till_dir):
+    with Till.open(till_dir) as till:
+        with pytest.raises(Exception, match="not a receipt"):
+            rs.receipt_qr_payload(till, till.log.event(1))
 
 
 @settings(max_examples=200, deadline=None)
