@@ -231,6 +231,7 @@ class Gpio:
             return DeviceState(self.kind, self.url, False, str(exc))
         detail: dict[str, Any] = {
             **inputs,
+            "earth_ok": inputs["earth_sense"],
             "pins": dict(self.pins),
             "on_battery": not inputs["power_good"],
         }
