@@ -52,7 +52,8 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 SELFTEST_TYPE = "selftest.recorded"
 HTML_EVENT_LIMIT = 2000  # index.html lists at most this many events (the files hold all)
-SKIP_SYNC_SUFFIXES = (".tmp", ".lock", "-wal", "-shm")
+SKIP_SYNC_SUFFIXES = (".tmp", ".lock", "-wal", "-shm", "-journal")
+SYNC_DB = "agent.db"  # the sync agent's SQLite state: exported as JSON lines, not copied
 
 
 def parse_day(text: str | None, *, end: bool = False) -> int | None:
@@ -157,9 +158,7 @@ def export_bundle(
             (tmp / "device.pub").write_text(public_hex + "\n")
             files["device.pub"] = tmp / "device.pub"
             enrollments = _add_enrollments(data_dir, tmp, files, photos)
-            for path in _iter_files(data_dir.sync_dir):
-                if not path.name.endswith(SKIP_SYNC_SUFFIXES):
-                    files["sync/" + path.relative_to(data_dir.sync_dir).as_posix()] = path
+            sync_summary = _add_sync(data_dir, tmp, files)
             personal: dict[str, Any] = {}
             if include_personal:
                 from compliance import privacy
@@ -185,7 +184,7 @@ def export_bundle(
                 "receipt_prev_hash": receipt_prev,
                 "personal_data": include_personal,
             }
-            page = html.render(head, summary, enrollments, sorted(files), personal)
+            page = html.render(head, summary, enrollments, sorted(files), personal, sync_summary)
             (tmp / "index.html").write_text(page, encoding="utf-8")
             files["index.html"] = tmp / "index.html"
             return _write_zip(out, head, files, key, summary)
@@ -287,6 +286,69 @@ def _add_enrollments(
             }
         )
     return out
+
+
+def _add_sync(data_dir: DataDir, tmp: Path, files: dict[str, Path]) -> dict[str, Any]:
+    """The sync agent's records, read-only: plain files as found, its database as JSON.
+
+    ``sync/segments.jsonl`` lists every sealed segment the agent knows (id = SHA-256
+    of the signed bytes, the previous segment's id, the seqs, when sealed and acked);
+    segments the edge has not acked yet still hold their signed bytes, exported as
+    ``sync/segments/<first_seq>-<id>.tbsg`` so their device signature can be checked.
+    """
+    import sqlite3
+
+    summary: dict[str, Any] = {"segments": 0, "acked": 0, "acked_seq": 0, "files": 0, "problem": ""}
+    for path in _iter_files(data_dir.sync_dir):
+        if path.name.startswith(SYNC_DB) or path.name.endswith(SKIP_SYNC_SUFFIXES):
+            continue
+        files["sync/" + path.relative_to(data_dir.sync_dir).as_posix()] = path
+        summary["files"] += 1
+    db = data_dir.sync_dir / SYNC_DB
+    if not db.is_file():
+        return summary
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0)
+        try:
+            rows = conn.execute(
+                "SELECT first_seq, last_seq, id, prev, size, sealed_ms, acked_ms, data "
+                "FROM segments ORDER BY first_seq"
+            ).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        summary["problem"] = f"the sync agent's database could not be read ({exc})"
+        note = tmp / "sync-note.txt"
+        note.write_text(summary["problem"] + "\n")
+        files["sync/export-note.txt"] = note
+        return summary
+    lines = []
+    for first, last, seg_id, prev, size, sealed_ms, acked_ms, data in rows:
+        record = {
+            "first_seq": first,
+            "last_seq": last,
+            "id": seg_id,
+            "prev": prev,
+            "size": size,
+            "sealed_ms": sealed_ms,
+            "acked_ms": acked_ms,
+            "file": "",
+        }
+        if data:
+            name = f"sync/segments/{first:012d}-{seg_id}.tbsg"
+            target = tmp / f"seg-{first}.tbsg"
+            target.write_bytes(bytes(data))
+            files[name] = target
+            record["file"] = name
+        lines.append(canonical_bytes(record) + b"\n")
+        summary["segments"] += 1
+        if acked_ms is not None:
+            summary["acked"] += 1
+            summary["acked_seq"] = max(summary["acked_seq"], last)
+    target = tmp / "segments.jsonl"
+    target.write_bytes(b"".join(lines))
+    files["sync/segments.jsonl"] = target
+    return summary
 
 
 def _sha256_file(path: Path) -> tuple[str, int]:

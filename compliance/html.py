@@ -51,6 +51,7 @@ def render(
     enrollments: list[dict[str, Any]],
     files: list[str],
     personal: dict[str, Any],
+    sync: dict[str, Any] | None = None,
 ) -> str:
     ev = head["events"]
     parts = [
@@ -111,6 +112,18 @@ def render(
             for c in p.get("checks", [])
         ]
         parts.append(_table(["check", "result", "measured", "fix", "fatal"], rows))
+    parts.append("<h2>Sync with the region</h2>")
+    sync = sync or {}
+    if sync.get("segments"):
+        parts.append(
+            f"<p>{sync['segments']} signed segments sealed, {sync['acked']} "
+            f"acknowledged by the region (every event up to seq "
+            f"{sync['acked_seq']} is stored there); see sync/segments.jsonl.</p>"
+        )
+    else:
+        parts.append("<p>No sync records on this till (it has not synced yet, or sync is off).</p>")
+    if sync.get("problem"):
+        parts.append(f"<p class='warn'>{escape(sync['problem'])}</p>")
     parts.append(f"<h2>Receipts ({len(summary['receipts'])})</h2>")
     parts.append(
         _table(

@@ -152,6 +152,8 @@ def _verify(
         verdict.checks.append("self-test history")
         _enrollments(zf, manifest, key)
         verdict.checks.append("enrollment manifests")
+        _segments(zf, key, names)
+        verdict.checks.append("sync segments")
 
 
 def _manifest(raw: bytes) -> dict[str, Any]:
@@ -359,3 +361,29 @@ def _enrollments(zf: zipfile.ZipFile, manifest: dict[str, Any], key: VerifyKey) 
             path = folder + item["file"]
             if hashes.get(path) != item["sha256"]:
                 raise Problem(f"{path} does not match the hash in its signed enrollment")
+
+
+SEGMENT_MAGIC = b"TBSG"  # the sync agent's signed segment (docs/formats.md, segments)
+
+
+def _segments(zf: zipfile.ZipFile, key: VerifyKey, names: list[str]) -> None:
+    """Each exported unacked segment: its id is its SHA-256 and the device signed it."""
+    if "sync/segments.jsonl" not in names:
+        return
+    for number, raw in _lines(zf, "sync/segments.jsonl"):
+        record = _json_line("sync/segments.jsonl", number, raw)
+        if not record.get("file"):
+            continue
+        if record["file"] not in names:
+            raise Problem(f"{record['file']} is listed in sync/segments.jsonl but missing")
+        data = zf.read(record["file"])
+        if hashlib.sha256(data).hexdigest() != record["id"]:
+            raise Problem(f"{record['file']}: its SHA-256 is not the segment id recorded")
+        try:
+            if data[:4] != SEGMENT_MAGIC:
+                raise BadSignatureError("magic")
+            key.verify(data[:-64], data[-64:])
+        except (BadSignatureError, ValueError):
+            raise Problem(
+                f"{record['file']}: the segment is not signed by this device's key"
+            ) from None

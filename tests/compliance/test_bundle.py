@@ -83,6 +83,7 @@ def test_intact_bundle_verifies_with_every_check(bundle, enrolled):
         "receipt signatures",
         "self-test history",
         "enrollment manifests",
+        "sync segments",
     ]
     assert verdict.receipts == 4 and verdict.events == 8
     assert progress[-1][0] == progress[-1][1] > 0
@@ -369,3 +370,52 @@ def test_selftest_history_is_in_the_bundle_and_checked(enrolled, probes, tmp_pat
     bad = tmp_path / "st-bad.zip"
     resign(out, bad, device_key(enrolled), drop_one)
     assert "selftest.jsonl differs" in verify_bundle(bad).problem
+
+
+def test_sync_agent_segments_are_exported_and_their_signatures_checked(enrolled, tmp_path):
+    from appliance.log import EventLog
+    from sync_agent.store import AgentStore
+    from sync_agent.wire import GENESIS, seal_segment, segment_id
+
+    key = device_key(enrolled)
+    log = EventLog.open(enrolled.log_path, readonly=True)
+    lines = [canonical_bytes(e.to_json()) for e in log.events()]
+    log.close()
+    store = AgentStore(enrolled.sync_dir / "agent.db")
+    prev = GENESIS
+    for first, last in ((1, 4), (5, len(lines))):
+        data = seal_segment(
+            key,
+            tenant="demo",
+            device="till-1",
+            first_seq=first,
+            last_seq=last,
+            prev=prev,
+            lines=lines[first - 1 : last],
+        )
+        store.add(first, last, segment_id(data), prev, data)
+        prev = segment_id(data)
+        if first == 1:
+            store.mark_acked(prev)
+    store.close()
+    out = tmp_path / "sync.zip"
+    export_bundle(enrolled, out)
+    with zipfile.ZipFile(out) as zf:
+        names = zf.namelist()
+        records = [json.loads(ln) for ln in zf.read("sync/segments.jsonl").splitlines()]
+        page = zf.read("index.html").decode()
+    assert not any("agent.db" in n for n in names)
+    assert [r["acked_ms"] is not None for r in records] == [True, False]
+    assert records[1]["prev"] == records[0]["id"] and records[1]["file"] in names
+    assert "2 signed segments sealed, 1 acknowledged" in page
+    verdict = verify_bundle(out)
+    assert verdict.ok and "sync segments" in verdict.checks, verdict.problem
+
+    def flip(name, data):
+        if name.endswith(".tbsg"):
+            return data[:40] + bytes([data[40] ^ 1]) + data[41:]
+        return data
+
+    bad = tmp_path / "seg-bad.zip"
+    resign(out, bad, key, flip)
+    assert "is not the segment id recorded" in verify_bundle(bad).problem
