@@ -20,6 +20,7 @@ from typing import Any
 
 SALE = "sale.completed"
 REFUND = "refund.issued"
+TYPES = frozenset({SALE, REFUND})
 
 
 @dataclass

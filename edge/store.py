@@ -31,9 +31,8 @@ CREATE TABLE IF NOT EXISTS segments (
     id TEXT PRIMARY KEY, device_id TEXT NOT NULL, first_seq BIGINT NOT NULL,
     last_seq BIGINT NOT NULL, size BIGINT NOT NULL, stored_ms BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
-    ingest_id {serial}, device_id TEXT NOT NULL, seq BIGINT NOT NULL,
-    event_id TEXT NOT NULL, type TEXT NOT NULL, wall_ms BIGINT NOT NULL, hash TEXT NOT NULL,
-    body TEXT NOT NULL, dup_of TEXT, UNIQUE (device_id, seq));
+    ingest_id {serial}, device_id TEXT NOT NULL, seq BIGINT NOT NULL, type TEXT NOT NULL,
+    hash TEXT NOT NULL, body TEXT NOT NULL, dup_of TEXT, UNIQUE (device_id, seq));
 CREATE TABLE IF NOT EXISTS sales (
     tenant TEXT NOT NULL, idem_key TEXT NOT NULL, sale_id TEXT NOT NULL,
     device_id TEXT NOT NULL, seq BIGINT NOT NULL, tax_profile TEXT NOT NULL,
