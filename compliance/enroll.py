@@ -182,7 +182,7 @@ def enroll(
         blob, name, source = _read_source(p.source, f"permit {p.number}", probes)
         if source == "camera" or Path(name).suffix.lower() in photos.IMAGE_SUFFIXES:
             photos.check_image(blob, f"permit scan {name}")
-        if source == "camera":
+        if source == "camera" and not photos.has_capture_exif(blob):
             blob = photos.geotag_jpeg(
                 blob,
                 when=photos.now_utc(),
@@ -190,6 +190,7 @@ def enroll(
                 longitude=lon,
                 description=f"permit {p.number}",
             )
+        if source == "camera":
             name = f"permit-{p.number}.jpg"
         rel, digest = stage("permits", name, blob)
         permits.append(
@@ -207,10 +208,11 @@ def enroll(
     for ph in data.photos:
         blob, name, source = _read_source(ph.source, f"photo {ph.label}", probes)
         photos.check_image(blob, f"photo {name}")
-        if source == "camera":
+        if source == "camera" and not photos.has_capture_exif(blob):
             blob = photos.geotag_jpeg(
                 blob, when=photos.now_utc(), latitude=lat, longitude=lon, description=ph.label
             )
+        if source == "camera":
             name = f"{ph.label}.jpg"
         rel, digest = stage("photos", name, blob)
         photo_entries.append(

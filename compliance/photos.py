@@ -78,6 +78,15 @@ def geotag_jpeg(
     return out.getvalue()
 
 
+def has_capture_exif(data: bytes) -> bool:
+    """True for a JPEG that already carries its capture time (the drivers' camera tags it)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.format == "JPEG" and 0x9003 in img.getexif().get_ifd(_EXIF_IFD)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return False
+
+
 def _plain(value: Any) -> Any:
     """EXIF values as JSON: rationals become [num, den] pairs, bytes become hex."""
     if isinstance(value, bytes):

@@ -76,6 +76,10 @@ class DriversProbes:
                 self._open_error = f"opening the devices failed ({exc})"
         return self._devices
 
+    def devices(self) -> Any:  # noqa: ANN401 - drivers.devices.Devices, or None
+        """The drivers' device set (opened on first use); None when it cannot be opened."""
+        return self._open()
+
     def _device(self, kind: str) -> tuple[Any, Reading | None]:
         url = str(self.config.section("hardware").get(kind, "") or "")
         if url.strip().lower() in ("", "none://", "none"):
@@ -88,7 +92,10 @@ class DriversProbes:
         devices = self._open()
         if devices is None:
             return None, Reading(False, self._open_error, {"url": url})
-        device = getattr(devices, kind, None)
+        try:
+            device = getattr(devices, kind, None)
+        except Exception as exc:  # noqa: BLE001 - a bad URL is a verdict (DeviceFault)
+            return None, Reading(False, str(exc), {"url": url})
         if device is None:
             return None, Reading(
                 False,
@@ -101,10 +108,13 @@ class DriversProbes:
         device, missing = self._device(kind)
         if missing is not None:
             return missing
+        devices = self._devices
         try:
-            return _state_reading(device.state())
+            # Devices.state(kind) never raises: a crashing driver becomes a state too
+            state = devices.state(kind) if hasattr(devices, "state") else device.state()
         except Exception as exc:  # noqa: BLE001 - drivers promise not to raise; belt and braces
-            return Reading(False, f"{kind} state failed: {exc}")
+            return Reading(False, f"{kind} state failed: {exc}", {})
+        return _state_reading(state)
 
     def capture(self) -> tuple[bytes | None, str]:
         device, missing = self._device("camera")
