@@ -673,13 +673,25 @@ class Engraver:
             return self.conn
 
     def _handshake(self, conn: GrblConnection) -> Handshake:
-        """Banner (or a soft reset to get one), ``$I``, ``$$``; refuse what is not GRBL."""
-        if not conn.banner_event.wait(min(2.5, self.timeout)):
+        """Banner or a live status report (soft reset only if neither), ``$I``, ``$$``.
+
+        Opening a port may or may not reset the controller (Arduino DTR), and pyserial
+        may have flushed a banner sent before we opened; so a quiet port is first asked
+        ``?`` (harmless), and only a controller that answers nothing gets Ctrl-X.
+        """
+        alive = conn.banner_event.wait(min(0.3, self.timeout))
+        if not alive and not conn.closed_reason:
+            try:
+                conn.query_status(timeout=min(1.5, self.timeout))
+                alive = True
+            except DeviceFault:
+                alive = conn.banner_event.is_set()  # a DTR reset's banner came meanwhile
+        if not alive and not conn.closed_reason:
             conn.realtime(RESET)
-            conn.banner_event.wait(min(2.5, self.timeout))
+            alive = conn.banner_event.wait(min(2.5, self.timeout))
         if conn.closed_reason:
             raise DeviceFault(conn.closed_reason)
-        if conn.banner is None:
+        if not alive:
             if conn.garbage or conn.bytes_in:
                 raise DeviceFault(
                     f"engraver at {self.where} answers with unreadable bytes; "
@@ -690,24 +702,28 @@ class Engraver:
                 f"engraver at {self.where} did not answer; check that it is "
                 "switched on and that the URL names its port"
             )
-        banner = conn.banner
-        version = banner.split()[1] if len(banner.split()) > 1 else "?"
-        if not version.startswith("1.1"):
-            raise DeviceFault(f"engraver runs GRBL {version}; tillbox needs GRBL 1.1 (flash 1.1h)")
         conn.drain_acks()
         try:
-            build = conn.command("$I") if conn.alarm is None else []
+            build = conn.command("$I")
             conn.settings.clear()
             conn.command("$$")
         except EngraverAlarm:
             build = []
+        version = "?"
+        if conn.banner and len(conn.banner.split()) > 1:
+            version = conn.banner.split()[1]
+        for line in build:
+            if line.startswith("[VER:"):
+                version = line[5:].split(".20")[0].split(":")[0]
+        if not version.startswith("1.1"):
+            raise DeviceFault(f"engraver runs GRBL {version}; tillbox needs GRBL 1.1 (flash 1.1h)")
         settings = dict(conn.settings)
         status = None
         try:
             status = conn.query_status(timeout=2.0)
         except DeviceFault:
             pass
-        return Handshake(banner, version, build, settings, settings.get(32) == 1, status)
+        return Handshake(conn.banner or "", version, build, settings, settings.get(32) == 1, status)
 
     def close(self) -> None:
         with self._lock:
