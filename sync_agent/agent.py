@@ -17,7 +17,6 @@ import logging
 import random
 import signal
 import time
-from collections import deque
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -36,7 +35,6 @@ log = logging.getLogger("tillbox.sync")
 
 STATE_DB = "agent.db"
 NACK_HOLDOFF_S = 1.0
-RATE_WINDOW_S = 30.0
 
 
 class Agent:
@@ -82,7 +80,8 @@ class Agent:
         self.next_attempt = 0.0
         self.unsealed_since: float | None = None
         self.last_nack: tuple[int, float] = (0, 0.0)
-        self.acked_events: deque[tuple[float, int]] = deque()
+        self.busy_since: float | None = None  # when the window last went from empty to busy
+        self.last_ack_at = 0.0
         self.rate = float(self.store.get("rate_eps", "0") or 0) or None
         self.detail = "starting"
         self.stop = False
@@ -226,7 +225,7 @@ class Agent:
         for seg in done:
             self.inflight.pop(seg, None)
         if newly:
-            self.acked_events.append((time.monotonic(), newly))
+            self._sample_rate(time.monotonic(), newly)
 
     def _handle_nack(self, ack: wire.Ack) -> None:
         now = time.monotonic()
@@ -330,18 +329,24 @@ class Agent:
             data = self.store.data(seg.id)
             if data is None:
                 continue
+            if not self.inflight:
+                self.busy_since = now
             self.client.publish(self.seg_topic, data, qos=1)
             self.inflight[seg.id] = now
 
     # -- published state ---------------------------------------------------------------------
+    def _sample_rate(self, now: float, events: int) -> None:
+        """Throughput while busy: events acked over the time since the previous ack (or
+        since the window filled). Smoothed, and kept across restarts, so an offline till
+        can still say "about N s once online"."""
+        start = max(self.last_ack_at, self.busy_since or now)
+        self.last_ack_at = now
+        if now - start < 1e-3:
+            return
+        sample = events / (now - start)
+        self.rate = sample if self.rate is None else 0.7 * self.rate + 0.3 * sample
+
     def _rate(self, now: float) -> float | None:
-        while self.acked_events and now - self.acked_events[0][0] > RATE_WINDOW_S:
-            self.acked_events.popleft()
-        if len(self.acked_events) >= 2:
-            span = now - self.acked_events[0][0]
-            if span >= 0.5:
-                events = sum(n for _t, n in list(self.acked_events)[1:])
-                self.rate = events / span
         return self.rate
 
     def state(self, now: float) -> SyncState:
@@ -424,7 +429,7 @@ class Agent:
             return 0
         finally:
             self._drop_client()
-            self.detail = "stopped"
+            self.detail = f"agent not running (last: {self.detail})"
             self._write_state(time.monotonic(), force=True)
             self.store.close()
             self.reader.close()

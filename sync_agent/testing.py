@@ -91,13 +91,14 @@ def make_till(
     with Till.init(folder, device, demo=True, tenant=tenant) as till:
         till.open_shift()
     config = folder.load_config()
-    config.section("sync").update(
-        SYNC_TEST_SETTINGS,
-        username=device,
-        password=device_password(device),
-        region_public_key=region.pub_hex,
+    settings = {
+        **SYNC_TEST_SETTINGS,
+        "username": device,
+        "password": device_password(device),
+        "region_public_key": region.pub_hex,
         **sync,
-    )
+    }
+    config.section("sync").update(settings)
     # Test volumes of card sales would hit the offline card cap (a real rule) at once.
     config.section("payment")["card_offline_device_limit_minor"] = card_limit_minor
     folder.config_path.write_text(tomli_w.dumps(config.data))
@@ -117,6 +118,7 @@ def sell(
     n: int,
     *,
     refund_every: int = 7,
+    card_every: int = 3,
     fast: bool = True,
     idempotency_key: str | None = None,
 ) -> int:
@@ -126,7 +128,9 @@ def sell(
             till.log.conn.execute("PRAGMA synchronous=OFF")
         for i in range(n):
             sale = till.sell(
-                CARTS[i % len(CARTS)], "cash" if i % 3 else "card", idempotency_key=idempotency_key
+                CARTS[i % len(CARTS)],
+                "card" if card_every and i % card_every == 0 else "cash",
+                idempotency_key=idempotency_key,
             )
             if refund_every and i % refund_every == refund_every - 1:
                 till.refund(sale.payload["sale_id"])
