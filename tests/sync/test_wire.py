@@ -241,3 +241,17 @@ def test_signed_garbage_is_malformed_not_a_crash():
     )
     signed = struct.pack(">4sBI", b"TBSG", 1, len(header)) + header + bomb
     assert _reason(signed + key.sign(signed).signature) == "malformed"
+
+
+def test_the_documented_vectors_are_these():
+    from pathlib import Path
+
+    doc = Path(__file__).parents[2] / "docs" / "formats-sync.md"
+    text = doc.read_text()
+    blocks = ["".join(b.split()) for b in text.split("```")[1::2]]
+    for hex_text in (SEGMENT_NONE_HEX, ACK_HEX, UPDATE_HEX):
+        assert hex_text in blocks
+    for value in (SEGMENT_NONE_ID, SEGMENT_ZLIB_ID, DEVICE_PUB, REGION_PUB):
+        assert value in text
+    for line in vector_lines():
+        assert line.decode() in text
