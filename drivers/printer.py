@@ -94,6 +94,20 @@ def columns_for(profile_name: str, paper_width_mm: int) -> int:
         ) from None
 
 
+def usb_ids(url: str) -> tuple[int, int]:
+    """``usb://04b8:0202`` -> (0x04b8, 0x0202); a clear error for anything else."""
+    body = url.split("://", 1)[-1].split("?", 1)[0].strip("/")
+    vid, _, pid = body.partition(":")
+    try:
+        if len(vid) != 4 or len(pid) != 4:
+            raise ValueError
+        return int(vid, 16), int(pid, 16)
+    except ValueError:
+        raise DeviceFault(
+            f"printer URL {url} must be usb://VID:PID in hex, e.g. usb://04b8:0202 (see `lsusb`)"
+        ) from None
+
+
 class ReceiptPrinter:
     """One configured printer. Opening is lazy; every I/O has ``timeout`` seconds."""
 
@@ -145,6 +159,7 @@ class ReceiptPrinter:
                 devfile=u.path, baudrate=u.int_option("baud", 19200), timeout=self.timeout, **kw
             )
         if u.scheme == "usb":
+            ids = usb_ids(u.text)
             try:
                 import usb.core  # noqa: F401 - pyusb, escpos' USB transport needs it
             except ImportError:
@@ -154,13 +169,6 @@ class ReceiptPrinter:
                 ) from None
             from escpos.printer import Usb
 
-            vid, _, pid = (u.host or u.path.strip("/")).partition(":")
-            try:
-                ids = int(vid, 16), int(pid, 16)
-            except ValueError:
-                raise DeviceFault(
-                    f"printer URL {u.text} must be usb://VID:PID in hex, e.g. usb://04b8:0202"
-                ) from None
             return Usb(ids[0], ids[1], timeout=int(self.timeout * 1000), **kw)
         if u.scheme == "file":
             from escpos.printer import File
@@ -319,6 +327,23 @@ class ReceiptPrinter:
         doc = self.new_document()
         doc.cut()
         self.send(doc.output)
+
+    def print_label(self, qr_payload: str, lines: list[str]) -> None:
+        """A small label: text lines and a QR (enrollment, equipment tags); raises on failure."""
+        status = self.status()
+        if not status.can_print:
+            raise DeviceFault(status.problem() or "printer cannot print")
+        doc = self.new_document()
+        doc.hw("INIT")
+        for line in lines:
+            doc.textln(line)
+        doc.set(align="center")
+        doc.qr(qr_payload, size=6, native=doc.profile.supports("qrCode"))
+        doc.cut()
+        self.send(doc.output)
+        after = self.status()
+        if after.problem():
+            raise DeviceFault(f"label did not print completely: {after.problem()}")
 
     def state(self) -> DeviceState:
         """Plain-language state for the UI and ``hw list``; never raises, never hangs long."""

@@ -9,7 +9,13 @@ import pytest
 from appliance.pricing import CartLine
 from drivers.common import DeviceFault
 from drivers.escpos_sim import EscposInterpreter, PrinterSimulator
-from drivers.printer import PrinterStatus, ReceiptPrinter, columns_for, parse_status
+from drivers.printer import (
+    PrinterStatus,
+    ReceiptPrinter,
+    columns_for,
+    parse_status,
+    usb_ids,
+)
 from drivers.receipts import drain_reprint_queue, open_drawer, print_sale_receipt
 from drivers.testing import wait_for
 
@@ -173,6 +179,24 @@ def test_missing_serial_device_and_bad_urls():
     with pytest.raises(DeviceFault, match="no scheme"):
         ReceiptPrinter("/dev/usb/lp0")
     assert "not a printer" in ReceiptPrinter("gpiozero://").state().message
+
+
+def test_usb_urls():
+    assert usb_ids("usb://04b8:0202") == (0x04B8, 0x0202)
+    with pytest.raises(DeviceFault, match="usb://VID:PID"):
+        usb_ids("usb://epson")
+    state = ReceiptPrinter("usb://04b8:0202").state()
+    assert not state.ok
+    assert "pyusb" in state.message or "not connected" in state.message
+
+
+def test_label_for_compliance(printer):
+    printer.print_label("TBX-ENROLL-1", ["Stall 12", "Łódź"])
+    text = printer.simulator.rendered_text()
+    assert "Stall 12" in text and "Łódź" in text and "[QR TBX-ENROLL-1]" in text
+    printer.simulator.set_paper("out")
+    with pytest.raises(DeviceFault, match="out of paper"):
+        printer.print_label("X", [])
 
 
 def test_file_printer_prints_without_status(tmp_path, till, sale):
