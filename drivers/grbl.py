@@ -157,7 +157,9 @@ class GrblConnection:
         buf = b""
         while not self._stop.is_set():
             try:
-                chunk = self.serial.read(256)
+                # read what is there (at least one byte, or the 50 ms timeout): asking
+                # for a fixed size would hold every ok back until the timeout
+                chunk = self.serial.read(max(1, self.serial.in_waiting))
             except Exception as exc:  # noqa: BLE001 - SerialException, OSError on unplug
                 self._closed(f"engraver connection lost ({exc}); check the USB cable")
                 return
