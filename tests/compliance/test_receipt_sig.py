@@ -155,3 +155,18 @@ def test_cli_sale_json_carries_receipt_qr_and_receipt_verify_exit_codes(till_dir
     text = _tillbox("sale", "--item", "MUG-01:1", "--pay", "cash", data_dir=till_dir)
     code = text.stdout.strip().splitlines()[-1]
     assert code.startswith("receipt code ") and len(code.split()[-1]) == 11
+
+
+def test_cli_receipt_show_recomputes_sale_and_refund_payloads(till_dir):
+    with Till.open(till_dir) as till:
+        sale = till.find_sale(1)
+        refund_seq = till.log.conn.execute("SELECT seq FROM refunds").fetchone()[0]
+        refund = till.log.event(refund_seq)
+        expected = [rs.receipt_qr_payload(till, sale), rs.receipt_qr_payload(till, refund)]
+    shown = _tillbox("receipt", "show", "1", "--json", data_dir=till_dir)
+    assert json.loads(shown.stdout)["receipt_qr"] == expected[0]
+    number = str(refund.payload["receipt_no"])
+    shown = _tillbox("receipt", "show", number, "--refund", "--json", data_dir=till_dir)
+    assert json.loads(shown.stdout)["receipt_qr"] == expected[1]
+    missing = _tillbox("receipt", "show", "999", "--refund", data_dir=till_dir)
+    assert missing.returncode == 1 and "no refund receipt 999" in missing.stderr
