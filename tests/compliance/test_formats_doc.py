@@ -71,3 +71,41 @@ def test_smallest_bundle_from_the_doc_verifies(tmp_path):
         timeout=60,
     )
     assert res.returncode == 0 and "INTACT" in res.stdout
+
+
+def _reference_verifier() -> str:
+    match = re.search(r"\*\*Reference verifier\.\*\*.*?```python\n(.*?)```", DOC.read_text(), re.S)
+    assert match, "the reference verifier is missing from docs/formats-compliance.md"
+    return match.group(1)
+
+
+def test_reference_verifier_from_the_doc_agrees_on_real_bundles(enrolled, tmp_path):
+    from compliance.bundle import export_bundle
+
+    script = tmp_path / "verify.py"
+    script.write_text(_reference_verifier())
+    good = tmp_path / "good.zip"
+    export_bundle(enrolled, good)
+    pub = enrolled.public_key_path.read_text().strip()
+
+    def run(path, *extra):
+        return subprocess.run(
+            [sys.executable, str(script), str(path), *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    ok = run(good, pub)
+    assert ok.returncode == 0 and ok.stdout.startswith("INTACT: till-1 8 events 4 receipts")
+    assert run(good, "00" * 32).returncode == 1
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename == "events.jsonl":
+                data = data.replace(b'"qty":2', b'"qty":1', 1)
+            zout.writestr(info, data)
+    res = run(bad)
+    assert res.returncode == 1 and res.stdout.startswith("NOT INTACT: events.jsonl")
+    assert verify_bundle(bad).ok is False  # and tillbox agrees
