@@ -14,6 +14,8 @@ simulator in :mod:`drivers.escpos_sim`, started in-process on a free 127.0.0.1 p
 
 from __future__ import annotations
 
+import os
+import select
 import socket
 import threading
 import time
@@ -94,6 +96,50 @@ def columns_for(profile_name: str, paper_width_mm: int) -> int:
         ) from None
 
 
+def _timed_file_class():  # noqa: ANN202 - built lazily so escpos loads only when used
+    from escpos.escpos import Escpos
+
+    class TimedFile(Escpos):
+        """A device file (``/dev/usb/lp0``) written without blocking past ``timeout``.
+
+        escpos' own ``File`` does a blocking ``write()``: on a printer that is out of
+        paper the kernel's usblp driver then blocks the caller for ever.
+        """
+
+        def __init__(self, devfile: str, timeout: float, **kw: Any) -> None:  # noqa: ANN401
+            Escpos.__init__(self, **kw)
+            self.devfile = devfile
+            self.timeout = timeout
+            self._device = False
+
+        def open(self) -> None:
+            self.device = os.open(self.devfile, os.O_WRONLY | os.O_NONBLOCK | os.O_APPEND)
+
+        def _raw(self, msg: bytes) -> None:
+            fd = self.device
+            view = memoryview(msg)
+            deadline = time.monotonic() + self.timeout
+            while view:
+                try:
+                    view = view[os.write(fd, view) :]
+                except BlockingIOError:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError("the printer did not take the data in time") from None
+                    select.select([], [fd], [], min(left, 0.1))
+
+        def close(self) -> None:
+            fd, self._device = self._device, False
+            if type(fd) is int:  # not False/None, which are "closed" (and False is an int)
+                os.close(fd)
+
+    return TimedFile
+
+
+def _TimedFile(devfile: str, timeout: float, **kw: Any):  # noqa: ANN202, ANN401, N802
+    return _timed_file_class()(devfile, timeout, **kw)
+
+
 def usb_ids(url: str) -> tuple[int, int]:
     """``usb://04b8:0202`` -> (0x04b8, 0x0202); a clear error for anything else."""
     body = url.split("://", 1)[-1].split("?", 1)[0].strip("/")
@@ -171,9 +217,7 @@ class ReceiptPrinter:
 
             return Usb(ids[0], ids[1], timeout=int(self.timeout * 1000), **kw)
         if u.scheme == "file":
-            from escpos.printer import File
-
-            return File(devfile=u.path, **kw)
+            return _TimedFile(u.path, self.timeout, **kw)
         raise DeviceFault(
             f"printer URL {u.text}: scheme {u.scheme}:// is not a printer; use "
             "sim://, tcp://, serial://, usb:// or file://"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 
 import pytest
 
@@ -211,6 +213,22 @@ def test_file_printer_prints_without_status(tmp_path, till, sale):
     interp = EscposInterpreter(48)
     interp.feed(data)
     assert any("Brötchen" in line for line in interp.text_lines())
+
+
+def test_device_file_that_stops_taking_data_times_out(tmp_path, till, sale):
+    """/dev/usb/lp0 blocks writers when the printer stalls; we give up after the timeout."""
+    fifo = tmp_path / "lp0"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a printer that never reads
+    try:
+        p = ReceiptPrinter(f"file://{fifo}", timeout=0.5)
+        started = time.monotonic()
+        with pytest.raises(DeviceFault, match="did not answer in time"):
+            p.send(b"x" * 200_000)  # more than the pipe holds
+        assert time.monotonic() - started < 5
+        p.close()
+    finally:
+        os.close(reader)
 
 
 def test_drawer_kick_exact_bytes_and_event(till, printer):
