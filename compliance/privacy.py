@@ -218,3 +218,26 @@ def export_personal(data_dir: DataDir, log: EventLog) -> dict[str, dict[str, Any
             records = []
         out[customer] = {**state, "records": records}
     return out
+
+
+def key_for_region(
+    data_dir: DataDir, log: EventLog, customer: str, region_public_key_hex: str
+) -> bytes | None:
+    """The customer's key sealed to the region (X25519 sealed box), or None.
+
+    None unless the consent allows sync and was not erased: this is the one way
+    personal data becomes readable off the device, so the sync agent sends it only
+    for customers whose consent says so. The region opens it with the private half
+    of its Ed25519 key converted to X25519 (``to_curve25519_private_key``).
+    """
+    from nacl.public import SealedBox
+    from nacl.signing import VerifyKey
+
+    if not sync_allowed(log, customer):
+        return None
+    try:
+        key = bytes.fromhex(key_path(data_dir, customer).read_text().strip())
+    except FileNotFoundError:
+        return None
+    region = VerifyKey(bytes.fromhex(region_public_key_hex)).to_curve25519_public_key()
+    return bytes(SealedBox(region).encrypt(key))

@@ -99,3 +99,26 @@ def test_cli_privacy_flow(till_dir):
         [*run, "show", *d, "--customer", customer], capture_output=True, text=True, timeout=60
     )
     assert res.returncode == 1 and "erased" in res.stderr
+
+
+def test_region_gets_the_key_only_when_consent_allows_sync(till_dir):
+    import base64
+
+    from nacl.public import SealedBox
+    from nacl.secret import SecretBox
+    from nacl.signing import SigningKey
+
+    region = SigningKey.generate()
+    region_pub = region.verify_key.encode().hex()
+    with Till.open(till_dir) as till:
+        allowed, _ = privacy.record_consent(till, ["receipt_email"], sync_allowed=True)
+        local, _ = privacy.record_consent(till, ["receipt_email"])
+        event = privacy.store_personal(till, allowed, "receipt_email", {"email": "a@b.c"})
+        assert privacy.key_for_region(till_dir, till.log, local, region_pub) is None
+        sealed = privacy.key_for_region(till_dir, till.log, allowed, region_pub)
+        # the region opens the key, then the ciphertext it received in the segment
+        key = SealedBox(region.to_curve25519_private_key()).decrypt(sealed)
+        plain = SecretBox(key).decrypt(base64.b64decode(event.payload["box"]))
+        assert json.loads(plain) == {"email": "a@b.c"}
+        privacy.erase(till, allowed)
+        assert privacy.key_for_region(till_dir, till.log, allowed, region_pub) is None
