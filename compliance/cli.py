@@ -49,42 +49,75 @@ def _ask(prompt: str, current: str) -> str:
     return input(f"{prompt}: ").strip()
 
 
+def _ask_many(prompt: str, parse, current: list) -> list:  # noqa: ANN001
+    """Ask for entries until an empty line; a bad entry is explained and asked again."""
+    from appliance.errors import TillError
+
+    if current or not sys.stdin.isatty():
+        return current
+    out = []
+    while True:
+        text = input(f"{prompt} (empty line when done): ").strip()
+        if not text:
+            return out
+        try:
+            out.append(parse(text))
+        except TillError as exc:
+            print(f"  {exc}")
+
+
+def _guided_input(args: argparse.Namespace):  # noqa: ANN202 - compliance.enroll.EnrollmentInput
+    """Flags first; in a terminal, ask for whatever is missing (the CLI onboarding flow)."""
+    from appliance.errors import TillError
+    from compliance import enroll
+
+    attestation = args.attestation or ""
+    if args.attestation_file:
+        try:
+            attestation = open(args.attestation_file, encoding="utf-8").read()
+        except OSError as exc:
+            raise TillError(
+                f"cannot read {args.attestation_file} ({exc.strerror}); check the path"
+            ) from None
+    data = enroll.EnrollmentInput(
+        operator=_ask("Operator name", args.operator or ""),
+        business=_ask("Business name", args.business or ""),
+        registration=_ask("Business registration / trader id", args.registration or "")
+        if not args.business
+        else args.registration or "",
+        address=args.address or "",
+        contact=args.contact or "",
+        permits=_ask_many(
+            "Permit KIND:NUMBER:YYYY-MM-DD:FILE (FILE may be camera)",
+            enroll.parse_permit,
+            [enroll.parse_permit(p) for p in args.permit or []],
+        ),
+        photos=_ask_many(
+            "Equipment photo LABEL:FILE (FILE may be camera)",
+            enroll.parse_photo,
+            [enroll.parse_photo(p) for p in args.photo or []],
+        ),
+        attestation=_ask("Self-attestation statement", attestation),
+        confirmed=args.confirm,
+        assets=_ask_many(
+            "Equipment to tag [TAG:]DESCRIPTION",
+            enroll.parse_asset,
+            [enroll.parse_asset(a) for a in args.asset or []],
+        ),
+    )
+    if data.attestation and not data.confirmed and sys.stdin.isatty():
+        print(f"Statement: {data.attestation}")
+        answer = input(f"{data.operator or 'Operator'}, do you confirm it? [yes/no]: ")
+        data.confirmed = answer.strip().lower() in ("y", "yes")
+    return data
+
+
 def cmd_enroll(args: argparse.Namespace) -> int:
     from appliance.till import Till
     from compliance import enroll
     from compliance.probes import DriversProbes
 
-    data = enroll.EnrollmentInput(
-        operator=_ask("Operator name", args.operator or ""),
-        business=_ask("Business name", args.business or ""),
-        registration=args.registration or "",
-        address=args.address or "",
-        contact=args.contact or "",
-        permits=[enroll.parse_permit(p) for p in args.permit or []],
-        photos=[enroll.parse_photo(p) for p in args.photo or []],
-        attestation=args.attestation or "",
-        confirmed=args.confirm,
-        assets=[enroll.parse_asset(a) for a in args.asset or []],
-    )
-    if args.attestation_file:
-        try:
-            data.attestation = open(args.attestation_file, encoding="utf-8").read()
-        except OSError as exc:
-            from appliance.errors import TillError
-
-            raise TillError(
-                f"cannot read {args.attestation_file} ({exc.strerror}); check the path"
-            ) from None
-    if not data.permits and sys.stdin.isatty():
-        spec = input("Permit (KIND:NUMBER:YYYY-MM-DD:FILE or ...:camera): ").strip()
-        if spec:
-            data.permits.append(enroll.parse_permit(spec))
-    if data.attestation and not data.confirmed and sys.stdin.isatty():
-        print(data.attestation)
-        data.confirmed = input("Do you confirm this statement? [yes/no]: ").strip().lower() in (
-            "y",
-            "yes",
-        )
+    data = _guided_input(args)
     ddir = data_dir(args).require()
     probes = DriversProbes(ddir.load_config(), ddir)
     try:

@@ -193,3 +193,93 @@ def test_cli_enroll_and_export_for_the_region(till_dir, permit_file, photo_file,
     )
     assert refused.returncode == 1 and "must confirm" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+class Pty:
+    """A child process on a real pseudo-terminal, driven like a person at the keyboard."""
+
+    def __init__(self, argv: list[str]) -> None:
+        import os
+
+        self.master, slave = os.openpty()
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+        os.close(slave)
+        self.seen = b""
+
+    def expect(self, text: str, timeout: float = 20.0) -> None:
+        import os
+        import select
+        import time
+
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"timed out waiting for {text!r}; saw {self.seen[-400:]!r}"
+            ready, _, _ = select.select([self.master], [], [], min(left, 0.5))
+            if ready:
+                try:
+                    self.seen += os.read(self.master, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+        assert text.encode() in self.seen, f"{text!r} not in {self.seen[-400:]!r}"
+        self.seen = self.seen[self.seen.index(text.encode()) + len(text) :]
+
+    def send(self, line: str) -> None:
+        import os
+
+        os.write(self.master, line.encode() + b"\n")
+
+    def close(self) -> int:
+        import os
+
+        code = self.proc.wait(timeout=30)
+        os.close(self.master)
+        return code
+
+
+def test_guided_enrollment_in_a_terminal(till_dir, permit_file, photo_file):
+    term = Pty(
+        [
+            sys.executable,
+            "-m",
+            "appliance.cli",
+            "enroll",
+            "--data-dir",
+            str(till_dir.root),
+            "--no-labels",
+        ]
+    )
+    try:
+        term.expect("Operator name: ")
+        term.send("Ann Trader")
+        term.expect("Business name: ")
+        term.send("Riverside Makers")
+        term.expect("trader id: ")
+        term.send("HRB 99")
+        term.expect("(empty line when done): ")
+        term.send("trading:TP-1:2099-02-30:x.pdf")  # a bad date is explained, asked again
+        term.expect("must be a date YYYY-MM-DD")
+        term.expect("(empty line when done): ")
+        term.send(f"trading:TP-1:2099-02-28:{permit_file}")
+        term.expect("(empty line when done): ")
+        term.send("")
+        term.expect("Equipment photo")
+        term.send(f"engraver:{photo_file}")
+        term.expect("(empty line when done): ")
+        term.send("")
+        term.expect("Self-attestation statement: ")
+        term.send("The earth connection was tested today.")
+        term.expect("Equipment to tag")
+        term.send("ENG-1:Laser engraver")
+        term.expect("(empty line when done): ")
+        term.send("")
+        term.expect("Ann Trader, do you confirm it? [yes/no]: ")
+        term.send("yes")
+        term.expect("enrolled: enrollment 1 signed")
+    finally:
+        code = term.close()
+    assert code == 0
+    with Till.open(till_dir) as till:
+        m = enroll.latest_signed(till)["manifest"]
+    assert m["business"]["registration"] == "HRB 99" and m["assets"][0]["tag"] == "ENG-1"
+    assert m["attestation"]["text"] == "The earth connection was tested today."
