@@ -343,3 +343,35 @@ def export_for_region(till: Till, out: Path) -> dict[str, Any]:
         "public_key": m["public_key"],
         "sequence": m["sequence"],
     }
+
+
+def verify_signed_manifest(signed: dict[str, Any]) -> dict[str, Any]:
+    """Check a region export (``{"manifest", "signature"}``); return what the edge registers.
+
+    The manifest is signed by the key it names, which proves the device holds that key
+    (proof of possession); the region's operator still decides whether to approve it.
+    Raises TillError with the reason.
+    """
+    from nacl.exceptions import BadSignatureError
+    from nacl.signing import VerifyKey
+
+    try:
+        manifest = signed["manifest"]
+        if manifest.get("format") != FORMAT:
+            raise TillError(f"not a {FORMAT} manifest; export it with `tillbox enrollment export`")
+        key = VerifyKey(bytes.fromhex(manifest["public_key"]))
+        key.verify(canonical_bytes(manifest), bytes.fromhex(signed["signature"]))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise TillError("the enrollment file is incomplete or malformed; export it again") from None
+    except BadSignatureError:
+        raise TillError(
+            "the enrollment manifest's signature does not verify: it was edited after signing "
+            "or signed by another key; export it again from the till"
+        ) from None
+    return {
+        "device_id": manifest["device_id"],
+        "tenant": manifest.get("tenant", ""),
+        "public_key": manifest["public_key"],
+        "sequence": manifest["sequence"],
+        "permits": [{k: p[k] for k in ("kind", "number", "expires")} for p in manifest["permits"]],
+    }

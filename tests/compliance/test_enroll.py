@@ -283,3 +283,18 @@ def test_guided_enrollment_in_a_terminal(till_dir, permit_file, photo_file):
         m = enroll.latest_signed(till)["manifest"]
     assert m["business"]["registration"] == "HRB 99" and m["assets"][0]["tag"] == "ENG-1"
     assert m["attestation"]["text"] == "The earth connection was tested today."
+
+
+def test_region_export_verifies_and_edits_are_refused(enrolled, tmp_path):
+    with Till.open(enrolled) as till:
+        enroll.export_for_region(till, tmp_path / "region.json")
+    signed = json.loads((tmp_path / "region.json").read_text())
+    info = enroll.verify_signed_manifest(signed)
+    assert info["device_id"] == "till-1"
+    assert info["public_key"] == enrolled.public_key_path.read_text().strip()
+    assert info["permits"] == [{"kind": "trading", "number": "TP-2291", "expires": "2099-12-31"}]
+    signed["manifest"]["permits"][0]["expires"] = "2199-12-31"
+    with pytest.raises(TillError, match="does not verify"):
+        enroll.verify_signed_manifest(signed)
+    with pytest.raises(TillError, match="malformed"):
+        enroll.verify_signed_manifest({"manifest": {"format": enroll.FORMAT}})
