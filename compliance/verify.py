@@ -37,6 +37,24 @@ from compliance.bundle import FORMAT, MANIFEST, SELFTEST_TYPE, SIGNATURE
 Progress = Callable[[int, int], None]
 
 
+class _Meter:
+    """Work done over work to do, in bytes: hashing every file, then the chain and receipt
+    passes over events.jsonl and receipts.jsonl. Reports at most every 256 KiB."""
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self.progress, self.total, self.done, self.reported = progress, max(total, 1), 0, 0
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self.progress and self.done - self.reported >= 1 << 18:
+            self.reported = self.done
+            self.progress(min(self.done, self.total), self.total)
+
+    def finish(self) -> None:
+        if self.progress:
+            self.progress(self.total, self.total)
+
+
 class Problem(Exception):
     """The first problem found: its message is the verdict's reason."""
 
@@ -141,12 +159,17 @@ def _verify(
                 "manifest was edited or signed by another device"
             ) from None
         verdict.checks.append("manifest signature")
-        _file_hashes(zf, manifest, names, progress)
+        sizes = {f["path"]: int(f["size"]) for f in manifest["files"]}
+        meter = _Meter(
+            progress,
+            sum(sizes.values()) + sizes.get("events.jsonl", 0) + sizes.get("receipts.jsonl", 0),
+        )
+        _file_hashes(zf, manifest, names, meter)
         verdict.files = len(manifest["files"])
         verdict.checks.append("file hashes")
-        receipt_events, self_lines = _events(zf, manifest, key, verdict)
+        receipt_events, self_lines = _events(zf, manifest, key, verdict, meter)
         verdict.checks.append("event chain")
-        _receipts(zf, manifest, key, receipt_events, verdict)
+        _receipts(zf, manifest, key, receipt_events, verdict, meter)
         verdict.checks.append("receipt signatures")
         _selftests(zf, self_lines)
         verdict.checks.append("self-test history")
@@ -154,6 +177,7 @@ def _verify(
         verdict.checks.append("enrollment manifests")
         _segments(zf, key, names)
         verdict.checks.append("sync segments")
+        meter.finish()
 
 
 def _manifest(raw: bytes) -> dict[str, Any]:
@@ -195,7 +219,7 @@ def _key(
 
 
 def _file_hashes(
-    zf: zipfile.ZipFile, manifest: dict[str, Any], names: list[str], progress: Progress | None
+    zf: zipfile.ZipFile, manifest: dict[str, Any], names: list[str], meter: _Meter
 ) -> None:
     listed = {f["path"]: f for f in manifest["files"]}
     extra = sorted(set(names) - set(listed) - {MANIFEST, SIGNATURE})
@@ -204,8 +228,6 @@ def _file_hashes(
     missing = sorted(set(listed) - set(names))
     if missing:
         raise Problem(f"{missing[0]} is listed in the manifest but missing from the zip")
-    total = sum(int(f["size"]) for f in manifest["files"])
-    done = 0
     for name in sorted(listed):
         h = hashlib.sha256()
         size = 0
@@ -214,9 +236,7 @@ def _file_hashes(
                 while chunk := f.read(1 << 20):
                     h.update(chunk)
                     size += len(chunk)
-                    done += len(chunk)
-                    if progress:
-                        progress(done, total)
+                    meter.add(len(chunk))
         except (
             zipfile.BadZipFile,
             zlib.error,
@@ -232,8 +252,8 @@ def _file_hashes(
 
 
 def _events(
-    zf: zipfile.ZipFile, manifest: dict[str, Any], key: VerifyKey, verdict: Verdict
-) -> list[Event]:
+    zf: zipfile.ZipFile, manifest: dict[str, Any], key: VerifyKey, verdict: Verdict, meter: _Meter
+) -> tuple[list[Event], list[bytes]]:
     """Check the chain; return the receipt events (in order) for the receipt check."""
     info = manifest["events"]
     expected_seq, prev = info["first_seq"], info["prev_hash"]
@@ -243,6 +263,7 @@ def _events(
     self_lines: list[bytes] = []
     count = 0
     for number, raw in _lines(zf, "events.jsonl"):
+        meter.add(len(raw) + 1)
         obj = _json_line("events.jsonl", number, raw)
         try:
             event = Event.from_json(obj)
@@ -299,6 +320,7 @@ def _receipts(
     key: VerifyKey,
     events: list[Event],
     verdict: Verdict,
+    meter: _Meter,
 ) -> None:
     prev = manifest["receipt_prev_hash"]
     entries = list(_lines(zf, "receipts.jsonl"))
@@ -308,6 +330,7 @@ def _receipts(
             f"{len(events)} sales and refunds"
         )
     for (number, raw), event in zip(entries, events, strict=True):
+        meter.add(len(raw) + 1)
         entry = _json_line("receipts.jsonl", number, raw)
         payload = entry.get("payload", "")
         if entry.get("seq") != event.seq:
