@@ -1,0 +1,352 @@
+"""The kiosk's one seam to the hardware: device calls on worker threads, results on the UI thread.
+
+Screens never touch a driver. They ask the :class:`DeviceHub` ("print this sale",
+"run this engraving", "how are the devices?") and get a callback on the UI thread
+(``post`` is ``Clock.schedule_once`` in the app, a plain queue in tests). Each worker
+thread opens its own :class:`~appliance.till.Till` on first use, because an SQLite
+connection belongs to the thread that made it; the log takes one writer at a time,
+so the UI's sale commit and a worker's ``receipt.printed`` never fork the chain.
+
+The drivers package (``drivers.devices.open_devices``) does the device work; this
+module only decides which thread it runs on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.datadir import DataDir
+from appliance.errors import TillError
+
+log = logging.getLogger("tillbox.ui.devices")
+
+Post = Callable[[Callable[[], None]], None]
+
+
+@dataclass
+class PrintReport:
+    """What the Receipt screen shows after a print attempt."""
+
+    ok: bool
+    receipt_no: int
+    message: str
+    preview: str  # the receipt as printed (the simulator's paper) or as laid out
+    handed_at: float | None = None  # time.perf_counter() when the bytes went to the printer
+    queue: list[int] = field(default_factory=list)
+
+
+class _TimedPrinter:
+    """The printer, noting when receipt bytes were handed over (for bench/ui.py)."""
+
+    def __init__(self, printer: Any) -> None:  # noqa: ANN401 - drivers.printer.ReceiptPrinter
+        self._printer = printer
+        self.last_send: float | None = None
+
+    def send(self, data: bytes) -> None:
+        self._printer.send(data)
+        self.last_send = time.perf_counter()
+
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401
+        return getattr(self._printer, name)
+
+
+class DeviceHub:
+    """Owns the devices and the worker threads that talk to them."""
+
+    def __init__(self, data_dir: DataDir, post: Post) -> None:
+        from drivers.devices import open_devices
+
+        self.data_dir = data_dir
+        self.config = data_dir.load_config()
+        self.devices = open_devices(self.config, data_dir)
+        self.post = post
+        # One thread for the printer and GPIO (ordered: receipt, then drawer), one for the
+        # slow polls (engraver/camera state can take seconds), one for the camera and export.
+        self._io = ThreadPoolExecutor(1, thread_name_prefix="ui-io")
+        self._poll = ThreadPoolExecutor(1, thread_name_prefix="ui-poll")
+        self._slow = ThreadPoolExecutor(1, thread_name_prefix="ui-slow")
+        self._local = threading.local()
+        self._tills: list[Any] = []
+        self._lock = threading.Lock()
+        self._printer: _TimedPrinter | None = None
+        self.closed = False
+
+    # -- plumbing --------------------------------------------------------------------------
+    def till(self) -> Any:  # noqa: ANN401 - appliance.till.Till, one per worker thread
+        till = getattr(self._local, "till", None)
+        if till is None:
+            from appliance.till import Till
+
+            till = Till.open(self.data_dir)
+            self._local.till = till
+            with self._lock:
+                self._tills.append(till)
+        return till
+
+    def printer(self) -> _TimedPrinter:
+        if self._printer is None:
+            self._printer = _TimedPrinter(self.devices.printer)
+        return self._printer
+
+    def _submit(
+        self,
+        pool: ThreadPoolExecutor,
+        work: Callable[[], Any],
+        done: Callable[[Any], None] | None = None,
+        failed: Callable[[str], None] | None = None,
+    ) -> Future | None:
+        if self.closed:
+            return None
+
+        def run() -> None:
+            try:
+                result = work()
+            except TillError as exc:
+                message = str(exc)
+                if failed:
+                    self.post(lambda: failed(message))
+                return
+            except Exception as exc:  # noqa: BLE001 - a worker must report, never die silently
+                log.exception("device work failed")
+                message = f"{type(exc).__name__}: {exc}"
+                if failed:
+                    self.post(lambda: failed(message))
+                return
+            if done:
+                self.post(lambda: done(result))
+
+        return pool.submit(run)
+
+    # -- receipts and the drawer -----------------------------------------------------------
+    def print_receipt(
+        self,
+        seq: int,
+        done: Callable[[PrintReport], None],
+        *,
+        reprint: bool = False,
+        drawer: bool = False,
+    ) -> None:
+        """Print the receipt of the sale at ``seq`` (the sale is already durable)."""
+        self._submit(
+            self._io,
+            lambda: self._print(seq, reprint, drawer),
+            done,
+            lambda msg: done(PrintReport(False, 0, msg, "")),
+        )
+
+    def _print(self, seq: int, reprint: bool, drawer: bool) -> PrintReport:
+        from drivers.receipts import open_drawer, print_sale_receipt
+
+        till = self.till()
+        event = till.log.event(seq)
+        if event is None:
+            raise TillError(f"event {seq} is not in the log; restart the kiosk")
+        qr = self._qr(till, event)
+        printer = self.printer()
+        printer.last_send = None
+        sim = getattr(self.devices.printer, "simulator", None)
+        before = len(sim.rendered_text()) if sim is not None else 0
+        outcome = print_sale_receipt(till, event, printer, qr, reprint=reprint)
+        handed = printer.last_send
+        message = outcome.message
+        if drawer:
+            try:
+                open_drawer(till, printer, "sale", event.payload.get("receipt_no"))
+            except TillError as exc:
+                message += f"; {exc}"
+        preview = ""
+        if outcome.ok and sim is not None:
+            # what reached the simulated paper since this receipt began (the last line is
+            # the simulator's mark for the cut)
+            preview = sim.rendered_text()[before:].rstrip("\n")
+            columns = getattr(sim, "columns", 48)
+            if preview.endswith("-" * columns):
+                preview = preview[:-columns].rstrip("\n")
+        if not preview:
+            preview = self.layout_text(till, event, reprint)
+        return PrintReport(
+            outcome.ok, outcome.receipt_no, message, preview, handed, till.reprint_queue()
+        )
+
+    @staticmethod
+    def _qr(till: Any, event: Any) -> str | None:  # noqa: ANN401
+        from appliance import receipt_sig
+
+        try:
+            return receipt_sig.receipt_qr_payload(till, event)
+        except (TillError, OSError, ValueError) as exc:
+            log.warning("receipt %s printed without its QR: %s", event.seq, exc)
+            return None
+
+    def layout_text(self, till: Any, event: Any, reprint: bool = False) -> str:  # noqa: ANN401
+        """The receipt as laid out for this printer, as text (when nothing was printed)."""
+        from drivers.receipts import ShopHeader, receipt_lines
+
+        shop = ShopHeader.from_config(till.config.section("shop"), till.device_id)
+        columns = getattr(self.devices.printer, "columns", 48)
+        rows = receipt_lines(event.payload, shop, columns, event.wall_ms, reprint)
+        return "\n".join(text if style != "qr" else "[QR]" for style, text in rows)
+
+    def drain_reprints(self, done: Callable[[list[Any], list[int]], None]) -> None:
+        def work() -> tuple[list[Any], list[int]]:
+            from drivers.receipts import drain_reprint_queue
+
+            till = self.till()
+            outcomes = drain_reprint_queue(till, self.printer(), self._qr)
+            return outcomes, till.reprint_queue()
+
+        self._submit(self._io, work, lambda r: done(*r), lambda msg: done([msg], []))
+
+    def print_lines(self, lines: list[str], done: Callable[[str], None]) -> None:
+        """Print plain text (the Z report); ``done`` gets "" or the reason it failed."""
+
+        def work() -> str:
+            printer = self.printer()
+            doc = printer.new_document()
+            doc.hw("INIT")
+            for line in lines:
+                doc.textln(line)
+            doc.cut()
+            printer.send(bytes(doc.output))
+            return ""
+
+        self._submit(self._io, work, done, done)
+
+    # -- status ----------------------------------------------------------------------------
+    def poll(self, done: Callable[[dict[str, Any]], None]) -> None:
+        """Device states, the sync agent's state and GPIO events, for the status bar."""
+
+        def work() -> dict[str, Any]:
+            from appliance import sync_state
+
+            till = self.till()
+            gpio_events = 0
+            if self.devices.configured("gpio"):
+                try:
+                    gpio_events = self.devices.gpio.flush_events(till)
+                except TillError as exc:
+                    log.warning("GPIO events not recorded: %s", exc)
+            states = {s.kind: s for s in self.devices.states()}
+            return {
+                "states": states,
+                "sync": sync_state.read(self.data_dir.sync_dir),
+                "gpio_events": gpio_events,
+                "queue": till.reprint_queue(),
+                "exposure_minor": till.card_exposure_minor(),
+            }
+
+        self._submit(self._poll, work, done)
+
+    # -- self-test -------------------------------------------------------------------------
+    def selftest(self, done: Callable[[Any], None], failed: Callable[[str], None]) -> None:
+        def work() -> Any:  # noqa: ANN401 - compliance.selftest.SelftestReport
+            from compliance.probes import DriversProbes
+            from compliance.selftest import run_selftest
+
+            probes = DriversProbes(self.config, self.data_dir)
+            probes._devices = self.devices  # share the opened devices: one simulator each
+            return run_selftest(self.data_dir, probes, trigger="kiosk")
+
+        self._submit(self._slow, work, done, failed)
+
+    # -- engraving -------------------------------------------------------------------------
+    def toolpath(self, text: str, material: str = "wood") -> Any:  # noqa: ANN401
+        """The toolpath for ``text`` (pure computation, milliseconds: fine on the UI thread)."""
+        from drivers.toolpath import text_to_toolpath
+
+        return text_to_toolpath(text, self.devices.material(material), self.devices.work_area())
+
+    def work_area(self) -> Any:  # noqa: ANN401
+        return self.devices.work_area()
+
+    def engrave(
+        self,
+        gcode: list[str],
+        estimated_s: float,
+        on_progress: Callable[[Any], None],
+        on_done: Callable[[Any], None],
+        failed: Callable[[str], None],
+        started: Callable[[Any], None],
+    ) -> None:
+        """Start a job; progress and the result come back on the UI thread."""
+
+        def work() -> Any:  # noqa: ANN401 - drivers.grbl.EngraveJob
+            return self.devices.engraver.start_job(
+                gcode,
+                estimated_s=estimated_s,
+                on_progress=lambda p: self.post(lambda: on_progress(p)),
+                on_done=lambda r: self.post(lambda: on_done(r)),
+            )
+
+        self._submit(self._slow, work, started, failed)
+
+    # -- camera and export -----------------------------------------------------------------
+    def scan_receipt(self, done: Callable[[str], None], failed: Callable[[str], None]) -> None:
+        """Capture a frame and decode a receipt QR in it; ``done`` gets the QR text."""
+
+        def work() -> str:
+            photo = self.devices.camera.capture(purpose="refund scan")
+            return decode_qr(photo.data)
+
+        self._submit(self._slow, work, done, failed)
+
+    def export_bundle(
+        self,
+        out: Any,
+        done: Callable[[Any], None],  # noqa: ANN401
+        failed: Callable[[str], None],
+    ) -> None:
+        def work() -> Any:  # noqa: ANN401 - compliance.bundle.ExportResult
+            from compliance.bundle import export_bundle
+
+            return export_bundle(self.data_dir, out)
+
+        self._submit(self._slow, work, done, failed)
+
+    def close(self) -> None:
+        self.closed = True
+        job = (
+            getattr(self.devices.engraver, "job", None)
+            if self.devices.configured("engraver") and "engraver" in self.devices._made
+            else None
+        )
+        if job is not None and job.result is None:
+            job.cancel()
+        for pool in (self._io, self._poll, self._slow):
+            pool.shutdown(wait=True, cancel_futures=True)
+        self.devices.close()
+        with self._lock:
+            for till in self._tills:
+                try:
+                    till.close()
+                except Exception:  # noqa: BLE001 - closing must not raise
+                    pass
+
+
+def decode_qr(image_bytes: bytes) -> str:
+    """The text of the first QR code in a JPEG/PNG, via zxing-cpp when it is installed."""
+    try:
+        import zxingcpp  # type: ignore[import-not-found]
+    except ImportError:
+        raise TillError(
+            "this kiosk cannot read QR codes yet (the zxing-cpp package is not installed); "
+            "type the receipt number instead"
+        ) from None
+    import io
+
+    from PIL import Image
+
+    results = zxingcpp.read_barcodes(Image.open(io.BytesIO(image_bytes)))
+    for result in results:
+        if result.text:
+            return result.text
+    raise TillError(
+        "no receipt QR code in the picture; hold the receipt flat in front of "
+        "the camera, or type the receipt number"
+    )

@@ -1,0 +1,271 @@
+"""The cashier's session: the cart, the payment, the refund and the shift, without Kivy.
+
+This is the whole "view model". It holds what is on the screen (the cart lines, the
+promo code, the idempotency key of the sale being paid) and asks the core for
+everything that is a rule: prices, taxes, totals, limits, what can be refunded.
+It runs on the UI thread with the UI thread's own :class:`~appliance.till.Till`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.catalog import Item
+from appliance.errors import RuleViolation, TillError
+from appliance.pricing import CartLine, Quote
+from appliance.till import RefundResult, SaleResult, Till
+
+SELFTEST_OVERRIDE = "selftest.override"
+ENGRAVING_EVENTS = ("engraving.started", "engraving.completed", "engraving.failed")
+
+
+@dataclass
+class Gate:
+    """Whether selling is allowed after the self-test, and why not."""
+
+    ran: bool = False
+    blocked: bool = False
+    reason: str = ""
+    failed: list[str] = field(default_factory=list)
+    overridden: bool = False
+
+
+class Session:
+    def __init__(self, till: Till) -> None:
+        self.till = till
+        self.cart: list[CartLine] = []
+        self.promo: str | None = None
+        self.key = self._new_key()
+        self.gate = Gate()
+        self.last_sale: SaleResult | None = None
+
+    @staticmethod
+    def _new_key() -> str:
+        return f"kiosk-{uuid.uuid4()}"
+
+    # -- catalog ---------------------------------------------------------------------------
+    def categories(self) -> list[str]:
+        return sorted({item.category for item in self.till.catalog().items.values()})
+
+    def products(self, category: str | None = None) -> list[Item]:
+        items = self.till.catalog().items.values()
+        return [i for i in items if category in (None, "", "all", i.category)]
+
+    def engravable(self) -> list[Item]:
+        return [i for i in self.till.catalog().items.values() if i.engravable]
+
+    def price(self, sku: str) -> str:
+        return self.till.money(self.till.catalog().item(sku).price_minor)
+
+    # -- the cart --------------------------------------------------------------------------
+    def _changed(self) -> None:
+        """Any change to the cart is a new sale: a new idempotency key."""
+        self.key = self._new_key()
+
+    def add(self, sku: str, personalisation: dict[str, Any] | None = None) -> None:
+        self.till.catalog().item(sku)  # an unknown SKU is refused here, with the reason
+        if personalisation is None:
+            for index, line in enumerate(self.cart):
+                if line.sku == sku and line.personalisation is None:
+                    self.cart[index] = CartLine(sku, line.qty + 1)
+                    self._changed()
+                    return
+        self.cart.append(CartLine(sku, 1, personalisation))
+        self._changed()
+
+    def bump(self, index: int, delta: int) -> None:
+        line = self.cart[index]
+        if line.personalisation is not None and delta > 0:
+            raise RuleViolation(
+                "a personalised item is made once per order; personalise "
+                "another one from the Personalise screen"
+            )
+        qty = line.qty + delta
+        if qty <= 0:
+            del self.cart[index]
+        else:
+            self.cart[index] = CartLine(line.sku, qty, line.personalisation)
+        self._changed()
+
+    def remove(self, index: int) -> None:
+        del self.cart[index]
+        self._changed()
+
+    def clear(self) -> None:
+        self.cart = []
+        self.promo = None
+        self._changed()
+
+    def set_promo(self, code: str | None) -> None:
+        """Apply a promo code; the core refuses an unknown one (and the cart keeps none)."""
+        code = (code or "").strip().upper() or None
+        if code and self.cart:
+            self.till.quote(self.cart, code)
+        elif code:
+            # no cart to price yet: check the code exists with any item
+            first = next(iter(self.till.catalog().items))
+            self.till.quote([CartLine(first, 1)], code)
+        self.promo = code
+        self._changed()
+
+    def quote(self) -> Quote | None:
+        if not self.cart:
+            return None
+        return self.till.quote(self.cart, self.promo)
+
+    # -- paying ----------------------------------------------------------------------------
+    def due(self, method: str) -> int:
+        quote = self.quote()
+        return quote.due_minor(method) if quote else 0
+
+    def card_refusal(self) -> str | None:
+        """Why a card payment would be refused now (the core's words), or None."""
+        quote = self.quote()
+        if quote is None:
+            return None
+        try:
+            self.till.check_card_limits(quote.due_minor("card"))
+        except TillError as exc:
+            return str(exc)
+        return None
+
+    def pay(self, method: str, tendered: int | None = None) -> SaleResult:
+        """Record the sale durably. Retrying with the same cart replays, never charges twice."""
+        self.require_open_gate()
+        result = self.till.sell(
+            self.cart, method, tendered=tendered, promo_code=self.promo, idempotency_key=self.key
+        )
+        self.last_sale = result
+        self.cart = []
+        self.promo = None
+        # the key stays until the cart changes: a late second tap replays this sale
+        return result
+
+    # -- refunds ---------------------------------------------------------------------------
+    def find_sale(self, text: str) -> dict[str, Any]:
+        """A sale by receipt number or by the text of its receipt QR code."""
+        ref = text.strip()
+        if "*" in ref:
+            from appliance import receipt_sig
+
+            try:
+                fields, _sig, _signed = receipt_sig.parse_payload(ref)
+            except ValueError as exc:
+                raise RuleViolation(
+                    f"that QR code is not a tillbox receipt ({exc}); type the "
+                    "receipt number instead"
+                ) from None
+            if fields.device_id != self.till.device_id:
+                raise RuleViolation(
+                    f"that receipt is from till {fields.device_id}, not this "
+                    f"one ({self.till.device_id}); refund it there"
+                )
+            if fields.kind != "S":
+                raise RuleViolation("that is a refund receipt; scan the sale's receipt")
+            ref = str(fields.receipt_no)
+        if not ref.isdigit():
+            raise RuleViolation("type the receipt number (digits only) or scan the receipt")
+        event = self.till.find_sale(ref)
+        return event.payload
+
+    def refund(self, receipt_no: int, items: list[tuple[str, int]]) -> RefundResult:
+        self.require_open_gate()
+        if not items:
+            raise RuleViolation("choose at least one item to refund (tap + on its line)")
+        return self.till.refund(receipt_no, items)
+
+    # -- shifts ----------------------------------------------------------------------------
+    def shift(self) -> int | None:
+        return self.till.current_shift()
+
+    def open_shift(self, float_minor: int = 0) -> int:
+        return self.till.open_shift(float_minor).payload["shift_no"]
+
+    def close_shift(self) -> dict[str, Any]:
+        return self.till.close_shift().payload["z_report"]
+
+    def z_lines(self, z: dict[str, Any], money: Any) -> list[str]:  # noqa: ANN401
+        """The Z report as lines (screen and paper); amounts through ``money(minor)``."""
+        lines = [f"Z report - shift {z['shift_no']}", f"Till {self.till.device_id}", ""]
+        lines.append(f"Sales: {z['sales_count']}   Refunds: {z['refunds_count']}")
+        for p in z["payments"]:
+            lines.append(f"  {p['method']:<6} {p['count']:>4}  {money(p['total_minor'])}")
+        for r in z["refunds"]:
+            lines.append(f"  refund {r['method']:<6} {r['count']:>3}  {money(-r['total_minor'])}")
+        lines.append("")
+        for t in z["taxes"]:
+            lines.append(
+                f"  tax {t['rate']:<9} gross {money(t['gross_minor'])}  tax {money(t['tax_minor'])}"
+            )
+        lines.append("")
+        lines.append(f"Gross {money(z['gross_minor'])}   Tax {money(z['tax_minor'])}")
+        if z.get("cash_rounding_minor"):
+            lines.append(f"Cash rounding {money(z['cash_rounding_minor'])}")
+        lines.append(f"Takings {money(z['takings_minor'])}")
+        return lines
+
+    # -- the self-test gate ----------------------------------------------------------------
+    def apply_selftest(self, report: Any) -> Gate:  # noqa: ANN401 - SelftestReport
+        failed = [c for c in report.checks if c.fatal and c.result == "fail"]
+        reason = "; ".join(
+            f"{c.name}: {c.value} ({c.fix})" if c.fix else f"{c.name}: {c.value}" for c in failed
+        )
+        self.gate = Gate(True, bool(failed), reason, [c.name for c in failed])
+        return self.gate
+
+    def selftest_unavailable(self, message: str) -> Gate:
+        """The self-test itself could not run: that is a fatal failure too."""
+        self.gate = Gate(True, True, f"the self-test could not run: {message}", ["selftest"])
+        return self.gate
+
+    def override(self, pin: str, stored_hash: str) -> Gate:
+        """A technician lets the till trade despite failed checks; the override is logged."""
+        from ui.pin import verify_pin
+
+        if not stored_hash:
+            raise RuleViolation(
+                "no technician PIN is set on this till; set one with "
+                "`tillbox kiosk --set-technician-pin`"
+            )
+        if not verify_pin(pin, stored_hash):
+            raise RuleViolation("wrong technician PIN; try again")
+        self.till.record(
+            SELFTEST_OVERRIDE,
+            {
+                "failed": list(self.gate.failed),
+                "reason": self.gate.reason[:500],
+                "by": "technician-pin",
+            },
+        )
+        self.gate.blocked = False
+        self.gate.overridden = True
+        return self.gate
+
+    def require_open_gate(self) -> None:
+        if self.gate.blocked:
+            raise RuleViolation(
+                f"selling is blocked by the self-test: {self.gate.reason}; "
+                "fix it, or a technician can override with the PIN"
+            )
+
+    # -- records for the engraving job -----------------------------------------------------
+    def record_engraving(
+        self, kind: str, sale: SaleResult, line: int, extra: dict[str, Any]
+    ) -> None:
+        payload = {
+            "sale_id": sale.payload["sale_id"],
+            "receipt_no": sale.payload["receipt_no"],
+            "line": line,
+            **extra,
+        }
+        self.till.record(f"engraving.{kind}", payload)
+
+
+def strokes_digest(strokes: list[list[tuple[int, int]]]) -> str:
+    """SHA-256 of the signature strokes' canonical JSON (what the sale line references)."""
+    data = json.dumps(strokes, separators=(",", ":")).encode("ascii")
+    return hashlib.sha256(data).hexdigest()
