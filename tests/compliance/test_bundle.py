@@ -419,3 +419,15 @@ def test_sync_agent_segments_are_exported_and_their_signatures_checked(enrolled,
     bad = tmp_path / "seg-bad.zip"
     resign(out, bad, key, flip)
     assert "is not the segment id recorded" in verify_bundle(bad).problem
+
+
+def test_edited_event_without_new_hash_is_caught(bundle, enrolled, tmp_path):
+    def edit(name, data):
+        if name != "events.jsonl":
+            return data
+        return data.replace(b'"opening_float_minor":0', b'"opening_float_minor":5000', 1)
+
+    bad = tmp_path / "edit.zip"
+    resign(bundle, bad, device_key(enrolled), edit)
+    verdict = verify_bundle(bad)
+    assert not verdict.ok and "seq 3: its hash does not match its contents" in verdict.problem
