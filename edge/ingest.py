@@ -38,6 +38,11 @@ _EVENT_KEYS = frozenset(
 )
 _CHUNK = 400
 
+try:  # optional: orjson parses the events ~4x faster than the stdlib (the edge's hot path)
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - depends on the installation
+    _loads = json.loads
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -73,7 +78,7 @@ def parse_events(raw: bytes, header: wire.SegmentHeader) -> list[ParsedEvent]:
     prev = None
     for index, line in enumerate(lines[:-1]):
         try:
-            obj = json.loads(line)
+            obj = _loads(line)
         except (ValueError, UnicodeDecodeError):
             raise Rejected("malformed", f"event {index + 1} is not JSON") from None
         if not isinstance(obj, dict) or obj.keys() != _EVENT_KEYS:

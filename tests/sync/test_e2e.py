@@ -156,3 +156,33 @@ def test_region_catalog_update_is_verified_then_applied(tmp_path, broker, db_url
         agent.stop()
         edge.stop()
     assert ADMIN_PASSWORD not in agent.log() and "pw-t1" not in agent.log()
+
+
+def test_services_tell_systemd_ready_and_ping_the_watchdog(tmp_path, broker, db_url, region):
+    import socket
+
+    till = make_till(tmp_path, "t1", region)
+    enroll(db_url, till)
+    sockets = {}
+    for name in ("edge", "agent"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(str(tmp_path / f"{name}.notify"))
+        sock.settimeout(15)
+        sockets[name] = sock
+    env = {"WATCHDOG_USEC": "400000"}  # ping every 0.2 s
+    edge = edge_proc(tmp_path, db_url, broker.url, region)
+    edge.env.update(env, NOTIFY_SOCKET=str(tmp_path / "edge.notify"))
+    agent = agent_proc(till, broker.url)
+    agent.env.update(env, NOTIFY_SOCKET=str(tmp_path / "agent.notify"))
+    edge.start()
+    agent.start()
+    try:
+        for name, sock in sockets.items():
+            messages = [sock.recv(100) for _ in range(4)]
+            assert b"READY=1" in messages, (name, messages)
+            assert messages.count(b"WATCHDOG=1") >= 2, (name, messages)
+    finally:
+        agent.stop()
+        edge.stop()
+        for sock in sockets.values():
+            sock.close()
