@@ -91,6 +91,47 @@ def naive_baseline(port: int, lines: list[bytes]) -> float:
         client.loop_stop()
 
 
+def stage_cpu(root: Path, till, region: Region, n: int = 10_000) -> tuple[float, float]:
+    """CPU microseconds per event of each stage, measured in this process with
+    process_time (so other load on the machine does not inflate it): the agent's
+    read + seal (zlib, Ed25519) and the edge's verify + parse + store + ledgers."""
+    from appliance.keys import load_signing_key as load_key
+    from edge.ingest import Ingestor
+    from edge.store import Store
+    from sync_agent import wire
+    from sync_agent.reader import LogReader
+
+    key = load_key(till.private_key_path)
+    reader = LogReader(till.log_path)
+    segments, prev, seq = [], wire.GENESIS, 0
+    c = time.process_time()
+    while seq < n:
+        lines = reader.lines(seq, 1000)
+        data = wire.seal_segment(
+            key,
+            tenant="demo",
+            device=reader.device_id,
+            first_seq=seq + 1,
+            last_seq=seq + len(lines),
+            prev=prev,
+            lines=lines,
+        )
+        segments.append(data)
+        seq, prev = seq + len(lines), wire.segment_id(data)
+    agent_us = (time.process_time() - c) * 1e6 / seq
+    reader.close()
+    db = f"sqlite:///{root / 'stage.db'}"
+    enroll(db, till)
+    store = Store.open(db)
+    ingestor = Ingestor(store, region.key)
+    c = time.process_time()
+    for data in segments:
+        assert ingestor.handle(wire.topic_seg("demo", reader.device_id), data).status == "stored"
+    edge_us = (time.process_time() - c) * 1e6 / seq
+    store.close()
+    return agent_us, edge_us
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -148,6 +189,12 @@ def main() -> int:
         print(
             f"baseline: one awaited QoS 1 publish per event, {len(sample)} events measured: "
             f"{naive:,.0f} events/s (extrapolated: {last_seq / naive:.0f} s for all)"
+        )
+        agent_us, edge_us = stage_cpu(root, till, region)
+        print(
+            f"stage CPU per event (10,000 events, in-process): agent seal {agent_us:.1f} us, "
+            f"edge ingest {edge_us:.1f} us; a core each would allow "
+            f"{1e6 / max(agent_us, edge_us):,.0f} events/s"
         )
     finally:
         edge.stop()
