@@ -15,10 +15,10 @@ One ASCII line, fields separated by ``*``::
 
 Why the previous receipt's *log hash* rather than a hash of its printed
 payload: the log hash commits to every event up to that receipt (nothing can
-be removed or edited before it without changing it), and it can be looked up
-in O(1) for any receipt, so a reprint or an inspection bundle recomputes the
-exact same bytes (Ed25519 signatures are deterministic) without re-signing the
-whole history. docs/formats.md gives the bytes and test vectors.
+be removed or edited before it without changing it), and it is found by an
+index lookup for any receipt, so a reprint or an inspection bundle recomputes
+the exact same bytes (Ed25519 signatures are deterministic) without re-signing
+the whole history. docs/formats.md gives the bytes and test vectors.
 
 Pure core: uses the appliance package and PyNaCl only.
 """
@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nacl.exceptions import BadSignatureError
@@ -185,16 +184,6 @@ def receipt_qr_payload(till: Till, event: Event) -> str:
     return sign_fields(fields, key)
 
 
-def receipts_from_events(
-    events: Iterable[Event], key: SigningKey, prev_hash: str = GENESIS_PREV
-) -> Iterable[tuple[Event, str]]:
-    """Recompute every receipt in a run of events; ``prev_hash`` is the receipt before it."""
-    for event in events:
-        if event.type in RECEIPT_TYPES:
-            yield event, sign_fields(fields_for_event(event, prev_hash), key)
-            prev_hash = event.hash
-
-
 @dataclass(frozen=True)
 class ReceiptCheck:
     """The verdict on a scanned payload; ``problem`` is one line when ``ok`` is False."""
@@ -203,7 +192,6 @@ class ReceiptCheck:
     problem: str = ""
     fields: ReceiptFields | None = None
     code: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
