@@ -17,6 +17,7 @@ one clear verdict per check. The result goes into the log as ``selftest.recorded
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import socket
@@ -422,6 +423,12 @@ def check_permits(ctx: Context) -> CheckResult:
                 "permits",
                 f"{label}: scan {permit['file']} is missing",
                 "restore the data folder or re-enroll with the permit scan",
+            )
+        if hashlib.sha256(path.read_bytes()).hexdigest() != permit["sha256"]:
+            return _fail(
+                "permits",
+                f"{label}: scan {permit['file']} changed since it was enrolled",
+                "restore the data folder from a backup or re-enroll with the permit scan",
             )
         expires = date.fromisoformat(permit["expires"])
         if expires < ctx.today:

@@ -431,3 +431,28 @@ def test_edited_event_without_new_hash_is_caught(bundle, enrolled, tmp_path):
     resign(bundle, bad, device_key(enrolled), edit)
     verdict = verify_bundle(bad)
     assert not verdict.ok and "seq 3: its hash does not match its contents" in verdict.problem
+
+
+def test_photo_corrupted_on_disk_after_enrollment(enrolled, probes, tmp_path):
+    from compliance.selftest import run_selftest
+
+    folder = enrolled.root / "compliance" / "enrollment" / "0001"
+    photo = next((folder / "photos").iterdir())
+    photo.chmod(0o644)
+    photo.write_bytes(b"\xff\xd8\xff garbage, not a JPEG any more")
+    scan = next((folder / "permits").iterdir())
+    scan.chmod(0o644)
+    scan.write_bytes(scan.read_bytes() + b"x")
+    report = run_selftest(enrolled, probes, record=False, time_synced=lambda: True)
+    permits = {c.name: c for c in report.checks}["permits"]
+    assert permits.result == "fail" and "changed since it was enrolled" in permits.value
+    out = tmp_path / "corrupt.zip"
+    export_bundle(enrolled, out)  # still exports: the inspector must see it
+    with zipfile.ZipFile(out) as zf:
+        page = zf.read("index.html").decode()
+        exif = json.loads(zf.read("enrollment/0001/exif.json"))
+    assert "not a readable image" in page
+    assert "not a readable image" in next(iter(exif.values()))["error"]
+    verdict = verify_bundle(out)
+    assert not verdict.ok
+    assert "does not match the hash in its signed enrollment" in verdict.problem
