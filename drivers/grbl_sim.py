@@ -194,8 +194,10 @@ class GrblSimulator:
                 self._send(self._status_report())
             elif byte == ord("!"):
                 if self.state in ("Run", "Jog"):
-                    self.state = "Hold:1"
+                    self.state = "Hold:1"  # decelerating
                     self.hold_pending = True
+                elif self.state == "Idle":
+                    self.state = "Hold:0"  # as GRBL 1.1: a hold from Idle is complete at once
             elif byte == ord("~"):
                 if self.state.startswith("Hold"):
                     self.state = "Run" if self.planner else "Idle"

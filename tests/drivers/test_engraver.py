@@ -36,12 +36,20 @@ def engraver():
 def test_handshake_reads_banner_build_and_laser_mode(engraver):
     engraver.open()
     info = engraver.handshake_info
-    assert info.banner == "Grbl 1.1h ['$' for help]"
-    assert info.version == "1.1h"
+    assert info.version == "1.1h"  # from the banner or, if pyserial flushed it, from $I
     assert "[OPT:V,15,128]" in info.build
     assert info.settings[32] == 1 and info.laser_mode
     state = engraver.state()
     assert state.ok and state.message == "ready" and state.detail["state"] == "Idle"
+
+
+def test_soft_reset_banner_is_recognised(engraver):
+    conn = engraver.open()
+    conn.banner_event.clear()
+    conn.realtime(b"\x18")
+    assert conn.banner_event.wait(3)
+    assert conn.banner == "Grbl 1.1h ['$' for help]"
+    assert engraver.state().ok  # idle reset: no alarm
 
 
 def test_our_streamer_never_overflows_the_128_byte_buffer(engraver):
@@ -270,4 +278,4 @@ def test_spy_url_hexdumps_the_traffic(tmp_path):
     finally:
         sim.disconnect()
     text = dump.read_text()
-    assert "Grbl 1.1h" in text and "$I" in text
+    assert "VER:1.1h" in text and "$I" in text
