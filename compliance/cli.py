@@ -350,7 +350,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--trigger",
         default="cli",
-        choices=["cli", "boot", "ui"],
+        choices=["cli", "boot", "kiosk"],
         help="who ran it (recorded with the result)",
     )
     p.set_defaults(handler=cmd_selftest)

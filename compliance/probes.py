@@ -56,10 +56,13 @@ def _state_reading(state: Any) -> Reading:
 class DriversProbes:
     """Readings through ``drivers.devices.open_devices``; opened lazily, closed once."""
 
-    def __init__(self, config: Any, data_dir: Any) -> None:
+    def __init__(self, config: Any, data_dir: Any, devices: Any = None) -> None:  # noqa: ANN401
+        """``devices``: an already open ``drivers.devices.Devices`` to share (the kiosk's);
+        it stays open after :meth:`close`, which only closes devices this object opened."""
         self.config = config
         self.data_dir = data_dir
-        self._devices: Any = None
+        self._devices: Any = devices
+        self._owned = devices is None
         self._open_error = ""
 
     def _open(self) -> Any:
@@ -155,6 +158,9 @@ class DriversProbes:
             return f"label not printed ({exc})"
 
     def close(self) -> None:
+        if not self._owned:
+            self._devices = None
+            return
         if self._devices is not None and hasattr(self._devices, "close"):
             try:
                 self._devices.close()

@@ -82,3 +82,23 @@ def test_enroll_with_simulated_camera_and_printed_asset_labels(till_dir):
     photo = next((till_dir.root / "compliance" / "enrollment" / "0001" / "photos").iterdir())
     exif = read_exif(photo)
     assert exif["latitude"] == "51.500700" and exif["longitude"] == "-0.124600"
+
+
+def test_shared_devices_are_used_and_left_open(enrolled):
+    """The kiosk passes its own open devices; the self-test must not close them."""
+    from drivers.devices import open_devices
+
+    configure(enrolled)
+    devices = open_devices(enrolled.load_config(), enrolled)
+    try:
+        printer = devices.printer
+        probes = DriversProbes(enrolled.load_config(), enrolled, devices=devices)
+        report = run_selftest(
+            enrolled, probes, record=False, time_synced=lambda: True, trigger="kiosk"
+        )
+        probes.close()
+        assert {c.name: c.result for c in report.checks}["printer"] == "pass"
+        assert devices.printer is printer  # the same object, still there
+        assert devices.state("printer").ok  # and still usable after probes.close()
+    finally:
+        devices.close()
