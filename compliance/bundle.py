@@ -52,6 +52,7 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 SELFTEST_TYPE = "selftest.recorded"
 HTML_EVENT_LIMIT = 2000  # index.html lists at most this many events (the files hold all)
+HTML_RECEIPT_LIMIT = 5000  # ... and receipts (receipts.jsonl holds all)
 SKIP_SYNC_SUFFIXES = (".tmp", ".lock", "-wal", "-shm", "-journal")
 SYNC_DB = "agent.db"  # the sync agent's SQLite state: exported as JSON lines, not copied
 
@@ -207,6 +208,7 @@ def _write_events(
         "count": 0,
         "last_hash": prev_hash,
         "receipts": [],
+        "receipt_count": 0,
         "selftests": [],
         "events": [],
         "types": {},
@@ -239,6 +241,9 @@ def _write_events(
                     "code": short_code(payload),
                 }
                 receipts_f.write(canonical_bytes(entry) + b"\n")
+                summary["receipt_count"] += 1
+                if len(summary["receipts"]) >= HTML_RECEIPT_LIMIT:
+                    continue
                 summary["receipts"].append(
                     {
                         **entry,
@@ -409,7 +414,7 @@ def _write_zip(
         len(listing) + 2,
         size,
         summary["count"],
-        len(summary["receipts"]),
+        summary["receipt_count"],
         head["events"]["first_seq"],
         head["events"]["last_seq"],
         digest,

@@ -124,7 +124,11 @@ def render(
         parts.append("<p>No sync records on this till (it has not synced yet, or sync is off).</p>")
     if sync.get("problem"):
         parts.append(f"<p class='warn'>{escape(sync['problem'])}</p>")
-    parts.append(f"<h2>Receipts ({len(summary['receipts'])})</h2>")
+    shown_receipts = len(summary["receipts"])
+    total_receipts = summary.get("receipt_count", shown_receipts)
+    parts.append(
+        f"<h2>Receipts ({shown_receipts} of {total_receipts} shown; receipts.jsonl holds all)</h2>"
+    )
     parts.append(
         _table(
             ["receipt", "kind", "time", "total", "code", "QR payload"],
