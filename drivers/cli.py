@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(handler=cmd_print_test)
 
-    p = hw_sub.add_parser("print-receipt", help="print (or reprint) one sale's receipt")
+    p = hw_sub.add_parser("print-receipt", help="print (or reprint) one sale's or refund's receipt")
     add_data_dir(p)
     add_json(p)
     p.add_argument("--receipt", required=True, metavar="N", help="the receipt number")
@@ -188,12 +188,14 @@ def cmd_print_test(args: argparse.Namespace) -> int:
 
 def cmd_print_receipt(args: argparse.Namespace) -> int:
     from appliance.errors import TillError
-    from drivers.receipts import default_qr_for, print_sale_receipt
+    from drivers.receipts import default_qr_for, print_sale_receipt, receipt_event
 
     devices = _devices(args)
     try:
         with _till(args) as till:
-            sale = till.find_sale(args.receipt)
+            if not str(args.receipt).strip().isdigit():
+                raise TillError(f"--receipt {args.receipt!r} must be a receipt number")
+            sale = receipt_event(till, int(args.receipt))
             outcome = print_sale_receipt(till, sale, devices.printer, default_qr_for(till, sale))
             queue = till.reprint_queue()
         printer = devices.printer

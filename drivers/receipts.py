@@ -107,6 +107,9 @@ def receipt_lines(
         rows.append(("center", f"Permit {shop.permit}"))
     if reprint:
         rows.append(("bold", "*** COPY (reprint) ***"))
+    refund = "refund_id" in payload
+    if refund:
+        rows.append(("bold", f"REFUND of receipt {payload.get('sale_receipt_no', '?')}"))
     rows.append(("rule", "-" * columns))
     for ln in payload.get("lines", []):
         qty, name = ln["qty"], ln.get("name") or ln["sku"]
@@ -147,10 +150,12 @@ def receipt_lines(
     method = pay.get("method", "")
     paid = pay.get("tendered_minor", pay.get("due_minor", payload["total_minor"]))
     label = {"cash": "Paid cash", "card": "Paid by card"}.get(method, f"Paid {method}")
+    if refund:
+        label = {"cash": "Refunded cash", "card": "Refunded to card"}.get(method, "Refunded")
     if pay.get("offline"):
         label += " (offline)"
     rows.append(("text", two_col(label, money(paid), columns)))
-    if method == "cash":
+    if method == "cash" and not refund:
         rows.append(("text", two_col("Change", money(pay.get("change_minor", 0)), columns)))
     rows.append(("rule", "-" * columns))
     taxes = payload.get("taxes", [])
@@ -266,6 +271,19 @@ def _event_parts(sale: Event | dict[str, Any]) -> tuple[dict[str, Any], int | No
     return sale, None
 
 
+def _with_names(till: Any, payload: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN401
+    """A refund's lines carry no item names; take them from the sale it refunds."""
+    if "refund_id" not in payload or all(ln.get("name") for ln in payload.get("lines", [])):
+        return payload
+    try:
+        sale = till.find_sale(payload["sale_id"]).payload
+    except Exception:  # noqa: BLE001 - without names the SKUs print; never block a receipt
+        return payload
+    names = {ln["line"]: ln.get("name") for ln in sale.get("lines", [])}
+    lines = [{**ln, "name": ln.get("name") or names.get(ln.get("line"))} for ln in payload["lines"]]
+    return {**payload, "lines": lines}
+
+
 def print_sale_receipt(
     till: Any,
     sale_event: Event | dict[str, Any],  # noqa: ANN401
@@ -291,7 +309,9 @@ def print_sale_receipt(
     status: dict[str, Any] = {}
     try:
         shop = ShopHeader.from_config(till.config.section("shop"), till.device_id)
-        data = receipt_bytes(payload, shop, printer, qr_payload, wall_ms, reprint)
+        data = receipt_bytes(
+            _with_names(till, payload), shop, printer, qr_payload, wall_ms, reprint
+        )
         before = printer.status()
         status = before.to_json()
         if not before.can_print:
@@ -324,6 +344,22 @@ def print_sale_receipt(
 QrSource = Callable[[Any, Event], str | None]
 
 
+def receipt_event(till: Any, receipt_no: int) -> Event:  # noqa: ANN401
+    """The ``sale.completed`` or ``refund.issued`` event that has ``receipt_no``."""
+    from appliance.errors import NotFound
+
+    try:
+        return till.find_sale(receipt_no)
+    except NotFound:
+        row = till.log.conn.execute(
+            "SELECT seq FROM refunds WHERE receipt_no = ?", (int(receipt_no),)
+        ).fetchone()
+        event = till.log.event(row[0]) if row else None
+        if event is None:
+            raise
+        return event
+
+
 def drain_reprint_queue(
     till: Any,
     printer: Any,  # noqa: ANN401
@@ -339,9 +375,9 @@ def drain_reprint_queue(
     outcomes: list[PrintOutcome] = []
     for receipt_no in till.reprint_queue():
         try:
-            sale = till.find_sale(receipt_no)
+            sale = receipt_event(till, receipt_no)
         except NotFound:
-            log.warning("receipt %s in the reprint queue is not a sale; skipped", receipt_no)
+            log.warning("receipt %s in the reprint queue is not in the log; skipped", receipt_no)
             continue
         qr = qr_for(till, sale) if qr_for else None
         outcome = print_sale_receipt(till, sale, printer, qr, reprint=True)

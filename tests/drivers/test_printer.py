@@ -99,6 +99,19 @@ def test_paper_running_out_mid_receipt_is_caught_and_reprinted(till, sale, print
     assert "COPY (reprint)" in text and "TOTAL" in text
 
 
+def test_refund_receipts_print_and_reprint(till, sale, printer):
+    refund = till.refund(sale.payload["receipt_no"], [("BRATW", 1)]).event
+    printer.simulator.set_paper("out")
+    assert not print_sale_receipt(till, refund, printer).ok
+    printer.simulator.set_paper("ok")
+    [outcome] = drain_reprint_queue(till, printer)
+    assert outcome.ok and outcome.receipt_no == refund.payload["receipt_no"]
+    text = printer.simulator.rendered_text()
+    assert f"REFUND of receipt {sale.payload['receipt_no']}" in text
+    assert "Refunded cash" in text and "Change" not in text
+    assert "Brötchen" in text
+
+
 def test_drain_stops_at_first_failure_and_keeps_the_rest(till, printer):
     sales = [till.sell([CartLine("MUG-01", 1)], "cash").event for _ in range(3)]
     printer.simulator.set_paper("out")
