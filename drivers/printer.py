@@ -275,6 +275,7 @@ class ReceiptPrinter:
         """Write ``data`` in one go (reconnecting first if the connection went stale)."""
         with self._lock:
             self._fresh()
+            log.debug("printer %s > %d bytes: %s", self.where, len(data), data[:96].hex(" "))
             try:
                 self._esc._raw(data)
             except Exception as exc:  # noqa: BLE001 - any transport error

@@ -203,3 +203,18 @@ def test_printed_qr_is_the_signed_receipt_payload(ddir):
             assert short_code(payload) in sim.rendered_text()
     finally:
         devices.close()
+
+
+def test_devices_read_work_area_materials_and_sim_options(ddir):
+    config = ddir.load_config()
+    config.data["engraver"] = {"width_mm": 80, "height_mm": 30}
+    config.data["materials"] = {"wood": {"power": 650}}
+    config.section("hardware").update(printer="sim://?paper=near_end", paper_width_mm=58)
+    devices = open_devices(config, ddir)
+    try:
+        assert devices.work_area().width_mm == 80
+        assert devices.material("wood").power == 650
+        state = devices.state("printer")
+        assert state.ok and "running low" in state.message and state.detail["columns"] == 32
+    finally:
+        devices.close()

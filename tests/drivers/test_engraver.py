@@ -101,6 +101,8 @@ def test_progress_callbacks_and_completion_from_a_worker_thread(engraver):
     acked = [p.acked for p in seen]
     assert acked == sorted(acked)  # progress only moves forward
     assert seen[-1].state == "done" and seen[-1].fraction == 1.0
+    positions = {p.position for p in seen if p.position is not None}
+    assert len(positions) > 2  # status reports follow the simulated motion
     assert engraver.status().state == "Idle"
 
 
