@@ -38,6 +38,16 @@ def main(n: int) -> None:
             for p in payloads:
                 assert receipt_sig.verify_receipt_payload(p, pub).ok
             verify_us = (time.perf_counter() - started) / len(payloads) * 1e6
+        # Baseline, same run: read every event and write its canonical line (what
+        # `tillbox log export` does). Ratios against it survive a busy machine.
+        from appliance.canonical import canonical_bytes
+        from appliance.log import EventLog
+
+        log = EventLog.open(ddir.log_path, readonly=True)
+        started = time.perf_counter()
+        size = sum(len(canonical_bytes(e.to_json())) for e in log.events())
+        base_s = time.perf_counter() - started
+        log.close()
         out = Path(tmp) / "bundle.zip"
         started = time.perf_counter()
         result = export_bundle(ddir, out)
@@ -57,6 +67,11 @@ def main(n: int) -> None:
         )
         print(
             f"bundle verify            {verify_s:.2f} s ({result.events / verify_s:.0f} events/s)"
+        )
+        print(f"baseline (log export)    {base_s:.2f} s for {size / 1e6:.1f} MB of JSON lines")
+        print(
+            f"ratios to the baseline   export x{export_s / base_s:.1f}, "
+            f"verify x{verify_s / base_s:.1f}"
         )
 
 
