@@ -8,7 +8,9 @@ Layout (docs/formats.md, "Inspection bundle", has the exact bytes)::
     selftest.jsonl             the period's selftest.recorded events (same lines as events)
     enrollment/<n>/...         signed enrollment manifests, permits, photos, attestation
     enrollment/<n>/exif.json   the EXIF of every photo, decoded
-    sync/...                   the sync agent's files (segment signatures, edge acks), as found
+    sync/segments.jsonl        the sync agent's sealed segments (ids, chain, acked or not)
+    sync/segments/*.tbsg       the signed bytes of segments the region has not acked yet
+    sync/...                   any other file the sync agent keeps there, as found
     personal/<customer>.json   only with --include-personal-data
     index.html                 everything above, readable in a browser, offline
     manifest.json              canonical JSON: every file above with SHA-256 and size
@@ -119,7 +121,9 @@ def _iter_files(root: Path) -> Iterator[Path]:
     if not root.is_dir():
         return
     for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
+        hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
+        # hidden = temp files and folders of a write that crashed (never part of a record)
+        if path.is_file() and not path.is_symlink() and not hidden:
             yield path
 
 

@@ -456,3 +456,14 @@ def test_photo_corrupted_on_disk_after_enrollment(enrolled, probes, tmp_path):
     verdict = verify_bundle(out)
     assert not verdict.ok
     assert "does not match the hash in its signed enrollment" in verdict.problem
+
+
+def test_leftovers_of_a_crashed_enrollment_are_not_exported(enrolled, tmp_path):
+    leftover = enrolled.root / "compliance" / "enrollment" / ".0002.tmp" / "photos"
+    leftover.mkdir(parents=True)
+    (leftover / "half-written.jpg").write_bytes(b"\xff\xd8")
+    out = tmp_path / "clean.zip"
+    export_bundle(enrolled, out)
+    with zipfile.ZipFile(out) as zf:
+        assert not [n for n in zf.namelist() if "0002" in n or "half-written" in n]
+    assert verify_bundle(out).ok
