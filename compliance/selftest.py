@@ -262,7 +262,10 @@ def check_disk(ctx: Context) -> CheckResult:
 def last_verified_point(log: EventLog) -> tuple[int, str]:
     """(seq, hash) up to which an earlier self-test verified the chain; (0, '') if none."""
     row = log.conn.execute(
-        "SELECT payload FROM events WHERE type = ? ORDER BY seq DESC LIMIT 1", (SELFTEST_RECORDED,)
+        "SELECT payload FROM events WHERE type = ? "
+        "AND json_extract(payload, '$.log_verified.seq') IS NOT NULL "
+        "ORDER BY seq DESC LIMIT 1",
+        (SELFTEST_RECORDED,),
     ).fetchone()
     if row is None:
         return 0, ""

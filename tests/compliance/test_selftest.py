@@ -153,6 +153,9 @@ def test_tail_verification_and_tampered_log(enrolled, probes):
     second = run_selftest(enrolled, probes, **ALWAYS)
     assert f"tail since seq {first.recorded_seq - 1}" in by_name(second)["log"].value
     assert "1 events chained" in by_name(second)["log"].value
+    run_selftest(enrolled, probes, only=["disk"], **ALWAYS)  # no log check: no new point
+    third = run_selftest(enrolled, probes, **ALWAYS)
+    assert f"tail since seq {second.recorded_seq - 1}" in by_name(third)["log"].value
     # Someone edits an old sale with the guards removed: the tail check alone would miss it,
     # but the last verified point's hash is checked, and --full re-checks everything.
     conn = sqlite3.connect(enrolled.log_path)
@@ -240,3 +243,40 @@ def test_cli_json_exit_code_and_table(enrolled):
     assert res.returncode == 1 and "FAIL!" in res.stdout and "fix:" in res.stdout
     res = subprocess.run([*run, "--only", "bogus"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 1 and "unknown check 'bogus'" in res.stderr
+
+
+def test_rechained_history_is_caught_by_the_tail_check(enrolled, probes):
+    """Rewriting an old event and recomputing every hash after it changes the hash of the
+    point the last self-test verified: the quick tail check alone catches it."""
+    from appliance.chain import event_hash
+
+    run_selftest(enrolled, probes, **ALWAYS)
+    conn = sqlite3.connect(enrolled.log_path)
+    triggers = conn.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'").fetchall()
+    for name, _sql in triggers:
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.execute(
+        "UPDATE events SET payload = replace(payload, '\"qty\":2', '\"qty\":1') WHERE seq = 4"
+    )
+    conn.commit()
+    log = EventLog.open(enrolled.log_path, readonly=True)
+    events = list(log.events())
+    log.close()
+    prev = "0" * 64
+    for event in events:
+        env = {**event.envelope(), "prev": prev}
+        digest = event_hash(env)
+        conn.execute(
+            "UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, digest, event.seq)
+        )
+        prev = digest
+    for _name, sql in triggers:
+        conn.execute(sql)
+    conn.commit()
+    conn.close()
+    report = run_selftest(enrolled, probes, **ALWAYS)
+    log_check = by_name(report)["log"]
+    assert log_check.result == "fail" and "differs from when it was last verified" in (
+        log_check.value
+    )
+    assert not report.ok and report.recorded_seq is None
