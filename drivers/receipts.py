@@ -127,8 +127,6 @@ def receipt_lines(
             )
             if text:
                 rows.append(("text", f'    "{text}"'))
-        if ln.get("discount_minor"):
-            rows.append(("text", two_col("    discount", money(-ln["discount_minor"]), columns)))
     rows.append(("rule", "-" * columns))
     promos = [p for p in payload.get("promotions", []) if p.get("discount_minor")]
     if promos:
