@@ -333,9 +333,11 @@ def print_sale_receipt(
         return PrintOutcome(False, receipt_no, reason, False, event.seq, status)
     confirmed = bool(after.answered)
     event = till.record(RECEIPT_PRINTED, {**base, "confirmed": confirmed, "bytes": len(data)})
-    message = f"receipt {receipt_no} printed" + (
-        "" if confirmed else " (printer gave no status; check it)"
-    )
+    message = f"receipt {receipt_no} printed"
+    if not confirmed:
+        message += " (printer gave no status; check it)"
+    elif after.paper == "near_end":
+        message += "; paper is running low, have a new roll ready"
     return PrintOutcome(True, receipt_no, message, confirmed, event.seq, status)
 
 

@@ -124,6 +124,13 @@ def test_drain_stops_at_first_failure_and_keeps_the_rest(till, printer):
     assert till.reprint_queue() == []
 
 
+def test_near_end_prints_and_warns(till, sale, printer):
+    printer.simulator.set_paper("near_end")
+    outcome = print_sale_receipt(till, sale, printer)
+    assert outcome.ok and "running low" in outcome.message
+    assert "TOTAL" in printer.simulator.rendered_text()
+
+
 def test_offline_and_cover_open_are_reported(till, sale, printer):
     printer.simulator.set_online(False)
     state = printer.state()
