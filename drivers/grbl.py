@@ -114,7 +114,7 @@ class Handshake:
     status: GrblStatus | None
 
 
-def _open_serial(url: str, baud: int, timeout: float):  # noqa: ANN202 - serial.Serial
+def _open_serial(url: str, baud: int, timeout: float, where: str | None = None):  # noqa: ANN202 - serial.Serial
     import serial
 
     try:
@@ -123,7 +123,7 @@ def _open_serial(url: str, baud: int, timeout: float):  # noqa: ANN202 - serial.
         cause = exc if isinstance(exc, OSError) else exc
         if isinstance(exc, serial.SerialException) and exc.args and isinstance(exc.args[0], int):
             cause = OSError(exc.args[0], str(exc))
-        raise DeviceFault(describe_os_error(cause, "engraver", url)) from None
+        raise DeviceFault(describe_os_error(cause, "engraver", where or url)) from None
 
 
 class GrblConnection:
@@ -134,7 +134,7 @@ class GrblConnection:
     ) -> None:
         self.where = where or port_url
         self.timeout = timeout
-        self.serial = _open_serial(port_url, baud, timeout)
+        self.serial = _open_serial(port_url, baud, timeout, self.where)
         self.acks: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.status_cond = threading.Condition()
         self.last_status: GrblStatus | None = None
