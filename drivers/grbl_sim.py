@@ -258,6 +258,9 @@ class GrblSimulator:
         if self.alarm is not None:
             return self._error(raw, 9)
         code = self._gcode(line, raw)
+        if code == -2:  # soft limit: GRBL raises an alarm instead of answering the line
+            self._enter_alarm(2)
+            return ""
         if code:
             return self._error(raw, code)
         self.executed.append(raw)
@@ -357,6 +360,10 @@ class GrblSimulator:
         if motion == 4:
             self._plan(Block(raw, tuple(self.pos), tuple(self.pos), 1, 0.0, dwell))
             return 0
+        if axes and int(self.settings.get(20, 0)) == 1:
+            travel = [self.settings.get(130 + i, 0) for i in range(3)]
+            if any(not 0 <= t <= m for t, m in zip(target, travel, strict=True)):
+                return -2
         if axes:
             mode = self.modal["motion"]
             if mode == 1 and self.modal["feed"] <= 0:

@@ -153,6 +153,21 @@ def test_alarm_mid_job_stops_and_requires_unlock(engraver):
     assert engraver.start_job(["G0 X1 Y1"]).wait(10).ok
 
 
+def test_soft_limit_alarm_from_the_job_itself():
+    sim = GrblSimulator(speed=400, settings={20: 1, 130: 100, 131: 50})
+    try:
+        e = Engraver(f"serial://{sim.port}", timeout=3.0)
+        lines = long_job(40)
+        lines[30] = "G1 X150 Y10"  # beyond the 100 mm X travel
+        result = e.start_job(lines).wait(20)
+        assert result.outcome == "alarm" and result.error_code == 2
+        assert "soft limit" in result.message
+        assert "G1 X150 Y10" not in sim.executed
+        e.close()
+    finally:
+        sim.disconnect()
+
+
 def test_error_aborts_with_the_offending_line(engraver):
     engraver.open()
     lines = long_job(40)
