@@ -16,7 +16,9 @@ Layout (docs/formats.md, "Inspection bundle", has the exact bytes)::
     manifest.json              canonical JSON: every file above with SHA-256 and size
     manifest.sig               Ed25519 signature of manifest.json by the device key, hex
 
-Entries are sorted, with a fixed timestamp, so the same log gives the same bytes.
+Entries are stored uncompressed, sorted, with fixed metadata (compliance/zipcanon.py):
+the archive is a pure function of its contents, so the same log gives the same bytes
+and a verifier catches a changed byte anywhere by rebuilding it.
 The export only reads the data folder (the log is opened read-only).
 """
 
@@ -24,10 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
-import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -47,9 +47,9 @@ from appliance.receipt_sig import (
     short_code,
     sign_fields,
 )
+from compliance import zipcanon
 
 FORMAT = "tillbox-inspection/1"
-ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 SELFTEST_TYPE = "selftest.recorded"
@@ -370,12 +370,13 @@ def _sha256_file(path: Path) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def _zipinfo(name: str) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
-    info.compress_type = zipfile.ZIP_DEFLATED
-    info.external_attr = 0o100644 << 16
-    info.create_system = 3
-    return info
+def _file_chunks(path: Path) -> Callable[[], Iterator[bytes]]:
+    def chunks() -> Iterator[bytes]:
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                yield chunk
+
+    return chunks
 
 
 def _write_zip(
@@ -396,13 +397,14 @@ def _write_zip(
     signature = key.sign(manifest_bytes).signature.hex() + "\n"
     tmp = out.with_name(f".{out.name}.tmp")
     try:
-        with zipfile.ZipFile(tmp, "w") as zf:
-            for name in sorted(files):
-                with files[name].open("rb") as src, zf.open(_zipinfo(name), "w") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-            zf.writestr(_zipinfo(MANIFEST), manifest_bytes)
-            zf.writestr(_zipinfo(SIGNATURE), signature)
-        with tmp.open("rb+") as f:
+        entries = [(name, _file_chunks(files[name])) for name in sorted(files)]
+        entries += [
+            (MANIFEST, lambda: [manifest_bytes]),
+            (SIGNATURE, lambda: [signature.encode("ascii")]),
+        ]
+        with tmp.open("wb") as f:
+            zipcanon.write(f, entries)
+            f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, out)
         fsync_dir(out.parent)
@@ -412,6 +414,9 @@ def _write_zip(
             f"cannot write {out} ({exc.strerror or exc}); check the USB stick has "
             "space and is writable, then export again"
         ) from None
+    except ValueError as exc:  # beyond what a ZIP without ZIP64 holds
+        tmp.unlink(missing_ok=True)
+        raise TillError(f"{exc}") from None
     digest, size = _sha256_file(out)
     return ExportResult(
         out,

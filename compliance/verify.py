@@ -32,6 +32,7 @@ from nacl.signing import VerifyKey
 from appliance.canonical import CanonicalFormError, canonical_bytes
 from appliance.chain import Event
 from appliance.receipt_sig import RECEIPT_TYPES, fields_for_event, parse_payload
+from compliance import zipcanon
 from compliance.bundle import FORMAT, MANIFEST, SELFTEST_TYPE, SIGNATURE
 
 Progress = Callable[[int, int], None]
@@ -129,8 +130,8 @@ def verify_bundle(
     except OSError as exc:
         verdict.problem = f"cannot read the bundle ({exc.strerror or exc}); check the path"
         return verdict
-    except (KeyError, TypeError, ValueError, AttributeError, UnicodeDecodeError) as exc:
-        # A structure this tool did not expect (a field of the wrong type): still a verdict.
+    except Exception as exc:  # noqa: BLE001 - a crafted zip (encrypted flag, odd method,
+        # a field of the wrong type) must still give a verdict, never a traceback
         verdict.problem = f"the bundle is malformed ({type(exc).__name__}: {exc})"
         return verdict
     verdict.ok = True
@@ -181,6 +182,8 @@ def _verify(
         verdict.checks.append("enrollment manifests")
         _segments(zf, key, names)
         verdict.checks.append("sync segments")
+        _container(path, zf, sorted(set(names) - {MANIFEST, SIGNATURE}))
+        verdict.checks.append("zip container")
         meter.finish()
 
 
@@ -415,3 +418,32 @@ def _segments(zf: zipfile.ZipFile, key: VerifyKey, names: list[str]) -> None:
             raise Problem(
                 f"{record['file']}: the segment is not signed by this device's key"
             ) from None
+
+
+def _container(path: Path, zf: zipfile.ZipFile, content: list[str]) -> None:
+    """The archive must be exactly the canonical ZIP of its own entries (zipcanon).
+
+    Every content byte is already checked against the manifest; this catches the rest:
+    headers, timestamps, attributes, entry order, anything appended or hidden between.
+    """
+
+    def opener(name: str) -> zipcanon.Opener:
+        def chunks() -> Iterator[bytes]:
+            with zf.open(name) as f:
+                while chunk := f.read(1 << 20):
+                    yield chunk
+
+        return chunks
+
+    expected = hashlib.sha256()
+    for chunk in zipcanon.stream([(n, opener(n)) for n in [*content, MANIFEST, SIGNATURE]]):
+        expected.update(chunk)
+    actual = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            actual.update(chunk)
+    if actual.digest() != expected.digest():
+        raise Problem(
+            "the zip container differs from its canonical form (a header, timestamp, "
+            "attribute or the order of entries was changed, or bytes were added)"
+        )

@@ -12,6 +12,7 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from appliance import receipt_sig as rs
+from compliance import zipcanon
 from compliance.verify import verify_bundle
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "formats-compliance.md"
@@ -47,12 +48,20 @@ def test_smallest_bundle_from_the_doc_verifies(tmp_path):
     assert hashlib.sha256(manifest).hexdigest() in text
     assert f"is these {len(manifest)} bytes" in text
     bundle = tmp_path / "smallest.zip"
-    with zipfile.ZipFile(bundle, "w") as zf:
-        zf.writestr("device.pub", pub + "\n")
-        for name in ("events.jsonl", "receipts.jsonl", "selftest.jsonl"):
-            zf.writestr(name, b"")
-        zf.writestr("manifest.json", manifest)
-        zf.writestr("manifest.sig", signature + "\n")
+    entries = [("device.pub", (pub + "\n").encode())]
+    entries += [(name, b"") for name in ("events.jsonl", "receipts.jsonl", "selftest.jsonl")]
+    entries += [("manifest.json", manifest), ("manifest.sig", (signature + "\n").encode())]
+    with bundle.open("wb") as f:
+        zipcanon.write(f, [(n, (lambda d=d: [d])) for n, d in entries])
+    data = bundle.read_bytes()
+    assert f"is {len(data)} bytes with SHA-256" in text
+    assert hashlib.sha256(data).hexdigest() in text
+    ref = tmp_path / "verify.py"
+    ref.write_text(_reference_verifier())
+    res = subprocess.run(
+        [sys.executable, str(ref), str(bundle), pub], capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 0 and res.stdout.startswith("INTACT: till-1 0 events"), res.stdout
     verdict = verify_bundle(bundle, public_key=pub)
     assert verdict.ok, verdict.problem
     res = subprocess.run(
@@ -109,3 +118,11 @@ def test_reference_verifier_from_the_doc_agrees_on_real_bundles(enrolled, tmp_pa
     res = run(bad)
     assert res.returncode == 1 and res.stdout.startswith("NOT INTACT: events.jsonl")
     assert verify_bundle(bad).ok is False  # and tillbox agrees
+    stamped = tmp_path / "stamped.zip"  # only a timestamp in the central directory changed
+    data = bytearray(good.read_bytes())
+    cd = data.index(b"PK\x01\x02")
+    data[cd + 12] ^= 0x01
+    stamped.write_bytes(bytes(data))
+    res = run(stamped)
+    assert res.returncode == 1 and "zip container" in res.stdout
+    assert "zip container differs" in verify_bundle(stamped).problem
