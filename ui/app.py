@@ -260,6 +260,7 @@ class SellScreen(KScreen):
                 allow_no_selection=False,
                 state="down" if cat == self.category else "normal",
             )
+            b.font_size = app().k * 15
             b.bind(on_release=lambda _b, c=cat: self.pick(c))
             tabs.add_widget(b)
         grid = self.ids.grid
@@ -1094,6 +1095,20 @@ class KioskApp(App):
             Clock.schedule_interval(lambda _dt: sdnotify.notify("WATCHDOG=1"), interval)
         if self._probe is not None:
             Clock.schedule_interval(lambda _dt: self._write_probe(), 0.05)
+            Window.bind(on_touch_down=self._seen_touch, on_touch_up=self._seen_touch)
+
+    def _seen_touch(self, _window: Any, touch: Any) -> None:  # noqa: ANN401
+        """Test-only: the last touches as the app saw them (X coords), to debug lost taps."""
+        seen = self.facts.setdefault("touches", [])
+        seen.append(
+            [
+                touch.phase if hasattr(touch, "phase") else "",
+                round(touch.x),
+                round(Window.height - touch.y),
+                self.root.ids.sm.current,
+            ]
+        )
+        del seen[:-6]
 
     def _first_draw(self, *_: Any) -> None:  # noqa: ANN401
         Window.unbind(on_draw=self._first_draw)
@@ -1251,8 +1266,8 @@ class KioskApp(App):
             self.facts.setdefault("shots", []).append(target)
 
     def _write_probe(self) -> None:
-        # Layout settles a frame or two after a change, so snapshot every tick and write
-        # only when something moved: the test never reads a position from before a layout.
+        # Layout settles a frame or two after a change, so snapshot every tick (with the
+        # frame number, so a reader can tell a fresh snapshot from a stale one).
         if self._probe is None or self.root is None:
             return
         self._screenshot_request()
@@ -1260,6 +1275,7 @@ class KioskApp(App):
             **self.facts,
             "screen": self.root.ids.sm.current,
             "lang": self.lang,
+            "frame": Clock.frames,
             "pid": os.getpid(),
             "popup": any(isinstance(w, ModalView) for w in Window.children),
         }

@@ -199,24 +199,27 @@ class Kiosk:
     def tap(self, name: str, times: int = 1, timeout: float = 10.0) -> None:
         """Wait until ``name`` is shown, enabled and laid out, then click its centre (X events).
 
-        "Laid out" means the same rectangle in two probe snapshots 80 ms apart: a screen
-        that just appeared can still be moving its widgets into place.
+        "Laid out" means the same rectangle in snapshots at least two app frames apart: a
+        screen that just appeared can still be moving its widgets into place, and a busy
+        app may not have rewritten the probe yet.
         """
         deadline = time.monotonic() + timeout
-        previous = None
+        previous: tuple[dict[str, Any], int] | None = None
         while True:
-            w = self.widget(name)
-            ready = w and not w["disabled"]
-            if ready and previous == w:
+            state = self.state()
+            w = state.get("widgets", {}).get(name) or {}
+            frame = state.get("frame", 0)
+            ready = bool(w) and not w["disabled"]
+            if ready and previous is not None and previous[0] == w and frame >= previous[1] + 2:
                 break
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"{name} did not become tappable in {timeout:g} s "
-                    f"(last: {w or 'not shown'}; screen "
-                    f"{self.state().get('screen')})"
+                    f"{name} did not become tappable in {timeout:g} s (last: "
+                    f"{w or 'not shown'}; screen {state.get('screen')})"
                 )
-            previous = w if ready else None
-            time.sleep(0.08)
+            if not ready or previous is None or previous[0] != w:
+                previous = (w, frame) if ready else None
+            time.sleep(0.03)
         x, y = self.window[0] + w["cx"], self.window[1] + w["cy"]
         args = ["mousemove", str(x), str(y), "click"]
         if times > 1:
@@ -245,12 +248,12 @@ class Kiosk:
 
         path = [points[0]]
         for (ax, ay), (bx, by) in zip(points, points[1:], strict=False):
-            for i in range(1, 7):  # a finger moves continuously: 6 motion events per segment
-                path.append((ax + (bx - ax) * i / 6, ay + (by - ay) * i / 6))
+            for i in range(1, 9):  # a finger moves continuously: 8 motion events per segment
+                path.append((ax + (bx - ax) * i / 8, ay + (by - ay) * i / 8))
         self._xdotool("mousemove", *at(*path[0]), "mousedown", "1")
         for p in path[1:]:
             self._xdotool("mousemove", *at(*p))
-            time.sleep(0.02)
+            time.sleep(0.04)  # about two frames: the app sees every point
         self._xdotool("mouseup", "1")
 
     def screenshot(self, name: str) -> Path:
@@ -260,7 +263,9 @@ class Kiosk:
         target.unlink(missing_ok=True)
         time.sleep(0.15)  # let the last change reach the screen
         request = self.probe.with_name(self.probe.name + ".shot")
-        request.write_text(str(target))
+        tmp = request.with_name(request.name + ".tmp")
+        tmp.write_text(str(target))
+        os.replace(tmp, request)  # the app must never read a half-written request
         self.wait(lambda s: str(target) in s.get("shots", []), 10, f"screenshot {name}")
         return target
 

@@ -1,0 +1,108 @@
+"""Every screen on the 10-inch display (1280x800), reached by taps, with screenshots.
+
+The same flows as test_flows.py at the other supported size: a cash sale and a
+personalised order through proof, signature and engraving, checked in the log.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ui.testing import PIN, Kiosk, events, make_till
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_screen_at_1280x800(xvfb, tmp_path):
+    ddir = make_till(tmp_path / "till", fatal=["log", "device_key", "disk"])
+    k = Kiosk(xvfb, ddir, "1280x800")
+    try:
+        k.wait_text("verdict", "Ready to trade", timeout=20)
+        k.screenshot("selftest")
+        k.tap("start-selling")
+        k.wait_screen("sell")
+        k.tap("sell-open-shift")
+        k.wait(lambda s: "sell-open-shift" not in s["widgets"], what="the shift to open")
+        for sku in ("CAFE", "CAFE", "BRATW", "POSTCARD"):
+            k.tap(f"item-{sku}")
+        k.wait_text("total", "12.60")
+        k.screenshot("sell")
+        k.tap("promo")
+        k.type_keys("FIVEOFF")
+        k.screenshot("promo-code")
+        k.tap("textpad-ok")
+        k.wait_text("total", "7.60")
+        k.tap("pay")
+        k.wait_screen("pay")
+        k.keypad("1000")
+        k.wait_text("change", "2.40")
+        k.screenshot("pay-cash")
+        k.tap("method-card")
+        k.wait_text("confirm", "Charge card")
+        k.screenshot("pay-card")
+        k.tap("method-cash")
+        k.keypad("1000")
+        k.tap("confirm")
+        k.wait_screen("receipt")
+        k.wait_text("preview", "TOTAL")
+        k.screenshot("receipt")
+
+        k.tap("nav-personalise")
+        k.wait_screen("pers_pick")
+        k.screenshot("personalise-pick")
+        k.tap("pers-BOARD-ENG")
+        k.type_keys("FOR SAM")
+        k.wait_text("engrave-text", "FOR SAM")
+        k.screenshot("personalise-text")
+        k.tap("show-proof")
+        k.wait_text("proof-facts", "mm")
+        k.screenshot("personalise-proof")
+        k.tap("proof-ok")
+        k.wait_screen("pers_sign")
+        k.drag("signature", [(0.1, 0.6), (0.3, 0.3), (0.5, 0.7), (0.7, 0.3), (0.9, 0.5)])
+        k.screenshot("personalise-signature")
+        k.tap("sign-accept")
+        k.wait_screen("sell")
+        k.tap("pay")
+        k.wait_screen("pay")
+        k.tap("confirm")
+        k.wait_screen("receipt")
+        k.tap("engrave")
+        k.wait_screen("engrave")
+        k.screenshot("engrave-ready")
+        k.tap("engrave-start")
+        k.wait(lambda s: s.get("engraving", {}).get("state") == "completed", 60, "engraving")
+        k.screenshot("engrave-done")
+
+        k.tap("nav-refund")
+        k.wait_screen("refund")
+        k.keypad("1")
+        k.tap("refund-find")
+        k.wait_text("refund-sale", "Receipt 1")
+        k.tap("rinc-1")
+        k.screenshot("refund")
+        k.tap("nav-shift")
+        k.wait_screen("shift")
+        k.wait_text("shift-state", "Shift 1 is open")
+        k.screenshot("shift")
+        k.tap("nav-inspect")
+        k.wait_text("insp-body", "sale.completed")
+        k.screenshot("inspect-log")
+        k.tap("nav-settings")
+        k.wait(lambda s: "pin-ok" in s["widgets"], what="the PIN pad")
+        k.screenshot("technician-pin")
+        k.keypad(PIN, "pin-")
+        k.tap("pin-ok")
+        k.wait_screen("settings")
+        k.wait_text("devices", "printer")
+        k.screenshot("settings")
+    finally:
+        k.stop()
+    sold = events(ddir, "sale.completed")
+    assert [ln["sku"] for ln in sold[0].payload["lines"]] == ["CAFE", "BRATW", "POSTCARD"]
+    assert sold[0].payload["promotions"][0]["id"] == "FIVEOFF"
+    assert sold[1].payload["lines"][0]["personalisation"]["text"] == "FOR SAM"
+    assert [e.type for e in events(ddir) if e.type.startswith("engraving.")] == [
+        "engraving.started",
+        "engraving.completed",
+    ]
