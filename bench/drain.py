@@ -66,6 +66,12 @@ def log_times(text: str) -> dict[str, float]:
     return found
 
 
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a running process, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def naive_baseline(port: int, lines: list[bytes]) -> float:
     """Events per second for one QoS 1 publish per event, each awaited before the next."""
     client = mqtt.Client(
@@ -175,12 +181,15 @@ def main() -> int:
             print(agent.log()[-3000:], file=sys.stderr)
             raise SystemExit(f"agent exited {agent.proc.returncode}")
         peak_mb = usage.ru_maxrss / 1024
+        agent_cpu = usage.ru_utime + usage.ru_stime
+        edge_cpu = proc_cpu_s(edge.proc.pid)
         times = log_times(agent.log())
         drain = times["drained"] - times["connected"]
         rate = last_seq / drain
         print(
             f"drain: {last_seq} events acked by the edge in {drain:.2f} s from CONNACK "
-            f"({wall:.2f} s including process start) = {rate:,.0f} events/s"
+            f"({wall:.2f} s including process start) = {rate:,.0f} events/s; CPU used: "
+            f"agent {agent_cpu:.1f} s, edge {edge_cpu:.1f} s (edge including its start-up)"
         )
         check_exactly_once(db, [till])
         print("check: every event stored exactly once, in order; ledgers match recomputations")
