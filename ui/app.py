@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -1085,7 +1086,8 @@ class KioskApp(App):
         self.mark_dirty()
 
     def on_start(self) -> None:
-        self.root.ids.sm.get_screen("start").run()
+        # systemd stops the kiosk with SIGTERM: finish the frame, close devices and the log.
+        signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda _dt: self.stop(), 0))
         Window.bind(on_draw=self._first_draw)
         Clock.schedule_interval(lambda _dt: self.poll_now(), 3.0)
         self.poll_now()
@@ -1114,6 +1116,8 @@ class KioskApp(App):
         Window.unbind(on_draw=self._first_draw)
 
         def ready(_dt: float) -> None:
+            # the self-test starts after the first frame, so it never delays the screen
+            self.root.ids.sm.get_screen("start").run()
             self.facts["ready"] = True
             self.facts["first_frame_s"] = round(time.perf_counter() - self.started, 3)
             sdnotify.notify("READY=1")

@@ -103,7 +103,13 @@ class Kiosk:
     """One running ``tillbox kiosk`` and the means to tap it."""
 
     def __init__(
-        self, display: str, ddir: DataDir, size: str = "800x480", lang: str | None = None
+        self,
+        display: str,
+        ddir: DataDir,
+        size: str = "800x480",
+        lang: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        wait_ready: bool = True,
     ) -> None:
         self.display = display
         self.ddir = ddir
@@ -118,6 +124,7 @@ class Kiosk:
         }
         env.pop("NOTIFY_SOCKET", None)
         env.pop("WAYLAND_DISPLAY", None)
+        env.update(extra_env or {})
         cmd = [str(TILLBOX), "kiosk", "--data-dir", str(ddir.root), "--size", size]
         if lang:
             cmd += ["--lang", lang]
@@ -125,8 +132,10 @@ class Kiosk:
         self.proc = subprocess.Popen(
             cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        self.wait(lambda s: s.get("ready"), 20, "the kiosk's first frame")
-        self.window = self._window()
+        self.window = (0, 0)
+        if wait_ready:
+            self.wait(lambda s: s.get("ready"), 20, "the kiosk's first frame")
+            self.window = self._window()
 
     def _window(self) -> tuple[int, int]:
         out = wait_for(
@@ -269,7 +278,8 @@ class Kiosk:
         self.wait(lambda s: str(target) in s.get("shots", []), 10, f"screenshot {name}")
         return target
 
-    def stop(self) -> None:
+    def stop(self) -> int:
+        """SIGTERM (as systemd stops it), then SIGKILL after 10 s; returns the exit status."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
@@ -278,6 +288,7 @@ class Kiosk:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
         self.log.close()
+        return self.proc.returncode
 
 
 def events(ddir: DataDir, etype: str | None = None) -> list[Any]:

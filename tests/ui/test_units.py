@@ -1,0 +1,314 @@
+"""The kiosk's Kivy-free parts on real data folders: formatting, PIN, catalogs, session, CLI."""
+
+from __future__ import annotations
+
+import gettext
+import queue
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from appliance import receipt_sig
+from appliance.datadir import DataDir
+from appliance.errors import RuleViolation, TillError
+from appliance.till import Till
+from ui import fmt, i18n, pin
+from ui.session import SELFTEST_OVERRIDE, Session
+
+UI = Path(__file__).resolve().parents[2] / "ui"
+TILLBOX = Path(sys.executable).with_name("tillbox")
+
+
+# -- money ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("minor", "currency", "locale", "text"),
+    [
+        (1250, "EUR", "en", "€12.50"),
+        (123456789, "EUR", "de", "1.234.567,89 €"),
+        (-5, "EUR", "fr", "-0,05 €"),
+        (1995, "CHF", "en", "CHF 19.95"),
+        (1995, "USD", "en", "$19.95"),
+        (500, "JPY", "en", "¥500"),
+        (100, "XYZ", "en", "XYZ 1.00"),
+        (100, "EUR", "pt-BR", "€1.00"),  # unknown locale: English
+    ],
+)
+def test_money_in_the_shops_locale(minor, currency, locale, text):
+    assert fmt.money(minor, currency, locale) == text
+
+
+def test_keypad_amount_is_minor_units():
+    assert fmt.parse_minor("5000", "EUR") == 5000
+    assert fmt.parse_minor("", "EUR") is None
+    assert fmt.parse_minor("12345678901", "EUR") == 123456789  # capped at 9 digits
+
+
+# -- technician PIN -------------------------------------------------------------------------
+def test_pin_hash_verifies_only_the_right_pin():
+    stored = pin.hash_pin("2468", salt=bytes(16), iterations=1000)
+    assert stored.startswith("pbkdf2-sha256$1000$" + "00" * 16 + "$")
+    assert "2468" not in stored.split("$", 3)[3]
+    assert pin.verify_pin("2468", stored)
+    assert not pin.verify_pin("2469", stored)
+    assert not pin.verify_pin("2468", "")
+    assert not pin.verify_pin("2468", "md5$1$00$00")
+    assert not pin.verify_pin("2468", "pbkdf2-sha256$x$zz$00")
+
+
+@pytest.mark.parametrize("bad", ["", "123", "12a4", "1234567890123", "１２３４"])
+def test_pin_shape_is_refused_with_the_rule(bad):
+    with pytest.raises(TillError, match="4 to 12 digits"):
+        pin.hash_pin(bad)
+
+
+# -- catalogs -------------------------------------------------------------------------------
+def test_compiled_catalogs_match_their_po_files():
+    for po in UI.glob("locale/*/LC_MESSAGES/tillbox.po"):
+        text = po.read_text(encoding="utf-8")
+        expected = i18n.compile_mo(i18n.parse_po(text), i18n.po_header(text))
+        assert po.with_suffix(".mo").read_bytes() == expected, f"run python -m ui.i18n ({po})"
+
+
+def test_every_screen_string_is_translated_to_german():
+    source = (UI / "app.py").read_text() + (UI / "layout.kv").read_text()
+    used = set(re.findall(r"""\b(?:t|N_)\(\s*(["'])((?:\\.|(?!\1).)+)\1\s*[,)]""", source))
+    used = {text for _quote, text in used}
+    assert len(used) > 100
+    de = i18n.parse_po((UI / "locale/de/LC_MESSAGES/tillbox.po").read_text(encoding="utf-8"))
+    missing = sorted(used - set(de))
+    assert not missing, f"add to ui/locale/de/LC_MESSAGES/tillbox.po: {missing}"
+
+
+def test_gettext_reads_the_german_catalog():
+    assert "de" in i18n.available()
+    de = i18n.translation("de")
+    assert isinstance(de, gettext.GNUTranslations)
+    assert de.gettext("Pay") == "Bezahlen"
+    assert de.gettext("not in the catalog") == "not in the catalog"
+    assert i18n.translation("xx").gettext("Pay") == "Pay"
+
+
+# -- the session over a real till -----------------------------------------------------------
+@pytest.fixture
+def till(tmp_path):
+    t = Till.init(DataDir(tmp_path / "till"), "unit-till", demo=True)
+    t.open_shift()
+    yield t
+    t.close()
+
+
+def test_cart_merges_lines_and_the_core_prices_them(till):
+    s = Session(till)
+    s.add("MUG-01")
+    s.add("MUG-01")
+    s.add("HONEY")
+    assert [(c.sku, c.qty) for c in s.cart] == [("MUG-01", 2), ("HONEY", 1)]
+    assert s.quote().total_minor == 2 * 1200 + 650
+    s.bump(0, -1)
+    s.bump(1, -1)  # to zero: the line goes
+    assert [(c.sku, c.qty) for c in s.cart] == [("MUG-01", 1)]
+    with pytest.raises(RuleViolation, match="unknown SKU"):
+        s.add("NOPE")
+
+
+def test_a_bad_promo_code_is_refused_and_the_cart_keeps_none(till):
+    s = Session(till)
+    s.add("TEE-M")
+    with pytest.raises(RuleViolation, match="not valid"):
+        s.set_promo("FREESTUFF")
+    assert s.promo is None
+    s.set_promo(" market10 ")
+    assert s.promo == "MARKET10"
+    assert s.quote().discount_minor == 200
+
+
+def test_a_second_pay_tap_replays_the_same_sale(till):
+    s = Session(till)
+    s.add("CAFE")
+    key = s.key
+    first = s.pay("cash", 500)
+    second = s.pay("cash", 500)  # the cart is empty now, but the key is the same
+    assert s.key == key
+    assert not first.replayed and second.replayed
+    assert second.event.seq == first.event.seq
+    assert till.log.conn.execute("SELECT COUNT(*) FROM sales").fetchone()[0] == 1
+    s.add("CAFE")  # a new cart is a new sale
+    assert s.key != key
+
+
+def test_card_refusal_is_the_cores_reason(till):
+    s = Session(till)
+    for _ in range(6):
+        s.add("TEE-M")
+    assert "above the offline card limit" in s.card_refusal()
+    with pytest.raises(RuleViolation, match="offline card limit"):
+        s.pay("card")
+    assert s.cart  # nothing recorded, the cart is still there
+
+
+def test_find_sale_by_number_or_by_the_receipt_qr(till, tmp_path):
+    s = Session(till)
+    s.add("JAM-FR")
+    sale = s.pay("cash")
+    payload = receipt_sig.receipt_qr_payload(till, sale.event)
+    assert s.find_sale(payload)["receipt_no"] == sale.payload["receipt_no"]
+    assert s.find_sale(str(sale.payload["receipt_no"]))["sale_id"] == sale.payload["sale_id"]
+    foreign = payload.replace("*unit-till*", "*other-till*", 1)
+    with pytest.raises(RuleViolation, match="from till other-till"):
+        s.find_sale(foreign)
+    with pytest.raises(RuleViolation, match="not a tillbox receipt"):
+        s.find_sale("TB1*garbage*")
+    with pytest.raises(RuleViolation, match="digits only"):
+        s.find_sale("abc")
+    with pytest.raises(TillError, match="no sale 99"):
+        s.find_sale("99")
+
+
+class _Check:
+    def __init__(self, name, result, fatal):
+        self.name, self.result, self.fatal = name, result, fatal
+        self.value, self.fix = f"{name} measured", f"fix {name}"
+
+
+class _Report:
+    def __init__(self, checks):
+        self.checks = checks
+
+
+def test_a_failed_fatal_check_blocks_selling_until_a_logged_override(till):
+    s = Session(till)
+    gate = s.apply_selftest(
+        _Report(
+            [
+                _Check("log", "pass", True),
+                _Check("permits", "fail", True),
+                _Check("broker", "fail", False),
+            ]
+        )
+    )
+    assert gate.blocked and gate.failed == ["permits"]
+    assert "permits: permits measured (fix permits)" in gate.reason
+    s.add("CAFE")
+    with pytest.raises(RuleViolation, match="blocked by the self-test"):
+        s.pay("cash")
+    stored = pin.hash_pin("2468", iterations=1000)
+    with pytest.raises(RuleViolation, match="wrong technician PIN"):
+        s.override("1111", stored)
+    with pytest.raises(RuleViolation, match="--set-technician-pin"):
+        s.override("2468", "")
+    count = till.log.conn.execute(
+        "SELECT COUNT(*) FROM events WHERE type = ?", (SELFTEST_OVERRIDE,)
+    ).fetchone()[0]
+    assert count == 0
+    s.override("2468", stored)
+    event = list(till.log.events())[-1]
+    assert event.type == SELFTEST_OVERRIDE and event.payload["failed"] == ["permits"]
+    assert not s.pay("cash").replayed
+
+
+def test_close_shift_z_lines_come_from_the_core(till):
+    s = Session(till)
+    s.add("MUG-01")
+    s.pay("card")
+    z = s.close_shift()
+    lines = s.z_lines(z, till.money)
+    assert lines[0] == "Z report - shift 1"
+    assert any("card" in ln and "EUR 12.00" in ln for ln in lines)
+    assert lines[-1] == "Takings EUR 12.00"
+    assert s.shift() is None
+
+
+# -- devices through the hub ----------------------------------------------------------------
+def _run_hub(ddir, work):
+    from ui.devices import DeviceHub
+
+    posted = queue.Queue()
+    hub = DeviceHub(ddir, posted.put)
+    results = []
+    try:
+        work(hub, results.append)
+        posted.get(timeout=20)()  # the callback, run on "the UI thread" (this one)
+    finally:
+        hub.close()
+    return results[0]
+
+
+def test_hub_prints_the_receipt_after_the_sale_and_reports_the_paper(till):
+    s = Session(till)
+    s.add("HONEY")
+    sale = s.pay("cash", 1000)
+    report = _run_hub(
+        till.data_dir, lambda hub, done: hub.print_receipt(sale.event.seq, done, drawer=True)
+    )
+    assert report.ok and report.receipt_no == sale.payload["receipt_no"]
+    assert "Wildflower honey 250 g" in report.preview and "TOTAL" in report.preview
+    assert report.handed_at is not None and report.queue == []
+    types = [e.type for e in till.log.events(sale.event.seq)]
+    assert types == ["receipt.printed", "drawer.opened"]
+
+
+def test_a_printer_out_of_paper_queues_the_receipt_and_loses_no_sale(till):
+    config = till.data_dir.load_config()
+    config.section("hardware")["printer"] = "sim://?paper=out"
+    till.data_dir.save_config(config)
+    s = Session(till)
+    s.add("CAFE")
+    sale = s.pay("cash")
+    report = _run_hub(till.data_dir, lambda hub, done: hub.print_receipt(sale.event.seq, done))
+    assert not report.ok and "paper" in report.message
+    assert report.queue == [sale.payload["receipt_no"]]
+    assert "TOTAL" in report.preview  # the screen still shows what the receipt says
+    assert till.reprint_queue() == [sale.payload["receipt_no"]]
+
+
+# -- the command line -----------------------------------------------------------------------
+def _tillbox(*args, stdin=""):
+    return subprocess.run(
+        [str(TILLBOX), *args], input=stdin, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_set_technician_pin_stores_only_a_hash(till):
+    root = str(till.data_dir.root)
+    bad = _tillbox("kiosk", "--data-dir", root, "--set-technician-pin", stdin="12\n")
+    assert bad.returncode == 1
+    assert bad.stderr.count("\n") == 1 and "4 to 12 digits" in bad.stderr
+    ok = _tillbox("kiosk", "--data-dir", root, "--set-technician-pin", stdin="97531\n")
+    assert ok.returncode == 0, ok.stderr
+    text = till.data_dir.config_path.read_text()
+    assert "97531" not in text
+    stored = till.data_dir.load_config().section("ui")["technician_pin_hash"]
+    assert pin.verify_pin("97531", stored)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--size", "big"], "must be WIDTHxHEIGHT"),
+        (["--size", "10x10"], "not a display size"),
+        (["--lang", "xx"], "has no catalog"),
+    ],
+)
+def test_bad_kiosk_options_fail_in_one_line_before_any_window(till, args, needle):
+    result = _tillbox("kiosk", "--data-dir", str(till.data_dir.root), *args)
+    assert result.returncode == 1
+    assert needle in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_kiosk_on_a_folder_that_is_no_till_says_what_to_do(tmp_path):
+    result = _tillbox("kiosk", "--data-dir", str(tmp_path / "nothing"))
+    assert result.returncode == 1 and "tillbox init" in result.stderr
+
+
+def test_the_tillbox_command_does_not_import_kivy():
+    code = (
+        "import sys\nfrom appliance.cli import main\n"
+        "try:\n    main(['kiosk', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('kivy' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+    assert "--set-technician-pin" in out.stdout
