@@ -208,12 +208,14 @@ def cmd_inspect_export(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect_verify(args: argparse.Namespace) -> int:
+    from appliance.keys import load_verify_key
     from compliance.verify import verify_bundle
 
+    expected = None
+    if args.public_key is not None:
+        expected = load_verify_key(args.public_key).encode().hex()
     show = args.progress or (sys.stderr.isatty() and not args.json)
-    verdict = verify_bundle(
-        args.file, public_key=args.public_key, progress=_Bar() if show else None
-    )
+    verdict = verify_bundle(args.file, public_key=expected, progress=_Bar() if show else None)
     if verdict.ok:
         text = (
             f"VERDICT: INTACT. device {verdict.device_id}, {verdict.files} files, "
@@ -233,9 +235,10 @@ def cmd_inspect_verify(args: argparse.Namespace) -> int:
 
 # -- receipt -------------------------------------------------------------------------------
 def cmd_receipt_verify(args: argparse.Namespace) -> int:
+    from appliance.keys import load_verify_key
     from appliance.receipt_sig import verify_receipt_payload
 
-    check = verify_receipt_payload(args.payload, args.public_key)
+    check = verify_receipt_payload(args.payload, load_verify_key(args.public_key))
     if check.ok and check.fields is not None:
         f = check.fields
         totals = ", ".join(f"{bp / 100:g}%: {g / 100:.2f}" for bp, g in f.totals)
@@ -426,7 +429,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--public-key",
         metavar="HEX",
-        help="the device key from the region's registry (else the bundle's own)",
+        help="the device key (64 hex digits or a key file) from the region's registry; "
+        "without it the bundle's own key is used",
     )
     p.add_argument(
         "--progress",
@@ -439,7 +443,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = receipt.add_parser("verify", help="check a scanned receipt QR payload offline")
     add_json(p)
     p.add_argument("payload", help="the QR payload text (TB1*...)")
-    p.add_argument("--public-key", required=True, metavar="HEX", help="the device's public key")
+    p.add_argument(
+        "--public-key",
+        required=True,
+        metavar="HEX",
+        help="the device's public key: 64 hex digits or a file holding them (device.pub)",
+    )
     p.set_defaults(handler=cmd_receipt_verify)
     p = receipt.add_parser("show", help="the QR payload of a receipt (recomputed from the log)")
     add_data_dir(p)

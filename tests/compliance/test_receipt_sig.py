@@ -170,3 +170,12 @@ def test_cli_receipt_show_recomputes_sale_and_refund_payloads(till_dir):
     assert json.loads(shown.stdout)["receipt_qr"] == expected[1]
     missing = _tillbox("receipt", "show", "999", "--refund", data_dir=till_dir)
     assert missing.returncode == 1 and "no refund receipt 999" in missing.stderr
+
+
+def test_cli_receipt_verify_takes_a_key_file_and_refuses_a_bad_key(till_dir, tmp_path):
+    with Till.open(till_dir) as till:
+        payload = rs.receipt_qr_payload(till, till.find_sale(1))
+    ok = _tillbox("receipt", "verify", payload, "--public-key", str(till_dir.public_key_path))
+    assert ok.returncode == 0 and "VALID" in ok.stdout
+    bad = _tillbox("receipt", "verify", payload, "--public-key", "not-a-key")
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "public key" in bad.stderr
