@@ -44,6 +44,11 @@ def _region_key(args: argparse.Namespace):  # noqa: ANN202 - returns nacl Signin
             f"no region key; pass --key FILE or set {KEY_ENV} (create one with "
             "`tillbox edge keygen --out FILE`)"
         )
+    if not Path(path).is_file():
+        raise TillError(
+            f"region key {path} does not exist; create it with `tillbox edge keygen "
+            "--out FILE` (once per region) or point --key at it"
+        )
     return load_signing_key(Path(path))
 
 

@@ -149,3 +149,77 @@ def test_lost_agent_state_rebases_on_the_edges_signed_tip(tmp_path, broker, db_u
         edge.stop()
     stats = check_exactly_once(db_url, [till])
     assert stats["rejected"].get("overlap", 0) >= 1
+
+
+def test_edge_commands_fail_with_one_actionable_line(tmp_path):
+    cases = [
+        (["edge", "stats", "--db", "mysql://x"], "sqlite:///PATH"),
+        (
+            [
+                "edge",
+                "serve",
+                "--db",
+                f"sqlite:///{tmp_path}/e.db",
+                "--broker",
+                "mqtt://127.0.0.1:1",
+            ],
+            "tillbox edge keygen",
+        ),
+        (
+            [
+                "edge",
+                "serve",
+                "--db",
+                f"sqlite:///{tmp_path}/e.db",
+                "--broker",
+                "mqtt://127.0.0.1:1",
+                "--key",
+                str(tmp_path / "missing.key"),
+            ],
+            "does not exist",
+        ),
+        (
+            [
+                "edge",
+                "enroll",
+                "--db",
+                f"sqlite:///{tmp_path}/e.db",
+                "--device-id",
+                "t1",
+                "--public-key",
+                "zz",
+            ],
+            "64-hex-digit",
+        ),
+        (
+            [
+                "edge",
+                "enroll",
+                "--db",
+                f"sqlite:///{tmp_path}/e.db",
+                "--device-id",
+                "region",
+                "--public-key",
+                "00" * 32,
+            ],
+            "reserved",
+        ),
+    ]
+    for args, hint in cases:
+        done = run(*args)
+        assert done.returncode == 1, args
+        assert done.stderr.count("\n") == 1 and hint in done.stderr, (args, done.stderr)
+
+
+def test_enrolling_again_is_idempotent_but_a_new_key_is_refused(tmp_path):
+    db = f"sqlite:///{tmp_path}/e.db"
+    first = run(
+        "edge", "enroll", "--db", db, "--device-id", "t1", "--public-key", "11" * 32, "--json"
+    )
+    again = run(
+        "edge", "enroll", "--db", db, "--device-id", "t1", "--public-key", "11" * 32, "--json"
+    )
+    assert json.loads(first.stdout)["already_enrolled"] is False
+    assert json.loads(again.stdout)["already_enrolled"] is True
+    other = run("edge", "enroll", "--db", db, "--device-id", "t1", "--public-key", "22" * 32)
+    assert other.returncode == 1 and "another key" in other.stderr
