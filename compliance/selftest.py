@@ -21,6 +21,7 @@ import hashlib
 import json
 import shutil
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -361,6 +362,14 @@ def check_device_key(ctx: Context) -> CheckResult:
         problem = keys.unsafe_mode(path)
         if problem:
             return _fail("device_key", problem.split(";")[0], problem.split("; ")[-1])
+        folder_mode = stat.S_IMODE(path.parent.stat().st_mode)
+        if folder_mode & 0o022:
+            # others could replace the key file (and with it every signature)
+            return _fail(
+                "device_key",
+                f"{path.parent} has mode {folder_mode:04o}: others can replace the key",
+                f"run `chmod 700 {path.parent}`",
+            )
         signing = keys.load_signing_key(path)
     except (TillError, OSError) as exc:
         return _fail("device_key", str(exc).split(";")[0], "restore the key from the backup")

@@ -176,6 +176,10 @@ def test_tail_verification_and_tampered_log(enrolled, probes):
 
 
 def test_unreadable_log_and_bad_key(enrolled, probes):
+    os.chmod(enrolled.keys_dir, 0o777)
+    checks = by_name(run_selftest(enrolled, probes, record=False, **ALWAYS))
+    assert checks["device_key"].result == "fail" and "chmod 700" in checks["device_key"].fix
+    os.chmod(enrolled.keys_dir, 0o700)
     os.chmod(enrolled.private_key_path, 0o644)
     checks = by_name(run_selftest(enrolled, probes, record=False, **ALWAYS))
     assert checks["device_key"].result == "fail" and "chmod 600" in checks["device_key"].fix
