@@ -240,12 +240,17 @@ def cmd_receipt_verify(args: argparse.Namespace) -> int:
 
     check = verify_receipt_payload(args.payload, load_verify_key(args.public_key))
     if check.ok and check.fields is not None:
+        from datetime import UTC, datetime
+
         f = check.fields
-        totals = ", ".join(f"{bp / 100:g}%: {g / 100:.2f}" for bp, g in f.totals)
+        when = datetime.fromtimestamp(f.unix_s, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        totals = ", ".join(
+            f"{bp // 100}.{bp % 100:02d}%: {'-' if g < 0 else ''}{abs(g) // 100}.{abs(g) % 100:02d}"
+            for bp, g in f.totals
+        )
         text = (
             f"VALID receipt {f.receipt_no} ({'sale' if f.kind == 'S' else 'refund'}) from "
-            f"device {f.device_id} at unix time {f.unix_s}, {f.currency} {totals}; "
-            f"code {check.code}"
+            f"device {f.device_id} at {when}, {f.currency} {totals}; code {check.code}"
         )
     else:
         text = f"INVALID: {check.problem}"
