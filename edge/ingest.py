@@ -63,6 +63,17 @@ class ParsedEvent(NamedTuple):
     intent: ledger.Intent | None  # what a sale or refund means for the ledgers
 
 
+class Prepared(NamedTuple):
+    """A verified, parsed segment waiting for its transaction."""
+
+    tenant: str
+    device: str
+    header: wire.SegmentHeader
+    seg_id: str
+    size: int
+    events: list[ParsedEvent]
+
+
 class Rejected(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
@@ -122,16 +133,21 @@ def parse_events(raw: bytes, header: wire.SegmentHeader) -> list[ParsedEvent]:
 
 class Ingestor:
     def __init__(
-        self, store: Store, region_key: SigningKey, max_segment_bytes: int = wire.MAX_SEGMENT_BYTES
+        self,
+        store: Store,
+        region_key: SigningKey,
+        max_segment_bytes: int = wire.MAX_SEGMENT_BYTES,
+        key_store: Store | None = None,
     ) -> None:
-        self.store = store
+        self.store = store  # writes: only the thread that calls commit() uses it
+        self.key_store = key_store or store  # reads enrolled keys during prepare()
         self.region_key = region_key
         self.max_segment_bytes = max_segment_bytes
         self._keys: dict[str, tuple[str, VerifyKey]] = {}
 
     def _device(self, device: str) -> tuple[str, VerifyKey] | None:
         if device not in self._keys:
-            row = self.store.one(
+            row = self.key_store.one(
                 "SELECT tenant, public_key FROM devices WHERE device_id = ?", (device,)
             )
             if row is None:
@@ -141,15 +157,21 @@ class Ingestor:
 
     def handle(self, topic: str, payload: bytes) -> Outcome:
         """Process one message from the segment topic tree; never raises for bad input."""
+        return self.commit(self.prepare(topic, payload))
+
+    def prepare(self, topic: str, payload: bytes) -> Prepared | Outcome:
+        """Everything that needs no write: size, key, signature, parsing (CPU-bound).
+
+        Returns what :meth:`commit` stores, or the outcome for a message that is not
+        a segment; a rejection is an ``Outcome`` that commit() counts.
+        """
         where = wire.parse_seg_topic(topic)
         if where is None:
             return Outcome("ignored", "not a segment topic")
         tenant, device = where
         try:
-            return self._handle(tenant, device, payload)
+            return self._prepare(tenant, device, payload)
         except Rejected as exc:
-            counted = device if exc.reason != "unknown_device" else ""
-            self.store.count_rejection(counted, exc.reason)
             log.warning(
                 "edge rejected segment device=%s tenant=%s reason=%s detail=%s bytes=%d",
                 device,
@@ -160,7 +182,16 @@ class Ingestor:
             )
             return Outcome("rejected", exc.reason, device)
 
-    def _handle(self, tenant: str, device: str, payload: bytes) -> Outcome:
+    def commit(self, prepared: Prepared | Outcome) -> Outcome:
+        """Store a prepared segment (one transaction) or count a rejection."""
+        if isinstance(prepared, Outcome):
+            if prepared.status == "rejected":
+                counted = prepared.device if prepared.reason != "unknown_device" else ""
+                self.store.count_rejection(counted, prepared.reason)
+            return prepared
+        return self._store(*prepared)
+
+    def _prepare(self, tenant: str, device: str, payload: bytes) -> Prepared:
         if len(payload) > self.max_segment_bytes:
             raise Rejected(
                 "oversize", f"{len(payload)} bytes is over the {self.max_segment_bytes}-byte limit"
@@ -177,7 +208,7 @@ class Ingestor:
         if header.device != device or header.tenant != tenant:
             raise Rejected("device_mismatch", f"segment names {header.tenant}/{header.device}")
         events = parse_events(raw, header)
-        return self._store(tenant, device, header, wire.segment_id(payload), len(payload), events)
+        return Prepared(tenant, device, header, wire.segment_id(payload), len(payload), events)
 
     # -- the one transaction -----------------------------------------------------------------
     def _store(

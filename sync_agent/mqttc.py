@@ -23,9 +23,13 @@ def make_client(
     tls_cert: str = "",
     tls_key: str = "",
     connect_timeout_s: float = 10.0,
+    manual_ack: bool = False,
 ) -> mqtt.Client:
     client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5,
+        manual_ack=manual_ack,
     )
     client.connect_timeout = connect_timeout_s
     if username:
