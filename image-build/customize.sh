@@ -67,7 +67,7 @@ printf '[Unit]\nConditionPathExists=/data/system/wpa_supplicant-wlan0.conf\nRequ
 # No logins on any console (accounts have no passwords anyway); the kiosk owns tty1.
 for unit in getty@.service serial-getty@.service autovt@.service ssh.socket \
     systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgrade.timer \
-    e2scrub_all.timer e2scrub_reap.service fstrim.timer; do
+    e2scrub_all.timer e2scrub_reap.service fstrim.timer dpkg-db-backup.timer; do
   ln -sfn /dev/null "$root/etc/systemd/system/$unit"
 done
 
@@ -94,5 +94,11 @@ in_root /opt/tillbox/venv/bin/python -m pip list --format=freeze --disable-pip-v
   | LC_ALL=C sort > "$WORK/manifest-python.txt"
 
 say "clean up"
+# (The .deb files were copied to image-build/cache/debs by the sync-out hook before this.)
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/log/* \
+  "$root"/var/cache/apt/archives/*.deb \
   "$root"/tmp/* "$root"/var/tmp/* "$root"/root/.cache
+# The root never changes after this: mark /etc and /var as up to date, so
+# ConditionNeedsUpdate= units (ldconfig, ...) do not try to write to it at boot.
+: > "$root/etc/.updated"
+: > "$root/var/.updated"

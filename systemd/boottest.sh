@@ -9,8 +9,22 @@ i=0
 while [ $i -lt 60 ] && [ "$(show tillbox-sync.service ActiveState)" = activating ]; do
   sleep 1; i=$((i + 1))
 done
-selftest_out=$(journalctl -b -u tillbox-selftest.service -o cat --no-pager 2>/dev/null \
-  | grep -v -e '^Starting ' -e '^Finished ' -e '^Started ' -e 'Deactivated' | tail -n 5)
+selftest_log() {  # what the self-test printed in its latest run
+  journalctl -b -o cat --no-pager \
+    "_SYSTEMD_INVOCATION_ID=$(show tillbox-selftest.service InvocationID)" 2>/dev/null | tail -n 30
+}
+first_active=$(show tillbox-selftest.service ActiveState)
+first_result=$(show tillbox-selftest.service Result)
+first_out=$(selftest_log)
+# A new kiosk is not enrolled yet (the merchant does that on the Onboarding screen), so
+# its first self-test fails "permits". Enrol as the Onboarding screen would (the
+# simulated camera scans the permit), then run the self-test unit again.
+enroll_out=$(cd / && umask 0007 && runuser -u kiosk -g tillbox -- /opt/tillbox/venv/bin/tillbox \
+  enroll --data-dir "$data" --operator "Boot Test" --business "QEMU Stall" \
+  --permit "market:QEMU-1:2030-12-31:camera" --attestation "I trade lawfully." --confirm \
+  --no-labels 2>&1 | tail -n 3)
+systemctl restart tillbox-selftest.service
+selftest_out=$(selftest_log)
 provision_out=$(journalctl -b -u tillbox-provision.service -o cat --no-pager 2>/dev/null \
   | grep 'tillbox-provision:' | tail -n 3)
 key_stat=$(stat -c '%U:%G:%a' "$data/keys/device.key" 2>/dev/null || echo missing)
@@ -28,6 +42,14 @@ print("TILLBOX-BOOTTEST " + json.dumps(dict(a.split("=", 1) for a in sys.argv[1:
   "selftest_result=$(show tillbox-selftest.service Result)" \
   "selftest_status=$(show tillbox-selftest.service ExecMainStatus)" \
   "selftest_output=$selftest_out" \
+  "selftest_first_active=$first_active" \
+  "selftest_first_result=$first_result" \
+  "selftest_first_output=$first_out" \
+  "enroll_output=$enroll_out" \
+  "sync_state=$(cat $data/sync/state.json 2>/dev/null)" \
+  "sync_log=$(journalctl -b -u tillbox-sync.service -o cat --no-pager 2>/dev/null | tail -n 8)" \
+  "ui_log=$(journalctl -b -u tillbox-ui.service -o cat --no-pager 2>/dev/null | tail -n 8)" \
+  "network=$(ip -br addr 2>/dev/null; ip route 2>/dev/null)" \
   "provision_result=$(show tillbox-provision.service Result)" \
   "provision_output=$provision_out" \
   "sync_active=$(show tillbox-sync.service ActiveState)" \

@@ -55,10 +55,11 @@ _SSH_KEY_RE = re.compile(
     r"sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) "
     r"[A-Za-z0-9+/]+=*( [^\n\r]*)?$"
 )
-_BROKER_SCHEMES = ("mqtt", "mqtts", "ws", "wss")
+_BROKER_SCHEMES = ("mqtt", "mqtts")
+_HEX64_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 _KNOWN = {
     "device": {"id", "tenant", "timezone"},
-    "sync": {"broker", "username", "password"},
+    "sync": {"broker", "username", "password", "region_public_key"},
     "wifi": {"ssid", "psk", "country"},
     "shop": {"name", "location", "permit"},
     "location": {"latitude", "longitude"},
@@ -80,6 +81,7 @@ class Provisioning:
     broker: str | None = None
     username: str | None = None
     password: str | None = None
+    region_public_key: str | None = None
     wifi_ssid: str | None = None
     wifi_psk: str | None = None
     wifi_country: str | None = None
@@ -154,6 +156,13 @@ def parse(text: str, zoneinfo: Path = Path("/usr/share/zoneinfo")) -> Provisioni
         scheme, sep, rest = prov.broker.partition("://")
         if not sep or scheme not in _BROKER_SCHEMES or not rest.strip("/"):
             raise _fail("sync", "broker", "must look like mqtts://broker.example:8883")
+        prov.region_public_key = _text(data, "sync", "region_public_key", required=True)
+        if not _HEX64_RE.match(prov.region_public_key or ""):
+            raise _fail(
+                "sync",
+                "region_public_key",
+                "must be the region's public key: 64 hex digits (from `tillbox edge keygen`)",
+            )
     prov.username = _text(data, "sync", "username")
     prov.password = _text(data, "sync", "password")
     if prov.password is not None and prov.username is None:
@@ -289,6 +298,8 @@ def apply_config(data: DataDir, prov: Provisioning) -> None:
         config.section("sync")["username"] = prov.username
     if prov.password is not None:
         config.section("sync")["password"] = prov.password
+    if prov.region_public_key is not None:
+        config.section("sync")["region_public_key"] = prov.region_public_key.lower()
     if prov.timezone is not None:
         config.section("device")["timezone"] = prov.timezone
     config.section("shop").update(prov.shop)

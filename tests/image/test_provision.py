@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = (REPO / "image-build" / "tillbox.toml.example").read_text()
 ZONEINFO = Path("/usr/share/zoneinfo")
 SECRETS = ("change-me", "wifi-password")
+REGION_KEY = "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"
 
 pytestmark = pytest.mark.skipif(
     not (ZONEINFO / "Europe/Berlin").is_file(), reason="tzdata missing on this host"
@@ -81,6 +82,7 @@ def test_first_boot_applies_everything_and_removes_the_secrets(
     assert config["sync"]["broker"] == "mqtts://sync.region.example:8883"
     assert config["sync"]["username"] == "stall-001"
     assert config["sync"]["password"] == "change-me"
+    assert config["sync"]["region_public_key"] == REGION_KEY
     assert config["shop"]["location"] == "Riverside Market, stand 12"
     assert config["location"] == {"latitude": 52.52, "longitude": 13.405}
     assert config["device"]["timezone"] == "Europe/Berlin"
@@ -183,6 +185,25 @@ BAD = {
     "no country": (('country = "DE"\n', ""), "[wifi] country is missing"),
     "bad broker": (
         ('"mqtts://sync.region.example:8883"', '"sync.region.example"'),
+        "[sync] broker must look like",
+    ),
+    "no region key": (
+        ('region_public_key = "3d40', 'region_key = "3d40'),
+        "[sync] region_key is not a known setting",
+    ),
+    "missing region key": (
+        (
+            f'region_public_key = "{REGION_KEY}"\n',
+            "",
+        ),
+        "[sync] region_public_key is missing",
+    ),
+    "bad region key": (
+        ('region_public_key = "3d40', 'region_public_key = "zz40'),
+        "[sync] region_public_key must be",
+    ),
+    "websocket broker": (
+        ('"mqtts://sync.region.example:8883"', '"wss://sync.region.example"'),
         "[sync] broker must look like",
     ),
     "unknown section": (("[shop]", "[shops]"), "unknown section [shops]"),
