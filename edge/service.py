@@ -6,8 +6,9 @@ mosquitto, EMQX or HiveMQ); the database's row lock on the device keeps two
 workers from storing the same device's chain at once.
 
 A persistent session (clean start off, fixed client id) means segments that
-arrive while a worker restarts wait at the broker; paho sends the PUBACK only
-after the message callback returned, i.e. after the store committed.
+arrive while a worker restarts wait at the broker; the worker sends the broker's
+PUBACK itself (paho ``manual_ack``) only after the store committed, so a crash
+at any point means the broker delivers the segment again.
 """
 
 from __future__ import annotations
