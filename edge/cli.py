@@ -93,11 +93,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_segment_bytes=args.max_segment_bytes,
     )
     store = _open_store(args)
-    key_store = _open_store(args)  # the network thread's reads; the writer thread owns store
     try:
-        return EdgeService(store, key, opts, key_store).run(duration_s=args.duration)
+        return EdgeService(store, key, opts).run(duration_s=args.duration)
     finally:
-        key_store.close()
         store.close()
 
 
