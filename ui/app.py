@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -448,8 +449,16 @@ class PayScreen(KScreen):
             "replayed": result.replayed,
             "tap_to_durable_ms": round((durable - tap) * 1000, 3),
         }
-        a.receipt_screen().show_sale(result, tap)
-        a.go("receipt")
+        # The receipt goes to the printer's worker first; the screen changes on the next
+        # frame, so drawing it does not compete with the print for the interpreter.
+        receipt = a.receipt_screen()
+        receipt.print_sale(result, tap)
+
+        def show(_dt: float) -> None:
+            receipt.show_sale(result)
+            a.go("receipt")
+
+        Clock.schedule_once(show, 0)
 
 
 class ReceiptScreen(KScreen):
@@ -458,7 +467,23 @@ class ReceiptScreen(KScreen):
     engravable = BooleanProperty(False)
     armed = BooleanProperty(True)
 
-    def show_sale(self, result: Any, tap: float | None = None) -> None:  # noqa: ANN401
+    def print_sale(self, result: Any, tap: float | None = None) -> None:  # noqa: ANN401
+        """Print the durable sale's receipt (and open the drawer for cash) on the worker."""
+        a = app()
+
+        def printed(report: PrintReport) -> None:
+            self.show_print(report)
+            if tap is not None and report.handed_at is not None and "last_sale" in a.facts:
+                a.facts["last_sale"]["tap_to_printer_ms"] = round(
+                    (report.handed_at - tap) * 1000, 3
+                )
+            a.facts["last_print"] = {"ok": report.ok, "receipt_no": report.receipt_no}
+            a.mark_dirty()
+
+        cash = result.payload["payment"]["method"] == "cash"
+        a.hub.print_receipt(result.event.seq, printed, drawer=cash)
+
+    def show_sale(self, result: Any) -> None:  # noqa: ANN401
         a = app()
         p = result.payload
         # The second tap of a hurried double tap on Pay lands here, where "New sale" is:
@@ -478,17 +503,6 @@ class ReceiptScreen(KScreen):
         self.ids.preview.text = ""
         self.engravable = any(ln.get("personalisation") for ln in p["lines"])
         a.engrave_screen().load_sale(result)
-
-        def printed(report: PrintReport) -> None:
-            self.show_print(report)
-            if tap is not None and report.handed_at is not None and "last_sale" in a.facts:
-                a.facts["last_sale"]["tap_to_printer_ms"] = round(
-                    (report.handed_at - tap) * 1000, 3
-                )
-            a.facts["last_print"] = {"ok": report.ok, "receipt_no": report.receipt_no}
-            a.mark_dirty()
-
-        a.hub.print_receipt(result.event.seq, printed, drawer=pay["method"] == "cash")
 
     def show_print(self, report: PrintReport) -> None:
         colour = "1b7a2e" if report.ok else "b01010"
@@ -1007,6 +1021,9 @@ class KioskApp(App):
         self, data_dir: DataDir, lang: str | None = None, started: float | None = None, **kw: Any
     ) -> None:  # noqa: ANN401
         super().__init__(**kw)
+        # Device workers (and the in-process simulators) wait on sockets and ptys; a short
+        # GIL switch interval hands them the interpreter sooner while the UI thread draws.
+        sys.setswitchinterval(0.001)
         self.data_dir = data_dir
         self.started = started or time.perf_counter()
         self.till = Till.open(data_dir)

@@ -41,6 +41,12 @@ class TLabel(Label):
     probe = StringProperty("")
 
 
+class MonoLabel(Label):
+    """Printer paper: monospace, never wrapped (its own size follows its text)."""
+
+    probe = StringProperty("")
+
+
 class Pill(Label):
     probe = StringProperty("")
     ok = BooleanProperty(True)

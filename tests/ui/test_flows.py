@@ -81,6 +81,7 @@ def test_cash_sale_with_promo_double_tap_records_one_sale(kiosk):
     kiosk.wait_screen("receipt")
     kiosk.wait_text("print-status", "printed")
     kiosk.wait_text("preview", "TOTAL")
+    kiosk.wait(lambda s: not s["widgets"]["new-sale"]["disabled"], what="buttons awake")
     kiosk.screenshot("receipt")
 
     recorded = sales(kiosk)

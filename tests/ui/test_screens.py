@@ -41,10 +41,12 @@ def test_every_screen_at_1280x800(xvfb, tmp_path):
         k.wait_text("confirm", "Charge card")
         k.screenshot("pay-card")
         k.tap("method-cash")
+        k.tap("key-C")
         k.keypad("1000")
         k.tap("confirm")
         k.wait_screen("receipt")
         k.wait_text("preview", "TOTAL")
+        k.wait(lambda s: not s["widgets"]["new-sale"]["disabled"], what="buttons awake")
         k.screenshot("receipt")
 
         k.tap("nav-personalise")

@@ -312,3 +312,27 @@ def test_the_tillbox_command_does_not_import_kivy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "False"
     assert "--set-technician-pin" in out.stdout
+
+
+def test_status_poll_reports_sync_state_battery_and_records_power_events(till):
+    from appliance import sync_state
+    from ui.devices import DeviceHub
+
+    sync_state.write(
+        till.data_dir.sync_dir,
+        sync_state.SyncState(online=True, queued_events=7, drain_estimate_s=3.5),
+    )
+    posted = queue.Queue()
+    hub = DeviceHub(till.data_dir, posted.put)
+    try:
+        hub.devices.gpio.sim_drive("power_good", False)  # the UPS says: mains lost
+        infos = []
+        hub.poll(infos.append)
+        posted.get(timeout=30)()
+    finally:
+        hub.close()
+    info = infos[0]
+    assert info["sync"].online and info["sync"].queued_events == 7
+    assert info["states"]["gpio"].detail["on_battery"] is True
+    assert info["gpio_events"] >= 1
+    assert [e.type for e in till.log.events()][-1] == "power.lost"
