@@ -52,6 +52,7 @@ class LocalBroker:
         port: int | None = None,
         admin_password: str | None = None,
         persistence: bool = True,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         if shutil.which("mosquitto") is None or shutil.which("mosquitto_passwd") is None:
             raise TillError(
@@ -65,12 +66,18 @@ class LocalBroker:
         if admin_password:
             self.users[ADMIN_USER] = admin_password
         self.persistence = persistence
+        self.tls = tls  # (certfile, keyfile): adds a TLS listener on tls_port
+        self.tls_port = free_port() if tls else 0
         self.proc: subprocess.Popen | None = None
         self._write_config()
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def tls_url(self) -> str:
+        return f"mqtts://127.0.0.1:{self.tls_port}"
 
     def _write_config(self) -> None:
         passwd = self.dir / "passwd"
@@ -106,6 +113,12 @@ class LocalBroker:
             "log_type warning",
             "log_type notice",
         ]
+        if self.tls:
+            lines += [
+                f"listener {self.tls_port} 127.0.0.1",
+                f"certfile {self.tls[0]}",
+                f"keyfile {self.tls[1]}",
+            ]
         if os.geteuid() == 0:
             lines.append("user root")  # otherwise it drops to 'mosquitto' and cannot read these
         (self.dir / "mosquitto.conf").write_text("\n".join(lines) + "\n")
