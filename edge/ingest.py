@@ -78,6 +78,8 @@ class Rejected(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
+        self.header: wire.SegmentHeader | None = None  # set once the signature verified
+        self.seg_id = ""
 
 
 def parse_events(raw: bytes, header: wire.SegmentHeader) -> list[ParsedEvent]:
@@ -180,7 +182,33 @@ class Ingestor:
                 exc,
                 len(payload),
             )
-            return Outcome("rejected", exc.reason, device)
+            if exc.header is None:
+                return Outcome("rejected", exc.reason, device)
+            # The device's own key signed contents the region cannot store: tell it (it
+            # keeps them queued and says so), instead of letting it resend in silence.
+            row = self.key_store.one(
+                "SELECT last_seq, tip FROM devices WHERE device_id = ?", (device,)
+            )
+            nack = wire.Ack(
+                tenant=tenant,
+                device=device,
+                status="nack",
+                segment=exc.seg_id,
+                first_seq=exc.header.first_seq,
+                last_seq=exc.header.last_seq,
+                stored_seq=int(row[0]),
+                tip=row[1],
+                resend_from=0,
+                reason=f"rejected:{exc.reason}",
+            )
+            return Outcome(
+                "rejected",
+                exc.reason,
+                device,
+                0,
+                wire.seal_ack(self.region_key, nack),
+                wire.topic_ack(tenant, device),
+            )
 
     def commit(self, prepared: Prepared | Outcome) -> Outcome:
         """Store a prepared segment (one transaction) or count a rejection."""
@@ -207,7 +235,11 @@ class Ingestor:
             raise Rejected(exc.reason, str(exc)) from None
         if header.device != device or header.tenant != tenant:
             raise Rejected("device_mismatch", f"segment names {header.tenant}/{header.device}")
-        events = parse_events(raw, header)
+        try:
+            events = parse_events(raw, header)
+        except Rejected as exc:
+            exc.header, exc.seg_id = header, wire.segment_id(payload)
+            raise
         return Prepared(tenant, device, header, wire.segment_id(payload), len(payload), events)
 
     # -- the one transaction -----------------------------------------------------------------

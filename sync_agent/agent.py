@@ -229,6 +229,22 @@ class Agent:
 
     def _handle_nack(self, ack: wire.Ack) -> None:
         now = time.monotonic()
+        if ack.reason.startswith("rejected:"):
+            # Signed by us, refused by the region (e.g. a newer event format it cannot
+            # read yet). Keep it queued (nothing is lost), resend on the normal timeout,
+            # and say so where the technician looks.
+            self.store.bump(f"segments_refused.{ack.reason.split(':', 1)[1]}")
+            self.detail = (
+                f"the region refuses events {ack.first_seq}-{ack.last_seq} "
+                f"({ack.reason}); they stay queued: update the region or the till"
+            )
+            log.error(
+                "sync segment refused by the region seqs=%d-%d reason=%s",
+                ack.first_seq,
+                ack.last_seq,
+                ack.reason,
+            )
+            return
         log.info(
             "sync nack reason=%s resend_from=%d stored_seq=%d",
             ack.reason,
@@ -453,7 +469,7 @@ def status(data_dir: DataDir) -> dict[str, Any]:
         store = AgentStore(path)
         try:
             for key, value in store.conn.execute("SELECT key, value FROM meta ORDER BY key"):
-                if key.startswith(("acks_rejected", "updates_")):
+                if key.startswith(("acks_rejected", "updates_", "segments_refused")):
                     counters[key] = int(value)
             row = store.conn.execute(
                 "SELECT SUM(acked_ms IS NULL), SUM(acked_ms IS NOT NULL) FROM segments"

@@ -186,3 +186,29 @@ def test_services_tell_systemd_ready_and_ping_the_watchdog(tmp_path, broker, db_
         edge.stop()
         for sock in sockets.values():
             sock.close()
+
+
+def test_a_segment_the_region_refuses_stays_queued_and_is_reported(
+    tmp_path, broker, db_url, region
+):
+    from appliance.log import EventLog
+
+    till = make_till(tmp_path, "t1", region)
+    log = EventLog.open(till.log_path)  # no projector: write what the till itself never would
+    log.append("sale.completed", {"note": "a sale without lines or taxes"})
+    log.close()
+    enroll(db_url, till)
+    edge = edge_proc(tmp_path, db_url, broker.url, region).start()
+    try:
+        wait_for(lambda: edge_ready(edge), 20, "the edge")
+        done = run(
+            "sync", "--data-dir", str(till.root), "--broker", broker.url, "--once", "--timeout", "4"
+        )
+        assert done.returncode == 1
+        assert "refused by the region" in done.stderr
+        info = json.loads(run("sync", "status", "--data-dir", str(till.root), "--json").stdout)
+        assert info["counters"].get("segments_refused.malformed", 0) >= 1
+        assert info["queued_events"] == info["last_seq"] and info["acked_seq"] == 0
+        assert "refuses events" in info["detail"]
+    finally:
+        edge.stop()

@@ -171,6 +171,13 @@ def test_validly_signed_but_bad_contents_is_rejected_and_nothing_stored(
         ("rejected", "bad_event"),
         ("rejected", "device_mismatch"),
     ]
+    # the device signed what the region refuses: it is told so (signed), not left guessing
+    nacks = [wire.open_ack(o.ack, region.key.verify_key) for o in outcomes[:2]]
+    assert [(n.status, n.reason, n.resend_from) for n in nacks] == [
+        ("nack", "rejected:malformed", 0),
+        ("nack", "rejected:bad_event", 0),
+    ]
+    assert outcomes[2].ack is None  # names another device: no answer
     store = Store.open(any_db)
     try:
         assert store.one("SELECT COUNT(*) FROM events")[0] == 0
