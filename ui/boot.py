@@ -5,7 +5,7 @@
 - ``KIVY_LOG_MODE=PYTHON``: Kivy logs through :mod:`logging` (journald picks it up),
   quiet unless ``TILLBOX_DEBUG`` is set.
 - On a Pi console with no X or Wayland: SDL2's ``kmsdrm`` video driver, full screen,
-  and touch from the kernel's input devices (``hidinput``/``mtdev``).
+  and touch from the kernel's touchscreen (``probesysfs`` + ``mtdev``, needs libmtdev1).
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def prepare(data_dir: DataDir, size: tuple[int, int], *, fullscreen: bool = Fals
     # A mouse click is one finger: no red multitouch-emulation dots on right click.
     Config.set("input", "mouse", "mouse,disable_multitouch")
     if console:
-        Config.set("input", "touch", "mtdev,/dev/input/event0")
-        Config.set("input", "hid", "hidinput,/dev/input/event0")
+        # kmsdrm has no window system to deliver touches: read the kernel's touchscreen
+        # (found in sysfs, whichever /dev/input/eventN it is) through mtdev.
+        Config.set("input", "touchscreen", "probesysfs,provider=mtdev")
     Config.set("kivy", "keyboard_mode", "system")
