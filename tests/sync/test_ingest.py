@@ -194,3 +194,14 @@ def till_key(folder):
     from appliance.keys import load_verify_key
 
     return load_verify_key(folder.public_key_path)
+
+
+def test_a_device_cannot_write_into_another_tenant(tmp_path, any_db, edge, region):
+    till = make_till(tmp_path, "t1", region, tenant="acme")
+    sell(till, 2)
+    enroll(any_db, till)
+    (data,) = seal_log(till, tenant="acme")
+    out = edge.handle(topic("t1", tenant="other"), data)
+    assert (out.status, out.reason, out.ack) == ("rejected", "wrong_tenant", None)
+    assert edge.handle(topic("t1", tenant="acme"), data).status == "stored"
+    check_exactly_once(any_db, [till])
