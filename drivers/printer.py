@@ -240,6 +240,11 @@ class ReceiptPrinter:
             except DeviceFault:
                 raise
             except Exception as exc:  # escpos wraps OS errors in its own types
+                if type(exc).__name__ == "DeviceNotFoundError":  # escpos' USB lookup found none
+                    raise DeviceFault(
+                        f"receipt printer at {self.where} is not connected (no such USB "
+                        "device); plug it in and switch it on, or fix [hardware] printer"
+                    ) from None
                 cause = exc.__cause__ or exc.__context__ or exc
                 raise DeviceFault(
                     describe_os_error(
