@@ -704,7 +704,7 @@ class EngraveScreen(KScreen):
     def finished(self, result: Any) -> None:  # noqa: ANN401
         a = app()
         line = self.current["line"] if self.current else {"line": 0}
-        kind = "completed" if result.ok else "failed"
+        kind = result.outcome if result.outcome in ("completed", "cancelled") else "failed"
         a.session.record_engraving(kind, self.sale, line["line"], result.to_json())
         self.running = False
         self.held = False

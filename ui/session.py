@@ -20,7 +20,12 @@ from appliance.pricing import CartLine, Quote
 from appliance.till import RefundResult, SaleResult, Till
 
 SELFTEST_OVERRIDE = "selftest.override"
-ENGRAVING_EVENTS = ("engraving.started", "engraving.completed", "engraving.failed")
+ENGRAVING_EVENTS = (
+    "engraving.started",
+    "engraving.completed",
+    "engraving.cancelled",
+    "engraving.failed",
+)
 
 
 @dataclass

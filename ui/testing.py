@@ -81,7 +81,7 @@ def start_xvfb(width: int = 1280, height: int = 800) -> tuple[subprocess.Popen, 
     return proc, f":{number.decode().strip()}"
 
 
-def make_till(root: Path, *, fatal: list[str] | None = None) -> DataDir:
+def make_till(root: Path, *, fatal: list[str] | None = None, engraver_speed: float = 40) -> DataDir:
     """A demo till with a technician PIN, a USB folder and a fast engraver simulator."""
     from ui.pin import hash_pin
 
@@ -91,7 +91,7 @@ def make_till(root: Path, *, fatal: list[str] | None = None) -> DataDir:
     config.section("ui").update(
         technician_pin_hash=hash_pin(PIN, iterations=1000), usb_path=str(root.parent / "usb")
     )
-    config.section("hardware")["engraver"] = "sim://?speed=40"
+    config.section("hardware")["engraver"] = f"sim://?speed={engraver_speed:g}"
     if fatal is not None:
         config.section("selftest")["fatal"] = fatal
     ddir.save_config(config)

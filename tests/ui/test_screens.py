@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_every_screen_at_1280x800(xvfb, tmp_path):
-    ddir = make_till(tmp_path / "till", fatal=["log", "device_key", "disk"])
+    ddir = make_till(tmp_path / "till", fatal=["log", "device_key", "disk"], engraver_speed=4)
     k = Kiosk(xvfb, ddir, "1280x800")
     try:
         k.wait_text("verdict", "Ready to trade", timeout=20)
@@ -73,6 +73,13 @@ def test_every_screen_at_1280x800(xvfb, tmp_path):
         k.wait_screen("engrave")
         k.screenshot("engrave-ready")
         k.tap("engrave-start")
+        k.wait(lambda s: s.get("engraving", {}).get("state") == "streaming", 20, "streaming")
+        k.screenshot("engrave-running")
+        k.tap("engrave-cancel")
+        k.wait(lambda s: s.get("engraving", {}).get("state") == "cancelled", 20, "cancelled")
+        k.wait_text("engrave-status", "stopped")
+        k.screenshot("engrave-cancelled")
+        k.tap("engrave-start")  # the blank is replaced; the same order runs again
         k.wait(lambda s: s.get("engraving", {}).get("state") == "completed", 60, "engraving")
         k.screenshot("engrave-done")
 
@@ -104,7 +111,12 @@ def test_every_screen_at_1280x800(xvfb, tmp_path):
     assert [ln["sku"] for ln in sold[0].payload["lines"]] == ["CAFE", "BRATW", "POSTCARD"]
     assert sold[0].payload["promotions"][0]["id"] == "FIVEOFF"
     assert sold[1].payload["lines"][0]["personalisation"]["text"] == "FOR SAM"
-    assert [e.type for e in events(ddir) if e.type.startswith("engraving.")] == [
+    engraving = [e for e in events(ddir) if e.type.startswith("engraving.")]
+    assert [e.type for e in engraving] == [
+        "engraving.started",
+        "engraving.cancelled",
         "engraving.started",
         "engraving.completed",
     ]
+    cancelled = engraving[1].payload
+    assert cancelled["outcome"] == "cancelled" and cancelled["lines_acked"] < cancelled["total"]
