@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from appliance.till import Till
 from ui.testing import PIN, Kiosk, events, make_till
 
 pytestmark = pytest.mark.slow
@@ -120,3 +121,38 @@ def test_every_screen_at_1280x800(xvfb, tmp_path):
     ]
     cancelled = engraving[1].payload
     assert cancelled["outcome"] == "cancelled" and cancelled["lines_acked"] < cancelled["total"]
+
+
+def test_printer_out_of_paper_keeps_the_sale_and_queues_the_receipt(xvfb, tmp_path):
+    ddir = make_till(tmp_path / "till", fatal=["log"])
+    config = ddir.load_config()
+    config.section("hardware")["printer"] = "sim://?paper=out"
+    ddir.save_config(config)
+    k = Kiosk(xvfb, ddir, "800x480")
+    try:
+        k.wait_text("verdict", "Ready to trade", timeout=20)
+        k.tap("start-selling")
+        k.tap("sell-open-shift")
+        k.wait(lambda s: "sell-open-shift" not in s["widgets"], what="the shift to open")
+        k.tap("item-JAM-FR")
+        k.tap("pay")
+        k.wait_screen("pay")
+        k.tap("confirm")
+        k.wait_screen("receipt")
+        status = k.wait_text("print-status", "paper")
+        assert "b01010" in status  # shown in red
+        k.wait_text("reprint-queue", "Waiting to print: 1")
+        k.wait_text("st-printer", "Printer !")
+        k.wait(lambda s: not s["widgets"]["drain"]["disabled"], what="Print queued enabled")
+        k.wait_text("preview", "TOTAL")  # the screen still shows what the receipt says
+        k.screenshot("receipt-printer-out")
+        k.tap("drain")
+        k.wait_text("print-status", "paper")
+    finally:
+        k.stop()
+    sale = events(ddir, "sale.completed")
+    failed = events(ddir, "receipt.failed")
+    assert len(sale) == 1 and len(failed) == 2  # the sale stands; both attempts are recorded
+    assert all(e.seq > sale[0].seq for e in failed)
+    with Till.open(ddir) as till:
+        assert till.reprint_queue() == [sale[0].payload["receipt_no"]]
