@@ -85,7 +85,6 @@ class Agent:
         self.rate = float(self.store.get("rate_eps", "0") or 0) or None
         self.detail = "starting"
         self.stop = False
-        self.notified_ready = False
         self.last_state_write = 0.0
         self.last_state: dict[str, Any] = {}
         self.last_watchdog = 0.0
@@ -99,6 +98,7 @@ class Agent:
         self.attempts += 1
         self.next_attempt = now + delay
         self.detail = f"offline: {why}; retrying in {delay:.1f} s"
+        sdnotify.notify(f"STATUS={self.detail}")
         log.info("sync offline reason=%r retry_s=%.2f attempt=%d", why, delay, self.attempts)
 
     def _drop_client(self) -> None:
@@ -177,9 +177,7 @@ class Agent:
         self.attempts = 0
         self.inflight.clear()  # after any reconnect every unacked segment goes again
         self.detail = f"online: {self.cfg.broker.redacted()}"
-        if not self.notified_ready:
-            sdnotify.notify("READY=1")
-            self.notified_ready = True
+        sdnotify.notify(f"STATUS={self.detail}")
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
@@ -332,7 +330,8 @@ class Agent:
             self.unsealed_since = now if last < tail else None
 
     def _publish(self, now: float) -> None:
-        if not self.ready or self.client is None:
+        client = self.client
+        if not self.ready or client is None:
             return
         if any(now - sent > self.cfg.ack_timeout_s for sent in self.inflight.values()):
             log.info("sync ack timeout; resending %d unacked segments", len(self.queue))
@@ -347,7 +346,11 @@ class Agent:
                 continue
             if not self.inflight:
                 self.busy_since = now
-            self.client.publish(self.seg_topic, data, qos=1)
+            client.publish(self.seg_topic, data, qos=1)
+            if self.client is not client:
+                # paho ran on_disconnect inside publish (the socket write failed): the
+                # client is gone and every unacked segment goes again after reconnect.
+                break
             self.inflight[seg.id] = now
 
     # -- published state ---------------------------------------------------------------------
@@ -409,6 +412,10 @@ class Agent:
                 signal.signal(sig, self._request_stop)
             except ValueError:  # not the main thread (tests)
                 pass
+        # Ready as soon as the loop runs: offline is a till's normal state, and systemd
+        # must not hold the unit in "activating" (nor skip the watchdog) until a network
+        # appears. Online/offline goes to systemd as STATUS= lines.
+        sdnotify.notify("READY=1")
         try:
             while not self.stop:
                 now = time.monotonic()

@@ -188,6 +188,30 @@ def test_services_tell_systemd_ready_and_ping_the_watchdog(tmp_path, broker, db_
             sock.close()
 
 
+def test_an_offline_agent_is_ready_for_systemd_and_says_offline(tmp_path, region):
+    """Offline is a till's normal state: READY=1 and watchdog pings must not wait for a network."""
+    import socket
+
+    till = make_till(tmp_path, "t1", region)
+    with socket.socket() as probe:  # a port nobody listens on: the broker is unreachable
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "agent.notify"))
+    notify.settimeout(15)
+    agent = agent_proc(till, f"mqtt://127.0.0.1:{dead_port}")
+    agent.env.update(WATCHDOG_USEC="400000", NOTIFY_SOCKET=str(tmp_path / "agent.notify"))
+    agent.start()
+    try:
+        messages = [notify.recv(300) for _ in range(6)]
+    finally:
+        agent.stop()
+        notify.close()
+    assert b"READY=1" in messages, messages
+    assert messages.count(b"WATCHDOG=1") >= 1, messages
+    assert any(m.startswith(b"STATUS=offline") for m in messages), messages
+
+
 def test_a_segment_the_region_refuses_stays_queued_and_is_reported(
     tmp_path, broker, db_url, region
 ):
