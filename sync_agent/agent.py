@@ -209,12 +209,13 @@ class Agent:
             log.warning("sync ack for another device rejected device=%s", ack.device)
             return
         if ack.status == "ack":
-            self._acked(ack.segment)
+            self._acked(ack.segment, payload)
             return
         self._handle_nack(ack)
 
-    def _acked(self, seg_id: str) -> None:
-        newly = self.store.mark_acked(seg_id)
+    def _acked(self, seg_id: str, ack_bytes: bytes | None = None) -> None:
+        # ack_bytes: the verified signed ack, kept as the bundle's proof of storage
+        newly = self.store.mark_acked(seg_id, ack_bytes)
         sealed = self.store.by_id(seg_id)
         if sealed is None:
             return

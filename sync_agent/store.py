@@ -25,7 +25,8 @@ _DDL = [
         size      INTEGER NOT NULL,
         data      BLOB,
         sealed_ms INTEGER NOT NULL,
-        acked_ms  INTEGER
+        acked_ms  INTEGER,
+        ack       BLOB
     )""",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
@@ -54,6 +55,28 @@ class AgentStore:
         self.conn.execute("PRAGMA synchronous=FULL")
         for statement in _DDL:
             self.conn.execute(statement)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring an agent.db written by an older agent up to this schema, in place.
+
+        ``ack`` (the region's signed ack bytes, the inspection bundle's proof) came
+        after the first release. The check runs again inside the write transaction,
+        so two processes opening the same old file at once cannot both add it.
+        """
+        if self._has_ack_column():
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            if not self._has_ack_column():
+                self.conn.execute("ALTER TABLE segments ADD COLUMN ack BLOB")
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def _has_ack_column(self) -> bool:
+        return any(row[1] == "ack" for row in self.conn.execute("PRAGMA table_info(segments)"))
 
     def close(self) -> None:
         self.conn.close()
@@ -113,12 +136,15 @@ class AgentStore:
         ).fetchone()
         return Sealed(*row) if row else None
 
-    def mark_acked(self, seg_id: str) -> int:
+    def mark_acked(self, seg_id: str, ack: bytes | None = None) -> int:
         """Mark ``seg_id`` and every segment before it acked; return events newly acked.
 
         The edge stores a device's segments only in chain order, so its signed ack
         of a segment also proves every earlier one is stored (an earlier ack may
-        simply have been lost).
+        simply have been lost). ``ack`` is that signed ack exactly as received
+        (already verified against the region key): it is kept on ``seg_id``'s row,
+        in the same transaction, as the proof the inspection bundle exports. The
+        first ack kept for a segment stays (a later duplicate proves the same).
         """
         row = self.conn.execute("SELECT first_seq FROM segments WHERE id = ?", (seg_id,)).fetchone()
         if row is None:
@@ -135,11 +161,20 @@ class AgentStore:
                 "WHERE first_seq <= ? AND acked_ms IS NULL",
                 (_now_ms(), row[0]),
             )
+            if ack is not None:
+                self.conn.execute(
+                    "UPDATE segments SET ack = ? WHERE id = ? AND ack IS NULL", (ack, seg_id)
+                )
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
         return newly
+
+    def ack(self, seg_id: str) -> bytes | None:
+        """The region's signed ack kept for ``seg_id`` (None: none kept)."""
+        row = self.conn.execute("SELECT ack FROM segments WHERE id = ?", (seg_id,)).fetchone()
+        return bytes(row[0]) if row and row[0] is not None else None
 
     def rebase(self, seq: int, seg_id: str) -> None:
         """Adopt the edge's tip: drop local segments past ``seq``, continue from there."""
