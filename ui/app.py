@@ -1237,6 +1237,7 @@ class KioskApp(App):
         config.section("ui")["lang"] = lang
         self.data_dir.save_config(config)
         self.lang = lang
+        self.root.ids.status.show(getattr(self, "_status_info", {}))
         self.root.ids.sm.current_screen.refresh()
         self.mark_dirty()
 
@@ -1251,6 +1252,7 @@ class KioskApp(App):
             self.device_states = info["states"]
             self.sync = info["sync"]
             self.exposure = info["exposure_minor"]
+            self._status_info = info
             self.root.ids.status.show(info)
             self.facts["status"] = {
                 "online": bool(info["sync"].online),
