@@ -752,6 +752,26 @@ class RefundScreen(KScreen):
     def on_kv_post(self, *_: Any) -> None:  # noqa: ANN401
         self.ids.keypad.pressed = self.key
         self.receipt_no = 0
+        self._scanned = ""
+
+    # A handheld QR scanner in keyboard mode "types" the receipt's QR text and Enter.
+    def on_enter(self, *_: Any) -> None:  # noqa: ANN401
+        self._scanned = ""
+        Window.bind(on_textinput=self._scan_text, on_key_down=self._scan_key)
+
+    def on_leave(self, *_: Any) -> None:  # noqa: ANN401
+        Window.unbind(on_textinput=self._scan_text, on_key_down=self._scan_key)
+
+    def _scan_text(self, _window: Any, text: str) -> None:  # noqa: ANN401
+        if len(self._scanned) < 400:
+            self._scanned += text
+
+    def _scan_key(self, _window: Any, key: int, *_: Any) -> bool:  # noqa: ANN401
+        if key in (13, 271) and self._scanned:  # Enter / keypad Enter ends a scan
+            scanned, self._scanned = self._scanned, ""
+            self.find(scanned)
+            return True
+        return False
 
     def key(self, k: str) -> None:
         if k == "C":

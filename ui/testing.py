@@ -242,6 +242,15 @@ class Kiosk:
             self.tap(name)
             time.sleep(0.03)
 
+    def type_text(self, text: str) -> None:
+        """Real X key events, as a USB scanner or keyboard would send them ("\\n" = Enter)."""
+        lines = text.split("\n")
+        for index, line in enumerate(lines):
+            if line:
+                self._xdotool("type", "--delay", "4", line)
+            if index < len(lines) - 1:
+                self._xdotool("key", "Return")
+
     def keypad(self, digits: str, prefix: str = "key-") -> None:
         for ch in digits:
             self.tap(f"{prefix}{ch}")

@@ -140,6 +140,17 @@ def test_refund_part_of_a_sale_and_the_core_refuses_more(kiosk):
     kiosk.tap("refund-do")
     message = kiosk.wait_text("refund-message", "Refund refused")
     assert "only 1 of 2 sold are left" in message
+    # a handheld QR scanner (keyboard mode) types the receipt's QR text and Enter
+    from appliance import receipt_sig
+
+    kiosk.tap("key-C")
+    with Till.open(kiosk.ddir) as till:
+        payload = receipt_sig.receipt_qr_payload(till, sales(kiosk)[0])
+    kiosk.type_text(payload + "\n")
+    kiosk.wait_text("refund-number", f"Receipt no. {receipt}")
+    kiosk.wait_text("refund-message", "Choose what to refund")
+    kiosk.type_text(payload.replace("*ui-test*", "*elsewhere*") + "\n")
+    kiosk.wait_text("refund-message", "from till elsewhere")
 
     refunds = events(kiosk.ddir, "refund.issued")
     assert len(refunds) == 1
