@@ -53,3 +53,16 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+
+# The SD-card image (Debian bookworm arm64, Raspberry Pi 4/5): image-build/build.sh
+# installs the Debian packages it needs (mmdebstrap, qemu-user-static, mtools, ...) and
+# says which. Needs root. Output: image-build/out/tillbox-VERSION.img.xz (+ .sha256,
+# .manifest.txt). See docs/technician.md.
+image: $(STAMP)
+	image-build/build.sh
+
+# Build the image and boot it under QEMU with a provisioning file (slow; see
+# docs/performance-image.md). TILLBOX_IMAGE=FILE.img.xz boots an existing image instead.
+image-test: $(STAMP) system-deps
+	image-build/host-deps.sh boot
+	TILLBOX_IMAGE_TEST=1 $(BIN)/python -m pytest tests/image/test_boot.py -v -s
