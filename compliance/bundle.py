@@ -10,6 +10,8 @@ Layout (docs/formats.md, "Inspection bundle", has the exact bytes)::
     enrollment/<n>/exif.json   the EXIF of every photo, decoded
     sync/segments.jsonl        the sync agent's sealed segments (ids, chain, acked or not)
     sync/segments/*.tbsg       the signed bytes of segments the region has not acked yet
+    sync/acks/<id>.tbak        the region's signed acks, exactly as the agent received them
+    sync/region.pub            the region's public key from [sync] region_public_key
     sync/...                   any other file the sync agent keeps there, as found
     personal/<customer>.json   only with --include-personal-data
     index.html                 everything above, readable in a browser, offline
@@ -304,35 +306,48 @@ def _add_sync(data_dir: DataDir, tmp: Path, files: dict[str, Path]) -> dict[str,
     of the signed bytes, the previous segment's id, the seqs, when sealed and acked);
     segments the edge has not acked yet still hold their signed bytes, exported as
     ``sync/segments/<first_seq>-<id>.tbsg`` so their device signature can be checked.
+    The region's signed acks the agent kept are exported byte for byte as
+    ``sync/acks/<id>.tbak``, with the region's public key as ``sync/region.pub``: the
+    proof, checkable offline, that the region stored the till's segments.
     """
     import sqlite3
 
-    summary: dict[str, Any] = {"segments": 0, "acked": 0, "acked_seq": 0, "files": 0, "problem": ""}
+    summary: dict[str, Any] = {
+        "segments": 0,
+        "acked": 0,
+        "acked_seq": 0,
+        "acks": 0,
+        "ack_proven_seq": 0,
+        "files": 0,
+        "problem": "",
+    }
     for path in _iter_files(data_dir.sync_dir):
         if path.name.startswith(SYNC_DB) or path.name.endswith(SKIP_SYNC_SUFFIXES):
             continue
         files["sync/" + path.relative_to(data_dir.sync_dir).as_posix()] = path
         summary["files"] += 1
+    _add_region_key(data_dir, tmp, files, summary)
     db = data_dir.sync_dir / SYNC_DB
     if not db.is_file():
         return summary
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0)
         try:
+            # agent.db files from before acks were kept have no ack column (the agent
+            # adds it when it next starts; the export never writes to its database)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(segments)")}
+            ack_column = "ack" if "ack" in columns else "NULL"
             rows = conn.execute(
-                "SELECT first_seq, last_seq, id, prev, size, sealed_ms, acked_ms, data "
-                "FROM segments ORDER BY first_seq"
+                "SELECT first_seq, last_seq, id, prev, size, sealed_ms, acked_ms, data, "
+                f"{ack_column} FROM segments ORDER BY first_seq"
             ).fetchall()
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        summary["problem"] = f"the sync agent's database could not be read ({exc})"
-        note = tmp / "sync-note.txt"
-        note.write_text(summary["problem"] + "\n")
-        files["sync/export-note.txt"] = note
+        _sync_note(tmp, files, summary, f"the sync agent's database could not be read ({exc})")
         return summary
     lines = []
-    for first, last, seg_id, prev, size, sealed_ms, acked_ms, data in rows:
+    for first, last, seg_id, prev, size, sealed_ms, acked_ms, data, ack in rows:
         record = {
             "first_seq": first,
             "last_seq": last,
@@ -342,6 +357,7 @@ def _add_sync(data_dir: DataDir, tmp: Path, files: dict[str, Path]) -> dict[str,
             "sealed_ms": sealed_ms,
             "acked_ms": acked_ms,
             "file": "",
+            "ack": "",
         }
         if data:
             name = f"sync/segments/{first:012d}-{seg_id}.tbsg"
@@ -349,6 +365,14 @@ def _add_sync(data_dir: DataDir, tmp: Path, files: dict[str, Path]) -> dict[str,
             target.write_bytes(bytes(data))
             files[name] = target
             record["file"] = name
+        if ack:
+            name = f"sync/acks/{seg_id}.tbak"
+            target = tmp / f"ack-{first}.tbak"
+            target.write_bytes(bytes(ack))
+            files[name] = target
+            record["ack"] = name
+            summary["acks"] += 1
+            summary["ack_proven_seq"] = max(summary["ack_proven_seq"], last)
         lines.append(canonical_bytes(record) + b"\n")
         summary["segments"] += 1
         if acked_ms is not None:
@@ -358,6 +382,31 @@ def _add_sync(data_dir: DataDir, tmp: Path, files: dict[str, Path]) -> dict[str,
     target.write_bytes(b"".join(lines))
     files["sync/segments.jsonl"] = target
     return summary
+
+
+def _sync_note(tmp: Path, files: dict[str, Path], summary: dict[str, Any], text: str) -> None:
+    """Say in the bundle itself why a sync record is missing (never fail the export)."""
+    summary["problem"] = f"{summary['problem']}; {text}" if summary["problem"] else text
+    note = tmp / "sync-note.txt"
+    note.write_text(summary["problem"] + "\n")
+    files["sync/export-note.txt"] = note
+
+
+def _add_region_key(
+    data_dir: DataDir, tmp: Path, files: dict[str, Path], summary: dict[str, Any]
+) -> None:
+    """``sync/region.pub``: the key the acks are checked with, as the agent reads it."""
+    value = str(data_dir.load_config().section("sync").get("region_public_key") or "")
+    if not value:
+        return
+    try:
+        region = keys.load_verify_key(value)
+    except TillError as exc:
+        _sync_note(tmp, files, summary, f"[sync] region_public_key is unusable ({exc})")
+        return
+    target = tmp / "region.pub"
+    target.write_text(region.encode().hex() + "\n")
+    files["sync/region.pub"] = target
 
 
 def _sha256_file(path: Path) -> tuple[str, int]:

@@ -214,14 +214,32 @@ def cmd_inspect_verify(args: argparse.Namespace) -> int:
     expected = None
     if args.public_key is not None:
         expected = load_verify_key(args.public_key).encode().hex()
+    region = None
+    if args.region_key is not None:
+        region = load_verify_key(args.region_key).encode().hex()
     show = args.progress or (sys.stderr.isatty() and not args.json)
-    verdict = verify_bundle(args.file, public_key=expected, progress=_Bar() if show else None)
+    verdict = verify_bundle(
+        args.file, public_key=expected, region_key=region, progress=_Bar() if show else None
+    )
     if verdict.ok:
         text = (
             f"VERDICT: INTACT. device {verdict.device_id}, {verdict.files} files, "
             f"{verdict.events} events (seq {verdict.first_seq}-{verdict.last_seq}) chained, "
             f"{verdict.receipts} receipt signatures valid"
         )
+        if verdict.acks:
+            text += (
+                f"\nregion: {verdict.acks} signed acks valid (region key "
+                f"{verdict.region_key[:16]}...): the region stored this till's log "
+                f"through seq {verdict.acked_seq}"
+            )
+            if args.region_key is None:
+                text += (
+                    "\nnote: acks checked against the region key inside the bundle; pass "
+                    "--region-key with the region's own key to prove which region signed them"
+                )
+        else:
+            text += "\nregion: no signed acks in the bundle (the till has not synced)"
         if args.public_key is None:
             text += (
                 "\nnote: checked against the key inside the bundle; pass --public-key "
@@ -436,6 +454,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="HEX",
         help="the device key (64 hex digits or a key file) from the region's registry; "
         "without it the bundle's own key is used",
+    )
+    p.add_argument(
+        "--region-key",
+        metavar="HEX",
+        help="the region's public key (64 hex digits or a key file) to check the "
+        "region's signed acks with; without it the bundle's sync/region.pub is used",
     )
     p.add_argument(
         "--progress",

@@ -120,6 +120,12 @@ def render(
             f"acknowledged by the region (every event up to seq "
             f"{sync['acked_seq']} is stored there); see sync/segments.jsonl.</p>"
         )
+        if sync.get("acks"):
+            parts.append(
+                f"<p>{sync['acks']} of those acknowledgements are kept as the region's "
+                f"signed acks (sync/acks/, checked with sync/region.pub): they prove "
+                f"every event up to seq {sync['ack_proven_seq']} reached the region.</p>"
+            )
     else:
         parts.append("<p>No sync records on this till (it has not synced yet, or sync is off).</p>")
     if sync.get("problem"):

@@ -12,7 +12,13 @@ Order of checks (each needs the previous one to mean anything):
 6. receipts.jsonl: one entry per sale/refund event, each payload recomputed from
    its event (fields and previous-receipt hash) and its signature verified;
 7. selftest.jsonl: exactly the selftest.recorded lines of events.jsonl;
-8. enrollment manifests: signature by the same key, every referenced file's hash.
+8. enrollment manifests: signature by the same key, every referenced file's hash;
+9. unacked sync segments: id = SHA-256, signed by the device key;
+10. the region's signed acks (sync/acks/*.tbak): each verifies with the region key
+    (``--region-key``, else sync/region.pub), is a positive ack for this device, and
+    names a segment in sync/segments.jsonl with the same seqs; the verdict states the
+    highest seq they prove stored (``acked_seq``);
+11. the zip container is the canonical one.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from appliance.chain import Event
 from appliance.receipt_sig import RECEIPT_TYPES, fields_for_event, parse_payload
 from compliance import zipcanon
 from compliance.bundle import FORMAT, MANIFEST, SELFTEST_TYPE, SIGNATURE
+from sync_agent import wire
 
 Progress = Callable[[int, int], None]
 # canonical JSON's encoder without the value check (section 1); only for checked values
@@ -75,6 +82,9 @@ class Verdict:
     receipts: int = 0
     first_seq: int = 0
     last_seq: int = 0
+    acks: int = 0  # region-signed acks checked
+    acked_seq: int = 0  # the highest seq those acks prove the region stored (0: none)
+    region_key: str = ""  # the key they were checked with (hex)
     checks: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -88,6 +98,9 @@ class Verdict:
             "receipts": self.receipts,
             "first_seq": self.first_seq,
             "last_seq": self.last_seq,
+            "acks": self.acks,
+            "acked_seq": self.acked_seq,
+            "region_key": self.region_key,
             "checks": self.checks,
         }
 
@@ -115,12 +128,20 @@ def _json_line(name: str, number: int, raw: bytes) -> dict[str, Any]:
 
 
 def verify_bundle(
-    path: Path, *, public_key: str | None = None, progress: Progress | None = None
+    path: Path,
+    *,
+    public_key: str | None = None,
+    region_key: str | None = None,
+    progress: Progress | None = None,
 ) -> Verdict:
-    """Run every check; ``ok`` False with the first problem, never an exception."""
+    """Run every check; ``ok`` False with the first problem, never an exception.
+
+    ``public_key``/``region_key`` (hex) are the device's and the region's keys as the
+    inspector knows them; without them the keys inside the bundle are used.
+    """
     verdict = Verdict(False)
     try:
-        _verify(Path(path), public_key, progress, verdict)
+        _verify(Path(path), public_key, region_key, progress, verdict)
     except Problem as exc:
         verdict.problem = str(exc)
         return verdict
@@ -139,7 +160,11 @@ def verify_bundle(
 
 
 def _verify(
-    path: Path, expected_key: str | None, progress: Progress | None, verdict: Verdict
+    path: Path,
+    expected_key: str | None,
+    expected_region: str | None,
+    progress: Progress | None,
+    verdict: Verdict,
 ) -> None:
     if not path.is_file():
         raise Problem(f"no file at {path}; give the path of the bundle .zip")
@@ -182,8 +207,10 @@ def _verify(
         verdict.checks.append("self-test history")
         _enrollments(zf, manifest, key)
         verdict.checks.append("enrollment manifests")
-        _segments(zf, key, names)
+        records = _segments(zf, key, names)
         verdict.checks.append("sync segments")
+        _acks(zf, manifest, names, records, expected_region, verdict)
+        verdict.checks.append("region acks")
         _container(path, [*sorted(set(names) - {MANIFEST, SIGNATURE}), MANIFEST, SIGNATURE], crcs)
         verdict.checks.append("zip container")
         meter.finish()
@@ -404,12 +431,17 @@ def _enrollments(zf: zipfile.ZipFile, manifest: dict[str, Any], key: VerifyKey) 
 SEGMENT_MAGIC = b"TBSG"  # the sync agent's signed segment (docs/formats.md, segments)
 
 
-def _segments(zf: zipfile.ZipFile, key: VerifyKey, names: list[str]) -> None:
-    """Each exported unacked segment: its id is its SHA-256 and the device signed it."""
+def _segments(zf: zipfile.ZipFile, key: VerifyKey, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Each exported unacked segment: its id is its SHA-256 and the device signed it.
+
+    Returns the segments.jsonl records by segment id (for the ack check).
+    """
+    records: dict[str, dict[str, Any]] = {}
     if "sync/segments.jsonl" not in names:
-        return
+        return records
     for number, raw in _lines(zf, "sync/segments.jsonl"):
         record = _json_line("sync/segments.jsonl", number, raw)
+        records[str(record.get("id"))] = record
         if not record.get("file"):
             continue
         if record["file"] not in names:
@@ -425,6 +457,95 @@ def _segments(zf: zipfile.ZipFile, key: VerifyKey, names: list[str]) -> None:
             raise Problem(
                 f"{record['file']}: the segment is not signed by this device's key"
             ) from None
+    return records
+
+
+ACK_DIR = "sync/acks/"
+REGION_PUB = "sync/region.pub"
+
+
+def _region_key(
+    zf: zipfile.ZipFile, names: list[str], expected: str | None, first_ack: str
+) -> VerifyKey:
+    """The region key the acks must verify with: the inspector's, else the bundle's."""
+    stated = None
+    if REGION_PUB in names:
+        stated = zf.read(REGION_PUB).decode("ascii", "replace").strip().lower()
+    if expected is not None:
+        expected = expected.strip().lower()
+        if stated is not None and stated != expected:
+            raise Problem(
+                f"{REGION_PUB} is key {stated[:16]}..., not the expected region key "
+                f"{expected[:16]}...: the acks were not signed by that region"
+            )
+        stated = expected
+    if stated is None:
+        raise Problem(
+            f"{first_ack} cannot be checked: the bundle has no {REGION_PUB}; "
+            "pass --region-key with the region's public key"
+        )
+    try:
+        return VerifyKey(bytes.fromhex(stated))
+    except (ValueError, TypeError):
+        raise Problem(f"the region key {stated[:16]}... is not 64 hex digits") from None
+
+
+def _acks(
+    zf: zipfile.ZipFile,
+    manifest: dict[str, Any],
+    names: list[str],
+    records: dict[str, dict[str, Any]],
+    expected_region: str | None,
+    verdict: Verdict,
+) -> None:
+    """The region's signed acks: the proof that it stored the till's segments.
+
+    The region stores a device's segments only in chain order, so an ack of a
+    segment proves every earlier one stored too: the verdict's ``acked_seq`` is
+    the highest ``last_seq`` a valid ack names.
+    """
+    for record in records.values():
+        if record.get("ack") and record["ack"] not in names:
+            raise Problem(f"{record['ack']} is listed in sync/segments.jsonl but missing")
+    acks = sorted(n for n in names if n.startswith(ACK_DIR) and n.endswith(".tbak"))
+    if not acks:
+        if expected_region is not None or REGION_PUB in names:
+            verdict.region_key = _region_key(zf, names, expected_region, "").encode().hex()
+        return
+    key = _region_key(zf, names, expected_region, acks[0])
+    verdict.region_key = key.encode().hex()
+    device = manifest["device_id"]
+    for name in acks:
+        try:
+            ack = wire.open_ack(zf.read(name), key)
+        except wire.WireError as exc:
+            if exc.reason == "bad_signature":
+                raise Problem(
+                    f"{name}: the ack's signature does not verify with the region key "
+                    f"{verdict.region_key[:16]}... (altered, or signed by another key)"
+                ) from None
+            raise Problem(f"{name} is not a region ack ({exc})") from None
+        if ack.status != "ack":
+            raise Problem(f"{name} is a NACK ({ack.reason}), not proof of storage")
+        if ack.device != device:
+            raise Problem(f"{name} is an ack for device {ack.device}, not {device}")
+        record = records.get(ack.segment)
+        if record is None:
+            raise Problem(
+                f"{name} acks segment {ack.segment[:16]}..., which sync/segments.jsonl "
+                "does not list"
+            )
+        if name != f"{ACK_DIR}{ack.segment}.tbak" or record.get("ack") != name:
+            raise Problem(f"{name} is filed under another segment than the one it acks")
+        if (ack.first_seq, ack.last_seq) != (record.get("first_seq"), record.get("last_seq")):
+            raise Problem(
+                f"{name} acks seqs {ack.first_seq}-{ack.last_seq}; sync/segments.jsonl "
+                f"says that segment holds {record.get('first_seq')}-{record.get('last_seq')}"
+            )
+        if record.get("acked_ms") is None:
+            raise Problem(f"{name} acks a segment sync/segments.jsonl lists as not acked")
+        verdict.acks += 1
+        verdict.acked_seq = max(verdict.acked_seq, ack.last_seq)
 
 
 def _container(path: Path, order: list[str], crcs: dict[str, tuple[int, int]]) -> None:

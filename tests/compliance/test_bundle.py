@@ -84,9 +84,11 @@ def test_intact_bundle_verifies_with_every_check(bundle, enrolled):
         "self-test history",
         "enrollment manifests",
         "sync segments",
+        "region acks",
         "zip container",
     ]
     assert verdict.receipts == 4 and verdict.events == 8
+    assert (verdict.acks, verdict.acked_seq) == (0, 0)  # never synced: nothing claimed
     assert progress[-1][0] == progress[-1][1] > 0
     with zipfile.ZipFile(bundle) as zf:
         names = zf.namelist()
