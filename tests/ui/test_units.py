@@ -336,3 +336,25 @@ def test_status_poll_reports_sync_state_battery_and_records_power_events(till):
     assert info["states"]["gpio"].detail["on_battery"] is True
     assert info["gpio_events"] >= 1
     assert [e.type for e in till.log.events()][-1] == "power.lost"
+
+
+def test_the_committed_screenshots_cover_every_screen_the_suite_shoots():
+    """docs/screenshots holds each screenshot the flows take, at the size they take it."""
+    here = Path(__file__).parent
+    docs = here.parents[1] / "docs" / "screenshots"
+    wanted = set()
+    for test_file, size in (("test_flows.py", "800x480"), ("test_screens.py", None)):
+        text = (here / test_file).read_text()
+        if size is None:  # the tour is 1280x800; its last test runs at 800x480
+            tour, _, rest = text.partition("def test_printer_out_of_paper")
+            wanted |= {f"{n}-1280x800.png" for n in re.findall(r'screenshot\("([^"]+)"\)', tour)}
+            wanted |= {f"{n}-800x480.png" for n in re.findall(r'screenshot\("([^"]+)"\)', rest)}
+        else:
+            wanted |= {f"{n}-{size}.png" for n in re.findall(r'screenshot\("([^"]+)"\)', text)}
+    assert len(wanted) > 30
+    missing = sorted(n for n in wanted if not (docs / n).is_file())
+    assert not missing, (
+        f"refresh with TILLBOX_SCREENSHOTS_DIR=docs/screenshots pytest tests/ui: {missing}"
+    )
+    linked = set(re.findall(r"screenshots/([\w.-]+\.png)", (docs.parent / "ui.md").read_text()))
+    assert linked <= {p.name for p in docs.glob("*.png")}
