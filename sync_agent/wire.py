@@ -6,7 +6,7 @@ Three signed message kinds share one layout, so one small verifier covers all::
 
 The signature covers every byte before it, and is checked *before* anything
 else in the message is parsed (a receiver only needs to know which public key
-to try, which it takes from the MQTT topic). docs/formats-sync.md gives the
+to try, which it takes from the MQTT topic). docs/formats.md (section 4) gives the
 exact layout and test vectors; nothing in this module is needed to reproduce
 them.
 

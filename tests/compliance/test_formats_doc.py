@@ -1,4 +1,4 @@
-"""docs/formats-compliance.md cannot drift: its vectors are recomputed and verified here."""
+"""docs/formats.md (section 5) cannot drift: its vectors are recomputed and verified here."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from appliance import receipt_sig as rs
 from compliance import zipcanon
 from compliance.verify import verify_bundle
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "formats-compliance.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "formats.md"
 SEED = bytes(range(32))
 
 
@@ -84,7 +84,7 @@ def test_smallest_bundle_from_the_doc_verifies(tmp_path):
 
 def _reference_verifier() -> str:
     match = re.search(r"\*\*Reference verifier\.\*\*.*?```python\n(.*?)```", DOC.read_text(), re.S)
-    assert match, "the reference verifier is missing from docs/formats-compliance.md"
+    assert match, "the reference verifier is missing from docs/formats.md (section 5)"
     return match.group(1)
 
 

@@ -15,7 +15,7 @@ from nacl.signing import SigningKey
 from appliance import receipt_sig as rs
 from appliance.till import Till
 
-# The vector in docs/formats-compliance.md: seed bytes 00..1f, these fields.
+# The vector in docs/formats.md (section 5): seed bytes 00..1f, these fields.
 SEED = bytes(range(32))
 PUB = "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
 PREV = hashlib.sha256(b"previous receipt event").hexdigest()

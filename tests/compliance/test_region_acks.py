@@ -24,9 +24,9 @@ from compliance.verify import verify_bundle
 from sync_agent import wire
 from sync_agent.store import AgentStore
 
-REGION = SigningKey(bytes(range(32, 64)))  # the region seed of docs/formats-sync.md
+REGION = SigningKey(bytes(range(32, 64)))  # the region seed of docs/formats.md (section 4)
 REGION_PUB = REGION.verify_key.encode().hex()
-DOC = Path(__file__).resolve().parents[2] / "docs" / "formats-compliance.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "formats.md"
 
 
 def seal_ack(key: SigningKey, device: str, seg_id: str, first: int, last: int) -> bytes:
@@ -95,7 +95,7 @@ def forge(src: Path, dst: Path, ddir: DataDir, change) -> None:
 
 def reference_verifier(tmp_path: Path) -> Path:
     match = re.search(r"\*\*Reference verifier\.\*\*.*?```python\n(.*?)```", DOC.read_text(), re.S)
-    assert match, "the reference verifier is missing from docs/formats-compliance.md"
+    assert match, "the reference verifier is missing from docs/formats.md (section 5)"
     script = tmp_path / "verify.py"
     script.write_text(match.group(1))
     return script

@@ -1,4 +1,4 @@
-"""The wire formats, byte for byte: the test vectors of docs/formats-sync.md.
+"""The wire formats, byte for byte: the test vectors of docs/formats.md (section 4).
 
 The vectors are checked twice: against ``sync_agent.wire`` and against a
 from-scratch reader below that uses only hashlib, zlib, json and PyNaCl, as
@@ -73,7 +73,7 @@ UPDATE_HEX = (
 
 
 def vector_events() -> list[Event]:
-    """Two events with every field fixed (docs/formats-sync.md, "Test vectors")."""
+    """Two events with every field fixed (docs/formats.md (section 4), "Test vectors")."""
     out, prev = [], GENESIS_HASH
     payloads = [
         ("device.initialised", {"device_id": "t1", "public_key": DEVICE_PUB, "tenant": "demo"}),
@@ -246,7 +246,7 @@ def test_signed_garbage_is_malformed_not_a_crash():
 def test_the_documented_vectors_are_these():
     from pathlib import Path
 
-    doc = Path(__file__).parents[2] / "docs" / "formats-sync.md"
+    doc = Path(__file__).parents[2] / "docs" / "formats.md"
     text = doc.read_text()
     blocks = ["".join(b.split()) for b in text.split("```")[1::2]]
     for hex_text in (SEGMENT_NONE_HEX, ACK_HEX, UPDATE_HEX):
