@@ -5,9 +5,12 @@ BIN    := $(VENV)/bin
 DATA   ?= data
 STAMP  := $(VENV)/.installed-stamp
 
-# Debian packages the test suite needs (a real broker, a real X server, unit checks).
+# Debian packages the test suite needs: a real broker (mosquitto, openssl for its TLS
+# test), a real X server with real input events for the kiosk (xvfb, xdotool, Mesa GL,
+# mtdev for Kivy), systemd-analyze for the units, fonts for the receipt preview.
 # `make test` installs the missing ones with apt-get and says which.
-SYSTEM_PACKAGES ?= mosquitto xvfb systemd
+SYSTEM_PACKAGES ?= mosquitto openssl xvfb xdotool libgl1 libegl1 libgl1-mesa-dri libmtdev1 \
+	systemd fonts-dejavu-core
 
 .PHONY: run test lint format bench system-deps venv clean image image-test
 
@@ -33,8 +36,18 @@ system-deps:
 	fi
 
 # The kiosk with simulated hardware on the embedded SQLite log, in ./$(DATA).
+# The first run creates a demo till: demo catalog, an enrollment with a permit "scanned"
+# by the simulated camera (so the self-test passes), and technician PIN 0000.
 run: $(STAMP)
-	@test -f $(DATA)/tillbox.toml || $(BIN)/tillbox init --data-dir $(DATA) --device-id demo-till --demo
+	@if [ ! -f $(DATA)/tillbox.toml ]; then \
+	  $(BIN)/tillbox init --data-dir $(DATA) --device-id demo-till --demo && \
+	  $(BIN)/tillbox enroll --data-dir $(DATA) --operator "Demo Operator" \
+	    --business "Riverside Makers' Stall" --permit "market-trading:DEMO-PERMIT-2026:2030-12-31:camera" \
+	    --photo "stall:camera" --attestation "Demo till: electrical set-up checked by the operator." \
+	    --confirm --no-labels && \
+	  echo 0000 | $(BIN)/tillbox kiosk --data-dir $(DATA) --set-technician-pin && \
+	  echo "make: demo till created in $(DATA)/ (technician PIN 0000)"; \
+	fi
 	$(BIN)/tillbox kiosk --data-dir $(DATA)
 
 lint: $(STAMP)
@@ -50,6 +63,10 @@ test: $(STAMP) system-deps lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/commit.py
+	$(BIN)/python hil/bench_streaming.py
+	$(BIN)/python bench/drain.py
+	$(BIN)/python bench/compliance_bundle.py
+	$(BIN)/python bench/ui.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
