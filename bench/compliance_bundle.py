@@ -1,7 +1,7 @@
 """Compliance figures: receipt signing, bundle export and verify on a log of N sales.
 
 Run: .venv/bin/python bench/compliance_bundle.py [N]   (default 5000 sales)
-Prints figures; docs/performance-compliance.md records them with the machine.
+Prints figures; docs/performance.md records them with the machine.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ store committed: a crash at any point means the broker delivers it again.
 
 (A variant that parsed on paho's thread and committed on a writer thread was
 measured: no faster on 2 cores and ~10 % more CPU, so the simple form stays;
-docs/performance-sync.md.)
+docs/performance.md.)
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ class Store:
             conn.execute("PRAGMA synchronous=FULL")  # an ack promises the segment is on disk
             # A region server has memory: keep the idempotency-key index (random UUIDs) in
             # cache and checkpoint the WAL in big steps; without this, ingest slows ~2x by
-            # 100,000 events (measured, docs/performance-sync.md).
+            # 100,000 events (measured, docs/performance.md).
             conn.execute("PRAGMA cache_size=-131072")
             conn.execute("PRAGMA wal_autocheckpoint=20000")
             conn.executescript(_TABLES.format(serial="INTEGER PRIMARY KEY", blob="BLOB"))
