@@ -71,9 +71,11 @@ class DataDir:
 
     def require(self) -> DataDir:
         if not self.exists() and self.log_path.exists():
-            raise TillError(f"an earlier `tillbox init` in {self.root} was interrupted (no "
-                            "tillbox.toml); remove the folder's log.db and keys/ and run "
-                            "`tillbox init` again")
+            raise TillError(
+                f"an earlier `tillbox init` in {self.root} was interrupted (no "
+                "tillbox.toml); remove the folder's log.db and keys/ and run "
+                "`tillbox init` again"
+            )
         if not self.exists():
             raise TillError(
                 f"{self.root} is not a till data folder (no tillbox.toml); run "
