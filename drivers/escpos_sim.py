@@ -351,10 +351,11 @@ class EscposInterpreter:
                 callback()
 
     # -- output ----------------------------------------------------------------------------
-    def text_lines(self) -> list[str]:
+    def text_lines(self, blocks: list[Block] | None = None) -> list[str]:
+        """The paper as text lines; a cut shows as a line of dashes (``blocks``: a part)."""
         cols = self.columns
         out: list[str] = []
-        for block in self.blocks:
+        for block in self.blocks if blocks is None else blocks:
             if isinstance(block, Line):
                 width = cols // block.width
                 text = block.text
@@ -526,19 +527,23 @@ class PrinterSimulator:
             return "\n".join(self.interp.text_lines()) + ("\n" if self.interp.blocks else "")
 
     def receipts(self) -> list[str]:
-        """The rendered text split at each cut (the last piece may be uncut)."""
-        pieces, current = [], []
+        """The rendered text split at each paper cut (``GS V``); the last piece may be uncut.
+
+        Split on the cut blocks themselves, not on a line of dashes: receipts print dashed
+        rule lines of the full width too, and those are not cuts.
+        """
         with self._lock:
-            lines = self.interp.text_lines()
-        for line in lines:
-            if line == "-" * self.columns:
-                pieces.append("\n".join(current))
-                current = []
-            else:
-                current.append(line)
-        if any(x.strip() for x in current):
-            pieces.append("\n".join(current))
-        return pieces
+            blocks = list(self.interp.blocks)
+            pieces: list[list[Block]] = [[]]
+            for block in blocks:
+                if isinstance(block, Cut):
+                    pieces.append([])
+                else:
+                    pieces[-1].append(block)
+            texts = ["\n".join(self.interp.text_lines(piece)) for piece in pieces]
+        if not texts[-1].strip():  # nothing printed after the last cut
+            texts.pop()
+        return texts
 
     def render_png(self, path: str | os.PathLike[str], last_only: bool = False) -> Path:
         """Draw the paper as a PNG (the kiosk's receipt preview); written crash-safely."""

@@ -302,3 +302,23 @@ def test_simulator_serves_sequential_connections():
         assert sim.rendered_text() == "one\ntwo\n"
     finally:
         sim.stop()
+
+
+def test_receipts_split_at_the_paper_cut_not_at_dashed_rule_lines(till, sale, printer):
+    sim = printer.simulator
+    rule = "-" * sim.columns
+    # exact bytes: a dashed rule of the full width inside one receipt, then GS V 0 (cut)
+    printer.send(b"\x1b@first\n" + rule.encode() + b"\nstill first\n\x1dV\x00second\n")
+    wait_for(lambda: "second" in sim.rendered_text(), 5, "the bytes to reach the simulator")
+    assert sim.receipts() == [f"first\n{rule}\nstill first", "second"]
+
+    sim.clear()
+    print_sale_receipt(till, sale, printer, qr_payload="TB1*x")
+    refund = till.refund(sale.payload["receipt_no"], [("POSTCARD", 1)]).event
+    print_sale_receipt(till, refund, printer, qr_payload="TB1*y")
+    pieces = sim.receipts()
+    assert len(pieces) == 2  # two receipts, two cuts, despite the rules in each
+    assert rule in pieces[0] and rule in pieces[1]
+    assert pieces[0].count("TOTAL") == 1 and "[QR TB1*x]" in pieces[0]
+    assert "REFUND of receipt" in pieces[1] and "[QR TB1*y]" in pieces[1]
+    assert "REFUND" not in pieces[0]
