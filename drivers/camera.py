@@ -5,6 +5,14 @@ used; on Raspberry Pi OS it comes from ``python3-picamera2``, so the venv must b
 with ``--system-site-packages``), ``sim://`` (deterministic, recognisable test frames;
 ``sim://?missing=1`` behaves like a camera that is not connected), ``none://``.
 
+The simulated camera can be shown something, as if held in front of the lens: in
+process ``camera.show(image)`` (a PIL image, PNG/JPEG bytes or a path; ``None`` takes it
+away), and for a kiosk running as another process a *scene file* named in the URL,
+``sim://?scene=/path/scene.png``, read at every capture while it exists (replace it
+atomically: write a temporary file, then rename). What is shown is scaled to fit and
+composed into the middle of the test frame; with nothing shown the frame is the
+deterministic test image.
+
 EXIF is written with Pillow: Make/Model, DateTime and DateTimeOriginal (UTC, with
 OffsetTimeOriginal +00:00), BodySerialNumber = the till's device id,
 ImageDescription = the purpose (onboarding, inspection, permit), and the GPS IFD from
@@ -138,16 +146,67 @@ def read_gps(path: str | os.PathLike[str]) -> tuple[float, float] | None:
     )
 
 
+def _load_image(source: Any, what: str) -> Any:  # noqa: ANN401 - PIL.Image.Image
+    """A PIL image from an image, encoded bytes or a path; DeviceFault when unreadable."""
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(source, Image.Image):
+        return source.convert("RGB")
+    try:
+        if isinstance(source, bytes | bytearray):
+            with Image.open(io.BytesIO(source)) as img:
+                return img.convert("RGB")
+        with Image.open(Path(source)) as img:
+            return img.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise DeviceFault(
+            f"{what} is not a readable picture ({type(exc).__name__}); give a PNG or JPEG"
+        ) from None
+
+
 class SimCameraBackend:
-    """Deterministic frames: colour bars, a grid, the frame number and the device id."""
+    """Deterministic frames: colour bars, a grid and the frame number, plus what it is shown.
+
+    ``show(image)`` holds a picture in front of the lens (in process); ``scene`` is a file
+    that does the same across processes while it exists (``sim://?scene=PATH``).
+    """
 
     model = "tillbox sim camera"
 
-    def __init__(self, size: tuple[int, int] = (640, 480)) -> None:
+    def __init__(
+        self, size: tuple[int, int] = (640, 480), scene: str | os.PathLike[str] | None = None
+    ) -> None:
         self.size = size
         self.frames = 0
+        self.scene = Path(scene) if scene else None
+        self.shown: Any = None  # PIL.Image.Image held in front of the lens
+
+    def show(self, image: Any) -> None:  # noqa: ANN401 - PIL.Image | bytes | path | None
+        """Hold ``image`` in front of the lens until ``show(None)``."""
+        self.shown = None if image is None else _load_image(image, "the picture to show")
+
+    def _in_view(self) -> Any:  # noqa: ANN401
+        if self.shown is not None:
+            return self.shown
+        if self.scene is not None and self.scene.is_file():
+            return _load_image(self.scene, f"sim camera scene {self.scene}")
+        return None
 
     def capture(self) -> Any:  # noqa: ANN401 - PIL.Image.Image
+        img = self._test_frame()
+        subject = self._in_view()
+        if subject is not None:
+            # scaled to fit (keeping its shape) with a margin, in the middle of the frame
+            w, h = self.size
+            scale = min(w * 0.9 / subject.width, h * 0.9 / subject.height)
+            size = (max(1, round(subject.width * scale)), max(1, round(subject.height * scale)))
+            from PIL import Image
+
+            subject = subject.resize(size, Image.Resampling.LANCZOS)
+            img.paste(subject, ((w - size[0]) // 2, (h - size[1]) // 2))
+        return img
+
+    def _test_frame(self) -> Any:  # noqa: ANN401 - PIL.Image.Image
         from PIL import Image, ImageDraw, ImageFont
 
         self.frames += 1
@@ -250,7 +309,7 @@ class Camera:
             if u.option("missing") in ("1", "true", "yes"):
                 raise DeviceFault("no camera detected (simulated); check the ribbon cable")
             w, h = u.int_option("width", 640), u.int_option("height", 480)
-            self.backend = SimCameraBackend((w, h))
+            self.backend = SimCameraBackend((w, h), u.option("scene") or None)
         elif u.scheme == "picamera2":
             self.backend = Picamera2Backend()
         elif u.scheme == "none":
@@ -299,6 +358,16 @@ class Camera:
             lat,
             lon,
         )
+
+    def show(self, image: Any) -> None:  # noqa: ANN401 - PIL.Image | bytes | path | None
+        """``sim://`` only: hold a picture in front of the lens (``None`` takes it away)."""
+        with self._lock:
+            backend = self.open()
+            if not isinstance(backend, SimCameraBackend):
+                raise DeviceFault(
+                    f"camera {self.url} is a real camera; hold the picture in front of it"
+                )
+            backend.show(image)
 
     def close(self) -> None:
         if self.backend is not None:
