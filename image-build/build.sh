@@ -117,7 +117,9 @@ mv "$OUT/$NAME.img.xz.tmp" "$OUT/$NAME.img.xz"
 (cd "$OUT" && sha256sum "$NAME.img.xz" > "$NAME.img.xz.sha256")
 {
   echo "# tillbox $VERSION image manifest"
-  echo "# git $(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)"
+  dirty=$(git -C "$REPO" status --porcelain -- appliance drivers ui sync_agent edge compliance \
+    systemd image-build pyproject.toml 2>/dev/null | head -n1 || true)
+  echo "# git $(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)${dirty:+ plus uncommitted changes}"
   echo "# sources: ${sources[*]}"
   echo "# Debian packages (name version architecture)"
   cat "$WORK/manifest-debs.txt"

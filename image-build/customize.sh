@@ -13,7 +13,7 @@ in_root() {
   chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
     LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-0}" "$@"
 }
-say() { echo "customize: $*"; }
+say() { echo "customize [$(date +%T)]: $*"; }
 
 say "system files (image-build/rootfs) and the units (image-build/files.txt)"
 cp -a --no-preserve=ownership "$HERE/rootfs/." "$root/"

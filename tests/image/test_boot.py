@@ -3,6 +3,8 @@
 Slow (a cold build is many minutes on 2 cores; see docs/performance-image.md), so it
 runs only when asked: ``make image-test`` (TILLBOX_IMAGE_TEST=1). With
 TILLBOX_IMAGE=path/to/tillbox-X.img.xz it boots that image instead of building one.
+TILLBOX_QEMU_GPU=1 adds a virtio-gpu (KMS) device so the kiosk can try to start (software
+rendering under emulation is slow; the kiosk's state is printed, not asserted).
 
 What it checks, from outside the machine (the image file before and after the boot) and
 from inside (one TILLBOX-BOOTTEST line the probe unit prints on the serial console):
@@ -235,6 +237,8 @@ def test_image_builds_provisions_and_boots(image_xz: Path, tmp_path: Path, broke
         "-device",
         "virtio-net-pci,netdev=net,romfile=",
     ]
+    if os.environ.get("TILLBOX_QEMU_GPU"):  # a KMS device for the kiosk (software rendering)
+        cmd += ["-device", "virtio-gpu-pci,romfile="]
     started = time.monotonic()
     qemu = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     probe = None
