@@ -748,6 +748,8 @@ class RefundScreen(KScreen):
     number = StringProperty("")
     selected = BooleanProperty(False)
     error = BooleanProperty(False)
+    scanning = BooleanProperty(False)
+    SCAN_TIMEOUT_S = 15.0  # a camera that never answers must not leave the button dead
 
     def on_kv_post(self, *_: Any) -> None:  # noqa: ANN401
         self.ids.keypad.pressed = self.key
@@ -821,8 +823,40 @@ class RefundScreen(KScreen):
         self.say(t("Choose what to refund with +."))
 
     def scan(self) -> None:
+        """Capture and decode on a worker (never here); the answer comes back by the clock."""
+        if self.scanning:
+            return
+        self.scanning = True
+        self._scan_id = getattr(self, "_scan_id", 0) + 1
+        token = self._scan_id
         self.say(t("Hold the receipt's QR code in front of the camera..."))
-        app().hub.scan_receipt(self.find, lambda msg: self.say(msg, True))
+        Clock.schedule_once(lambda _dt: self._scan_timeout(token), self.SCAN_TIMEOUT_S)
+        app().hub.scan_receipt(
+            lambda text: self._scanned_qr(token, text),
+            lambda msg: self._scan_failed(token, msg),
+        )
+
+    def _scan_over(self, token: int) -> bool:
+        """True if this answer belongs to the scan in progress (a late one is dropped)."""
+        if not self.scanning or token != self._scan_id:
+            return False
+        self.scanning = False
+        return True
+
+    def _scanned_qr(self, token: int, text: str) -> None:
+        if self._scan_over(token):
+            self.find(text)
+
+    def _scan_failed(self, token: int, message: str) -> None:
+        if self._scan_over(token):
+            self.ids.lines.clear_widgets()
+            self.ids.sale.text = ""
+            self.selected = False
+            self.say(message, True)
+
+    def _scan_timeout(self, token: int) -> None:
+        if self._scan_over(token):
+            self.say(t("The camera did not answer; scan again or type the receipt number."), True)
 
     def rows(self) -> list[Any]:
         return list(reversed(self.ids.lines.children))

@@ -151,7 +151,6 @@ class DeviceHub:
         printer = self.printer()
         printer.last_send = None
         sim = getattr(self.devices.printer, "simulator", None)
-        before = len(sim.rendered_text()) if sim is not None else 0
         outcome = print_sale_receipt(till, event, printer, qr, reprint=reprint)
         handed = printer.last_send
         message = outcome.message
@@ -162,12 +161,10 @@ class DeviceHub:
                 message += f"; {exc}"
         preview = ""
         if outcome.ok and sim is not None:
-            # what reached the simulated paper since this receipt began (the last line is
-            # the simulator's mark for the cut)
-            preview = sim.rendered_text()[before:].rstrip("\n")
-            columns = getattr(sim, "columns", 48)
-            if preview.endswith("-" * columns):
-                preview = preview[:-columns].rstrip("\n")
+            # the simulated paper up to its last cut: this receipt (printing is serialised
+            # on this thread, so nothing else was cut in between)
+            pieces = sim.receipts()
+            preview = pieces[-1].rstrip("\n") if pieces else ""
         if not preview:
             preview = self.layout_text(till, event, reprint)
         return PrintReport(
@@ -288,9 +285,19 @@ class DeviceHub:
 
     # -- camera and export -----------------------------------------------------------------
     def scan_receipt(self, done: Callable[[str], None], failed: Callable[[str], None]) -> None:
-        """Capture a frame and decode a receipt QR in it; ``done`` gets the QR text."""
+        """Capture a frame and decode a receipt QR in it, on a worker; ``done`` gets the text.
+
+        Only the decoding happens here; what the text means (a receipt of this till, signed
+        with its key, a sale or a refund) is the session's job on the UI thread, the same
+        as for a handheld scanner's text.
+        """
 
         def work() -> str:
+            if not self.devices.configured("camera"):
+                raise TillError(
+                    "this till has no camera configured; type the receipt number, or set "
+                    "[hardware] camera in tillbox.toml"
+                )
             photo = self.devices.camera.capture(purpose="refund scan")
             return decode_qr(photo.data)
 
@@ -330,23 +337,45 @@ class DeviceHub:
 
 
 def decode_qr(image_bytes: bytes) -> str:
-    """The text of the first QR code in a JPEG/PNG, via zxing-cpp when it is installed."""
+    """The text of the receipt QR code in a JPEG/PNG (zxing-cpp); TillError when there is none.
+
+    With several codes in view a tillbox receipt payload (``TB1*...``) wins. A code that
+    zxing finds but cannot decode (blurred, creased, half in view) gets its own message,
+    so the cashier knows to hold it better rather than that there is nothing there.
+    """
     try:
         import zxingcpp  # type: ignore[import-not-found]
     except ImportError:
         raise TillError(
-            "this kiosk cannot read QR codes yet (the zxing-cpp package is not installed); "
-            "type the receipt number instead"
+            "this kiosk cannot read QR codes (the zxing-cpp package is missing; "
+            "reinstall tillbox); type the receipt number instead"
         ) from None
     import io
 
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    results = zxingcpp.read_barcodes(Image.open(io.BytesIO(image_bytes)))
-    for result in results:
-        if result.text:
-            return result.text
+    try:
+        with Image.open(io.BytesIO(image_bytes)) as img:
+            image = img.convert("L")
+    except (OSError, UnidentifiedImageError) as exc:
+        raise TillError(
+            f"the camera's picture could not be read ({type(exc).__name__}); scan again"
+        ) from None
+    results = zxingcpp.read_barcodes(
+        image, formats=zxingcpp.BarcodeFormat.QRCode, return_errors=True
+    )
+    texts = [r.text for r in results if r.valid and r.text]
+    for text in texts:
+        if text.startswith("TB1*"):
+            return text
+    if texts:
+        return texts[0]
+    if results:
+        raise TillError(
+            "a QR code is in view but could not be read; hold the receipt flat, "
+            "still and closer to the camera, then scan again"
+        )
     raise TillError(
-        "no receipt QR code in the picture; hold the receipt flat in front of "
-        "the camera, or type the receipt number"
+        "no QR code in view; hold the receipt's QR code in front of the camera and "
+        "scan again, or type the receipt number"
     )

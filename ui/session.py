@@ -155,27 +155,52 @@ class Session:
         """A sale by receipt number or by the text of its receipt QR code."""
         ref = text.strip()
         if "*" in ref:
-            from appliance import receipt_sig
-
-            try:
-                fields, _sig, _signed = receipt_sig.parse_payload(ref)
-            except ValueError as exc:
-                raise RuleViolation(
-                    f"that QR code is not a tillbox receipt ({exc}); type the "
-                    "receipt number instead"
-                ) from None
-            if fields.device_id != self.till.device_id:
-                raise RuleViolation(
-                    f"that receipt is from till {fields.device_id}, not this "
-                    f"one ({self.till.device_id}); refund it there"
-                )
-            if fields.kind != "S":
-                raise RuleViolation("that is a refund receipt; scan the sale's receipt")
-            ref = str(fields.receipt_no)
+            ref = str(self.receipt_from_qr(ref))
         if not ref.isdigit():
             raise RuleViolation("type the receipt number (digits only) or scan the receipt")
         event = self.till.find_sale(ref)
         return event.payload
+
+    def receipt_from_qr(self, payload: str) -> int:
+        """The sale's receipt number from a scanned receipt QR, after checking it is genuine.
+
+        Refused, each with its reason: not a tillbox receipt, a receipt of another till,
+        a signature that does not verify with this till's public key (altered or forged),
+        a refund receipt (a refund is not refunded again), and a receipt whose signed
+        fields differ from the sale this till logged under that number.
+        """
+        from appliance import receipt_sig
+
+        try:
+            fields, _sig, _signed = receipt_sig.parse_payload(payload)
+        except ValueError as exc:
+            raise RuleViolation(
+                f"that QR code is not a tillbox receipt ({exc}); type the receipt number instead"
+            ) from None
+        if fields.device_id != self.till.device_id:
+            raise RuleViolation(
+                f"that receipt is from till {fields.device_id}, not this "
+                f"one ({self.till.device_id}); refund it there"
+            )
+        check = receipt_sig.verify_receipt_payload(payload, self.till.public_key_hex())
+        if not check.ok:
+            raise RuleViolation(
+                f"receipt {fields.receipt_no} refused: its signature was not made by this "
+                "till (an altered or forged receipt); nothing was refunded"
+            )
+        if fields.kind != "S":
+            raise RuleViolation(
+                f"receipt {fields.receipt_no} is a refund receipt and cannot be refunded "
+                "again; scan the sale's receipt"
+            )
+        event = self.till.find_sale(fields.receipt_no)
+        prev = receipt_sig.previous_receipt_hash(self.till.log, event.seq, fields.receipt_no)
+        if receipt_sig.fields_for_event(event, prev) != fields:
+            raise RuleViolation(
+                f"receipt {fields.receipt_no} does not match sale {fields.receipt_no} in "
+                "this till's log; type the receipt number and check the sale"
+            )
+        return fields.receipt_no
 
     def refund(self, receipt_no: int, items: list[tuple[str, int]]) -> RefundResult:
         self.require_open_gate()
