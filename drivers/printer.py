@@ -240,7 +240,9 @@ class ReceiptPrinter:
             except DeviceFault:
                 raise
             except Exception as exc:  # escpos wraps OS errors in its own types
-                if type(exc).__name__ == "DeviceNotFoundError":  # escpos' USB lookup found none
+                # escpos reports a missing USB device and a refused TCP connection with the
+                # same exception type; only the USB case means "not plugged in".
+                if self.parsed.scheme == "usb" and type(exc).__name__ == "DeviceNotFoundError":
                     raise DeviceFault(
                         f"receipt printer at {self.where} is not connected (no such USB "
                         "device); plug it in and switch it on, or fix [hardware] printer"
