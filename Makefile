@@ -79,7 +79,7 @@ image: $(STAMP)
 	image-build/build.sh
 
 # Build the image and boot it under QEMU with a provisioning file (slow; see
-# docs/performance-image.md). TILLBOX_IMAGE=FILE.img.xz boots an existing image instead.
+# docs/performance.md). TILLBOX_IMAGE=FILE.img.xz boots an existing image instead.
 image-test: $(STAMP) system-deps
 	image-build/host-deps.sh boot
 	TILLBOX_IMAGE_TEST=1 $(BIN)/python -m pytest tests/image/test_boot.py -v -s

@@ -1,6 +1,6 @@
 """Build the SD-card image and boot it under QEMU with a provisioning file on the card.
 
-Slow (a cold build is many minutes on 2 cores; see docs/performance-image.md), so it
+Slow (a cold build is many minutes on 2 cores; see docs/performance.md), so it
 runs only when asked: ``make image-test`` (TILLBOX_IMAGE_TEST=1). With
 TILLBOX_IMAGE=path/to/tillbox-X.img.xz it boots that image instead of building one.
 TILLBOX_QEMU_GPU=1 adds a virtio-gpu (KMS) device so the kiosk can try to start (software
