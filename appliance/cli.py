@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 
 from appliance import __version__
-from appliance.cliutil import OneLineParser, add_data_dir, add_json, data_dir, emit
+from appliance.cliutil import OneLineParser, add_data_dir, data_dir, emit, till_command
 from appliance.errors import TillError
 
 
@@ -278,9 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
 
-    p = sub.add_parser("init", help="create a till: log, device key, config")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(sub, "init", help="create a till: log, device key, config")
     p.add_argument("--device-id", required=True, help="this till's id (names its MQTT topics)")
     p.add_argument("--tenant", default="demo", help="the merchant/region tenant (default demo)")
     p.add_argument("--demo", action="store_true", help="load a small demo catalog")
@@ -289,27 +287,19 @@ def build_parser() -> argparse.ArgumentParser:
     device = sub.add_parser("device", help="this device's identity").add_subparsers(
         dest="action", metavar="ACTION", parser_class=OneLineParser, required=True
     )
-    p = device.add_parser("show", help="device id and public key")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(device, "show", help="device id and public key")
     p.set_defaults(handler=cmd_device_show)
 
     catalog = sub.add_parser("catalog", help="items, prices, tax rates").add_subparsers(
         dest="action", metavar="ACTION", parser_class=OneLineParser, required=True
     )
-    p = catalog.add_parser("list", help="items with price, tax rate and stock")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(catalog, "list", help="items with price, tax rate and stock")
     p.set_defaults(handler=cmd_catalog_list)
-    p = catalog.add_parser("apply", help="apply a catalog JSON file (recorded in the log)")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(catalog, "apply", help="apply a catalog JSON file (recorded in the log)")
     p.add_argument("file", help="catalog JSON (items, tax_profiles, promotions)")
     p.set_defaults(handler=cmd_catalog_apply)
 
-    p = sub.add_parser("sale", help="record a sale (durable before it returns)")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(sub, "sale", help="record a sale (durable before it returns)")
     p.add_argument(
         "--item",
         action="append",
@@ -328,9 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=cmd_sale)
 
-    p = sub.add_parser("refund", help="refund a sale, whole or some items")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(sub, "refund", help="refund a sale, whole or some items")
     p.add_argument(
         "--sale", required=True, metavar="SALE_ID", help="the sale id or its receipt number"
     )
@@ -343,18 +331,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=cmd_refund)
 
-    p = sub.add_parser("shift", help="open or close a shift (close prints the Z report)")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(sub, "shift", help="open or close a shift (close prints the Z report)")
     p.add_argument("action", choices=["open", "close", "status"])
     p.set_defaults(handler=cmd_shift)
 
     log = sub.add_parser("log", help="check and export the event log").add_subparsers(
         dest="action", metavar="ACTION", parser_class=OneLineParser, required=True
     )
-    p = log.add_parser("verify", help="check the hash chain and the append-only guards")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(log, "verify", help="check the hash chain and the append-only guards")
     p.add_argument(
         "--since",
         type=int,
@@ -367,11 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_dir(p)
     p.add_argument("--since", type=int, default=0, metavar="SEQ", help="events after SEQ")
     p.set_defaults(handler=cmd_log_export)
-    p = log.add_parser(
-        "rebuild-check", help="rebuild stock, shifts and receipts from the log and compare"
+    p = till_command(
+        log, "rebuild-check", help="rebuild stock, shifts and receipts from the log and compare"
     )
-    add_data_dir(p)
-    add_json(p)
     p.set_defaults(handler=cmd_log_rebuild)
 
     for entry in sorted(entry_points(group="tillbox.commands"), key=lambda e: e.name):

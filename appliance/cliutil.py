@@ -34,6 +34,16 @@ def add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def till_command(
+    sub: argparse._SubParsersAction, name: str, **kwargs: Any
+) -> argparse.ArgumentParser:
+    """A subcommand that works on one till: it takes ``--data-dir`` and ``--json``."""
+    parser = sub.add_parser(name, **kwargs)
+    add_data_dir(parser)
+    add_json(parser)
+    return parser
+
+
 def data_dir(args: argparse.Namespace) -> DataDir:
     return DataDir.resolve(getattr(args, "data_dir", None))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from appliance.cliutil import OneLineParser, add_data_dir, add_json, data_dir, emit
+from appliance.cliutil import OneLineParser, add_json, data_dir, emit, till_command
 
 
 # -- selftest ------------------------------------------------------------------------------
@@ -359,13 +359,12 @@ def _sub(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this package's commands to the ``tillbox`` parser. Keep imports inside handlers."""
-    p = sub.add_parser(
+    p = till_command(
+        sub,
         "selftest",
         help="preflight self-test of devices, log, clock, key, "
         "permits; records the result in the log",
     )
-    add_data_dir(p)
-    add_json(p)
     p.add_argument("--only", metavar="CHECKS", help="comma-separated checks to run")
     p.add_argument(
         "--full",
@@ -381,13 +380,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(handler=cmd_selftest)
 
-    p = sub.add_parser(
+    p = till_command(
+        sub,
         "enroll",
         help="onboard the till: operator, permits, photos, "
         "attestation, asset tags; signed and logged",
     )
-    add_data_dir(p)
-    add_json(p)
     p.add_argument("--operator", help="operator's name")
     p.add_argument("--business", help="business name")
     p.add_argument("--registration", help="business registration / trader id")
@@ -419,20 +417,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_enroll)
 
     enrollment = _sub(sub.add_parser("enrollment", help="show or export the signed enrollment"))
-    p = enrollment.add_parser("show", help="the latest signed enrollment manifest")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(enrollment, "show", help="the latest signed enrollment manifest")
     p.set_defaults(handler=cmd_enrollment)
-    p = enrollment.add_parser("export", help="write the signed manifest for the region")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(enrollment, "export", help="write the signed manifest for the region")
     p.add_argument("--out", required=True, metavar="FILE", help="where to write it")
     p.set_defaults(handler=cmd_enrollment)
 
     inspect = _sub(sub.add_parser("inspect", help="inspection bundles: export and verify"))
-    p = inspect.add_parser("export", help="write a signed, self-verifying inspection bundle")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(inspect, "export", help="write a signed, self-verifying inspection bundle")
     p.add_argument("--out", required=True, metavar="FILE", help="the bundle .zip to write")
     p.add_argument(
         "--from", dest="date_from", metavar="YYYY-MM-DD", help="first day (UTC) of the period"
@@ -479,9 +471,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the device's public key: 64 hex digits or a file holding them (device.pub)",
     )
     p.set_defaults(handler=cmd_receipt_verify)
-    p = receipt.add_parser("show", help="the QR payload of a receipt (recomputed from the log)")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(receipt, "show", help="the QR payload of a receipt (recomputed from the log)")
     p.add_argument("receipt", help="the receipt number (or sale id)")
     p.add_argument("--refund", action="store_true", help="the number is a refund receipt")
     p.set_defaults(handler=cmd_receipt_show)
@@ -491,9 +481,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "privacy", help="customers' personal data: consent, encrypted storage, erasure"
         )
     )
-    p = privacy.add_parser("consent", help="record consent; prints the new customer id")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(privacy, "consent", help="record consent; prints the new customer id")
     p.add_argument(
         "--purpose",
         action="append",
@@ -504,21 +492,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sync", action="store_true", help="the data may be sent to the region")
     p.add_argument("--wording", help="the consent text shown to the customer (hashed)")
     p.set_defaults(handler=cmd_privacy)
-    p = privacy.add_parser("store", help="store personal data, encrypted with the customer key")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(privacy, "store", help="store personal data, encrypted with the customer key")
     p.add_argument("--customer", required=True)
     p.add_argument("--purpose", dest="store_purpose", required=True)
     p.add_argument("--field", action="append", metavar="NAME=VALUE")
     p.set_defaults(handler=cmd_privacy)
-    p = privacy.add_parser("show", help="decrypt a customer's data")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(privacy, "show", help="decrypt a customer's data")
     p.add_argument("--customer", required=True)
     p.set_defaults(handler=cmd_privacy)
-    p = privacy.add_parser("erase", help="crypto-shred: delete the customer's key")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(privacy, "erase", help="crypto-shred: delete the customer's key")
     p.add_argument("--customer", required=True)
     p.add_argument("--reason", default="customer request")
     p.set_defaults(handler=cmd_privacy)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from appliance.cliutil import OneLineParser, add_data_dir, add_json, data_dir, emit
+from appliance.cliutil import OneLineParser, data_dir, emit, till_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,14 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         dest="hw_command", metavar="COMMAND", required=True, parser_class=OneLineParser
     )
 
-    p = hw_sub.add_parser("list", help="each configured device, its URL and its state")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(hw_sub, "list", help="each configured device, its URL and its state")
     p.set_defaults(handler=cmd_list)
 
-    p = hw_sub.add_parser("print-test", help="print a test receipt (code pages, QR, cut)")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(hw_sub, "print-test", help="print a test receipt (code pages, QR, cut)")
     p.add_argument(
         "--preview",
         metavar="FILE.png",
@@ -39,9 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(handler=cmd_print_test)
 
-    p = hw_sub.add_parser("print-receipt", help="print (or reprint) one sale's or refund's receipt")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(
+        hw_sub, "print-receipt", help="print (or reprint) one sale's or refund's receipt"
+    )
     p.add_argument("--receipt", required=True, metavar="N", help="the receipt number")
     p.add_argument(
         "--preview",
@@ -50,20 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(handler=cmd_print_receipt)
 
-    p = hw_sub.add_parser("reprint", help="print every receipt whose printing failed")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(hw_sub, "reprint", help="print every receipt whose printing failed")
     p.set_defaults(handler=cmd_reprint)
 
-    p = hw_sub.add_parser("drawer", help="open the cash drawer (through the printer)")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(hw_sub, "drawer", help="open the cash drawer (through the printer)")
     p.add_argument("--reason", default="no sale", help="why it was opened (logged)")
     p.set_defaults(handler=cmd_drawer)
 
-    p = hw_sub.add_parser("engrave", help="engrave text with the laser, with progress")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(hw_sub, "engrave", help="engrave text with the laser, with progress")
     p.add_argument("--text", required=True, help="the text (\\n for a second line)")
     p.add_argument(
         "--material", default="wood", help="wood, leather or anodised-aluminium (default wood)"
@@ -83,9 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(handler=cmd_engrave)
 
-    p = hw_sub.add_parser("photo", help="take a geotagged photo to a JPEG file")
-    add_data_dir(p)
-    add_json(p)
+    p = till_command(hw_sub, "photo", help="take a geotagged photo to a JPEG file")
     p.add_argument("--out", required=True, metavar="FILE.jpg")
     p.add_argument(
         "--purpose", default="inspection", help="what it documents (onboarding, inspection, permit)"
