@@ -19,7 +19,6 @@ docs/performance.md.)
 from __future__ import annotations
 
 import logging
-import random
 import signal
 import time
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from edge.ingest import Ingestor
 from edge.store import Store
 from sync_agent import wire
 from sync_agent.config import BrokerURL
-from sync_agent.mqttc import connect_properties, make_client
+from sync_agent.mqttc import close_quietly, jittered_backoff_s, make_client, start_session
 
 log = logging.getLogger("tillbox.edge")
 
@@ -71,22 +70,14 @@ class EdgeService:
         self.last_watchdog = 0.0
 
     def _backoff(self, why: str) -> None:
-        ceiling = min(self.opts.backoff_max_s, self.opts.backoff_min_s * 2**self.attempts)
-        delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+        delay = jittered_backoff_s(self.attempts, self.opts.backoff_min_s, self.opts.backoff_max_s)
         self.attempts += 1
         self.next_attempt = time.monotonic() + delay
         log.info("edge offline reason=%r retry_s=%.2f", why, delay)
 
     def _drop(self) -> None:
         client, self.client, self.ready = self.client, None, False
-        if client is not None:
-            try:
-                sock = client.socket()
-                client.disconnect()
-                if sock is not None:
-                    sock.close()
-            except Exception:  # noqa: BLE001 - a dying connection may fail in any way
-                pass
+        close_quietly(client)
 
     def _connect(self) -> None:
         o = self.opts
@@ -106,13 +97,7 @@ class EdgeService:
         self.client = client
         self.connecting_since = time.monotonic()
         try:
-            client.connect(
-                o.broker.host,
-                o.broker.port,
-                keepalive=o.keepalive_s,
-                clean_start=False,
-                properties=connect_properties(o.session_expiry_s),
-            )
+            start_session(client, o.broker.host, o.broker.port, o.keepalive_s, o.session_expiry_s)
         except (OSError, ValueError) as exc:
             self._drop()
             self._backoff(f"cannot reach {o.broker.redacted()} ({exc.__class__.__name__})")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import signal
 import time
 from typing import Any
@@ -27,7 +26,7 @@ from appliance.errors import TillError
 from appliance.sync_state import SyncState
 from sync_agent import wire
 from sync_agent.config import SyncConfig
-from sync_agent.mqttc import connect_properties, make_client
+from sync_agent.mqttc import close_quietly, jittered_backoff_s, make_client, start_session
 from sync_agent.reader import LogReader
 from sync_agent.store import AgentStore, Sealed
 
@@ -93,8 +92,7 @@ class Agent:
     # -- connection ---------------------------------------------------------------------------
     def _backoff(self, now: float, why: str) -> None:
         """Schedule the next attempt: exponential, capped, with jitter (no thundering herd)."""
-        ceiling = min(self.cfg.backoff_max_s, self.cfg.backoff_min_s * 2**self.attempts)
-        delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+        delay = jittered_backoff_s(self.attempts, self.cfg.backoff_min_s, self.cfg.backoff_max_s)
         self.attempts += 1
         self.next_attempt = now + delay
         self.detail = f"offline: {why}; retrying in {delay:.1f} s"
@@ -105,14 +103,7 @@ class Agent:
         client, self.client = self.client, None
         self.connected = self.ready = False
         self.inflight.clear()
-        if client is not None:
-            try:
-                sock = client.socket()
-                client.disconnect()
-                if sock is not None:
-                    sock.close()
-            except Exception:  # noqa: BLE001 - a dying connection may fail in any way
-                pass
+        close_quietly(client)
 
     def _connect(self, now: float) -> None:
         cfg = self.cfg
@@ -133,12 +124,8 @@ class Agent:
         self.client = client
         self.connecting_since = now
         try:
-            client.connect(
-                cfg.broker.host,
-                cfg.broker.port,
-                keepalive=cfg.keepalive_s,
-                clean_start=False,
-                properties=connect_properties(cfg.session_expiry_s),
+            start_session(
+                client, cfg.broker.host, cfg.broker.port, cfg.keepalive_s, cfg.session_expiry_s
             )
         except (OSError, ValueError) as exc:
             self._drop_client()
