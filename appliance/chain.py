@@ -10,7 +10,6 @@ and gives test vectors; nothing here needs this package to be reproduced.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,14 +173,3 @@ class ChainVerifier:
 
     def report(self) -> ChainReport:
         return self.failure or ChainReport(True, self.checked, self.expected_seq - 1, self.prev)
-
-
-def verify_chain(
-    events: Iterable[Event], *, start_prev_hash: str = GENESIS_HASH, start_seq: int = 1
-) -> ChainReport:
-    """Verify a run of events; stops at the first problem."""
-    verifier = ChainVerifier(start_prev_hash, start_seq)
-    for ev in events:
-        if not verifier.feed(ev):
-            break
-    return verifier.report()

@@ -54,13 +54,3 @@ def emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
         print(json.dumps(obj, ensure_ascii=False, sort_keys=True))
     else:
         print(text)
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must not be negative")
-    return value
