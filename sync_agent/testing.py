@@ -34,6 +34,26 @@ DEVICES = ("t1", "t2", "t3")
 PG_BASE = "postgresql://postgres@127.0.0.1:5432"
 
 
+def run_tillbox(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """``tillbox ARGS`` as its own process, output captured as text."""
+    return subprocess.run([TILLBOX, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def sync_once(folder: DataDir, broker_url: str, timeout_s: float) -> subprocess.CompletedProcess:
+    """``tillbox sync --once``: drain ``folder``'s log to the broker, or give up after timeout_s."""
+    return run_tillbox(
+        "sync",
+        "--data-dir",
+        str(folder.root),
+        "--broker",
+        broker_url,
+        "--once",
+        "--timeout",
+        f"{timeout_s:g}",
+        timeout=timeout_s + 30,
+    )
+
+
 def device_password(device: str) -> str:
     return f"pw-{device}"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 
 import pytest
 import tomli_w
@@ -16,7 +15,6 @@ from appliance.till import Till
 from edge.broker import free_port
 from sync_agent.reader import LogReader
 from sync_agent.testing import (
-    TILLBOX,
     agent_proc,
     check_exactly_once,
     edge_proc,
@@ -24,13 +22,11 @@ from sync_agent.testing import (
     enroll,
     make_till,
     read_state,
+    run_tillbox,
     sell,
+    sync_once,
     wait_for,
 )
-
-
-def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([TILLBOX, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def test_reader_lines_are_exactly_the_export_form(tmp_path, region):
@@ -61,15 +57,17 @@ def test_reader_lines_are_exactly_the_export_form(tmp_path, region):
 
 def test_no_broker_or_no_region_key_is_one_actionable_line(tmp_path, region):
     till = make_till(tmp_path, "t1", region)
-    done = run("sync", "--data-dir", str(till.root), "--once", "--timeout", "1")
+    done = run_tillbox("sync", "--data-dir", str(till.root), "--once", "--timeout", "1")
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and "--broker" in done.stderr
-    done = run("sync", "--data-dir", str(till.root), "--broker", "http://x", "--once")
+    done = run_tillbox("sync", "--data-dir", str(till.root), "--broker", "http://x", "--once")
     assert done.returncode == 1 and "mqtt://HOST:PORT" in done.stderr
     config = till.load_config()
     config.section("sync")["region_public_key"] = ""
     till.config_path.write_text(tomli_w.dumps(config.data))
-    done = run("sync", "--data-dir", str(till.root), "--broker", "mqtt://127.0.0.1:1", "--once")
+    done = run_tillbox(
+        "sync", "--data-dir", str(till.root), "--broker", "mqtt://127.0.0.1:1", "--once"
+    )
     assert done.returncode == 1 and "region_public_key" in done.stderr
     assert done.stderr.count("\n") == 1
 
@@ -78,7 +76,7 @@ def test_offline_state_counts_queue_and_never_leaks_the_password(tmp_path, regio
     till = make_till(tmp_path, "t1", region, password="s3cret-pw")
     last = sell(till, 12)
     dead = f"mqtt://t1:url-secret@127.0.0.1:{free_port()}"
-    done = run("sync", "--data-dir", str(till.root), "--broker", dead, "--timeout", "1.5")
+    done = run_tillbox("sync", "--data-dir", str(till.root), "--broker", dead, "--timeout", "1.5")
     assert done.returncode == 1  # --timeout without --once: ran, stopped, not drained
     state = read_state(till)
     assert state["online"] is False
@@ -87,7 +85,7 @@ def test_offline_state_counts_queue_and_never_leaks_the_password(tmp_path, regio
     assert "offline" in state["detail"]
     assert "s3cret-pw" not in done.stderr + json.dumps(state)
     assert "url-secret" not in done.stderr + json.dumps(state)
-    status = run("sync", "status", "--data-dir", str(till.root))
+    status = run_tillbox("sync", "status", "--data-dir", str(till.root))
     assert status.returncode == 0
     assert status.stdout.startswith(f"offline: {last} events")
 
@@ -103,16 +101,7 @@ def test_sync_bounds_card_exposure_and_estimates_drain(tmp_path, broker, db_url,
     edge = edge_proc(tmp_path, db_url, broker.url, region).start()
     try:
         wait_for(lambda: edge_ready(edge), 20, "the edge")
-        done = run(
-            "sync",
-            "--data-dir",
-            str(till.root),
-            "--broker",
-            broker.url,
-            "--once",
-            "--timeout",
-            "30",
-        )
+        done = sync_once(till, broker.url, 30)
         assert done.returncode == 0, done.stderr
         with Till.open(till) as t:
             assert t.card_exposure_minor() == 0  # the core reads acked_seq from the agent
@@ -120,7 +109,7 @@ def test_sync_bounds_card_exposure_and_estimates_drain(tmp_path, broker, db_url,
         sell(till, 30, refund_every=0, card_every=0)
         # offline again: the estimate comes from the throughput measured while online
         dead = f"mqtt://127.0.0.1:{free_port()}"
-        run("sync", "--data-dir", str(till.root), "--broker", dead, "--timeout", "1")
+        run_tillbox("sync", "--data-dir", str(till.root), "--broker", dead, "--timeout", "1")
         state = sync_state.read(till.sync_dir)
         assert state.queued_events == 31 and not state.online
         assert state.drain_estimate_s is not None and state.drain_estimate_s > 0
@@ -206,20 +195,22 @@ def test_edge_commands_fail_with_one_actionable_line(tmp_path):
         ),
     ]
     for args, hint in cases:
-        done = run(*args)
+        done = run_tillbox(*args)
         assert done.returncode == 1, args
         assert done.stderr.count("\n") == 1 and hint in done.stderr, (args, done.stderr)
 
 
 def test_enrolling_again_is_idempotent_but_a_new_key_is_refused(tmp_path):
     db = f"sqlite:///{tmp_path}/e.db"
-    first = run(
+    first = run_tillbox(
         "edge", "enroll", "--db", db, "--device-id", "t1", "--public-key", "11" * 32, "--json"
     )
-    again = run(
+    again = run_tillbox(
         "edge", "enroll", "--db", db, "--device-id", "t1", "--public-key", "11" * 32, "--json"
     )
     assert json.loads(first.stdout)["already_enrolled"] is False
     assert json.loads(again.stdout)["already_enrolled"] is True
-    other = run("edge", "enroll", "--db", db, "--device-id", "t1", "--public-key", "22" * 32)
+    other = run_tillbox(
+        "edge", "enroll", "--db", db, "--device-id", "t1", "--public-key", "22" * 32
+    )
     assert other.returncode == 1 and "another key" in other.stderr

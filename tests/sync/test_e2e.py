@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
@@ -16,7 +15,6 @@ from sync_agent.testing import (
     ADMIN_PASSWORD,
     EDGE_PASSWORD,
     EDGE_USER,
-    TILLBOX,
     agent_proc,
     check_exactly_once,
     edge_proc,
@@ -24,15 +22,13 @@ from sync_agent.testing import (
     enroll,
     make_till,
     read_state,
+    run_tillbox,
     sell,
+    sync_once,
     wait_for,
 )
 
 pytestmark = pytest.mark.slow
-
-
-def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([TILLBOX, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def test_once_moves_two_tills_to_the_edge(tmp_path, broker, any_db, region):
@@ -44,16 +40,7 @@ def test_once_moves_two_tills_to_the_edge(tmp_path, broker, any_db, region):
     try:
         wait_for(lambda: edge_ready(edge), 20, "the edge to subscribe")
         for till in tills:
-            done = run(
-                "sync",
-                "--data-dir",
-                str(till.root),
-                "--broker",
-                broker.url,
-                "--once",
-                "--timeout",
-                "40",
-            )
+            done = sync_once(till, broker.url, 40)
             assert done.returncode == 0, done.stderr[-2000:]
         stats = check_exactly_once(any_db, tills)
         assert {d["device_id"]: d["segments_rejected"] for d in stats["devices"]} == {
@@ -64,11 +51,11 @@ def test_once_moves_two_tills_to_the_edge(tmp_path, broker, any_db, region):
             state = read_state(till)
             assert state["acked_seq"] == state["last_seq"] > 40
             assert (state["queued_events"], state["online"]) == (0, False)
-        status = run("sync", "status", "--data-dir", str(tills[0].root), "--json")
+        status = run_tillbox("sync", "status", "--data-dir", str(tills[0].root), "--json")
         info = json.loads(status.stdout)
         assert info["queued_events"] == 0 and info["segments"]["unacked"] == 0
         assert info["acked_seq"] == info["last_seq"]
-        stats_cli = json.loads(run("edge", "stats", "--db", any_db, "--json").stdout)
+        stats_cli = json.loads(run_tillbox("edge", "stats", "--db", any_db, "--json").stdout)
         assert [d["events_stored"] for d in stats_cli["devices"]] == [
             info["last_seq"],
             read_state(tills[1])["last_seq"],
@@ -86,7 +73,7 @@ def test_region_catalog_update_is_verified_then_applied(tmp_path, broker, db_url
     catalog["items"][0]["price_minor"] = 1300
     (tmp_path / "catalog.json").write_text(json.dumps(catalog))
     (tmp_path / "edge-pw").write_text(EDGE_PASSWORD)
-    published = run(
+    published = run_tillbox(
         "edge",
         "publish-update",
         "--broker",
@@ -137,7 +124,9 @@ def test_region_catalog_update_is_verified_then_applied(tmp_path, broker, db_url
         )
 
         def rejected():
-            info = json.loads(run("sync", "status", "--data-dir", str(till.root), "--json").stdout)
+            info = json.loads(
+                run_tillbox("sync", "status", "--data-dir", str(till.root), "--json").stdout
+            )
             return info["counters"].get("updates_rejected.bad_signature") == 1
 
         wait_for(rejected, 20, "the forged update to be counted")
@@ -225,12 +214,12 @@ def test_a_segment_the_region_refuses_stays_queued_and_is_reported(
     edge = edge_proc(tmp_path, db_url, broker.url, region).start()
     try:
         wait_for(lambda: edge_ready(edge), 20, "the edge")
-        done = run(
-            "sync", "--data-dir", str(till.root), "--broker", broker.url, "--once", "--timeout", "4"
-        )
+        done = sync_once(till, broker.url, 4)
         assert done.returncode == 1
         assert "refused by the region" in done.stderr
-        info = json.loads(run("sync", "status", "--data-dir", str(till.root), "--json").stdout)
+        info = json.loads(
+            run_tillbox("sync", "status", "--data-dir", str(till.root), "--json").stdout
+        )
         assert info["counters"].get("segments_refused.malformed", 0) >= 1
         assert info["queued_events"] == info["last_seq"] and info["acked_seq"] == 0
         assert "refuses events" in info["detail"]

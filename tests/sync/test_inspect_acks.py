@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import zipfile
 
 import pytest
@@ -11,21 +10,18 @@ import pytest
 from sync_agent import wire
 from sync_agent.store import AgentStore
 from sync_agent.testing import (
-    TILLBOX,
     edge_proc,
     edge_ready,
     enroll,
     make_till,
     read_state,
+    run_tillbox,
     sell,
+    sync_once,
     wait_for,
 )
 
 pytestmark = pytest.mark.slow
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([TILLBOX, *args], capture_output=True, text=True, timeout=60)
 
 
 def test_bundle_carries_the_regions_signed_acks_of_a_real_sync(tmp_path, broker, db_url, region):
@@ -35,16 +31,7 @@ def test_bundle_carries_the_regions_signed_acks_of_a_real_sync(tmp_path, broker,
     edge = edge_proc(tmp_path, db_url, broker.url, region).start()
     try:
         wait_for(lambda: edge_ready(edge), 20, "the edge to subscribe")
-        done = run(
-            "sync",
-            "--data-dir",
-            str(till.root),
-            "--broker",
-            broker.url,
-            "--once",
-            "--timeout",
-            "40",
-        )
+        done = sync_once(till, broker.url, 40)
         assert done.returncode == 0, done.stderr[-2000:]
     finally:
         edge.stop()
@@ -61,15 +48,17 @@ def test_bundle_carries_the_regions_signed_acks_of_a_real_sync(tmp_path, broker,
         assert (opened.segment, opened.last_seq, opened.status) == (seg_id, seq, "ack")
 
     out = tmp_path / "bundle.zip"
-    export = run("inspect", "export", "--data-dir", str(till.root), "--out", str(out))
+    export = run_tillbox("inspect", "export", "--data-dir", str(till.root), "--out", str(out))
     assert export.returncode == 0, export.stderr
     with zipfile.ZipFile(out) as zf:
         for seg_id, (_seq, ack) in kept.items():
             assert zf.read(f"sync/acks/{seg_id}.tbak") == ack
         assert zf.read("sync/region.pub").decode().strip() == region.pub_hex
-    verify = run("inspect", "verify", str(out), "--region-key", str(region.pub_path), "--json")
+    verify = run_tillbox(
+        "inspect", "verify", str(out), "--region-key", str(region.pub_path), "--json"
+    )
     verdict = json.loads(verify.stdout)
     assert verify.returncode == 0 and verdict["ok"], verdict["problem"]
     assert (verdict["acks"], verdict["acked_seq"]) == (len(kept), last)
-    text = run("inspect", "verify", str(out), "--region-key", region.pub_hex).stdout
+    text = run_tillbox("inspect", "verify", str(out), "--region-key", region.pub_hex).stdout
     assert f"the region stored this till's log through seq {last}" in text

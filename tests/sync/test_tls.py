@@ -12,7 +12,6 @@ from edge.broker import LocalBroker
 from sync_agent.testing import (
     EDGE_PASSWORD,
     EDGE_USER,
-    TILLBOX,
     check_exactly_once,
     device_password,
     edge_proc,
@@ -21,6 +20,7 @@ from sync_agent.testing import (
     make_till,
     read_state,
     sell,
+    sync_once,
     wait_for,
 )
 
@@ -90,39 +90,9 @@ def test_agent_over_tls_with_the_region_ca(tmp_path, certs, db_url, region):
         edge = edge_proc(tmp_path, db_url, broker.url, region).start()
         try:
             wait_for(lambda: edge_ready(edge), 20, "the edge")
-            done = subprocess.run(
-                [
-                    TILLBOX,
-                    "sync",
-                    "--data-dir",
-                    str(till.root),
-                    "--broker",
-                    broker.tls_url,
-                    "--once",
-                    "--timeout",
-                    "30",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            done = sync_once(till, broker.tls_url, 30)
             assert done.returncode == 0, done.stderr[-2000:]
-            refused = subprocess.run(
-                [
-                    TILLBOX,
-                    "sync",
-                    "--data-dir",
-                    str(untrusting.root),
-                    "--broker",
-                    broker.tls_url,
-                    "--once",
-                    "--timeout",
-                    "2",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            refused = sync_once(untrusting, broker.tls_url, 2)
             assert refused.returncode == 1
             assert read_state(untrusting)["acked_seq"] == 0
             assert "SSL" in refused.stderr or "certificate" in refused.stderr.lower()
