@@ -5,40 +5,55 @@ BIN    := $(VENV)/bin
 DATA   ?= data
 STAMP  := $(VENV)/.installed-stamp
 
-# Debian packages the test suite needs: a real broker (mosquitto, openssl for its TLS
-# test), a real X server with real input events for the kiosk (xvfb, xdotool, Mesa GL,
-# mtdev for Kivy), systemd-analyze for the units, fonts for the receipt preview.
-# `make test` installs the missing ones with apt-get and says which.
-SYSTEM_PACKAGES ?= mosquitto openssl xvfb xdotool libgl1 libegl1 libgl1-mesa-dri libmtdev1 \
-	systemd fonts-dejavu-core
+# Debian packages, installed with apt-get when missing (saying which):
+# - the kiosk itself: Mesa GL and mtdev for Kivy's window and touch, fonts for the
+#   receipt preview;
+# - the test suite, on top: a real broker (mosquitto, openssl for its TLS test), a real
+#   X server with real input events (xvfb, xdotool), systemd-analyze for the units.
+RUN_PACKAGES    ?= libgl1 libegl1 libgl1-mesa-dri libmtdev1 fonts-dejavu-core
+SYSTEM_PACKAGES ?= $(RUN_PACKAGES) mosquitto openssl xvfb xdotool systemd
 
-.PHONY: run test lint format bench system-deps venv clean image image-test
+# $(call apt_install,PACKAGES,WHY): install those of PACKAGES that dpkg does not have.
+define apt_install
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make: installing Debian packages $(2):$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing \
+	    || { echo "make: could not install$$missing; install them with apt-get and run make again"; exit 1; }; \
+	fi
+endef
+
+.PHONY: run test lint format bench system-deps run-deps python-venv venv clean image image-test
 
 venv: $(STAMP)
 
 # On a Raspberry Pi, picamera2 comes from Raspberry Pi OS (python3-picamera2); create
 # the venv with `make VENV_FLAGS=--system-site-packages` there so the venv can see it.
+# Debian's python3 has no ensurepip until python3-venv is installed.
 $(STAMP): pyproject.toml
+	@if [ ! -x $(BIN)/python ] && ! $(PYTHON) -c "import ensurepip, venv" 2>/dev/null; then \
+	  $(MAKE) --no-print-directory python-venv; fi
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+python-venv:
+	$(call apt_install,python3-venv,to create the virtual environment)
+
 system-deps:
-	@missing=""; for p in $(SYSTEM_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "make: installing Debian packages the tests need:$$missing"; \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing \
-	    || { echo "make: could not install$$missing; install them with apt-get and run make test again"; exit 1; }; \
-	fi
+	$(call apt_install,$(SYSTEM_PACKAGES),the tests need)
+
+run-deps:
+	$(call apt_install,$(RUN_PACKAGES),the kiosk needs)
 
 # The kiosk with simulated hardware on the embedded SQLite log, in ./$(DATA).
 # The first run creates a demo till: demo catalog, an enrollment with a permit "scanned"
 # by the simulated camera (so the self-test passes), and technician PIN 0000.
-run: $(STAMP)
+run: $(STAMP) run-deps
 	@if [ ! -f $(DATA)/tillbox.toml ]; then \
 	  $(BIN)/tillbox init --data-dir $(DATA) --device-id demo-till --demo && \
 	  $(BIN)/tillbox enroll --data-dir $(DATA) --operator "Demo Operator" \
