@@ -7,11 +7,12 @@ STAMP  := $(VENV)/.installed-stamp
 
 # Debian packages, installed with apt-get when missing (saying which):
 # - the kiosk itself: Mesa GL and mtdev for Kivy's window and touch, fonts for the
-#   receipt preview;
+#   receipt preview, libusb for usb:// receipt printers (pyusb's backend);
 # - the test suite, on top: a real broker (mosquitto, openssl for its TLS test), a real
-#   X server with real input events (xvfb, xdotool), systemd-analyze for the units.
-RUN_PACKAGES    ?= libgl1 libegl1 libgl1-mesa-dri libmtdev1 fonts-dejavu-core
-SYSTEM_PACKAGES ?= $(RUN_PACKAGES) mosquitto openssl xvfb xdotool systemd
+#   PostgreSQL server (the suite starts its own cluster on a free port), a real X server
+#   with real input events (xvfb, xdotool), systemd-analyze for the units.
+RUN_PACKAGES    ?= libgl1 libegl1 libgl1-mesa-dri libmtdev1 fonts-dejavu-core libusb-1.0-0
+SYSTEM_PACKAGES ?= $(RUN_PACKAGES) mosquitto openssl postgresql xvfb xdotool systemd
 
 # $(call apt_install,PACKAGES,WHY): install those of PACKAGES that dpkg does not have.
 define apt_install

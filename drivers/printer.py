@@ -140,6 +140,17 @@ def _TimedFile(devfile: str, timeout: float, **kw: Any):  # noqa: ANN202, ANN401
     return _timed_file_class()(devfile, timeout, **kw)
 
 
+def _libusb_available() -> bool:
+    """pyusb finds no backend without the C library (Debian's libusb-1.0-0), and then
+    says only "No backend available"; ask it up front so the fix can be named."""
+    import usb.backend.libusb0
+    import usb.backend.libusb1
+
+    return usb.backend.libusb1.get_backend() is not None or (
+        usb.backend.libusb0.get_backend() is not None
+    )
+
+
 def usb_ids(url: str) -> tuple[int, int]:
     """``usb://04b8:0202`` -> (0x04b8, 0x0202); a clear error for anything else."""
     body = url.split("://", 1)[-1].split("?", 1)[0].strip("/")
@@ -213,6 +224,11 @@ class ReceiptPrinter:
                     "USB printers need the pyusb package (pip install pyusb); "
                     "or use the printer's serial/network port"
                 ) from None
+            if not _libusb_available():
+                raise DeviceFault(
+                    "USB printers need libusb: run `apt-get install libusb-1.0-0`; "
+                    "or use the printer's serial/network port"
+                )
             from escpos.printer import Usb
 
             return Usb(ids[0], ids[1], timeout=int(self.timeout * 1000), **kw)

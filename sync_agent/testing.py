@@ -31,7 +31,6 @@ TILLBOX = str(Path(sys.executable).with_name("tillbox"))
 EDGE_USER, EDGE_PASSWORD = "tillbox-edge", "edge-secret"
 ADMIN_PASSWORD = "admin-secret"
 DEVICES = ("t1", "t2", "t3")
-PG_BASE = "postgresql://postgres@127.0.0.1:5432"
 
 
 def run_tillbox(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -4,8 +4,9 @@
   (``edge/mosquitto/tillbox-acl.conf``), SIGKILLed at the end of the test.
 * ``proxy``: the TCP fault proxy (``sync_agent.faultproxy``) in front of it.
 * ``region``: the region's key pair (acks and updates are signed with it).
-* ``db_url``: an SQLite edge database; ``pg_url``: a fresh PostgreSQL database,
-  skipped only when no server answers on 127.0.0.1:5432; ``any_db``: both.
+* ``db_url``: an SQLite edge database; ``pg_url``: a fresh database in the suite's own
+  PostgreSQL cluster (``edge.pgserver``, started once per run on a free port; the
+  machine's own server is never used); ``any_db``: both.
 
 The helpers (tills with sales, processes, the set checker) live in
 ``sync_agent.testing`` so ``bench/drain.py`` uses the same ones.
@@ -14,7 +15,6 @@ The helpers (tills with sales, processes, the set checker) live in
 from __future__ import annotations
 
 import signal
-import uuid
 
 import pytest
 
@@ -25,7 +25,6 @@ from sync_agent.testing import (
     DEVICES,
     EDGE_PASSWORD,
     EDGE_USER,
-    PG_BASE,
     Region,
     device_password,
 )
@@ -63,28 +62,20 @@ def db_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'edge.db'}"
 
 
-def _pg_available() -> bool:
-    try:
-        import psycopg
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """Our own PostgreSQL cluster for the whole run (never the machine's server on 5432)."""
+    from edge.pgserver import LocalPostgres
 
-        psycopg.connect(f"{PG_BASE}/test", connect_timeout=2).close()
-        return True
-    except Exception:  # noqa: BLE001 - any failure means there is no server to test against
-        return False
+    with LocalPostgres(tmp_path_factory.mktemp("postgres")) as server:
+        yield server
 
 
 @pytest.fixture
-def pg_url():
-    if not _pg_available():
-        pytest.skip("no PostgreSQL server answers on 127.0.0.1:5432")
-    import psycopg
-
-    name = f"tillbox_sync_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"{PG_BASE}/test", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield f"{PG_BASE}/{name}"
-    with psycopg.connect(f"{PG_BASE}/test", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+def pg_url(pg_server):
+    url = pg_server.create_database("tillbox_sync")
+    yield url
+    pg_server.drop_database(url)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
