@@ -12,11 +12,11 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from importlib.metadata import entry_points
 
 from appliance import __version__
 from appliance.cliutil import OneLineParser, add_data_dir, data_dir, emit, till_command
 from appliance.errors import TillError
+from appliance.plugins import load_command_plugins
 
 
 def _cart_item(text: str) -> tuple[str, int]:
@@ -356,8 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=cmd_log_rebuild)
 
-    for entry in sorted(entry_points(group="tillbox.commands"), key=lambda e: e.name):
-        entry.load()(sub)
+    load_command_plugins(sub)
     return parser
 
 
