@@ -180,6 +180,22 @@ def _format_z(till, z: dict) -> str:  # noqa: ANN001
     return "\n".join(lines)
 
 
+def _after_shift_close(args: argparse.Namespace, till, event) -> list[dict]:  # noqa: ANN001
+    """Run the ``tillbox.shift_closed`` hooks (the hw plugin prints the Z report there).
+
+    The close is durable before they run, so a hook that fails becomes a warning line,
+    never a failed command.
+    """
+    results = []
+    for entry in sorted(entry_points(group="tillbox.shift_closed"), key=lambda e: e.name):
+        try:
+            result = dict(entry.load()(args, till, event))
+        except Exception as exc:  # noqa: BLE001 - a plugin must not undo a durable close
+            result = {"printed": False, "message": f"{entry.name}: {type(exc).__name__}: {exc}"}
+        results.append({"hook": entry.name, **result})
+    return results
+
+
 def cmd_shift(args: argparse.Namespace) -> int:
     with _open_till(args) as till:
         if args.action == "open":
@@ -192,10 +208,11 @@ def cmd_shift(args: argparse.Namespace) -> int:
         elif args.action == "close":
             event = till.close_shift()
             z = event.payload["z_report"]
+            printing = [] if args.no_print else _after_shift_close(args, till, event)
             emit(
                 args,
-                {"shift_no": z["shift_no"], "seq": event.seq, "z_report": z},
-                _format_z(till, z),
+                {"shift_no": z["shift_no"], "seq": event.seq, "z_report": z, "printing": printing},
+                "\n".join([_format_z(till, z), *(p["message"] for p in printing)]),
             )
         else:
             shift = till.current_shift()
@@ -333,6 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = till_command(sub, "shift", help="open or close a shift (close prints the Z report)")
     p.add_argument("action", choices=["open", "close", "status"])
+    p.add_argument(
+        "--no-print",
+        action="store_true",
+        help="close without printing the Z report (print it later: `tillbox hw print-z --shift N`)",
+    )
     p.set_defaults(handler=cmd_shift)
 
     log = sub.add_parser("log", help="check and export the event log").add_subparsers(

@@ -46,7 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(handler=cmd_print_receipt)
 
-    p = till_command(hw_sub, "reprint", help="print every receipt whose printing failed")
+    p = till_command(hw_sub, "print-z", help="print (or reprint) a closed shift's Z report")
+    p.add_argument("--shift", required=True, metavar="N", help="the shift number")
+    p.set_defaults(handler=cmd_print_z)
+
+    p = till_command(
+        hw_sub, "reprint", help="print every receipt and Z report whose printing failed"
+    )
     p.set_defaults(handler=cmd_reprint)
 
     p = till_command(hw_sub, "drawer", help="open the cash drawer (through the printer)")
@@ -120,7 +126,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_print_test(args: argparse.Namespace) -> int:
     from appliance.errors import TillError
-    from drivers.receipts import ShopHeader, two_col
+    from drivers.layout import TEST_PAGE_QR, ShopHeader, document_bytes, printer_test_lines
 
     devices = _devices(args)
     try:
@@ -130,25 +136,9 @@ def cmd_print_test(args: argparse.Namespace) -> int:
         status = printer.status()
         if not status.can_print:
             raise TillError(status.problem() or "printer cannot print")
-        doc = printer.new_document()
-        doc.hw("INIT")
-        doc.set(align="center", bold=True, double_height=True, double_width=True)
-        doc.textln("PRINTER TEST")
-        doc.set(normal_textsize=True, bold=False)
-        doc.textln(shop.name)
-        doc.set(align="left")
-        doc.textln("-" * cols)
-        doc.textln("".join(str(i % 10) for i in range(1, cols + 1)))
-        doc.textln("Łódź · Brötchen · Café crème · Ærø")
-        doc.textln(two_col("left", "right", cols))
-        doc.set(bold=True)
-        doc.textln("bold")
-        doc.set(bold=False)
-        doc.set(align="center")
-        doc.qr("tillbox printer test", size=4, native=doc.profile.supports("qrCode"))
-        doc.textln(f"{cols} columns, profile {printer.profile_name}")
-        doc.cut()
-        printer.send(doc.output)
+        rows = printer_test_lines(shop, cols, printer.profile_name)
+        data = document_bytes(printer, rows, TEST_PAGE_QR)
+        printer.send(data)
         after = printer.status()
         if after.problem():
             raise TillError(f"test receipt did not print completely: {after.problem()}")
@@ -204,28 +194,77 @@ def cmd_print_receipt(args: argparse.Namespace) -> int:
 
 def cmd_reprint(args: argparse.Namespace) -> int:
     from appliance.errors import TillError
-    from drivers.receipts import default_qr_for, drain_reprint_queue
+    from drivers.receipts import default_qr_for, drain_reprint_queue, z_reprint_queue
 
     devices = _devices(args)
     try:
         with _till(args) as till:
             outcomes = drain_reprint_queue(till, devices.printer, default_qr_for)
             left = till.reprint_queue()
+            z_left = z_reprint_queue(till)
     finally:
         devices.close()
-    printed = [o.receipt_no for o in outcomes if o.ok]
+    printed = [o.receipt_no for o in outcomes if o.ok and o.shift_no is None]
+    z_printed = [o.shift_no for o in outcomes if o.ok and o.shift_no is not None]
     failed = [o for o in outcomes if not o.ok]
     if failed:
-        raise TillError(
-            f"reprinted {len(printed)} receipt(s); receipt {failed[0].receipt_no} "
-            f"failed: {failed[0].message}; {len(left)} still queued"
+        what = (
+            f"receipt {failed[0].receipt_no}"
+            if failed[0].shift_no is None
+            else f"the Z report of shift {failed[0].shift_no}"
         )
+        raise TillError(
+            f"reprinted {len(printed) + len(z_printed)} document(s); {what} "
+            f"failed: {failed[0].message}; {len(left) + len(z_left)} still queued"
+        )
+    text = f"reprinted {len(printed)} receipt(s)" if printed else "nothing to reprint"
+    if z_printed:
+        text = f"reprinted {len(printed)} receipt(s) and {len(z_printed)} Z report(s)"
     emit(
         args,
-        {"printed": printed, "queued": left},
-        f"reprinted {len(printed)} receipt(s)" if printed else "nothing to reprint",
+        {"printed": printed, "queued": left, "z_reports_printed": z_printed, "z_queued": z_left},
+        text,
     )
     return 0
+
+
+def cmd_print_z(args: argparse.Namespace) -> int:
+    from appliance.errors import TillError
+    from drivers.receipts import print_z_report, shift_closed_event
+
+    if not str(args.shift).strip().isdigit():
+        raise TillError(f"--shift {args.shift!r} must be a shift number, e.g. --shift 3")
+    devices = _devices(args)
+    try:
+        with _till(args) as till:
+            event = shift_closed_event(till, int(args.shift))
+            outcome = print_z_report(till, event, devices.printer)
+    finally:
+        devices.close()
+    if not outcome.ok:
+        raise TillError(f"Z report not printed: {outcome.message}")
+    emit(args, outcome.to_json(), outcome.message)
+    return 0
+
+
+def print_z_at_close(args: argparse.Namespace, till, event) -> dict:  # noqa: ANN001
+    """``tillbox shift close`` hook: print the Z report; never raises (the close is durable).
+
+    Returns ``{"printed": bool, "message": str}``; a failure is recorded and queued.
+    """
+    from drivers.receipts import print_z_report
+
+    try:
+        devices = _devices(args)
+    except Exception as exc:  # noqa: BLE001 - a bad [hardware] section must not fail the close
+        return {"printed": False, "message": f"Z report not printed: {exc}"}
+    try:
+        outcome = print_z_report(till, event, devices.printer)
+    finally:
+        devices.close()
+    if outcome.ok:
+        return {"printed": True, "message": outcome.message}
+    return {"printed": False, "message": f"Z report not printed: {outcome.message}"}
 
 
 def cmd_drawer(args: argparse.Namespace) -> int:

@@ -187,6 +187,19 @@ class ReceiptPrinter:
     def columns(self) -> int:
         return columns_for(self.profile_name, self.paper_width_mm)
 
+    @property
+    def dots(self) -> int:
+        """Printable dots per line (sizes the QR code): the profile's, else by paper width."""
+        from escpos.capabilities import get_profile
+
+        from drivers.layout import DOTS_BY_WIDTH_MM
+
+        pixels = get_profile(self.profile_name).profile_data.get("media", {})
+        pixels = pixels.get("width", {}).get("pixels")
+        if isinstance(pixels, int):
+            return pixels
+        return DOTS_BY_WIDTH_MM.get(int(self.paper_width_mm), DOTS_BY_WIDTH_MM[58])
+
     # -- opening ---------------------------------------------------------------------------
     def _transport(self):  # noqa: ANN202 - an escpos printer object
         u = self.parsed
@@ -401,14 +414,9 @@ class ReceiptPrinter:
         status = self.status()
         if not status.can_print:
             raise DeviceFault(status.problem() or "printer cannot print")
-        doc = self.new_document()
-        doc.hw("INIT")
-        for line in lines:
-            doc.textln(line)
-        doc.set(align="center")
-        doc.qr(qr_payload, size=6, native=doc.profile.supports("qrCode"))
-        doc.cut()
-        self.send(doc.output)
+        from drivers.layout import document_bytes, label_lines
+
+        self.send(document_bytes(self, label_lines(lines, self.columns), qr_payload))
         after = self.status()
         if after.problem():
             raise DeviceFault(f"label did not print completely: {after.problem()}")

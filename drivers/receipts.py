@@ -12,12 +12,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from appliance.chain import Event
-from appliance.money import format_minor
 from drivers.common import DeviceFault
+from drivers.layout import (  # noqa: F401 - ShopHeader, two_col: re-exported for callers
+    ShopHeader,
+    document_bytes,
+    receipt_lines,
+    render,
+    two_col,
+    z_report_lines,
+)
 
 log = logging.getLogger("tillbox.drivers.receipts")
 
@@ -25,25 +31,8 @@ RECEIPT_PRINTED = "receipt.printed"
 RECEIPT_FAILED = "receipt.failed"
 DRAWER_OPENED = "drawer.opened"
 DEVICE_FAULT = "device.fault"
-
-
-@dataclass(frozen=True)
-class ShopHeader:
-    name: str
-    location: str = ""
-    permit: str = ""
-    footer: str = ""
-    device_id: str = ""
-
-    @classmethod
-    def from_config(cls, shop: dict[str, Any], device_id: str = "") -> ShopHeader:
-        return cls(
-            str(shop.get("name", "")),
-            str(shop.get("location", "")),
-            str(shop.get("permit", "")),
-            str(shop.get("receipt_footer", "")),
-            device_id,
-        )
+Z_REPORT_PRINTED = "z_report.printed"
+Z_REPORT_FAILED = "z_report.failed"
 
 
 @dataclass(frozen=True)
@@ -56,9 +45,12 @@ class PrintOutcome:
     confirmed: bool = False  # the printer reported its status after printing
     event_seq: int | None = None
     status: dict[str, Any] = field(default_factory=dict)
+    shift_no: int | None = None  # set for a Z report (then receipt_no is 0)
 
     def to_json(self) -> dict[str, Any]:
+        z = {} if self.shift_no is None else {"shift_no": self.shift_no}
         return {
+            **z,
             "ok": self.ok,
             "receipt_no": self.receipt_no,
             "message": self.message,
@@ -66,134 +58,6 @@ class PrintOutcome:
             "event_seq": self.event_seq,
             "status": self.status,
         }
-
-
-def _percent(rate_bp: int) -> str:
-    whole, frac = divmod(rate_bp, 100)
-    return f"{whole}%" if frac == 0 else f"{whole}.{frac:02d}".rstrip("0") + "%"
-
-
-def two_col(left: str, right: str, columns: int) -> str:
-    """``left`` and ``right`` on one line of ``columns``; ``left`` is cut, never ``right``."""
-    room = columns - len(right) - 1
-    if room < 1:
-        return right[:columns]
-    if len(left) > room:
-        left = left[: max(0, room - 1)] + "~"
-    return left + " " * (columns - len(left) - len(right)) + right
-
-
-def receipt_lines(
-    payload: dict[str, Any],
-    shop: ShopHeader,
-    columns: int,
-    wall_ms: int | None = None,
-    reprint: bool = False,
-) -> list[tuple[str, str]]:
-    """The receipt as (style, text) rows; ``style`` is one of title/center/bold/text/rule/qr.
-
-    Kept separate from the bytes so the layout can be tested as text and reused by
-    the kiosk's on-screen receipt.
-    """
-    cur = payload.get("currency", "EUR")
-
-    def money(minor: int) -> str:
-        return format_minor(minor, cur)
-
-    rows: list[tuple[str, str]] = [("title", shop.name[: columns // 2])]
-    if shop.location:
-        rows.append(("center", shop.location))
-    if shop.permit:
-        rows.append(("center", f"Permit {shop.permit}"))
-    if reprint:
-        rows.append(("bold", "*** COPY (reprint) ***"))
-    refund = "refund_id" in payload
-    if refund:
-        rows.append(("bold", f"REFUND of receipt {payload.get('sale_receipt_no', '?')}"))
-    rows.append(("rule", "-" * columns))
-    for ln in payload.get("lines", []):
-        qty, name = ln["qty"], ln.get("name") or ln["sku"]
-        amount = ln.get("amount_minor", ln["gross_minor"])
-        rows.append(
-            ("text", two_col(f"{qty} x {name}" if qty != 1 else name, money(amount), columns))
-        )
-        if qty != 1 and "unit_price_minor" in ln:
-            rows.append(("text", f"    @ {money(ln['unit_price_minor'])}"))
-        if ln.get("personalisation"):
-            text = (
-                ln["personalisation"].get("text")
-                if isinstance(ln["personalisation"], dict)
-                else None
-            )
-            if text:
-                rows.append(("text", f'    "{text}"'))
-    rows.append(("rule", "-" * columns))
-    promos = [p for p in payload.get("promotions", []) if p.get("discount_minor")]
-    if promos:
-        rows.append(("text", "Promotions"))
-        for promo in promos:
-            label = f"  {promo['id']}"
-            rows.append(("text", two_col(label, money(-promo["discount_minor"]), columns)))
-    if "subtotal_minor" in payload:
-        rows.append(("text", two_col("Subtotal", money(payload["subtotal_minor"]), columns)))
-    if payload.get("discount_minor"):
-        rows.append(("text", two_col("Discount", money(-payload["discount_minor"]), columns)))
-    if not payload.get("prices_include_tax", True):
-        rows.append(("text", two_col("Tax", money(payload.get("tax_minor", 0)), columns)))
-    rows.append(("bold", two_col("TOTAL", money(payload["total_minor"]), columns)))
-    pay = payload.get("payment", {})
-    if pay.get("rounding_minor"):
-        rows.append(("text", two_col("Cash rounding", money(pay["rounding_minor"]), columns)))
-        rows.append(("bold", two_col("DUE", money(pay["due_minor"]), columns)))
-    method = pay.get("method", "")
-    paid = pay.get("tendered_minor", pay.get("due_minor", payload["total_minor"]))
-    label = {"cash": "Paid cash", "card": "Paid by card"}.get(method, f"Paid {method}")
-    if refund:
-        label = {"cash": "Refunded cash", "card": "Refunded to card"}.get(method, "Refunded")
-    if pay.get("offline"):
-        label += " (offline)"
-    rows.append(("text", two_col(label, money(paid), columns)))
-    if method == "cash" and not refund:
-        rows.append(("text", two_col("Change", money(pay.get("change_minor", 0)), columns)))
-    rows.append(("rule", "-" * columns))
-    taxes = payload.get("taxes", [])
-    if taxes:
-        rows.append(
-            ("text", "VAT included" if payload.get("prices_include_tax", True) else "Tax added")
-        )
-    for tax in taxes:
-        rows.append(
-            (
-                "text",
-                two_col(
-                    f"  {tax['rate']} {_percent(tax['rate_bp'])}", money(tax["tax_minor"]), columns
-                ),
-            )
-        )
-        rows.append(
-            (
-                "text",
-                f"    net {money(tax['net_minor'])} gross {money(tax['gross_minor'])}"[:columns],
-            )
-        )
-    rows.append(("rule", "-" * columns))
-    when = ""
-    if wall_ms is not None:
-        when = datetime.fromtimestamp(wall_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    rows.append(
-        (
-            "text",
-            two_col(
-                f"Receipt {payload['receipt_no']}", f"shift {payload.get('shift_no', '-')}", columns
-            ),
-        )
-    )
-    if shop.device_id or when:
-        rows.append(("text", two_col(f"Till {shop.device_id}", when, columns)))
-    rows.append(("qr", ""))  # the compliance signature QR goes here
-    if shop.footer:
-        rows.append(("center", shop.footer))
-    return rows
 
 
 def qr_caption(qr_payload: str) -> str:
@@ -214,39 +78,7 @@ def default_qr_for(till: Any, event: Event) -> str | None:  # noqa: ANN401
     return receipt_qr_payload(till, event)
 
 
-def render_receipt(
-    doc: Any,
-    rows: list[tuple[str, str]],
-    qr_payload: str | None,  # noqa: ANN401
-    native_qr: bool = True,
-) -> bytes:
-    """Write ``rows`` to an escpos ``Dummy`` (``doc``) and return its bytes, cut included."""
-    doc.hw("INIT")
-    for style, text in rows:
-        if style == "title":
-            doc.set(align="center", bold=True, double_height=True, double_width=True)
-            doc.textln(text)
-            doc.set(normal_textsize=True, bold=False, align="left")
-        elif style == "center":
-            doc.set(align="center")
-            doc.textln(text)
-            doc.set(align="left")
-        elif style == "bold":
-            doc.set(bold=True)
-            doc.textln(text)
-            doc.set(bold=False)
-        elif style == "qr":
-            if qr_payload:
-                doc.set(align="center")
-                doc.qr(qr_payload, size=4, native=native_qr, center=not native_qr)
-                caption = qr_caption(qr_payload)
-                if caption:
-                    doc.textln(caption)
-                doc.set(align="left")
-        else:
-            doc.textln(text)
-    doc.cut()
-    return bytes(doc.output)
+render_receipt = render  # the receipt's bytes from its rows (tests and the kiosk)
 
 
 def receipt_bytes(
@@ -259,8 +91,7 @@ def receipt_bytes(
 ) -> bytes:
     """The exact bytes a receipt is sent as, for ``printer`` (its profile and columns)."""
     rows = receipt_lines(payload, shop, printer.columns, wall_ms, reprint)
-    doc = printer.new_document()
-    return render_receipt(doc, rows, qr_payload, native_qr=doc.profile.supports("qrCode"))
+    return document_bytes(printer, rows, qr_payload, caption=qr_caption)
 
 
 def _event_parts(sale: Event | dict[str, Any]) -> tuple[dict[str, Any], int | None]:
@@ -282,6 +113,63 @@ def _with_names(till: Any, payload: dict[str, Any]) -> dict[str, Any]:  # noqa: 
     return {**payload, "lines": lines}
 
 
+def printed_before(till: Any, event_type: str, key: str, value: int, after_seq: int = 0) -> bool:  # noqa: ANN401
+    """Whether the log holds an earlier print of this document, so the next one is a copy.
+
+    ``event_type`` is the ``*.printed`` type; its ``*.failed`` twin counts too when the
+    bytes had been sent (paper that ran out half way may have handed out an original;
+    failures recorded before ``sent`` existed count, to be safe).
+    """
+    failed = event_type.rsplit(".", 1)[0] + ".failed"
+    row = till.log.conn.execute(
+        "SELECT 1 FROM events WHERE seq > ? AND type IN (?, ?) "
+        "AND json_extract(payload, ?) = ? "
+        "AND (type = ? OR json_extract(payload, '$.sent') IS NOT 0) LIMIT 1",
+        (after_seq, event_type, failed, f"$.{key}", value, event_type),
+    ).fetchone()
+    return row is not None
+
+
+class _PrintFailed(Exception):
+    def __init__(self, reason: str, sent: bool, status: dict[str, Any]) -> None:
+        super().__init__(reason)
+        self.reason, self.sent, self.status = reason, sent, status
+
+
+def _send_checked(printer: Any, data: bytes, what: str) -> Any:  # noqa: ANN401
+    """Send ``data`` between two status checks; the status after, or :class:`_PrintFailed`."""
+    sent = False
+    status: dict[str, Any] = {}
+    try:
+        before = printer.status()
+        status = before.to_json()
+        if not before.can_print:
+            raise DeviceFault(before.problem() or "printer cannot print")
+        sent = True
+        printer.send(data)
+        after = printer.status()
+        status = after.to_json()
+        if after.paper == "out" or after.online is False or after.cover_open:
+            raise DeviceFault(f"printer stopped while printing {what} ({after.problem()})")
+    except Exception as exc:  # noqa: BLE001 - a print problem must never reach the sale
+        if isinstance(exc, DeviceFault):
+            reason = str(exc)
+        else:
+            log.exception("%s failed", what)
+            reason = f"{what} could not be printed ({type(exc).__name__}: {exc}); reprint it later"
+        raise _PrintFailed(reason, sent, status) from None
+    return after
+
+
+def _printed_message(what: str, after: Any) -> str:  # noqa: ANN401
+    message = f"{what} printed"
+    if not after.answered:
+        message += " (printer gave no status; check it)"
+    elif after.paper == "near_end":
+        message += "; paper is running low, have a new roll ready"
+    return message
+
+
 def print_sale_receipt(
     till: Any,
     sale_event: Event | dict[str, Any],  # noqa: ANN401
@@ -294,51 +182,131 @@ def print_sale_receipt(
 
     Status is checked before (don't print into a printer that says it cannot) and
     after (paper that ran out mid-receipt). A printer that never answers status is
-    printed to, and the receipt is recorded as printed but unconfirmed.
+    printed to, and the receipt is recorded as printed but unconfirmed. Every print
+    after the first is a copy (marked on paper, ``reprint: true`` in the log), whether
+    or not the caller says so; the QR payload is the same.
     """
     payload, wall_ms = _event_parts(sale_event)
     receipt_no = int(payload["receipt_no"])
+    status: dict[str, Any] = {}
+    try:
+        after_seq = sale_event.seq if isinstance(sale_event, Event) else 0
+        reprint = reprint or printed_before(
+            till, RECEIPT_PRINTED, "receipt_no", receipt_no, after_seq
+        )
+    except Exception:  # noqa: BLE001 - an unreadable log must not stop the receipt
+        log.exception("could not tell whether receipt %s printed before", receipt_no)
+        reprint = True  # a second original is the worse mistake
     base = {
         "receipt_no": receipt_no,
         "sale_id": payload.get("sale_id", ""),
         "printer": getattr(printer, "url", ""),
         "reprint": reprint,
     }
-    status: dict[str, Any] = {}
     try:
-        shop = ShopHeader.from_config(till.config.section("shop"), till.device_id)
-        data = receipt_bytes(
-            _with_names(till, payload), shop, printer, qr_payload, wall_ms, reprint
-        )
-        before = printer.status()
-        status = before.to_json()
-        if not before.can_print:
-            raise DeviceFault(before.problem() or "printer cannot print")
-        printer.send(data)
-        after = printer.status()
-        status = after.to_json()
-        if after.paper == "out" or after.online is False or after.cover_open:
-            raise DeviceFault(
-                f"printer stopped while printing receipt {receipt_no} ({after.problem()})"
+        try:
+            shop = ShopHeader.from_config(till.config.section("shop"), till.device_id)
+            data = receipt_bytes(
+                _with_names(till, payload), shop, printer, qr_payload, wall_ms, reprint
             )
-    except Exception as exc:  # noqa: BLE001 - a print problem must never reach the sale
-        reason = (
-            str(exc)
-            if isinstance(exc, DeviceFault)
-            else f"receipt could not be printed ({type(exc).__name__}: {exc}); reprint it later"
-        )
-        if not isinstance(exc, DeviceFault):
-            log.exception("receipt %s failed", receipt_no)
-        event = till.record(RECEIPT_FAILED, {**base, "reason": reason})
-        return PrintOutcome(False, receipt_no, reason, False, event.seq, status)
+        except Exception as exc:  # noqa: BLE001 - a layout bug must not reach the sale
+            log.exception("receipt %s could not be laid out", receipt_no)
+            raise _PrintFailed(
+                f"receipt could not be printed ({type(exc).__name__}: {exc}); reprint it later",
+                False,
+                {},
+            ) from None
+        after = _send_checked(printer, data, f"receipt {receipt_no}")
+    except _PrintFailed as failed:
+        event = till.record(RECEIPT_FAILED, {**base, "reason": failed.reason, "sent": failed.sent})
+        return PrintOutcome(False, receipt_no, failed.reason, False, event.seq, failed.status)
+    status = after.to_json()
     confirmed = bool(after.answered)
     event = till.record(RECEIPT_PRINTED, {**base, "confirmed": confirmed, "bytes": len(data)})
-    message = f"receipt {receipt_no} printed"
-    if not confirmed:
-        message += " (printer gave no status; check it)"
-    elif after.paper == "near_end":
-        message += "; paper is running low, have a new roll ready"
-    return PrintOutcome(True, receipt_no, message, confirmed, event.seq, status)
+    what = f"receipt {receipt_no}" + (" (copy)" if reprint else "")
+    return PrintOutcome(
+        True, receipt_no, _printed_message(what, after), confirmed, event.seq, status
+    )
+
+
+def print_z_report(
+    till: Any,  # noqa: ANN401
+    shift_event: Event,
+    printer: Any,  # noqa: ANN401
+    *,
+    reprint: bool = False,
+) -> PrintOutcome:
+    """Print a closed shift's Z report; record ``z_report.printed`` or ``z_report.failed``.
+
+    Like a receipt, it never raises for a printer problem: the shift close is already
+    durable. A failed Z report is in :func:`z_reprint_queue`; ``receipt_no`` of the
+    outcome is 0 and ``message`` names the shift.
+    """
+    z = shift_event.payload["z_report"]
+    shift_no = int(z["shift_no"])
+    try:
+        reprint = reprint or printed_before(
+            till, Z_REPORT_PRINTED, "shift_no", shift_no, shift_event.seq
+        )
+    except Exception:  # noqa: BLE001
+        log.exception("could not tell whether the Z report of shift %s printed before", shift_no)
+        reprint = True
+    base = {"shift_no": shift_no, "printer": getattr(printer, "url", ""), "reprint": reprint}
+    what = f"Z report of shift {shift_no}"
+    try:
+        shop = ShopHeader.from_config(till.config.section("shop"), till.device_id)
+        rows = z_report_lines(
+            z, shop, printer.columns, till.profile().currency, shift_event.wall_ms, reprint
+        )
+        data = document_bytes(printer, rows)
+        after = _send_checked(printer, data, what)
+    except _PrintFailed as failed:
+        reason = f"{failed.reason} (`tillbox hw reprint` prints it again)"
+        event = till.record(Z_REPORT_FAILED, {**base, "reason": reason, "sent": failed.sent})
+        return PrintOutcome(False, 0, reason, False, event.seq, failed.status, shift_no)
+    except Exception as exc:  # noqa: BLE001 - a printer problem never fails the close
+        log.exception("%s failed", what)
+        reason = f"{what} could not be printed ({type(exc).__name__}: {exc}); reprint it later"
+        event = till.record(Z_REPORT_FAILED, {**base, "reason": reason, "sent": False})
+        return PrintOutcome(False, 0, reason, False, event.seq, {}, shift_no)
+    event = till.record(
+        Z_REPORT_PRINTED, {**base, "confirmed": bool(after.answered), "bytes": len(data)}
+    )
+    what += " (copy)" if reprint else ""
+    return PrintOutcome(
+        True,
+        0,
+        _printed_message(what, after),
+        bool(after.answered),
+        event.seq,
+        after.to_json(),
+        shift_no,
+    )
+
+
+def z_reprint_queue(till: Any) -> list[int]:  # noqa: ANN401
+    """Shift numbers whose Z report's last print attempt failed, oldest first."""
+    last: dict[int, str] = {}
+    for shift_no, kind in till.log.conn.execute(
+        "SELECT json_extract(payload, '$.shift_no'), type FROM events "
+        "WHERE type IN (?, ?) ORDER BY seq",
+        (Z_REPORT_PRINTED, Z_REPORT_FAILED),
+    ):
+        last[int(shift_no)] = kind
+    return sorted(n for n, kind in last.items() if kind == Z_REPORT_FAILED)
+
+
+def shift_closed_event(till: Any, shift_no: int) -> Event:  # noqa: ANN401
+    """The ``shift.closed`` event of ``shift_no`` (it carries the Z report)."""
+    from appliance.errors import NotFound
+
+    row = till.log.conn.execute(
+        "SELECT closed_seq FROM shifts WHERE shift_no = ?", (int(shift_no),)
+    ).fetchone()
+    event = till.log.event(row[0]) if row and row[0] else None
+    if event is None:
+        raise NotFound(f"shift {shift_no} is not closed on this till; check `tillbox shift status`")
+    return event
 
 
 QrSource = Callable[[Any, Event], str | None]
@@ -365,9 +333,10 @@ def drain_reprint_queue(
     printer: Any,  # noqa: ANN401
     qr_for: QrSource | None = None,
 ) -> list[PrintOutcome]:
-    """Reprint every receipt whose last attempt failed, oldest first.
+    """Reprint every receipt, then every Z report, whose last attempt failed, oldest first.
 
-    Stops at the first failure (a printer out of paper fails them all); the rest
+    Each print is marked as a copy when an earlier attempt reached the paper. Stops
+    at the first failure (a printer out of paper fails them all); the rest
     stay queued. ``qr_for(till, sale_event)`` supplies each receipt's QR payload.
     """
     from appliance.errors import NotFound
@@ -380,7 +349,12 @@ def drain_reprint_queue(
             log.warning("receipt %s in the reprint queue is not in the log; skipped", receipt_no)
             continue
         qr = qr_for(till, sale) if qr_for else None
-        outcome = print_sale_receipt(till, sale, printer, qr, reprint=True)
+        outcome = print_sale_receipt(till, sale, printer, qr)
+        outcomes.append(outcome)
+        if not outcome.ok:
+            return outcomes
+    for shift_no in z_reprint_queue(till):
+        outcome = print_z_report(till, shift_closed_event(till, shift_no), printer)
         outcomes.append(outcome)
         if not outcome.ok:
             break

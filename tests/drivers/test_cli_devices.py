@@ -91,7 +91,12 @@ def test_print_receipt_then_out_of_paper_then_reprint(ddir):
     assert code == 1 and "1 still queued" in err
     set_hw(ddir, printer="sim://")
     code, out, _ = run("hw", "reprint", "--data-dir", str(ddir.root), "--json")
-    assert code == 0 and json.loads(out) == {"printed": [1], "queued": []}
+    assert code == 0 and json.loads(out) == {
+        "printed": [1],
+        "queued": [],
+        "z_reports_printed": [],
+        "z_queued": [],
+    }
     assert [e.payload["reprint"] for e in events(ddir, "receipt.printed")] == [False, True]
     code, out, _ = run("hw", "reprint", "--data-dir", str(ddir.root))
     assert out.strip() == "nothing to reprint"
