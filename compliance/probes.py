@@ -143,16 +143,10 @@ class DriversProbes:
         device, missing = self._device("printer")
         if missing is not None:
             return missing.message
+        if not hasattr(device, "print_label"):  # the layout lives with the printer driver
+            return "the configured printer cannot print labels; use a receipt printer"
         try:
-            if hasattr(device, "print_label"):
-                device.print_label(qr_payload, lines)
-                return ""
-            doc = device.new_document()
-            for line in lines:
-                doc.text(line + "\n")
-            doc.qr(qr_payload, size=6, native=True)
-            doc.cut()
-            device.send(doc.output)
+            device.print_label(qr_payload, lines)
             return ""
         except Exception as exc:  # noqa: BLE001
             return f"label not printed ({exc})"

@@ -918,7 +918,6 @@ class ShiftScreen(KScreen):
         lines = a.session.z_lines(z, a.money)
         self.ids.z.text = "\n".join(lines)
         self.ids.message.text = t("Printing the Z report...")
-        paper = a.session.z_lines(z, a.session.till.money)
 
         def printed(problem: str) -> None:
             self.ids.message.text = (
@@ -926,7 +925,7 @@ class ShiftScreen(KScreen):
             )
             a.mark_dirty()
 
-        a.hub.print_lines(paper, printed)
+        a.hub.print_z(z["shift_no"], printed)
         a.facts["last_z"] = {"shift_no": z["shift_no"]}
         self.refresh()
         a.poll_now()

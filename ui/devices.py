@@ -200,18 +200,16 @@ class DeviceHub:
 
         self._submit(self._io, work, lambda r: done(*r), lambda msg: done([msg], []))
 
-    def print_lines(self, lines: list[str], done: Callable[[str], None]) -> None:
-        """Print plain text (the Z report); ``done`` gets "" or the reason it failed."""
+    def print_z(self, shift_no: int, done: Callable[[str], None]) -> None:
+        """Print a closed shift's Z report (drivers' layout; a failure is recorded and
+        queued for ``drain_reprints``); ``done`` gets "" or the reason it failed."""
 
         def work() -> str:
-            printer = self.printer()
-            doc = printer.new_document()
-            doc.hw("INIT")
-            for line in lines:
-                doc.textln(line)
-            doc.cut()
-            printer.send(bytes(doc.output))
-            return ""
+            from drivers.receipts import print_z_report, shift_closed_event
+
+            till = self.till()
+            outcome = print_z_report(till, shift_closed_event(till, shift_no), self.printer())
+            return "" if outcome.ok else outcome.message
 
         self._submit(self._io, work, done, done)
 

@@ -246,9 +246,7 @@ def read(data: bytes, code_pages: dict[int, str] | None = None) -> Document:
                 elif fn == 81:  # function 181: print the stored symbol
                     if chars:
                         end_line()
-                    doc.items.append(
-                        QrCode(qr["data"] or "", qr["model"], qr["size"], qr["ec"])
-                    )
+                    doc.items.append(QrCode(qr["data"] or "", qr["model"], qr["size"], qr["ec"]))
                 else:
                     raise UnknownCommand(f"GS ( k QR function {fn + 100}")
                 i += 5 + size
