@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from escpos.printer import Dummy
+import re
 
+from escpos.printer import Dummy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from appliance.money import format_minor
 from drivers.escpos_sim import EscposInterpreter
 from drivers.receipts import ShopHeader, receipt_lines, render_receipt, two_col
 
@@ -122,3 +127,100 @@ def test_two_col_never_cuts_the_amount():
     assert two_col("A very long item name indeed", "EUR 1234.50", 20) == "A very ~ EUR 1234.50"
     assert two_col("Bread", "EUR 2.00", 20) == "Bread       EUR 2.00"
     assert two_col("Long product name here", "EUR 2.00", 20).endswith(" EUR 2.00")
+
+
+# -- the 58 mm findings, each read back by the independent reader -------------------------
+def _reader():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if "escpos_reader" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "escpos_reader", Path(__file__).with_name("escpos_reader.py")
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["escpos_reader"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["escpos_reader"]
+
+
+def decoded(rows, qr=None):
+    return _reader().read(render_receipt(Dummy(), rows, qr))
+
+
+def vat_payload(net, tax, gross, refund=False):
+    payload = {
+        **PAYLOAD,
+        "lines": [{**PAYLOAD["lines"][1], "amount_minor": gross, "gross_minor": gross}],
+        "promotions": [],
+        "discount_minor": 0,
+        "subtotal_minor": gross,
+        "total_minor": gross,
+        "taxes": [
+            {"rate": "standard", "rate_bp": 2000, "net_minor": net, "tax_minor": tax,
+             "gross_minor": gross},
+        ],
+        "payment": {"method": "card", "due_minor": gross},
+    }  # fmt: skip
+    if refund:
+        payload.update(refund_id="r-1", sale_id="s-1", sale_receipt_no=41)
+    return payload
+
+
+def test_vat_row_keeps_every_digit_at_58mm():
+    """``net EUR 21.50 gross EUR 25.8`` was cut to the paper; it must wrap instead."""
+    doc = decoded(receipt_lines(vat_payload(2150, 430, 2580), SHOP, 32))
+    assert max(line.columns for line in doc.lines) <= 32
+    text = doc.texts
+    assert any("net EUR 21.50" in t for t in text) and any("gross EUR 25.80" in t for t in text)
+    assert not any(t.rstrip().endswith("EUR 25.8") for t in text)
+
+
+def test_refund_vat_prints_negative():
+    doc = decoded(receipt_lines(vat_payload(2150, 430, 2580, refund=True), SHOP, 32))
+    vat = doc.texts[doc.texts.index("VAT included") :]
+    assert any(t.endswith("-EUR 4.30") for t in vat)
+    assert any("net -EUR 21.50" in t for t in vat) and any("gross -EUR 25.80" in t for t in vat)
+
+
+def test_long_till_id_and_shop_name_wrap_whole_at_58mm():
+    shop = ShopHeader("Bäckerei Müller am Marktplatz Łódź", "Rynek", "", "", "esc-p-till-0042")
+    doc = decoded(receipt_lines(PAYLOAD, shop, 32, 1_780_000_000_000))
+    assert max(line.columns for line in doc.lines) <= 32
+    assert " ".join(line.text for line in doc.lines if line.double_width) == shop.name
+    assert "esc-p-till-0042" in "".join(doc.texts)
+    assert "2026-05-28 20:26 UTC" in [t.strip() for t in doc.texts]
+
+
+def test_qr_is_printed_at_level_m_with_5_dot_modules_or_more():
+    for dots in (384, 576):
+        data = render_receipt(Dummy(), [("qr", "")], "TB1*payload", paper_dots=dots)
+        (qr,) = _reader().read(data).qr_codes
+        assert (qr.model, qr.ec_level, qr.data) == (2, "M", "TB1*payload")
+        assert qr.module_dots >= 5
+        assert qr.module_dots * (65 + 8) <= dots  # the worst-case receipt QR still fits
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    columns=st.sampled_from([32, 48]),
+    name=st.text(st.sampled_from("abcdefghij ÄÖÜäöüßŁłóźę-"), min_size=1, max_size=60),
+    device=st.text(st.sampled_from("abcxyz0123456789-_"), min_size=1, max_size=64),
+    amounts=st.lists(st.integers(0, 10**11), min_size=3, max_size=3),
+    refund=st.booleans(),
+)
+def test_no_line_is_wider_than_the_paper_and_no_amount_is_cut(
+    columns, name, device, amounts, refund
+):
+    net, tax, gross = amounts
+    payload = vat_payload(net, tax, gross, refund)
+    payload["lines"][0]["name"] = name
+    shop = ShopHeader(name, name, name, name, device)
+    doc = decoded(receipt_lines(payload, shop, columns, 1_780_000_000_000, reprint=refund))
+    assert max(line.columns for line in doc.lines) <= columns
+    sign = -1 if refund else 1
+    joined = "\n".join(doc.texts)
+    for minor in (sign * net, sign * tax, sign * gross, gross):
+        assert re.search(rf"(^|\s){re.escape(format_minor(minor, 'EUR'))}($|\s)", joined, re.M)
+    assert device in "".join(doc.texts)
