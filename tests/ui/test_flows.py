@@ -300,6 +300,9 @@ def test_shift_close_shows_and_records_the_z_report(kiosk):
     kiosk.screenshot("shift-z-report")
     closed = events(kiosk.ddir, "shift.closed")
     assert len(closed) == 1
+    # printed through the drivers' Z report layout, which records it like a receipt
+    printed = events(kiosk.ddir, "z_report.printed")
+    assert [(e.payload["shift_no"], e.payload["reprint"]) for e in printed] == [(1, False)]
     z = closed[0].payload["z_report"]
     assert z["sales_count"] == 2 and z["refunds_count"] == 1
     paid = sum(e.payload["payment"]["due_minor"] for e in sales(kiosk))
