@@ -47,7 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_print_receipt)
 
     p = till_command(hw_sub, "print-z", help="print (or reprint) a closed shift's Z report")
-    p.add_argument("--shift", required=True, metavar="N", help="the shift number")
+    p.add_argument(
+        "--shift", required=True, metavar="N", type=_shift_number, help="the shift number"
+    )
     p.set_defaults(handler=cmd_print_z)
 
     p = till_command(
@@ -85,6 +87,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--purpose", default="inspection", help="what it documents (onboarding, inspection, permit)"
     )
     p.set_defaults(handler=cmd_photo)
+
+
+def _shift_number(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a shift number, e.g. --shift 3")
+    return int(text)
 
 
 def _devices(args: argparse.Namespace):  # noqa: ANN202 - drivers.devices.Devices
@@ -232,12 +240,10 @@ def cmd_print_z(args: argparse.Namespace) -> int:
     from appliance.errors import TillError
     from drivers.receipts import print_z_report, shift_closed_event
 
-    if not str(args.shift).strip().isdigit():
-        raise TillError(f"--shift {args.shift!r} must be a shift number, e.g. --shift 3")
     devices = _devices(args)
     try:
         with _till(args) as till:
-            event = shift_closed_event(till, int(args.shift))
+            event = shift_closed_event(till, args.shift)
             outcome = print_z_report(till, event, devices.printer)
     finally:
         devices.close()
@@ -259,6 +265,12 @@ def print_z_at_close(args: argparse.Namespace, till, event) -> dict:  # noqa: AN
     except Exception as exc:  # noqa: BLE001 - a bad [hardware] section must not fail the close
         return {"printed": False, "message": f"Z report not printed: {exc}"}
     try:
+        if not devices.configured("printer"):
+            return {
+                "printed": False,
+                "message": "Z report not printed: no receipt printer fitted "
+                "([hardware] printer = none://)",
+            }
         outcome = print_z_report(till, event, devices.printer)
     finally:
         devices.close()

@@ -400,9 +400,21 @@ def test_shift_close_no_print_and_print_z_refusals(shop):
     code, out, err = run("hw", "print-z", "--data-dir", root, "--shift", "7")
     assert code == 1 and err.count("\n") == 1 and "shift 7 is not closed" in err
     code, out, err = run("hw", "print-z", "--data-dir", root, "--shift", "x")
-    assert code == 1 and err.count("\n") == 1 and "must be a shift number" in err
+    assert code == 2 and err.count("\n") == 1 and "must be a shift number" in err
     assert paper.path.read_bytes() == b""
     assert [e for e in till.log.events(0) if e.type.startswith("z_report.")] == []
     code, out, err = run("hw", "print-z", "--data-dir", root, "--shift", "1")
     assert code == 0, err
     assert "Z REPORT 1" in " ".join(paper.take().texts)
+
+
+def test_shift_close_on_a_till_without_a_printer_says_so_and_queues_nothing(shop):
+    from drivers.receipts import z_reprint_queue
+
+    till, printer, paper = shop
+    config = till.data_dir.load_config()
+    config.section("hardware")["printer"] = "none://"
+    till.data_dir.save_config(config)
+    code, out, err = run("shift", "close", "--data-dir", str(till.data_dir.root))
+    assert code == 0 and err == "" and "no receipt printer fitted" in out
+    assert till.current_shift() is None and z_reprint_queue(till) == []
