@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from appliance import __version__
 from appliance.cliutil import OneLineParser, add_data_dir, data_dir, emit, till_command
 from appliance.errors import TillError
-from appliance.plugins import load_command_plugins
+from appliance.plugins import load_command_plugins, run_shift_closed_hooks
 
 
 def _cart_item(text: str) -> tuple[str, int]:
@@ -180,22 +180,6 @@ def _format_z(till, z: dict) -> str:  # noqa: ANN001
     return "\n".join(lines)
 
 
-def _after_shift_close(args: argparse.Namespace, till, event) -> list[dict]:  # noqa: ANN001
-    """Run the ``tillbox.shift_closed`` hooks (the hw plugin prints the Z report there).
-
-    The close is durable before they run, so a hook that fails becomes a warning line,
-    never a failed command.
-    """
-    results = []
-    for entry in sorted(entry_points(group="tillbox.shift_closed"), key=lambda e: e.name):
-        try:
-            result = dict(entry.load()(args, till, event))
-        except Exception as exc:  # noqa: BLE001 - a plugin must not undo a durable close
-            result = {"printed": False, "message": f"{entry.name}: {type(exc).__name__}: {exc}"}
-        results.append({"hook": entry.name, **result})
-    return results
-
-
 def cmd_shift(args: argparse.Namespace) -> int:
     with _open_till(args) as till:
         if args.action == "open":
@@ -208,7 +192,7 @@ def cmd_shift(args: argparse.Namespace) -> int:
         elif args.action == "close":
             event = till.close_shift()
             z = event.payload["z_report"]
-            printing = [] if args.no_print else _after_shift_close(args, till, event)
+            printing = [] if args.no_print else run_shift_closed_hooks(args, till, event)
             emit(
                 args,
                 {"shift_no": z["shift_no"], "seq": event.seq, "z_report": z, "printing": printing},

@@ -82,3 +82,34 @@ def load_command_plugins(
                 "it (`make venv`) or remove it\n"
             )
     return failed
+
+
+SHIFT_CLOSED_GROUP = "tillbox.shift_closed"
+
+
+def run_shift_closed_hooks(
+    args: argparse.Namespace,
+    till: Any,  # noqa: ANN401 - appliance.till.Till (not imported: this module stays light)
+    event: Any,  # noqa: ANN401 - the shift.closed event
+    entries: Iterable[EntryPoint] | None = None,
+) -> list[dict[str, Any]]:
+    """Run the ``tillbox.shift_closed`` hooks (the hw plugin prints the Z report there).
+
+    Each hook returns ``{"printed": bool, "message": str}``. The close is durable before
+    they run, so a hook that fails to load or raises becomes a result with its reason,
+    never a failed command.
+    """
+    found = entries if entries is not None else entry_points(group=SHIFT_CLOSED_GROUP)
+    results: list[dict[str, Any]] = []
+    for entry in sorted(found, key=lambda e: e.name):
+        try:
+            result = dict(entry.load()(args, till, event))
+        except Exception as exc:  # noqa: BLE001 - a plugin must not undo a durable close
+            reason = str(exc).splitlines()[0] if str(exc) else ""
+            result = {
+                "printed": False,
+                "message": f"Z report not printed: plugin {entry.name} failed "
+                f"({type(exc).__name__}: {reason})",
+            }
+        results.append({"hook": entry.name, **result})
+    return results
