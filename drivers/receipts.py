@@ -1,6 +1,8 @@
-"""Receipts: the layout of a ``sale.completed`` payload, and printing that never loses a sale.
+"""Printing receipts and Z reports, in a way that never loses a sale.
 
-The sale is durable before anything here runs. Printing either records
+The layout (rows, wrapping, QR parameters, bytes) is :mod:`drivers.layout`'s; this
+module decides what to print, checks the printer and records the outcome. The sale
+is durable before anything here runs. Printing either records
 ``receipt.printed`` or records ``receipt.failed`` with the reason; a failed
 receipt is in :meth:`appliance.till.Till.reprint_queue` until a reprint succeeds
 (:func:`drain_reprint_queue`). Nothing in this module raises for a printer
