@@ -254,7 +254,7 @@ def cmd_inspect_verify(args: argparse.Namespace) -> int:
 # -- receipt -------------------------------------------------------------------------------
 def cmd_receipt_verify(args: argparse.Namespace) -> int:
     from appliance.keys import load_verify_key
-    from appliance.receipt_sig import verify_receipt_payload
+    from appliance.receipt_sig import TB2Fields, verify_receipt_payload
 
     check = verify_receipt_payload(args.payload, load_verify_key(args.public_key))
     if check.ok and check.fields is not None:
@@ -267,9 +267,14 @@ def cmd_receipt_verify(args: argparse.Namespace) -> int:
             for bp, g in f.totals
         )
         text = (
-            f"VALID receipt {f.receipt_no} ({'sale' if f.kind == 'S' else 'refund'}) from "
-            f"device {f.device_id} at {when}, {f.currency} {totals}; code {check.code}"
+            f"VALID {f.version} receipt {f.receipt_no} ({'sale' if f.kind == 'S' else 'refund'}) "
+            f"from device {f.device_id} at {when}, {f.currency} {totals}; code {check.code}"
         )
+        if isinstance(f, TB2Fields):
+            text += f"\ntenant {f.tenant}, paid by {f.method}, key id {f.key_id}, event "
+            text += f"hash {f.event_ref[:16]}..."
+            if f.refunded_receipt_no is not None:
+                text += f", refunds receipt {f.refunded_receipt_no}"
     else:
         text = f"INVALID: {check.problem}"
     emit(args, check.to_json(), text)
@@ -463,7 +468,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     receipt = _sub(sub.add_parser("receipt", help="signed receipt blocks (QR payloads)"))
     p = receipt.add_parser("verify", help="check a scanned receipt QR payload offline")
     add_json(p)
-    p.add_argument("payload", help="the QR payload text (TB1*...)")
+    p.add_argument("payload", help="the QR payload text (TB2*... or TB1*...)")
     p.add_argument(
         "--public-key",
         required=True,
