@@ -196,6 +196,7 @@ def cmd_inspect_export(args: argparse.Namespace) -> int:
         date_from=args.date_from,
         date_to=args.date_to,
         include_personal=args.include_personal_data,
+        nonce=args.nonce,
     )
     emit(
         args,
@@ -208,6 +209,8 @@ def cmd_inspect_export(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect_verify(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
     from appliance.keys import load_verify_key
     from compliance.verify import verify_bundle
 
@@ -219,36 +222,31 @@ def cmd_inspect_verify(args: argparse.Namespace) -> int:
         region = load_verify_key(args.region_key).encode().hex()
     show = args.progress or (sys.stderr.isatty() and not args.json)
     verdict = verify_bundle(
-        args.file, public_key=expected, region_key=region, progress=_Bar() if show else None
+        args.file,
+        public_key=expected,
+        region_key=region,
+        nonce=args.nonce,
+        progress=_Bar() if show else None,
     )
-    if verdict.ok:
-        text = (
-            f"VERDICT: INTACT. device {verdict.device_id}, {verdict.files} files, "
-            f"{verdict.events} events (seq {verdict.first_seq}-{verdict.last_seq}) chained, "
-            f"{verdict.receipts} receipt signatures valid"
-        )
-        if verdict.acks:
-            text += (
-                f"\nregion: {verdict.acks} signed acks valid (region key "
-                f"{verdict.region_key[:16]}...): the region stored this till's log "
-                f"through seq {verdict.acked_seq}"
-            )
-            if args.region_key is None:
-                text += (
-                    "\nnote: acks checked against the region key inside the bundle; pass "
-                    "--region-key with the region's own key to prove which region signed them"
-                )
-        else:
-            text += "\nregion: no signed acks in the bundle (the till has not synced)"
-        if args.public_key is None:
-            text += (
-                "\nnote: checked against the key inside the bundle; pass --public-key "
-                "from the region's registry to prove which device made it"
-            )
-    else:
-        text = f"VERDICT: NOT INTACT. first problem: {verdict.problem}"
-    emit(args, verdict.to_json(), text)
-    return 0 if verdict.ok else 4
+    if not verdict.ok:
+        emit(args, verdict.to_json(), f"VERDICT: NOT INTACT. first problem: {verdict.problem}")
+        return 4
+    when = datetime.fromtimestamp(verdict.exported_at_ms / 1000, UTC)
+    proved = verdict.proved()
+    lines = [
+        f"VERDICT: INTACT. device {verdict.device_id} (tenant {verdict.tenant}), "
+        f"{verdict.files} files, {verdict.events} events (seq {verdict.first_seq}-"
+        f"{verdict.last_seq}) chained, {verdict.receipts} receipt signatures valid; "
+        f"exported {when:%Y-%m-%d %H:%M:%S} UTC by the till's clock",
+        f"device signature: {proved['device_signature']}",
+        f"chain: {proved['chain']}",
+        f"region acks: {proved['region_acks']}",
+        f"nonce: {proved['nonce']}",
+    ]
+    if verdict.unproved:
+        lines.append("NOT PROVED what you asked: " + "; ".join(verdict.unproved))
+    emit(args, verdict.to_json(), "\n".join(lines))
+    return 5 if verdict.unproved else 0
 
 
 # -- receipt -------------------------------------------------------------------------------
@@ -442,6 +440,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="add customers' readable personal data (off by default)",
     )
+    p.add_argument(
+        "--nonce",
+        metavar="TEXT",
+        help="the inspector's challenge, signed into the manifest with the export time",
+    )
     p.set_defaults(handler=cmd_inspect_export)
     p = inspect.add_parser("verify", help="re-check a bundle offline; the first problem found")
     add_json(p)
@@ -456,7 +459,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--region-key",
         metavar="HEX",
         help="the region's public key (64 hex digits or a key file) to check the "
-        "region's signed acks with; without it the bundle's sync/region.pub is used",
+        "region's signed acks with; without it the acks are NOT proved (checked against "
+        "the bundle's own sync/region.pub only)",
+    )
+    p.add_argument(
+        "--nonce",
+        metavar="TEXT",
+        help="the challenge you gave the export: exit 5 unless the bundle carries it",
     )
     p.add_argument(
         "--progress",
