@@ -114,7 +114,10 @@ class Verdict:
         if self.acks and self.region_key_pinned:
             acks = f"proved with the pinned region key: stored through seq {self.acked_seq}"
         elif self.acks:
-            acks = "NOT proved: signed by the bundle's own sync/region.pub; pass --region-key"
+            acks = (
+                f"NOT proved (signed by the bundle's own sync/region.pub, which claims storage "
+                f"through seq {self.acked_seq}); pass --region-key"
+            )
         else:
             acks = "none in the bundle"
         if self.nonce_asked is None:
