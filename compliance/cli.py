@@ -68,17 +68,13 @@ def _ask_many(prompt: str, parse, current: list) -> list:  # noqa: ANN001
 
 def _guided_input(args: argparse.Namespace):  # noqa: ANN202 - compliance.enroll.EnrollmentInput
     """Flags first; in a terminal, ask for whatever is missing (the CLI onboarding flow)."""
-    from appliance.errors import TillError
     from compliance import enroll
 
     attestation = args.attestation or ""
     if args.attestation_file:
-        try:
-            attestation = open(args.attestation_file, encoding="utf-8").read()
-        except OSError as exc:
-            raise TillError(
-                f"cannot read {args.attestation_file} ({exc.strerror}); check the path"
-            ) from None
+        from appliance.boundedio import TEXT_FILE_LIMIT, read_text_bounded
+
+        attestation = read_text_bounded(args.attestation_file, TEXT_FILE_LIMIT, "attestation")
     data = enroll.EnrollmentInput(
         operator=_ask("Operator name", args.operator or ""),
         business=_ask("Business name", args.business or ""),
