@@ -97,9 +97,12 @@ def cmd_catalog_list(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog_apply(args: argparse.Namespace) -> int:
+    from appliance.boundedio import CATALOG_LIMIT, read_bounded
+
+    raw = read_bounded(args.file, CATALOG_LIMIT, "catalog")
     try:
-        data = json.loads(open(args.file, encoding="utf-8").read())
-    except (OSError, ValueError) as exc:
+        data = json.loads(raw)
+    except ValueError as exc:
         raise TillError(
             f"cannot read catalog {args.file} ({exc}); give a JSON catalog file"
         ) from None

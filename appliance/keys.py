@@ -60,9 +60,12 @@ def load_verify_key(value: str | Path) -> VerifyKey:
     """A public key from 64 hex characters or from a file holding them."""
     text = str(value).strip()
     if len(text) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text):
+        from appliance.boundedio import KEY_FILE_LIMIT, TooLarge, read_stream
+
         try:
-            text = Path(value).read_text().strip()
-        except OSError:
+            with open(value, "rb") as f:
+                text = read_stream(f, KEY_FILE_LIMIT, f"key file {value}").decode("ascii").strip()
+        except (OSError, UnicodeDecodeError, TooLarge):
             raise TillError(
                 f"{value!r} is neither a 64-hex-digit public key nor a readable "
                 "key file; pass the device's public key"

@@ -113,6 +113,11 @@ class Till:
                 f"device id {device_id!r} must be 1-64 letters, digits, - or _ "
                 "(it names the device's MQTT topic)"
             )
+        if not tenant or not all(c.isalnum() or c in "-_" for c in tenant) or len(tenant) > 64:
+            raise TillError(
+                f"tenant {tenant!r} must be 1-64 letters, digits, - or _ "
+                "(it names the MQTT topics and is signed on every receipt)"
+            )
         if data_dir.exists() or data_dir.log_path.exists():
             raise TillError(
                 f"{data_dir.root} already holds a till; choose an empty --data-dir "

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time as time_module
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -44,14 +45,16 @@ from appliance.fsutil import fsync_dir
 from appliance.log import EventLog
 from appliance.receipt_sig import (
     RECEIPT_TYPES,
-    fields_for_event,
-    previous_receipt_hash,
+    device_tenant,
+    key_id,
     short_code,
     sign_fields,
+    tb2_fields_for_event,
 )
 from compliance import zipcanon
 
-FORMAT = "tillbox-inspection/1"
+FORMAT = "tillbox-inspection/2"  # /2: export time, nonce and tenant signed; TB2 receipts
+NONCE_MAX = 200  # characters of an inspector's challenge (--nonce)
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 SELFTEST_TYPE = "selftest.recorded"
@@ -136,11 +139,20 @@ def export_bundle(
     date_from: str | None = None,
     date_to: str | None = None,
     include_personal: bool = False,
+    nonce: str | None = None,
+    now_ms: int | None = None,
 ) -> ExportResult:
-    """Write the bundle to ``out`` crash-safely (tmp, fsync, rename)."""
+    """Write the bundle to ``out`` crash-safely (tmp, fsync, rename).
+
+    ``nonce`` is the inspector's challenge, signed into the manifest with the export
+    time (``now_ms``, default the wall clock), so a bundle made before the inspector
+    asked cannot pass for a fresh one. The same log, time and nonce give the same bytes.
+    """
     from compliance import html, photos
 
     data_dir.require()
+    _check_nonce(nonce)
+    exported_at_ms = int(time_module.time() * 1000) if now_ms is None else now_ms
     start_ms, end_ms = parse_day(date_from), parse_day(date_to, end=True)
     if start_ms is not None and end_ms is not None and end_ms <= start_ms:
         raise TillError(f"--from {date_from} is after --to {date_to}; swap them")
@@ -157,11 +169,11 @@ def export_bundle(
         first, last = _seq_range(log, start_ms, end_ms)
         before = log.event(first - 1) if first > 1 else None
         prev_hash = before.hash if before else GENESIS_HASH
-        receipt_prev = previous_receipt_hash(log, first)
+        tenant = device_tenant(log)
         with tempfile.TemporaryDirectory(prefix="tillbox-bundle-") as tmp_name:
             tmp = Path(tmp_name)
             files: dict[str, Path] = {}
-            summary = _write_events(log, key, first, last, prev_hash, receipt_prev, tmp, files)
+            summary = _write_events(log, key, first, last, prev_hash, tenant, tmp, files)
             (tmp / "device.pub").write_text(public_hex + "\n")
             files["device.pub"] = tmp / "device.pub"
             enrollments = _add_enrollments(data_dir, tmp, files, photos)
@@ -178,7 +190,10 @@ def export_bundle(
             head = {
                 "format": FORMAT,
                 "device_id": log.device_id,
+                "tenant": tenant,
                 "public_key": public_hex,
+                "exported_at_ms": exported_at_ms,
+                "nonce": nonce,
                 "period": {"from": date_from, "to": date_to},
                 "events": {
                     "first_seq": first,
@@ -188,7 +203,6 @@ def export_bundle(
                     "last_hash": summary["last_hash"],
                     "log_tail_seq": log.last()[0],
                 },
-                "receipt_prev_hash": receipt_prev,
                 "personal_data": include_personal,
             }
             page = html.render(head, summary, enrollments, sorted(files), personal, sync_summary)
@@ -199,13 +213,23 @@ def export_bundle(
         log.close()
 
 
+def _check_nonce(nonce: str | None) -> None:
+    if nonce is None:
+        return
+    if not nonce or len(nonce) > NONCE_MAX or not nonce.isprintable():
+        raise TillError(
+            f"--nonce must be 1-{NONCE_MAX} printable characters (the inspector's "
+            "challenge, e.g. a date and a random word); give it again"
+        )
+
+
 def _write_events(
     log: EventLog,
     key: Any,
     first: int,
     last: int,
     prev_hash: str,
-    receipt_prev: str,
+    tenant: str,
     tmp: Path,
     files: dict[str, Path],
 ) -> dict[str, Any]:
@@ -220,6 +244,7 @@ def _write_events(
         "types": {},
     }
     paths = {n: tmp / n for n in ("events.jsonl", "receipts.jsonl", "selftest.jsonl")}
+    signer = key_id(key.verify_key)
     with (
         paths["events.jsonl"].open("wb") as events_f,
         paths["receipts.jsonl"].open("wb") as receipts_f,
@@ -237,8 +262,7 @@ def _write_events(
                 selftest_f.write(line)
                 summary["selftests"].append(event.to_json())
             if event.type in RECEIPT_TYPES:
-                payload = sign_fields(fields_for_event(event, receipt_prev), key)
-                receipt_prev = event.hash
+                payload = sign_fields(tb2_fields_for_event(event, tenant, signer), key)
                 entry = {
                     "seq": event.seq,
                     "receipt_no": event.payload["receipt_no"],

@@ -68,17 +68,13 @@ def _ask_many(prompt: str, parse, current: list) -> list:  # noqa: ANN001
 
 def _guided_input(args: argparse.Namespace):  # noqa: ANN202 - compliance.enroll.EnrollmentInput
     """Flags first; in a terminal, ask for whatever is missing (the CLI onboarding flow)."""
-    from appliance.errors import TillError
     from compliance import enroll
 
     attestation = args.attestation or ""
     if args.attestation_file:
-        try:
-            attestation = open(args.attestation_file, encoding="utf-8").read()
-        except OSError as exc:
-            raise TillError(
-                f"cannot read {args.attestation_file} ({exc.strerror}); check the path"
-            ) from None
+        from appliance.boundedio import TEXT_FILE_LIMIT, read_text_bounded
+
+        attestation = read_text_bounded(args.attestation_file, TEXT_FILE_LIMIT, "attestation")
     data = enroll.EnrollmentInput(
         operator=_ask("Operator name", args.operator or ""),
         business=_ask("Business name", args.business or ""),
@@ -196,6 +192,7 @@ def cmd_inspect_export(args: argparse.Namespace) -> int:
         date_from=args.date_from,
         date_to=args.date_to,
         include_personal=args.include_personal_data,
+        nonce=args.nonce,
     )
     emit(
         args,
@@ -208,6 +205,8 @@ def cmd_inspect_export(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect_verify(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
     from appliance.keys import load_verify_key
     from compliance.verify import verify_bundle
 
@@ -219,42 +218,37 @@ def cmd_inspect_verify(args: argparse.Namespace) -> int:
         region = load_verify_key(args.region_key).encode().hex()
     show = args.progress or (sys.stderr.isatty() and not args.json)
     verdict = verify_bundle(
-        args.file, public_key=expected, region_key=region, progress=_Bar() if show else None
+        args.file,
+        public_key=expected,
+        region_key=region,
+        nonce=args.nonce,
+        progress=_Bar() if show else None,
     )
-    if verdict.ok:
-        text = (
-            f"VERDICT: INTACT. device {verdict.device_id}, {verdict.files} files, "
-            f"{verdict.events} events (seq {verdict.first_seq}-{verdict.last_seq}) chained, "
-            f"{verdict.receipts} receipt signatures valid"
-        )
-        if verdict.acks:
-            text += (
-                f"\nregion: {verdict.acks} signed acks valid (region key "
-                f"{verdict.region_key[:16]}...): the region stored this till's log "
-                f"through seq {verdict.acked_seq}"
-            )
-            if args.region_key is None:
-                text += (
-                    "\nnote: acks checked against the region key inside the bundle; pass "
-                    "--region-key with the region's own key to prove which region signed them"
-                )
-        else:
-            text += "\nregion: no signed acks in the bundle (the till has not synced)"
-        if args.public_key is None:
-            text += (
-                "\nnote: checked against the key inside the bundle; pass --public-key "
-                "from the region's registry to prove which device made it"
-            )
-    else:
-        text = f"VERDICT: NOT INTACT. first problem: {verdict.problem}"
-    emit(args, verdict.to_json(), text)
-    return 0 if verdict.ok else 4
+    if not verdict.ok:
+        emit(args, verdict.to_json(), f"VERDICT: NOT INTACT. first problem: {verdict.problem}")
+        return 4
+    when = datetime.fromtimestamp(verdict.exported_at_ms / 1000, UTC)
+    proved = verdict.proved()
+    lines = [
+        f"VERDICT: INTACT. device {verdict.device_id} (tenant {verdict.tenant}), "
+        f"{verdict.files} files, {verdict.events} events (seq {verdict.first_seq}-"
+        f"{verdict.last_seq}) chained, {verdict.receipts} receipt signatures valid; "
+        f"exported {when:%Y-%m-%d %H:%M:%S} UTC by the till's clock",
+        f"device signature: {proved['device_signature']}",
+        f"chain: {proved['chain']}",
+        f"region acks: {proved['region_acks']}",
+        f"nonce: {proved['nonce']}",
+    ]
+    if verdict.unproved:
+        lines.append("NOT PROVED what you asked: " + "; ".join(verdict.unproved))
+    emit(args, verdict.to_json(), "\n".join(lines))
+    return 5 if verdict.unproved else 0
 
 
 # -- receipt -------------------------------------------------------------------------------
 def cmd_receipt_verify(args: argparse.Namespace) -> int:
     from appliance.keys import load_verify_key
-    from appliance.receipt_sig import verify_receipt_payload
+    from appliance.receipt_sig import TB2Fields, verify_receipt_payload
 
     check = verify_receipt_payload(args.payload, load_verify_key(args.public_key))
     if check.ok and check.fields is not None:
@@ -267,9 +261,14 @@ def cmd_receipt_verify(args: argparse.Namespace) -> int:
             for bp, g in f.totals
         )
         text = (
-            f"VALID receipt {f.receipt_no} ({'sale' if f.kind == 'S' else 'refund'}) from "
-            f"device {f.device_id} at {when}, {f.currency} {totals}; code {check.code}"
+            f"VALID {f.version} receipt {f.receipt_no} ({'sale' if f.kind == 'S' else 'refund'}) "
+            f"from device {f.device_id} at {when}, {f.currency} {totals}; code {check.code}"
         )
+        if isinstance(f, TB2Fields):
+            text += f"\ntenant {f.tenant}, paid by {f.method}, key id {f.key_id}, event "
+            text += f"hash {f.event_ref[:16]}..."
+            if f.refunded_receipt_no is not None:
+                text += f", refunds receipt {f.refunded_receipt_no}"
     else:
         text = f"INVALID: {check.problem}"
     emit(args, check.to_json(), text)
@@ -437,6 +436,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="add customers' readable personal data (off by default)",
     )
+    p.add_argument(
+        "--nonce",
+        metavar="TEXT",
+        help="the inspector's challenge, signed into the manifest with the export time",
+    )
     p.set_defaults(handler=cmd_inspect_export)
     p = inspect.add_parser("verify", help="re-check a bundle offline; the first problem found")
     add_json(p)
@@ -451,7 +455,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--region-key",
         metavar="HEX",
         help="the region's public key (64 hex digits or a key file) to check the "
-        "region's signed acks with; without it the bundle's sync/region.pub is used",
+        "region's signed acks with; without it the acks are NOT proved (checked against "
+        "the bundle's own sync/region.pub only)",
+    )
+    p.add_argument(
+        "--nonce",
+        metavar="TEXT",
+        help="the challenge you gave the export: exit 5 unless the bundle carries it",
     )
     p.add_argument(
         "--progress",
@@ -463,7 +473,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     receipt = _sub(sub.add_parser("receipt", help="signed receipt blocks (QR payloads)"))
     p = receipt.add_parser("verify", help="check a scanned receipt QR payload offline")
     add_json(p)
-    p.add_argument("payload", help="the QR payload text (TB1*...)")
+    p.add_argument("payload", help="the QR payload text (TB2*... or TB1*...)")
     p.add_argument(
         "--public-key",
         required=True,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance import keys
+from appliance.boundedio import SCAN_LIMIT, read_bounded
 from appliance.canonical import canonical_bytes
 from appliance.datadir import DataDir
 from appliance.errors import RuleViolation, TillError
@@ -121,10 +122,7 @@ def _read_source(source: str, what: str, probes: Probes | None) -> tuple[bytes, 
             )
         return frame, "capture.jpg", "camera"
     path = Path(source).expanduser()
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise TillError(f"{what}: cannot read {path} ({exc.strerror}); check the path") from None
+    data = read_bounded(path, SCAN_LIMIT, what)
     if not data:
         raise TillError(f"{what}: {path} is empty; scan it again")
     return data, path.name, "file"

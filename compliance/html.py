@@ -84,6 +84,8 @@ def render(
                 ["hash before the period", f"<code>{escape(ev['prev_hash'])}</code>"],
                 ["hash of the last event", f"<code>{escape(ev['last_hash'])}</code>"],
                 ["personal data included", "yes" if head["personal_data"] else "no"],
+                ["exported at (UTC)", escape(_utc(head["exported_at_ms"]))],
+                ["inspector's nonce", escape(head["nonce"] or "none given")],
             ],
         ),
     ]
@@ -281,3 +283,9 @@ def _enrollment(enr: dict[str, Any]) -> str:
             )
         )
     return "".join(out)
+
+
+def _utc(wall_ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(wall_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")

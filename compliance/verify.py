@@ -1,11 +1,16 @@
 """``tillbox inspect verify``: re-check an inspection bundle, stop at the first problem.
 
 Order of checks (each needs the previous one to mean anything):
-1. the file is a zip holding manifest.json and manifest.sig;
-2. manifest.json is canonical JSON in the known format, and the public key is
-   the expected one (``--public-key``) and the one in device.pub;
-3. manifest.sig verifies over the manifest bytes with that key;
-4. the zip holds exactly the files the manifest lists, each with its SHA-256 and size;
+1. the file is a zip holding manifest.json and manifest.sig, every entry STORED
+   (uncompressed, as the canonical container is): a deflated entry, a zip bomb's
+   way in, is refused before a byte of it is inflated;
+2. the key is the expected one (``--public-key``), else device.pub;
+3. manifest.sig verifies over the manifest bytes (read with a cap) with that key,
+   and only then is manifest.json parsed: canonical JSON in the known format,
+   naming the same key;
+4. the zip holds exactly the files the manifest lists, each with its size (the
+   central directory's, before reading) and SHA-256 (read in chunks, never past
+   the stated size);
 5. events.jsonl: canonical lines, gapless seqs from the manifest's first seq,
    each linked to the previous hash, each hash recomputed, the count and the last
    hash as the manifest states; the device's own events name the same key;
@@ -19,6 +24,11 @@ Order of checks (each needs the previous one to mean anything):
     names a segment in sync/segments.jsonl with the same seqs; the verdict states the
     highest seq they prove stored (``acked_seq``);
 11. the zip container is the canonical one.
+
+The verdict also says which parts were *proved* and which only checked against
+keys the bundle itself carries (``proved``/``unproved``): the device key is pinned
+only with ``--public-key``, the region acks only with ``--region-key``, and the
+bundle is fresh only when it carries the inspector's ``--nonce``.
 """
 
 from __future__ import annotations
@@ -35,14 +45,19 @@ from typing import Any
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from appliance.boundedio import KEY_FILE_LIMIT, KiB, MiB, TooLarge, read_stream
 from appliance.canonical import CanonicalFormError, canonical_bytes
 from appliance.chain import Event
-from appliance.receipt_sig import RECEIPT_TYPES, fields_for_event, parse_payload
+from appliance.receipt_sig import RECEIPT_TYPES, key_id, parse_payload, tb2_fields_for_event
 from compliance import zipcanon
 from compliance.bundle import FORMAT, MANIFEST, SELFTEST_TYPE, SIGNATURE
 from sync_agent import wire
 
 Progress = Callable[[int, int], None]
+MANIFEST_LIMIT = 8 * MiB  # manifest.json: ~100 bytes a file; a real one is well under 1 MiB
+SIGNATURE_LIMIT = 1 * KiB  # manifest.sig: 128 hex digits and a newline
+LINE_LIMIT = 32 * MiB  # one line of a .jsonl (an event; a catalog is capped at 16 MiB)
+ENROLLMENT_LIMIT = 8 * MiB  # one enrollment.json (names and hashes, no images)
 # canonical JSON's encoder without the value check (section 1); only for checked values
 _ENCODE = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
@@ -86,6 +101,39 @@ class Verdict:
     acked_seq: int = 0  # the highest seq those acks prove the region stored (0: none)
     region_key: str = ""  # the key they were checked with (hex)
     checks: list[str] = field(default_factory=list)
+    tenant: str = ""
+    exported_at_ms: int = 0  # signed: when the till wrote the bundle (its clock)
+    nonce: str | None = None  # signed: the inspector's challenge it was exported with
+    device_key_pinned: bool = False  # checked against --public-key, not device.pub only
+    region_key_pinned: bool = False  # acks checked against --region-key
+    nonce_asked: str | None = None
+    unproved: list[str] = field(default_factory=list)  # asked for, not proved: exit 5
+
+    def proved(self) -> dict[str, str]:
+        """What the checks proved, part by part, in words an inspector can quote."""
+        if self.acks and self.region_key_pinned:
+            acks = f"proved with the pinned region key: stored through seq {self.acked_seq}"
+        elif self.acks:
+            acks = (
+                f"NOT proved (signed by the bundle's own sync/region.pub, which claims storage "
+                f"through seq {self.acked_seq}); pass --region-key"
+            )
+        else:
+            acks = "none in the bundle"
+        if self.nonce_asked is None:
+            nonce = "not asked (pass --nonce to prove the bundle was made after you asked)"
+        elif self.nonce == self.nonce_asked:
+            nonce = "matches --nonce: made after you asked"
+        else:
+            nonce = "NOT proved: " + ("absent" if self.nonce is None else "another nonce")
+        return {
+            "device_signature": "proved with the pinned device key"
+            if self.device_key_pinned
+            else "checked with the bundle's own device.pub only; pass --public-key",
+            "chain": "proved" if self.ok else "not proved",
+            "region_acks": acks,
+            "nonce": nonce,
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -102,15 +150,44 @@ class Verdict:
             "acked_seq": self.acked_seq,
             "region_key": self.region_key,
             "checks": self.checks,
+            "tenant": self.tenant,
+            "exported_at_ms": self.exported_at_ms,
+            "nonce": self.nonce,
+            "proved": self.proved() if self.ok else {},
+            "unproved": self.unproved,
+            "complete": self.ok and not self.unproved,
         }
 
 
 def _lines(zf: zipfile.ZipFile, name: str) -> Iterator[tuple[int, bytes]]:
     with zf.open(name) as f:
-        for number, line in enumerate(f, 1):
+        number = 0
+        while line := f.readline(LINE_LIMIT + 1):
+            number += 1
+            if len(line) > LINE_LIMIT:
+                raise Problem(f"{name} line {number} is longer than {LINE_LIMIT >> 20} MiB")
             if not line.endswith(b"\n"):
                 raise Problem(f"{name} line {number} has no line ending (truncated file)")
             yield number, line[:-1]
+
+
+def _member(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    """A whole entry, read in chunks and never more than ``limit`` bytes."""
+    with zf.open(name) as f:
+        try:
+            return read_stream(f, limit, name)
+        except TooLarge as exc:
+            raise Problem(str(exc)) from None
+
+
+def _stored_only(infos: list[zipfile.ZipInfo]) -> None:
+    """Every entry STORED, as the canonical container is: nothing is ever inflated."""
+    for info in infos:
+        if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+            raise Problem(
+                f"{info.filename} is compressed (method {info.compress_type}); a tillbox "
+                "bundle stores every entry uncompressed: not a bundle as exported (a zip bomb?)"
+            )
 
 
 def _json_line(name: str, number: int, raw: bytes) -> dict[str, Any]:
@@ -132,14 +209,17 @@ def verify_bundle(
     *,
     public_key: str | None = None,
     region_key: str | None = None,
+    nonce: str | None = None,
     progress: Progress | None = None,
 ) -> Verdict:
     """Run every check; ``ok`` False with the first problem, never an exception.
 
     ``public_key``/``region_key`` (hex) are the device's and the region's keys as the
-    inspector knows them; without them the keys inside the bundle are used.
+    inspector knows them; without them the keys inside the bundle are used, and the
+    verdict says so. ``nonce`` is the challenge the inspector gave the export. What
+    was asked (a region key, a nonce) but not proved is listed in ``unproved``.
     """
-    verdict = Verdict(False)
+    verdict = Verdict(False, nonce_asked=nonce)
     try:
         _verify(Path(path), public_key, region_key, progress, verdict)
     except Problem as exc:
@@ -156,6 +236,19 @@ def verify_bundle(
         verdict.problem = f"the bundle is malformed ({type(exc).__name__}: {exc})"
         return verdict
     verdict.ok = True
+    verdict.device_key_pinned = public_key is not None
+    verdict.region_key_pinned = region_key is not None
+    if nonce is not None and verdict.nonce != nonce:
+        verdict.unproved.append(
+            "the bundle carries no nonce (made before you asked, or without --nonce)"
+            if verdict.nonce is None
+            else "the bundle carries another nonce than --nonce: it was made for another request"
+        )
+    if region_key is not None and not verdict.acks:
+        verdict.unproved.append(
+            "--region-key was given but the bundle holds no region acks: nothing proves "
+            "what the region stored"
+        )
     return verdict
 
 
@@ -169,33 +262,41 @@ def _verify(
     if not path.is_file():
         raise Problem(f"no file at {path}; give the path of the bundle .zip")
     with zipfile.ZipFile(path) as zf:
-        names = [i.filename for i in zf.infolist()]
+        infos = zf.infolist()
+        names = [i.filename for i in infos]
         if len(names) != len(set(names)):
             raise Problem("the zip holds two entries with the same name (a file was added)")
         if MANIFEST not in names or SIGNATURE not in names:
             raise Problem("manifest.json or manifest.sig is missing: not an inspection bundle")
-        manifest_bytes = zf.read(MANIFEST)
-        manifest = _manifest(manifest_bytes)
-        verdict.device_id = manifest["device_id"]
-        verdict.public_key = manifest["public_key"]
-        key = _key(manifest, expected_key, zf, names)
+        _stored_only(infos)
+        key = _key(expected_key, zf, names)
         verdict.checks.append("public key")
-        sig_text = zf.read(SIGNATURE).decode("ascii", "replace").strip()
+        # The signature first: nothing of the manifest is parsed before it verifies.
+        manifest_bytes = _member(zf, MANIFEST, MANIFEST_LIMIT)
+        sig_bytes = _member(zf, SIGNATURE, SIGNATURE_LIMIT)
         try:
-            key.verify(manifest_bytes, bytes.fromhex(sig_text))
+            key.verify(manifest_bytes, bytes.fromhex(sig_bytes.decode("ascii").strip()))
         except (ValueError, BadSignatureError):
             raise Problem(
                 "manifest signature does not verify with the device key: the "
                 "manifest was edited or signed by another device"
             ) from None
         verdict.checks.append("manifest signature")
+        manifest = _manifest(manifest_bytes)
+        verdict.device_id = manifest["device_id"]
+        verdict.public_key = manifest["public_key"]
+        verdict.tenant = manifest["tenant"]
+        verdict.exported_at_ms = manifest["exported_at_ms"]
+        verdict.nonce = manifest["nonce"]
+        if str(manifest["public_key"]).lower() != key.encode().hex():
+            raise Problem("device.pub differs from the manifest's public key")
         sizes = {f["path"]: int(f["size"]) for f in manifest["files"]}
         meter = _Meter(
             progress,
             sum(sizes.values()) + sizes.get("events.jsonl", 0) + sizes.get("receipts.jsonl", 0),
         )
         crcs = _file_hashes(zf, manifest, names, meter)
-        for name, raw in ((MANIFEST, manifest_bytes), (SIGNATURE, zf.read(SIGNATURE))):
+        for name, raw in ((MANIFEST, manifest_bytes), (SIGNATURE, sig_bytes)):
             crcs[name] = (zlib.crc32(raw), len(raw))
         verdict.files = len(manifest["files"])
         verdict.checks.append("file hashes")
@@ -228,30 +329,30 @@ def _manifest(raw: bytes) -> dict[str, Any]:
         raise Problem(f"manifest.json cannot be canonical JSON ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise Problem(f"manifest format is not {FORMAT}: not a bundle this tool reads")
-    for k in ("device_id", "public_key", "events", "files", "receipt_prev_hash"):
+    for k in ("device_id", "tenant", "public_key", "exported_at_ms", "nonce", "events", "files"):
         if k not in manifest:
             raise Problem(f"manifest.json has no {k!r}: not a complete bundle")
+    if not isinstance(manifest["exported_at_ms"], int) or not (
+        manifest["nonce"] is None or isinstance(manifest["nonce"], str)
+    ):
+        raise Problem("manifest.json's exported_at_ms or nonce has the wrong type")
     return manifest
 
 
-def _key(
-    manifest: dict[str, Any], expected: str | None, zf: zipfile.ZipFile, names: list[str]
-) -> VerifyKey:
-    stated = str(manifest["public_key"]).lower()
+def _key(expected: str | None, zf: zipfile.ZipFile, names: list[str]) -> VerifyKey:
+    """The key the manifest must verify with: the inspector's, which device.pub must be."""
+    if "device.pub" not in names:
+        raise Problem("device.pub is missing: not an inspection bundle")
+    stated = _member(zf, "device.pub", KEY_FILE_LIMIT).decode("ascii", "replace").strip().lower()
     if expected is not None and expected.strip().lower() != stated:
         raise Problem(
             f"bundle is signed by device key {stated[:16]}..., not the expected "
             f"{expected.strip().lower()[:16]}...: a bundle from another device"
         )
-    if (
-        "device.pub" not in names
-        or zf.read("device.pub").decode("ascii", "replace").strip().lower() != stated
-    ):
-        raise Problem("device.pub is missing or differs from the manifest's public key")
     try:
         return VerifyKey(bytes.fromhex(stated))
     except (ValueError, TypeError):
-        raise Problem("the manifest's public key is not 64 hex digits") from None
+        raise Problem("device.pub is not 64 hex digits") from None
 
 
 def _file_hashes(
@@ -267,11 +368,17 @@ def _file_hashes(
     if missing:
         raise Problem(f"{missing[0]} is listed in the manifest but missing from the zip")
     for name in sorted(listed):
+        stated = listed[name]["size"]
+        if zf.getinfo(name).file_size != stated:
+            raise Problem(
+                f"{name} does not match its SHA-256 and size in the manifest "
+                f"({zf.getinfo(name).file_size} bytes, {stated} stated): the file was changed"
+            )
         h = hashlib.sha256()
         size = crc = 0
         try:
             with zf.open(name) as f:
-                while chunk := f.read(1 << 20):
+                while size <= stated and (chunk := f.read(1 << 20)):
                     h.update(chunk)
                     crc = zlib.crc32(chunk, crc)
                     size += len(chunk)
@@ -338,6 +445,10 @@ def _events(
                 "the log's device.initialised event names another public key: the "
                 "bundle was signed by another device"
             )
+        if event.type == "device.initialised" and event.payload.get("tenant") != manifest.get(
+            "tenant"
+        ):
+            raise Problem("the log's device.initialised event names another tenant")
         if event.type in RECEIPT_TYPES:
             receipts.append(event)
         elif event.type == SELFTEST_TYPE:
@@ -364,14 +475,13 @@ def _receipts(
     verdict: Verdict,
     meter: _Meter,
 ) -> None:
-    prev = manifest["receipt_prev_hash"]
-    entries = list(_lines(zf, "receipts.jsonl"))
-    if len(entries) != len(events):
-        raise Problem(
-            f"receipts.jsonl holds {len(entries)} receipts; the events hold "
-            f"{len(events)} sales and refunds"
-        )
-    for (number, raw), event in zip(entries, events, strict=True):
+    signer = key_id(key)
+    count = 0
+    for number, raw in _lines(zf, "receipts.jsonl"):
+        count += 1
+        if count > len(events):
+            break
+        event = events[count - 1]
         meter.add(len(raw) + 1)
         entry = _json_line("receipts.jsonl", number, raw)
         payload = entry.get("payload", "")
@@ -383,7 +493,7 @@ def _receipts(
             fields, signature, signed = parse_payload(payload)
         except ValueError as exc:
             raise Problem(f"receipt {event.payload['receipt_no']}: {exc}") from None
-        if fields != fields_for_event(event, prev):
+        if fields != tb2_fields_for_event(event, manifest["tenant"], signer):
             raise Problem(
                 f"receipt {event.payload['receipt_no']} (seq {event.seq}) states "
                 "other figures than its event in the log"
@@ -395,8 +505,12 @@ def _receipts(
                 f"receipt {event.payload['receipt_no']} (seq {event.seq}): signature "
                 "does not verify with the device key"
             ) from None
-        prev = event.hash
         verdict.receipts += 1
+    if count != len(events):
+        raise Problem(
+            f"receipts.jsonl holds {count}{'+' if count > len(events) else ''} receipts; "
+            f"the events hold {len(events)} sales and refunds"
+        )
 
 
 def _selftests(zf: zipfile.ZipFile, expected: list[bytes]) -> None:
@@ -412,7 +526,7 @@ def _enrollments(zf: zipfile.ZipFile, manifest: dict[str, Any], key: VerifyKey) 
             continue
         folder = name[: -len("enrollment.json")]
         try:
-            signed = json.loads(zf.read(name))
+            signed = json.loads(_member(zf, name, ENROLLMENT_LIMIT))
             body = canonical_bytes(signed["manifest"])
             key.verify(body, bytes.fromhex(signed["signature"]))
         except (ValueError, KeyError, TypeError, CanonicalFormError, BadSignatureError):
@@ -446,7 +560,7 @@ def _segments(zf: zipfile.ZipFile, key: VerifyKey, names: list[str]) -> dict[str
             continue
         if record["file"] not in names:
             raise Problem(f"{record['file']} is listed in sync/segments.jsonl but missing")
-        data = zf.read(record["file"])
+        data = _member(zf, record["file"], zf.getinfo(record["file"]).file_size)
         if hashlib.sha256(data).hexdigest() != record["id"]:
             raise Problem(f"{record['file']}: its SHA-256 is not the segment id recorded")
         try:
@@ -470,7 +584,7 @@ def _region_key(
     """The region key the acks must verify with: the inspector's, else the bundle's."""
     stated = None
     if REGION_PUB in names:
-        stated = zf.read(REGION_PUB).decode("ascii", "replace").strip().lower()
+        stated = _member(zf, REGION_PUB, KEY_FILE_LIMIT).decode("ascii", "replace").strip().lower()
     if expected is not None:
         expected = expected.strip().lower()
         if stated is not None and stated != expected:

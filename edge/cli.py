@@ -18,17 +18,11 @@ def _open_store(args: argparse.Namespace):  # noqa: ANN202 - returns edge.store.
 
 
 def _password(args: argparse.Namespace) -> str:
-    from appliance.errors import TillError
 
     if getattr(args, "password_file", None):
-        try:
-            with open(args.password_file, encoding="utf-8") as fh:
-                return fh.read().strip()
-        except OSError:
-            raise TillError(
-                f"cannot read --password-file {args.password_file}; check the "
-                "path and its permissions"
-            ) from None
+        from appliance.boundedio import TEXT_FILE_LIMIT, read_text_bounded
+
+        return read_text_bounded(args.password_file, TEXT_FILE_LIMIT, "--password-file").strip()
     return os.environ.get(PASSWORD_ENV, "")
 
 
@@ -188,14 +182,15 @@ def cmd_stock_set(args: argparse.Namespace) -> int:
 def cmd_publish_update(args: argparse.Namespace) -> int:
     import json
 
+    from appliance.boundedio import CATALOG_LIMIT, read_bounded
     from appliance.errors import TillError
     from edge.publish import publish_update
     from sync_agent.config import BrokerURL
 
+    raw = read_bounded(args.catalog, CATALOG_LIMIT, "catalog")
     try:
-        with open(args.catalog, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError) as exc:
+        data = json.loads(raw)
+    except ValueError as exc:
         raise TillError(
             f"cannot read catalog {args.catalog} ({exc}); give a JSON catalog file"
         ) from None

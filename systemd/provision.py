@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance.boundedio import PROVISION_LIMIT, read_bounded
 from appliance.datadir import DataDir
 from appliance.errors import TillError
 from appliance.fsutil import atomic_write, fsync_dir
@@ -454,11 +455,12 @@ def provision(args: argparse.Namespace) -> int:
             )
             return 1
         try:
-            prov = parse(path.read_text(encoding="utf-8"), zoneinfo)
+            text = read_bounded(path, PROVISION_LIMIT, "the provisioning file").decode("utf-8")
         except UnicodeDecodeError:
             raise ProvisionError(
                 "tillbox.toml is not UTF-8 text; fix it: save it as UTF-8 and restart"
             ) from None
+        prov = parse(text, zoneinfo)
         created = init_till(data, prov, args.tillbox)
         apply_config(data, prov)
         done = apply_system(Path(args.system_dir), prov, zoneinfo)

@@ -337,9 +337,9 @@ class DeviceHub:
 def decode_qr(image_bytes: bytes) -> str:
     """The text of the receipt QR code in a JPEG/PNG (zxing-cpp); TillError when there is none.
 
-    With several codes in view a tillbox receipt payload (``TB1*...``) wins. A code that
-    zxing finds but cannot decode (blurred, creased, half in view) gets its own message,
-    so the cashier knows to hold it better rather than that there is nothing there.
+    With several codes in view a tillbox receipt payload (``TB2*...``, ``TB1*...``) wins. A
+    code that zxing finds but cannot decode (blurred, creased, half in view) gets its own
+    message, so the cashier knows to hold it better rather than that there is nothing there.
     """
     try:
         import zxingcpp  # type: ignore[import-not-found]
@@ -364,7 +364,7 @@ def decode_qr(image_bytes: bytes) -> str:
     )
     texts = [r.text for r in results if r.valid and r.text]
     for text in texts:
-        if text.startswith("TB1*"):
+        if text.startswith(("TB2*", "TB1*")):
             return text
     if texts:
         return texts[0]

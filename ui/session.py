@@ -194,8 +194,10 @@ class Session:
                 "again; scan the sale's receipt"
             )
         event = self.till.find_sale(fields.receipt_no)
-        prev = receipt_sig.previous_receipt_hash(self.till.log, event.seq, fields.receipt_no)
-        if receipt_sig.fields_for_event(event, prev) != fields:
+        expected = receipt_sig.expected_fields(
+            self.till.log, event, fields.version, self.till.public_key_hex()
+        )
+        if expected != fields:  # TB2 binds tenant, method and the event's hash; TB1 less
             raise RuleViolation(
                 f"receipt {fields.receipt_no} does not match sale {fields.receipt_no} in "
                 "this till's log; type the receipt number and check the sale"

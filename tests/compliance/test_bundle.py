@@ -13,6 +13,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from appliance import keys
+from appliance import receipt_sig as rs
 from appliance.canonical import canonical_bytes
 from appliance.chain import event_hash
 from appliance.till import Till
@@ -103,10 +104,13 @@ def test_intact_bundle_verifies_with_every_check(bundle, enrolled):
 
 
 def test_export_is_deterministic(enrolled, tmp_path):
-    a, b = tmp_path / "a.zip", tmp_path / "b.zip"
-    export_bundle(enrolled, a)
-    export_bundle(enrolled, b)
-    assert a.read_bytes() == b.read_bytes()
+    # the same log, export time and nonce give the same bytes; the time is signed, so
+    # another time gives another bundle
+    a, b, c = tmp_path / "a.zip", tmp_path / "b.zip", tmp_path / "c.zip"
+    export_bundle(enrolled, a, now_ms=1795784806000, nonce="n-1")
+    export_bundle(enrolled, b, now_ms=1795784806000, nonce="n-1")
+    export_bundle(enrolled, c, now_ms=1795784807000, nonce="n-1")
+    assert a.read_bytes() == b.read_bytes() != c.read_bytes()
 
 
 def test_flipped_byte_in_a_photo_is_caught(bundle, tmp_path):
@@ -273,9 +277,14 @@ def test_period_bundle_chains_from_the_event_before(enrolled, tmp_path):
     assert verdict.first_seq == 6 and verdict.receipts == 2  # sale 6, refund 7
     with zipfile.ZipFile(out) as zf:
         manifest = json.loads(zf.read("manifest.json"))
+        first_receipt = json.loads(zf.read("receipts.jsonl").splitlines()[0])
     with Till.open(enrolled) as till:
         assert manifest["events"]["prev_hash"] == till.log.event(5).hash
-        assert manifest["receipt_prev_hash"] == till.log.event(5).hash  # sale at seq 5
+        # a TB2 receipt names its own event (and so the chain before it), not the previous one
+        assert first_receipt["seq"] == 6 and manifest["tenant"] == "demo"
+        assert (
+            rs.parse_payload(first_receipt["payload"])[0].event_ref == (till.log.event(6).hash[:48])
+        )
     earlier = tmp_path / "earlier.zip"
     two_days_ago = (today - timedelta(days=2)).isoformat()
     result = export_bundle(enrolled, earlier, date_from=two_days_ago, date_to=two_days_ago)

@@ -126,3 +126,59 @@ def test_reference_verifier_from_the_doc_agrees_on_real_bundles(enrolled, tmp_pa
     res = run(stamped)
     assert res.returncode == 1 and "zip container" in res.stdout
     assert "zip container differs" in verify_bundle(stamped).problem
+
+
+def test_tb2_vectors_in_the_doc_verify_bind_their_event_and_are_reproduced():
+    import base64
+
+    text = DOC.read_text()
+    key = SigningKey(SEED)
+    pub = key.verify_key.encode().hex()
+    payloads = [b for b in _indented_blocks(text) if b.startswith("TB2*") and "<" not in b]
+    assert len(payloads) == 2
+    key_id = base64.urlsafe_b64encode(hashlib.sha256(bytes.fromhex(pub)).digest()[:8])
+    for payload, event_text, method, refunded in zip(
+        payloads, (b"sale event", b"refund event"), ("card", "cash"), ("", "42"), strict=True
+    ):
+        parts = payload.split("*")
+        assert parts[1] == key_id.rstrip(b"=").decode() and parts[2] == "demo"
+        assert (parts[9], parts[10]) == (method, refunded)
+        ref = base64.urlsafe_b64decode(parts[11] + "==")
+        assert ref == hashlib.sha256(event_text).digest()[:24]
+        assert hashlib.sha256(event_text).hexdigest() in text
+        check = rs.verify_receipt_payload(payload, pub)
+        assert check.ok, check.problem
+        assert rs.sign_fields(check.fields, key) == payload  # the doc's bytes, exactly
+        assert f"`{rs.short_code(payload)}`" in text
+    assert f"`OT72J-ZPI3E`, {len(payloads[0])} bytes" in text
+
+
+def test_reference_verifier_checks_the_nonce_and_refuses_a_zip_bomb(enrolled, tmp_path):
+    from compliance.bundle import export_bundle
+
+    script = tmp_path / "verify.py"
+    script.write_text(_reference_verifier())
+    bundle = tmp_path / "fresh.zip"
+    export_bundle(enrolled, bundle, nonce="walnut-7", now_ms=1795784806000)
+
+    def run(path, *extra):
+        return subprocess.run(
+            [sys.executable, str(script), str(path), *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    ok = run(bundle, "", "", "walnut-7")
+    assert ok.returncode == 0, ok.stdout
+    assert 'exported_at_ms 1795784806000 nonce "walnut-7"' in ok.stdout
+    stale = run(bundle, "", "", "oak-3")
+    assert stale.returncode == 1 and "does not carry your nonce" in stale.stdout
+    bomb = tmp_path / "bomb.zip"  # the same entries, manifest.json deflated
+    with zipfile.ZipFile(bundle) as zin, zipfile.ZipFile(bomb, "w") as zout:
+        for info in zin.infolist():
+            method = zipfile.ZIP_DEFLATED if info.filename == "manifest.json" else 0
+            zout.writestr(info.filename, zin.read(info.filename), compress_type=method)
+    res = run(bomb)
+    assert res.returncode == 1 and "a compressed entry" in res.stdout
+    assert "compressed" in verify_bundle(bomb).problem

@@ -137,6 +137,7 @@ def test_acks_are_exported_exactly_and_prove_storage_up_to_their_seq(synced, tmp
         timeout=60,
     )
     assert cli.returncode == 0 and "through seq 6" in cli.stdout, cli.stdout + cli.stderr
+    assert "region acks: NOT proved" in cli.stdout  # the bundle's own region.pub proves nothing
     ref = run_reference(reference_verifier(tmp_path), out)
     assert ref.returncode == 0 and ref.stdout.rstrip().endswith("acked through seq 6"), ref.stdout
 

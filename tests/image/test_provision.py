@@ -285,3 +285,14 @@ def test_the_script_runs_as_a_program(card, host_tillbox):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "tillbox-provision: device stall-001 created" in done.stdout
+
+
+def test_an_oversized_provisioning_file_is_refused_unread(provision_module, card, host_tillbox):
+    from appliance.boundedio import PROVISION_LIMIT
+
+    padding = "# padding\n" * (PROVISION_LIMIT // 10 + 1)  # valid TOML, just too big
+    (card["boot"] / "tillbox.toml").write_text(EXAMPLE + padding)
+    assert run(provision_module, card, host_tillbox) == 1
+    error = (card["boot"] / "tillbox-error.txt").read_text()
+    assert "larger than 256 KiB" in error and error.count("\n") == 1, error
+    assert not (card["data"] / "keys").exists()  # nothing applied

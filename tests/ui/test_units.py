@@ -466,3 +466,30 @@ def test_the_committed_screenshots_cover_every_screen_the_suite_shoots():
     )
     linked = set(re.findall(r"screenshots/([\w.-]+\.png)", (docs.parent / "ui.md").read_text()))
     assert linked <= {p.name for p in docs.glob("*.png")}
+
+
+def test_scan_refund_accepts_tb1_receipts_and_checks_what_tb2_binds(till):
+    from dataclasses import replace
+
+    from appliance import keys
+
+    s = Session(till)
+    s.add("MUG-01")
+    sale = s.pay("card")
+    no = sale.payload["receipt_no"]
+    own = keys.load_signing_key(till.data_dir.private_key_path)
+    # a receipt printed before TB2: the TB1 block of the same sale still opens it
+    prev = receipt_sig.previous_receipt_hash(till.log, sale.event.seq, no)
+    tb1 = receipt_sig.sign_fields(receipt_sig.fields_for_event(sale.event, prev), own)
+    assert tb1.startswith("TB1*") and s.receipt_from_qr(tb1) == no
+    tb2 = receipt_sig.receipt_qr_payload(till, sale.event)
+    assert tb2.startswith("TB2*") and s.receipt_from_qr(tb2) == no
+    fields, _sig, _signed = receipt_sig.parse_payload(tb2)
+    # signed by this till's key, but naming another method, tenant or event: refused
+    for changed in (
+        replace(fields, method="cash"),
+        replace(fields, tenant="other"),
+        replace(fields, event_ref="00" * 24),
+    ):
+        with pytest.raises(RuleViolation, match=f"does not match sale {no}"):
+            s.receipt_from_qr(receipt_sig.sign_fields(changed, own))
