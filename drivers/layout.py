@@ -32,9 +32,11 @@ QR_EC_LEVEL = "M"
 QR_MODEL = 2
 QR_MIN_MODULE_DOTS = 5
 QR_MAX_MODULE_DOTS = 8
-# The largest receipt payload (docs/formats.md) is a version 12 code: 65 modules, plus
-# the 4-module quiet zone on each side.
-QR_WORST_CASE_MODULES = 65 + 2 * 4
+# The largest receipt payload (TB2, docs/formats.md: 362 bytes) is a version 14 code at
+# level M: 73 modules. At 5 dots a module that is 365 of a 58 mm head's 384 dots, so on
+# 58 mm the worst case keeps a narrower quiet zone (the paper's own margin adds to it);
+# the module size is chosen for the symbol plus a 4-module quiet zone where that fits.
+QR_WORST_CASE_MODULES = 73 + 2 * 4
 # Printable dots per line when the printer profile does not say (203 dpi heads).
 DOTS_BY_WIDTH_MM = {58: 384, 80: 576}
 
@@ -324,6 +326,9 @@ def _qr_image(payload: str, module: int, paper_dots: int):  # noqa: ANN202 - a P
     )
     code.add_data(payload.encode("ascii", "replace"))
     code.make(fit=True)
+    # The quiet zone shrinks (to 1 module at least) before the image may outgrow the paper.
+    spare = paper_dots // module - code.modules_count
+    code.border = max(1, min(4, spare // 2))
     img = code.make_image().get_image().convert("1")
     width = max(paper_dots, img.width)
     page = Image.new("1", (width - width % 8, img.height), 1)

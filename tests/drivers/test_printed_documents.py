@@ -418,3 +418,36 @@ def test_shift_close_on_a_till_without_a_printer_says_so_and_queues_nothing(shop
     code, out, err = run("shift", "close", "--data-dir", str(till.data_dir.root))
     assert code == 0 and err == "" and "no receipt printer fitted" in out
     assert till.current_shift() is None and z_reprint_queue(till) == []
+
+
+@pytest.mark.parametrize("paper_dots", [384, 576])
+def test_worst_case_tb2_qr_raster_fits_the_paper_and_decodes(paper_dots):
+    """The largest payload the signer may produce, through the raster path of a printer
+    without native QR: never wider than the head, and still readable."""
+    from nacl.signing import SigningKey
+
+    from appliance import receipt_sig as rs
+    from drivers.layout import _qr_image, qr_module_dots
+
+    key = SigningKey(bytes(range(32)))
+    fields = rs.TB2Fields(
+        rs.key_id(key.verify_key),
+        "t" * 64,
+        "d" * 64,
+        999_999_999,
+        "R",
+        9_999_999_999,
+        "EUR",
+        ((0, -99_999_999_999), (700, -99_999_999_999), (2000, -99_999_999_999)),
+        "a" * rs.METHOD_MAX,
+        999_999_999,
+        "ab" * 24,
+    )
+    payload = rs.sign_fields(fields, key)
+    assert len(payload) > 340  # really the worst case, not a short one
+    module = qr_module_dots(paper_dots)
+    assert module >= 5
+    img = _qr_image(payload, module, paper_dots)
+    assert img.width <= paper_dots
+    found = zxingcpp.read_barcodes(img.convert("L"))
+    assert [r.text for r in found] == [payload]
