@@ -11,6 +11,15 @@ the bytes of every unacknowledged line counted and never send a line that would 
 the count over 128; each ``ok``/``error:N`` frees the oldest line. Real-time commands
 (``?``, ``!``, ``~``, Ctrl-X) are single bytes GRBL picks out on arrival, outside the count.
 
+Coordinates: jobs are in work coordinates (``G54``) with X0 Y0 at the bed's low
+corner, on a homing machine (whose machine space is negative) and on one without
+homing alike; :mod:`drivers.grbl_space` says where that corner is and checks every
+job against ``$130``/``$131`` before a byte of it is sent.
+
+Alarms: GRBL sends an alarm's code once (``ALARM:N``); later status reports say only
+``Alarm``. After a hard or soft limit alarm it answers nothing until a soft reset,
+which tillbox then sends and says so.
+
 Threads: one reader thread per connection turns lines into events; a job runs in its
 own worker thread and reports through callbacks (the kiosk marshals them to the UI
 thread). Every wait has a timeout: a controller that stops answering is a fault, not a
@@ -30,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drivers.common import DeviceFault, DeviceState, DeviceURL, describe_os_error
+from drivers.grbl_space import MachineSpace, travel_problem
 
 log = logging.getLogger("tillbox.drivers.grbl")
 
@@ -59,49 +69,99 @@ ERRORS = {
     5: "homing is not enabled",
     8: "the controller is busy",
     9: "G-code is locked out while in alarm",
+    10: "soft limits cannot be enabled without homing",
     11: "the line is too long",
     20: "unsupported G-code command",
     22: "no feed rate set",
 }
 
 
-class EngraverAlarm(DeviceFault):
-    """GRBL is in alarm; a person must decide to unlock (``$X``) after checking the machine."""
+CRITICAL_ALARMS = (1, 2)  # hard and soft limit: GRBL waits for a soft reset
+RESET_TO_CONTINUE = "[MSG:Reset to continue]"
 
-    def __init__(self, code: int) -> None:
+
+def alarm_fix(homing: bool) -> str:
+    """What the operator does about an Alarm: home when the machine can, else unlock."""
+    if homing:
+        return "clear the bed, then home it ($H: tillbox hw engrave --home)"
+    return "check the machine, then unlock it (tillbox hw engrave --unlock)"
+
+
+class EngraverAlarm(DeviceFault):
+    """GRBL is in alarm; a person must home (``$H``) or unlock (``$X``) after checking.
+
+    ``code`` is None when the alarm was raised before this connection: GRBL sends the
+    code once, so only the state is known.
+    """
+
+    def __init__(self, code: int | None, homing: bool = False, note: str = "") -> None:
         self.code = code
-        super().__init__(
-            f"engraver alarm {code}: {ALARMS.get(code, 'see the GRBL manual')}; "
-            "check the machine, then unlock it (tillbox hw engrave --unlock)"
-        )
+        self.homing = homing
+        note = f"; {note}" if note else ""
+        if code is None:
+            what = (
+                "engraver is in Alarm, raised before this connection "
+                "(GRBL tells an alarm's code only once)"
+            )
+        else:
+            what = f"engraver alarm {code}: {ALARMS.get(code, 'see the GRBL manual')}"
+        super().__init__(f"{what}{note}; {alarm_fix(homing)}")
 
 
 @dataclass(frozen=True)
 class GrblStatus:
+    """One ``<...>`` report. GRBL sends ``MPos`` or ``WPos`` (``$10``) and a ``WCO`` field
+    only now and then; ``wco`` is the offset known when the report arrived, so both
+    positions are filled when either can be worked out (``WPos = MPos - WCO``)."""
+
     state: str  # Idle, Run, Hold, Jog, Alarm, Door, Check, Home, Sleep
     substate: int | None
-    mpos: tuple[float, ...]
+    mpos: tuple[float, ...] | None  # machine position
     feed: float = 0.0
     power: float = 0.0
     fields: dict[str, str] = field(default_factory=dict)
+    wpos: tuple[float, ...] | None = None  # work position: what jobs are written in
+    wco: tuple[float, ...] | None = None
 
     @classmethod
-    def parse(cls, line: str) -> GrblStatus | None:
+    def parse(cls, line: str, wco: tuple[float, ...] | None = None) -> GrblStatus | None:
         match = _STATUS.match(line.strip())
         if not match:
             return None
         state, sub, rest = match.groups()
         fields = dict(part.split(":", 1) for part in rest.split("|") if ":" in part)
         try:
-            pos = tuple(
-                float(v) for v in fields.get("MPos", fields.get("WPos", "0,0,0")).split(",")
-            )
+
+            def axes(name: str) -> tuple[float, ...] | None:
+                return tuple(float(v) for v in fields[name].split(",")) if name in fields else None
+
+            mpos, wpos = axes("MPos"), axes("WPos")
+            wco = axes("WCO") or wco
             fs = [float(v) for v in fields.get("FS", fields.get("F", "0")).split(",")]
         except ValueError:
             return None
+        if mpos is None and wpos is None:
+            return None
+        if wco is not None and len(wco) == len(mpos or wpos or ()):
+            if mpos is None:
+                mpos = tuple(w + o for w, o in zip(wpos, wco, strict=True))
+            if wpos is None:
+                wpos = tuple(m - o for m, o in zip(mpos, wco, strict=True))
         return cls(
-            state, int(sub) if sub else None, pos, fs[0], fs[1] if len(fs) > 1 else 0, fields
+            state,
+            int(sub) if sub else None,
+            mpos,
+            fs[0],
+            fs[1] if len(fs) > 1 else 0,
+            fields,
+            wpos,
+            wco,
         )
+
+    @property
+    def position(self) -> tuple[float, ...] | None:
+        """The work position (what the job's coordinates mean), else the machine's."""
+        return self.wpos if self.wpos is not None else self.mpos
 
 
 @dataclass(frozen=True)
@@ -112,6 +172,48 @@ class Handshake:
     settings: dict[int, float]
     laser_mode: bool
     status: GrblStatus | None
+    reset_note: str = ""  # why tillbox had to reset the controller to get an answer
+
+    @property
+    def build_options(self) -> str:
+        """The letters of ``[OPT:...]`` from ``$I`` (``Z`` = HOMING_FORCE_SET_ORIGIN)."""
+        for line in self.build:
+            if line.startswith("[OPT:"):
+                return line[5:].split(",")[0]
+        return ""
+
+
+@dataclass(frozen=True)
+class Offsets:
+    """``$#`` and ``$G``: the stored work offsets and the active system (54..59)."""
+
+    systems: dict[int, tuple[float, ...]]
+    g92: tuple[float, ...]
+    active: int = 54
+
+    @classmethod
+    def parse(cls, params: Sequence[str], modal: Sequence[str]) -> Offsets:
+        systems: dict[int, tuple[float, ...]] = {}
+        g92: tuple[float, ...] = (0.0, 0.0, 0.0)
+        for line in params:
+            match = re.fullmatch(r"\[G(5[4-9]|92):([-\d.,]+)\]", line)
+            if match:
+                values = tuple(float(v) for v in match.group(2).split(","))
+                if match.group(1) == "92":
+                    g92 = values
+                else:
+                    systems[int(match.group(1))] = values
+        active = 54
+        for line in modal:
+            found = re.search(r"\bG(5[4-9])\b", line) if line.startswith("[GC:") else None
+            if found:
+                active = int(found.group(1))
+        return cls(systems, g92, active)
+
+    @property
+    def wco(self) -> tuple[float, ...]:
+        base = self.systems.get(self.active, (0.0, 0.0, 0.0))
+        return tuple(a + b for a, b in zip(base, self.g92, strict=True))
 
 
 def _open_serial(url: str, baud: int, timeout: float, where: str | None = None):  # noqa: ANN202 - serial.Serial
@@ -141,7 +243,9 @@ class GrblConnection:
         self.status_count = 0
         self.banner: str | None = None
         self.banner_event = threading.Event()
-        self.alarm: int | None = None
+        self.alarm: int | None = None  # the code of an ALARM:N seen on this connection
+        self.needs_reset = False  # GRBL said "Reset to continue" (a limit alarm)
+        self.wco: tuple[float, ...] | None = None  # work coordinate offset, last known
         self.messages: deque[str] = deque(maxlen=50)
         self.settings: dict[int, float] = {}
         self.garbage = 0
@@ -161,7 +265,8 @@ class GrblConnection:
                 # for a fixed size would hold every ok back until the timeout
                 chunk = self.serial.read(max(1, self.serial.in_waiting))
             except Exception as exc:  # noqa: BLE001 - SerialException, OSError on unplug
-                self._closed(f"engraver connection lost ({exc}); check the USB cable")
+                log.warning("engraver read failed: %s", exc)  # pyserial's words, for the field
+                self._closed(self.unplugged())
                 return
             if not chunk:
                 continue
@@ -173,6 +278,20 @@ class GrblConnection:
             if len(buf) > 512:  # a flood without newlines: noise on the line
                 self.garbage += len(buf)
                 buf = b""
+
+    def unplugged(self) -> str:
+        return (
+            f"engraver at {self.where} was disconnected; check its USB cable and power, "
+            "then check the machine before the next job"
+        )
+
+    @property
+    def homing(self) -> bool:
+        """``$22=1`` as last read with ``$$``."""
+        return self.settings.get(22) == 1
+
+    def alarm_error(self, code: int | None = None, note: str = "") -> EngraverAlarm:
+        return EngraverAlarm(code, self.homing, note)
 
     def _closed(self, reason: str) -> None:
         self.closed_reason = reason
@@ -199,20 +318,20 @@ class GrblConnection:
         elif line.startswith("error:"):
             self.acks.put(("error", _int(line[6:])))
         elif line.startswith("<"):
-            status = GrblStatus.parse(line)
+            status = GrblStatus.parse(line, self.wco)
             if status is None:
                 self.garbage += 1
                 return
             with self.status_cond:
+                self.wco = status.wco
                 self.last_status = status
                 self.status_count += 1
-                if status.state == "Alarm" and self.alarm is None:
-                    self.alarm = 0
                 self.status_cond.notify_all()
         elif line.startswith("ALARM:"):
             self.alarm = _int(line[6:])
             self.acks.put(("alarm", self.alarm))
         elif line.startswith("Grbl "):
+            self.needs_reset = False
             self.banner = line
             self.acks.put(("reset", line))
             self.banner_event.set()
@@ -223,6 +342,8 @@ class GrblConnection:
             except ValueError:
                 self.garbage += 1
         elif line.startswith("["):
+            if line == RESET_TO_CONTINUE:
+                self.needs_reset = True
             self.messages.append(line)
         else:
             self.garbage += 1
@@ -233,14 +354,19 @@ class GrblConnection:
         if self.closed_reason:
             raise DeviceFault(self.closed_reason)
         log.debug("grbl > %r", data)
+        import serial
+
         try:
             with self._write_lock:
                 self.serial.write(data)
-        except Exception as exc:  # noqa: BLE001 - SerialTimeoutException, OSError
+        except serial.SerialTimeoutException:
             raise DeviceFault(
-                f"engraver at {self.where} did not take data ({exc}); check "
-                "the cable and that it is switched on"
+                f"engraver at {self.where} did not take data in time; check "
+                "that it is switched on, then reset it"
             ) from None
+        except Exception as exc:  # noqa: BLE001 - SerialException, OSError on unplug
+            log.warning("engraver write failed: %s", exc)
+            raise DeviceFault(self.unplugged()) from None
 
     def realtime(self, byte: bytes) -> None:
         """A real-time command: one byte, outside the character count."""
@@ -265,7 +391,7 @@ class GrblConnection:
                 f"({ERRORS.get(value, 'see the GRBL manual')})"
             )
         if kind == "alarm":
-            raise EngraverAlarm(value)
+            raise self.alarm_error(value)
         return list(self.messages)[before:]
 
     def wait_ack(self, timeout: float | None = None) -> tuple[str, Any]:
@@ -296,6 +422,16 @@ class GrblConnection:
                 )
             assert self.last_status is not None
             return self.last_status
+
+    def soft_reset(self) -> None:
+        """Ctrl-X and wait for the banner; GRBL keeps an Alarm over it."""
+        self.banner_event.clear()
+        self.realtime(RESET)
+        if not self.banner_event.wait(self.timeout):
+            raise DeviceFault(
+                f"engraver at {self.where} did not restart after a reset; switch it off and on"
+            )
+        self.drain_acks()
 
     def close(self) -> None:
         self._stop.set()
@@ -471,7 +607,8 @@ class EngraveJob:
         except _Cancelled:
             self._do_cancel()
         except EngraverAlarm as exc:
-            self._finish("alarm", str(exc), error_code=exc.code)
+            note = self._reset_after_limit_alarm(exc.code)
+            self._finish("alarm", str(self.conn.alarm_error(exc.code, note)), error_code=exc.code)
         except _LineError as exc:
             self._stop_after_error()
             self._finish(
@@ -511,7 +648,7 @@ class EngraveJob:
                 conn.realtime(STATUS_QUERY)
                 status = conn.last_status
                 self._progress(
-                    "held" if self.held else "streaming", status.mpos if status else None
+                    "held" if self.held else "streaming", status.position if status else None
                 )
             try:
                 kind, value = conn.acks.get(timeout=0.05)
@@ -527,7 +664,7 @@ class EngraveJob:
             if kind == "closed":
                 raise DeviceFault(value)
             if kind == "alarm":
-                raise EngraverAlarm(value)
+                raise conn.alarm_error(value)
             if kind == "reset":
                 raise DeviceFault("engraver reset itself mid-job; check its power supply")
             if kind in ("ok", "error"):
@@ -553,16 +690,37 @@ class EngraveJob:
         while True:
             if self._cancel.is_set():
                 raise _Cancelled
-            status = self.conn.query_status()
             if self.conn.alarm is not None:
-                raise EngraverAlarm(self.conn.alarm or 0)
+                raise self.conn.alarm_error(self.conn.alarm)
+            try:
+                status = self.conn.query_status()
+            except DeviceFault:
+                if self.conn.alarm is not None:  # a limit alarm: GRBL stops answering ?
+                    raise self.conn.alarm_error(self.conn.alarm) from None
+                raise
             if status.state == "Idle":
-                self._progress("done", status.mpos)
+                self._progress("done", status.position)
                 return
             if status.state == "Alarm":
-                raise EngraverAlarm(self.conn.alarm or 0)
-            self._progress("held" if status.state == "Hold" else "finishing", status.mpos)
+                raise self.conn.alarm_error(self.conn.alarm)
+            self._progress("held" if status.state == "Hold" else "finishing", status.position)
             time.sleep(self.poll_s)
+
+    def _reset_after_limit_alarm(self, code: int | None) -> str:
+        """After a hard or soft limit alarm GRBL hears nothing but a soft reset: send it.
+
+        Returns what the operator is told about it ("" when no reset was needed).
+        """
+        conn = self.conn
+        if code not in CRITICAL_ALARMS and not conn.needs_reset:
+            return ""
+        try:
+            conn.soft_reset()
+        except DeviceFault as exc:
+            return f"GRBL waits for a reset and tillbox could not send it ({exc})"
+        kept = "the position is kept" if code == 2 else "the position may be lost"
+        log.warning("engraver alarm %s: soft reset sent to end the stream", code)
+        return f"tillbox reset the controller to end the job, as GRBL requires ({kept})"
 
     def _stop_after_error(self) -> None:
         """After error:N the lines already queued would still burn: stop them all."""
@@ -582,11 +740,7 @@ class EngraveJob:
             ):
                 break
             time.sleep(0.05)
-        conn.banner_event.clear()
-        conn.realtime(RESET)
-        if not conn.banner_event.wait(conn.timeout):
-            raise DeviceFault("engraver did not restart after cancel; switch it off and on")
-        conn.drain_acks()
+        conn.soft_reset()
 
     def _do_cancel(self) -> None:
         try:
@@ -636,7 +790,11 @@ class Engraver:
             if self.simulator is None:
                 from drivers.grbl_sim import GrblSimulator
 
-                self.simulator = GrblSimulator(speed=u.float_option("speed", 20.0))
+                homing = u.int_option("homing", 0) == 1
+                self.simulator = GrblSimulator(
+                    speed=u.float_option("speed", 20.0),
+                    settings={22: 1, 20: u.int_option("soft_limits", 1)} if homing else None,
+                )
             return self.simulator.port
         if u.scheme == "serial":
             if not u.path:
@@ -682,6 +840,7 @@ class Engraver:
         ``?`` (harmless), and only a controller that answers nothing gets Ctrl-X.
         """
         alive = conn.banner_event.wait(min(0.3, self.timeout))
+        reset_note = ""
         if not alive and not conn.closed_reason:
             try:
                 conn.query_status(timeout=min(1.5, self.timeout))
@@ -691,6 +850,9 @@ class Engraver:
         if not alive and not conn.closed_reason:
             conn.realtime(RESET)
             alive = conn.banner_event.wait(min(2.5, self.timeout))
+            if alive:  # e.g. GRBL waiting after a limit alarm seen by another process
+                reset_note = "it answered nothing until tillbox reset it"
+                log.warning("engraver at %s was silent; tillbox sent a soft reset", self.where)
         if conn.closed_reason:
             raise DeviceFault(conn.closed_reason)
         if not alive:
@@ -711,6 +873,10 @@ class Engraver:
             conn.command("$$")
         except EngraverAlarm:
             build = []
+        try:  # the offsets, so status reports give work positions from the start
+            conn.wco = Offsets.parse(conn.command("$#"), conn.command("$G")).wco
+        except DeviceFault as exc:  # busy (error:8) or in a limit alarm: WCO comes later
+            log.debug("engraver offsets not read: %s", exc)
         version = "?"
         if conn.banner and len(conn.banner.split()) > 1:
             version = conn.banner.split()[1]
@@ -725,7 +891,9 @@ class Engraver:
             status = conn.query_status(timeout=2.0)
         except DeviceFault:
             pass
-        return Handshake(conn.banner or "", version, build, settings, settings.get(32) == 1, status)
+        return Handshake(
+            conn.banner or "", version, build, settings, settings.get(32) == 1, status, reset_note
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -748,6 +916,54 @@ class Engraver:
         conn = self.open()
         conn.command("$X")
         conn.alarm = None
+
+    def home(self, timeout: float = 120.0) -> None:
+        """``$H``: run the homing cycle (the answer comes when the head is home)."""
+        conn = self.open()
+        if not conn.homing:
+            raise DeviceFault(
+                "engraver has homing off ($22=0), so it cannot home; check the machine, "
+                "then unlock it (tillbox hw engrave --unlock)"
+            )
+        conn.command("$H", timeout=timeout)
+        conn.alarm = None
+
+    def space(self) -> MachineSpace:
+        """The machine's travel from ``$$`` (read at the handshake)."""
+        self.open()
+        info = self.handshake_info
+        assert info is not None
+        return MachineSpace.from_settings(info.settings, info.build_options)
+
+    def check_job(self, gcode: Sequence[str]) -> None:
+        """Refuse (DeviceFault, one line) a job that would leave the machine's travel."""
+        space = self.space()
+        x, y = space.bed_offset()
+        z = self._offsets().systems.get(54, (0.0, 0.0, 0.0))[2]
+        problem = travel_problem(gcode, space, (x, y, z))
+        if problem:
+            raise DeviceFault(problem)
+
+    def _offsets(self) -> Offsets:
+        conn = self.open()
+        return Offsets.parse(conn.command("$#"), conn.command("$G"))
+
+    def _use_bed_coordinates(self) -> None:
+        """Make G54 (with no G92) put work X0 Y0 at the bed's low corner.
+
+        ``G10 L2`` writes GRBL's EEPROM, so it is sent only when the offset differs.
+        """
+        conn = self.open()
+        x, y = self.space().bed_offset()
+        offsets = self._offsets()
+        g54 = offsets.systems.get(54, (0.0, 0.0, 0.0))
+        if abs(g54[0] - x) > 5e-4 or abs(g54[1] - y) > 5e-4:
+            conn.command(f"G10 L2 P1 X{x:.3f} Y{y:.3f}")
+        if any(abs(v) > 5e-4 for v in offsets.g92):
+            conn.command("G92.1")
+        if offsets.active != 54:
+            conn.command("G54")
+        conn.wco = Offsets.parse(conn.command("$#"), conn.command("$G")).wco
 
     def set_laser_mode(self) -> None:
         self.open().command("$32=1")
@@ -774,7 +990,7 @@ class Engraver:
             )
         status = conn.query_status()
         if status.state == "Alarm" or conn.alarm is not None:
-            return str(EngraverAlarm(conn.alarm or 0))
+            return str(self._alarm(conn))
         if status.state != "Idle":
             return f"engraver is busy ({status.state}); wait for it to finish"
         return None
@@ -784,6 +1000,8 @@ class Engraver:
         problem = self.ready_problem()
         if problem:
             raise DeviceFault(problem)
+        self.check_job(gcode)  # before a byte of the job is sent
+        self._use_bed_coordinates()
         if self.simulator is not None and kw.get("estimated_s"):
             kw["estimated_s"] = kw["estimated_s"] / self.simulator.speed  # sim runs faster
         self.job = EngraveJob(self.open(), gcode, **kw)
@@ -802,17 +1020,19 @@ class Engraver:
             )
         detail = {
             "state": status.state,
-            "mpos": list(status.mpos),
+            "wpos": list(status.wpos) if status.wpos is not None else None,
+            "mpos": list(status.mpos) if status.mpos is not None else None,
             "version": info.version if info else None,
             "laser_mode": info.laser_mode if info else None,
+            "homing": self.conn.homing,
+            "soft_limits": self.conn.settings.get(20) == 1,
+            "travel_mm": [self.conn.settings.get(130 + i) for i in range(3)],
             "alarm": self.conn.alarm,
         }
         if self.simulator is not None:
             detail["sim"] = self.simulator.port
         if status.state == "Alarm" or self.conn.alarm is not None:
-            return DeviceState(
-                self.kind, self.url, False, str(EngraverAlarm(self.conn.alarm or 0)), detail
-            )
+            return DeviceState(self.kind, self.url, False, str(self._alarm(self.conn)), detail)
         if info and not info.laser_mode:
             return DeviceState(
                 self.kind,
@@ -828,6 +1048,10 @@ class Engraver:
             "ready" if status.state == "Idle" else f"busy ({status.state})",
             detail,
         )
+
+    def _alarm(self, conn: GrblConnection) -> EngraverAlarm:
+        note = self.handshake_info.reset_note if self.handshake_info else ""
+        return conn.alarm_error(conn.alarm, note if conn.alarm is None else "")
 
     def probe(self) -> dict[str, Any]:
         """Self-test probe: handshake, idle, ``$32=1``, no alarm."""
