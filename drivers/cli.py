@@ -70,6 +70,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dry-run", action="store_true", help="trace the text's bounding box with the laser off"
     )
     p.add_argument(
+        "--home",
+        action="store_true",
+        help="run the homing cycle ($H) first (machines with $22=1); clear the bed first",
+    )
+    p.add_argument(
         "--unlock",
         action="store_true",
         help="clear an alarm ($X) first; only after checking the machine",
@@ -301,7 +306,10 @@ def cmd_engrave(args: argparse.Namespace) -> int:
     try:
         path = text_to_toolpath(text, devices.material(args.material), devices.work_area())
         engraver = devices.engraver
-        if args.unlock:
+        if args.home:
+            print("homing the engraver ($H)...", file=sys.stderr, flush=True)
+            engraver.home()
+        elif args.unlock:
             engraver.unlock()
         if args.set_laser_mode:
             engraver.set_laser_mode()

@@ -265,6 +265,8 @@ class GrblConnection:
                 # for a fixed size would hold every ok back until the timeout
                 chunk = self.serial.read(max(1, self.serial.in_waiting))
             except Exception as exc:  # noqa: BLE001 - SerialException, OSError on unplug
+                if self._stop.is_set():
+                    return  # closed by us
                 log.warning("engraver read failed: %s", exc)  # pyserial's words, for the field
                 self._closed(self.unplugged())
                 return
@@ -964,6 +966,7 @@ class Engraver:
         if offsets.active != 54:
             conn.command("G54")
         conn.wco = Offsets.parse(conn.command("$#"), conn.command("$G")).wco
+        conn.query_status()  # so no report from before the change is taken for current
 
     def set_laser_mode(self) -> None:
         self.open().command("$32=1")

@@ -375,7 +375,8 @@ class GrblSimulator:
         if line == "$#":
             return self._parameters()
         if line == "$I":
-            return f"[VER:{VERSION}.20190825:tillbox-sim]\r\n[OPT:V,15,128]\r\nok\r\n"
+            options = "VZ" if self.force_origin else "V"
+            return f"[VER:{VERSION}.20190825:tillbox-sim]\r\n[OPT:{options},15,128]\r\nok\r\n"
         if line == "$H":
             if not self.settings[22]:
                 return "error:5\r\n"  # homing is not enabled

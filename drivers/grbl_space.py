@@ -89,10 +89,12 @@ def travel_problem(
 
     ``work_offset`` is the G54 offset the job will run with (machine = work + offset).
     Every programmed end point is checked; tillbox jobs are straight moves, so a box
-    that holds the end points holds the whole path.
+    that holds the end points holds the whole path. The message names the furthest
+    point the job reaches, so the operator sees by how much it is off.
     """
     absolute = True
     pos: list[float | None] = [None, None, None]  # work position, unknown until programmed
+    reach: dict[int, tuple[float, float]] = {}  # machine min, max per axis
     for n, raw in enumerate(lines, 1):
         line = re.sub(r"\([^)]*\)|;.*$", "", raw).replace(" ", "").upper()
         words = _WORD.findall(line)
@@ -106,30 +108,32 @@ def travel_problem(
             absolute = True
         if 91 in gs:
             absolute = False
-        machine_words = 53 in gs
         for letter, value in words:
             if letter not in AXES:
                 continue
             axis = AXES.index(letter)
             v = float(value)
-            if machine_words:
+            if 53 in gs:  # G53: this move is in machine coordinates
                 target = v
             elif absolute:
                 target = v + work_offset[axis]
-            else:
-                if pos[axis] is None:
-                    return (
-                        f"G-code line {n} ({raw.strip()!r}) moves relative (G91) from an "
-                        "unknown position; start the job with absolute moves (G90)"
-                    )
-                target = pos[axis] + v + work_offset[axis]
-            low, high = space.machine_range(axis)
-            if not low - _EPS <= target <= high + _EPS:
-                work = target - work_offset[axis]
+            elif pos[axis] is None:
                 return (
-                    f"the job leaves the engraver's travel: line {n} goes to "
-                    f"{letter}{_mm(work)} but the machine has {space.describe()}; "
-                    f"keep {_CONFIG_HINT[axis]} within it"
+                    f"G-code line {n} ({raw.strip()!r}) moves relative (G91) from an "
+                    "unknown position; start the job with absolute moves (G90)"
                 )
+            else:
+                target = pos[axis] + v + work_offset[axis]
+            low, high = reach.get(axis, (target, target))
+            reach[axis] = (min(low, target), max(high, target))
             pos[axis] = target - work_offset[axis]
+    for axis, (lowest, highest) in sorted(reach.items()):
+        low, high = space.machine_range(axis)
+        worst = highest if highest > high + _EPS else lowest if lowest < low - _EPS else None
+        if worst is not None:
+            return (
+                f"the job leaves the engraver's travel: it reaches {AXES[axis]}"
+                f"{_mm(worst - work_offset[axis])} but the machine has {space.describe()}; "
+                f"keep {_CONFIG_HINT[axis]} within it"
+            )
     return None

@@ -61,7 +61,11 @@ def material(name: str, overrides: dict[str, Any] | None = None) -> Material:
 
 @dataclass(frozen=True)
 class WorkArea:
-    """Where on the bed the piece sits, in mm (machine coordinates)."""
+    """Where on the bed the piece sits, in mm from the bed's low (front-left) corner.
+
+    These are the engraver's work coordinates: :mod:`drivers.grbl_space` puts G54's
+    X0 Y0 at that corner on every machine, homed (negative machine space) or not.
+    """
 
     width_mm: float = 50.0
     height_mm: float = 20.0
@@ -94,6 +98,7 @@ class Toolpath:
     cut_mm: float = 0.0
     travel_mm: float = 0.0
     estimated_s: float = 0.0
+    origin_mm: tuple[float, float] = (0.0, 0.0)  # the work area's corner: where jobs end
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -181,7 +186,18 @@ def text_to_toolpath(text: str, material: Material, work_area: WorkArea) -> Tool
         raise ToolpathError("the laid-out text leaves the work area; report this as a bug")
     gcode, cut, travel = _gcode(polylines, material, area)
     estimated = cut / material.feed_mm_min * 60 + travel / area.rapid_mm_min * 60
-    return Toolpath(text, material, polylines, bbox, letter, gcode, cut, travel, estimated)
+    return Toolpath(
+        text,
+        material,
+        polylines,
+        bbox,
+        letter,
+        gcode,
+        cut,
+        travel,
+        estimated,
+        (area.origin_x_mm, area.origin_y_mm),
+    )
 
 
 def _gcode(
@@ -209,10 +225,14 @@ def _gcode(
 
 
 def frame_gcode(toolpath: Toolpath, feed_mm_min: int = 3000) -> list[str]:
-    """Dry run: trace the bounding box with the laser off (M5, S0) to check placement."""
+    """Dry run: trace the bounding box with the laser off (M5, S0) to check placement.
+
+    It ends where the real job ends, at the work area's corner (not at X0 Y0, the bed's).
+    """
     x0, y0, x1, y1 = toolpath.bbox
     corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]
     out = ["G21", "G90", "G94", "M5 S0", f"G0 X{_num(x0)} Y{_num(y0)}"]
     out += [f"G1 X{_num(x)} Y{_num(y)} F{feed_mm_min} S0" for x, y in corners[1:]]
-    out.append("G0 X0 Y0")
+    ox, oy = toolpath.origin_mm
+    out.append(f"G0 X{_num(ox)} Y{_num(oy)}")
     return out

@@ -10,7 +10,7 @@ import serial
 
 from drivers.common import DeviceFault
 from drivers.grbl import EngraveJob, Engraver, GrblStatus
-from drivers.grbl_sim import RX_BUFFER, GrblSimulator
+from drivers.grbl_sim import HOMING, RX_BUFFER, GrblSimulator
 from drivers.testing import wait_for
 from drivers.toolpath import WorkArea, frame_gcode, material, text_to_toolpath
 
@@ -154,15 +154,26 @@ def test_alarm_mid_job_stops_and_requires_unlock(engraver):
 
 
 def test_soft_limit_alarm_from_the_job_itself():
-    sim = GrblSimulator(speed=400, settings={20: 1, 130: 100, 131: 50})
+    """A job that slips past the travel check (here: streamed without it) hits GRBL's soft
+    limit; GRBL then hears nothing but a reset, which tillbox sends and says so."""
+    sim = GrblSimulator(speed=400, settings={**HOMING, 130: 100, 131: 50})
     try:
         e = Engraver(f"serial://{sim.port}", timeout=3.0)
+        e.home()
         lines = long_job(40)
-        lines[30] = "G1 X150 Y10"  # beyond the 100 mm X travel
-        result = e.start_job(lines).wait(20)
+        lines[30] = "G1 X150 Y10"  # beyond the 100 mm X travel, even in machine space
+        result = EngraveJob(e.conn, lines).run()
         assert result.outcome == "alarm" and result.error_code == 2
         assert "soft limit" in result.message
+        assert "tillbox reset the controller" in result.message
+        assert "position is kept" in result.message and "--home" in result.message
+        assert "\n" not in result.message
         assert "G1 X150 Y10" not in sim.executed
+        assert not sim.critical  # the reset reached it: it answers again
+        state = e.state()
+        assert not state.ok and "alarm 2" in state.message
+        e.home()
+        assert e.state().ok
         e.close()
     finally:
         sim.disconnect()
@@ -217,7 +228,9 @@ def test_disconnect_mid_job(engraver):
     engraver.simulator.disconnect()
     result = job.wait(15)
     assert result is not None and result.outcome == "failed"
-    assert "connection lost" in result.message or "did not take data" in result.message
+    assert "disconnected; check its USB cable" in result.message
+    assert "device reports" not in result.message  # not pyserial's wording
+    assert "Errno" not in result.message
     state = engraver.state()
     assert not state.ok
 
@@ -280,6 +293,13 @@ def test_loop_url_works_through_serial_for_url():
 def test_status_report_parsing():
     s = GrblStatus.parse("<Hold:0|MPos:1.000,-2.500,0.000|FS:1200,700|Bf:15,128>")
     assert s.state == "Hold" and s.substate == 0 and s.mpos == (1.0, -2.5, 0.0)
+    assert s.wpos is None  # no WCO known: the work position is not guessed
+    # $10=0 reports WPos; WCO (sent now and then) gives the machine position
+    w = GrblStatus.parse("<Idle|WPos:10.000,5.000,0.000|FS:0,0|WCO:-300.000,-200.000,0.000>")
+    assert w.wpos == (10.0, 5.0, 0.0) and w.mpos == (-290.0, -195.0, 0.0)
+    # a report without WCO uses the offset known from before
+    m = GrblStatus.parse("<Run|MPos:-290.000,-195.000,0.000|FS:1200,0>", (-300.0, -200.0, 0.0))
+    assert m.wpos == (10.0, 5.0, 0.0) and m.position == m.wpos
     assert s.feed == 1200 and s.power == 700 and s.fields["Bf"] == "15,128"
     assert GrblStatus.parse("<Idle|MPos:x>") is None
     assert GrblStatus.parse("ok") is None
