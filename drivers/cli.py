@@ -307,7 +307,6 @@ def cmd_engrave(args: argparse.Namespace) -> int:
         path = text_to_toolpath(text, devices.material(args.material), devices.work_area())
         engraver = devices.engraver
         if args.home:
-            print("homing the engraver ($H)...", file=sys.stderr, flush=True)
             engraver.home()
         elif args.unlock:
             engraver.unlock()

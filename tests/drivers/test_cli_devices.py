@@ -223,3 +223,48 @@ def test_devices_read_work_area_materials_and_sim_options(ddir):
         assert state.ok and "running low" in state.message and state.detail["columns"] == 32
     finally:
         devices.close()
+
+
+def set_work_area(ddir, **area):
+    config = ddir.load_config()
+    config.data.setdefault("engraver", {}).update(area)
+    ddir.save_config(config)
+
+
+def engraving_events(ddir):
+    with Till.open(ddir) as till:
+        return [e for e in till.log.events(0) if e.type.startswith("engraving.")]
+
+
+def test_engrave_beyond_the_travel_is_refused_in_one_line_and_nothing_recorded(ddir):
+    set_work_area(ddir, origin_x_mm=280, width_mm=50)  # the sim's $130=300
+    code, out, err = run("hw", "engrave", "--data-dir", str(ddir.root), "--text", "Ana")
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "X314.667" in err and "$130=300" in err
+    assert "origin_x_mm + width_mm" in err
+    code, _, err = run("hw", "engrave", "--data-dir", str(ddir.root), "--text", "Ana", "--dry-run")
+    assert code == 1 and "leaves the engraver's travel" in err and err.count("\n") == 1
+    assert engraving_events(ddir) == []
+
+
+def test_engrave_on_a_homing_machine_needs_home_first(ddir):
+    set_hw(ddir, engraver="sim://?speed=400&homing=1")
+    code, _, err = run("hw", "engrave", "--data-dir", str(ddir.root), "--text", "Ana")
+    assert code == 1 and err.count("\n") == 1
+    assert "in Alarm, raised before this connection" in err and "--home" in err
+    assert "alarm 0" not in err
+    assert engraving_events(ddir) == []
+    code, out, err = run(
+        "hw", "engrave", "--data-dir", str(ddir.root), "--text", "Ana", "--home", "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["job"]["outcome"] == "completed"
+    [event] = engraving_events(ddir)
+    assert event.type == "engraving.completed" and event.payload["error_code"] is None
+
+
+def test_home_without_homing_is_refused_in_one_line(ddir):
+    code, _, err = run("hw", "engrave", "--data-dir", str(ddir.root), "--text", "Ana", "--home")
+    assert code == 1 and err.count("\n") == 1
+    assert "homing off ($22=0)" in err and "--unlock" in err
+    assert engraving_events(ddir) == []
