@@ -4,6 +4,7 @@ when an environment variable names it.
     TILLBOX_HIL_PRINTER=tcp://10.0.0.5:9100   (or usb://04b8:0202, serial:///dev/ttyUSB1)
     TILLBOX_HIL_PRINTER_PROFILE=TM-T20II       TILLBOX_HIL_PAPER_MM=80
     TILLBOX_HIL_ENGRAVER=serial:///dev/ttyUSB0?baud=115200
+    TILLBOX_HIL_ENGRAVER_HOME=1               (a homing engraver may run $H: the bed is clear)
     TILLBOX_HIL_CAMERA=picamera2://
     TILLBOX_HIL_GPIO=gpiozero://
     TILLBOX_HIL_LOCK=/run/lock/tillbox-hil.lock   (default: $TMPDIR/tillbox-hil.lock)
@@ -75,12 +76,29 @@ def printer(request, rig_lock):
     p.shutdown()
 
 
-@pytest.fixture(params=["sim", "real"])
+@pytest.fixture(params=["sim", "sim-homing", "real"])
 def engraver(request, rig_lock):
+    """The engraver, ready: a homing machine ($22=1) is homed first.
+
+    ``sim-homing`` is the simulator with homing and soft limits ($22=1, $20=1), whose
+    machine space is negative. A real rig with homing is homed only when
+    ``TILLBOX_HIL_ENGRAVER_HOME=1`` says the bed is clear.
+    """
     from drivers.grbl import Engraver
 
-    url, sim = _url(request, "engraver", rig_lock)
-    e = Engraver("sim://?speed=200" if sim else url, timeout=5.0)
+    if request.param == "sim-homing":
+        e = Engraver("sim://?speed=200&homing=1", timeout=5.0)
+    else:
+        url, sim = _url(request, "engraver", rig_lock)
+        e = Engraver("sim://?speed=200" if sim else url, timeout=5.0)
+    e.open()
+    if e.conn.homing and e.status().state == "Alarm":
+        if request.param == "real" and os.environ.get("TILLBOX_HIL_ENGRAVER_HOME") != "1":
+            e.shutdown()
+            pytest.skip(
+                "the rig's engraver has homing on: set TILLBOX_HIL_ENGRAVER_HOME=1 to home it"
+            )
+        e.home()
     yield e
     e.shutdown()
 

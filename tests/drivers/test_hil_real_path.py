@@ -52,7 +52,7 @@ def test_hil_suite_runs_against_devices_named_by_env(tmp_path):
             timeout=240,
         )
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-        assert "7 passed" in run.stdout
+        assert "9 passed" in run.stdout
         assert (tmp_path / "rig.lock").read_text().strip().isdigit()
     finally:
         server.terminate()
