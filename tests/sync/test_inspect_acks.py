@@ -61,4 +61,4 @@ def test_bundle_carries_the_regions_signed_acks_of_a_real_sync(tmp_path, broker,
     assert verify.returncode == 0 and verdict["ok"], verdict["problem"]
     assert (verdict["acks"], verdict["acked_seq"]) == (len(kept), last)
     text = run_tillbox("inspect", "verify", str(out), "--region-key", region.pub_hex).stdout
-    assert f"the region stored this till's log through seq {last}" in text
+    assert f"region acks: proved with the pinned region key: stored through seq {last}" in text
