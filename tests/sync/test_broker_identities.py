@@ -9,6 +9,7 @@ import stat
 import paho.mqtt.client as mqtt
 import pytest
 
+from appliance.errors import TillError
 from edge.broker import CONTROL_USER, LocalBroker
 from sync_agent.testing import run_tillbox
 
@@ -126,3 +127,25 @@ def test_init_add_device_and_worker_through_the_cli(tmp_path):
             assert len(out.stderr.strip().splitlines()) <= 1
     finally:
         broker.stop(sig=signal.SIGKILL)
+
+
+def test_the_suite_runs_the_shipped_config_with_only_ports_and_paths_substituted(tmp_path):
+    from edge.broker import render_config, shipped_config
+
+    shipped = shipped_config()
+    broker = LocalBroker(tmp_path / "b", {}, tls=(tmp_path / "c.crt", tmp_path / "c.key"))
+    rendered = broker.config_path.read_text().splitlines()
+    directives = [line for line in shipped.splitlines() if line and not line.startswith("#")]
+    substituted = ("plugin ", "plugin_opt_config_file ", "persistence_location ", "listener ")
+    substituted += ("certfile ", "keyfile ")
+    for line in directives:
+        assert line in rendered or line.startswith(substituted), f"the suite drops {line!r}"
+    added = [line for line in rendered if line not in shipped.splitlines()]
+    assert all(
+        line.startswith((*substituted, "log_dest ", "log_type ", "user root")) for line in added
+    ), added
+    for bound in ("max_packet_size", "max_queued_bytes", "use_username_as_clientid"):
+        assert any(line.startswith(bound) for line in directives), f"{bound} is not shipped"
+    assert sum(line == "use_username_as_clientid true" for line in rendered) == 2  # both listeners
+    with pytest.raises(TillError, match="no longer has"):
+        render_config(shipped, {"acl_file /etc/mosquitto/tillbox-acl.conf": "x"}, [])
