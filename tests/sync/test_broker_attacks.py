@@ -49,9 +49,11 @@ class Client:
         client_id: str,
         protocol: int = mqtt.MQTTv5,
         session_expiry_s: int = 0,
+        clean_start: bool = False,
     ) -> None:
         self.port = port
         self.protocol = protocol
+        self.clean_start = clean_start
         self.session_expiry_s = session_expiry_s
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol
@@ -90,7 +92,7 @@ class Client:
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = self.session_expiry_s
             self.client.connect(
-                "127.0.0.1", self.port, keepalive=30, clean_start=False, properties=props
+                "127.0.0.1", self.port, keepalive=30, clean_start=self.clean_start, properties=props
             )
         else:
             self.client.connect("127.0.0.1", self.port, keepalive=30)
@@ -163,6 +165,24 @@ def test_a_device_cannot_take_over_the_edge_or_another_till(tmp_path, broker, db
     finally:
         victim.close()
         edge.stop()
+
+
+def test_a_device_cannot_wipe_another_tills_queued_ack(broker):
+    ack_topic = wire.topic_ack("demo", "t1")
+    victim = as_device(broker, "t1", "tillbox-demo-t1", session_expiry_s=300).connect()
+    assert not refused(victim.subscribe(ack_topic))
+    victim.close()
+    edge = as_admin(broker).connect()  # stands in for the edge: any ack bytes will do
+    assert not edge.publish(ack_topic, b"the ack t1 waits for").is_failure
+    edge.close()
+    for stolen_id in ("tillbox-demo-t1", "t1"):  # a clean start under t1's id
+        as_device(broker, "t2", stolen_id, clean_start=True).connect().close()
+    victim = as_device(broker, "t1", "tillbox-demo-t1", session_expiry_s=300).connect()
+    try:
+        wait_for(lambda: victim.messages, 10, "t1's queued ack")
+        assert [m.payload for m in victim.messages] == [b"the ack t1 waits for"]
+    finally:
+        victim.close()
 
 
 def test_a_device_cannot_join_the_ingest_shared_subscription(tmp_path, broker, db_url, region):
