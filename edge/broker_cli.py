@@ -15,13 +15,10 @@ ADMIN_USER = "tillbox-broker-admin"
 
 
 def _read_secret(path: str, what: str) -> str:
+    from appliance.boundedio import TEXT_FILE_LIMIT, read_text_bounded
     from appliance.errors import TillError
 
-    try:
-        with open(path, encoding="utf-8") as fh:
-            secret = fh.read(4096).strip()
-    except (OSError, UnicodeDecodeError):
-        raise TillError(f"cannot read {what} {path}; check the path and its permissions") from None
+    secret = read_text_bounded(path, TEXT_FILE_LIMIT, what).strip()
     if not secret:
         raise TillError(f"{what} {path} is empty; put the password in it (one line)")
     return secret
