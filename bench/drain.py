@@ -166,10 +166,11 @@ def main() -> int:
     enroll(db, till)
     broker = LocalBroker(
         root / "broker",
-        {"bench-1": device_password("bench-1"), EDGE_USER: EDGE_PASSWORD},
+        {"bench-1": device_password("bench-1")},
+        workers={EDGE_USER: EDGE_PASSWORD},
         admin_password=ADMIN_PASSWORD,
     ).start()
-    edge = edge_proc(root, db, broker.url, region, "tillbox-edge-1", *args.edge_args).start()
+    edge = edge_proc(root, db, broker.url, region, EDGE_USER, *args.edge_args).start()
     try:
         wait_for(lambda: edge_ready(edge), 30, "the edge to subscribe")
         agent = agent_proc(till, broker.url, "--once", "--timeout", "900").start()

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from appliance.cliutil import OneLineParser, add_json, emit
+from edge import broker_cli
 
 PASSWORD_ENV = "TILLBOX_MQTT_PASSWORD"
 KEY_ENV = "TILLBOX_REGION_KEY"
@@ -82,7 +83,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         broker=broker,
         username=broker.username or args.username,
         password=broker.password or _password(args),
-        client_id=args.client_id,
+        # the broker binds the client id to the login; sending the same avoids surprises
+        client_id=args.client_id or broker.username or args.username,
         tls_ca=args.tls_ca or "",
         max_segment_bytes=args.max_segment_bytes,
     )
@@ -219,9 +221,9 @@ def _add_db(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_broker(p: argparse.ArgumentParser) -> None:
+def _add_broker(p: argparse.ArgumentParser, username: str) -> None:
     p.add_argument("--broker", required=True, metavar="URL", help="mqtt://HOST:PORT")
-    p.add_argument("--username", default="tillbox-edge", help="MQTT username")
+    p.add_argument("--username", default=username, help=f"MQTT username (default: {username})")
     p.add_argument(
         "--password-file", metavar="FILE", help=f"MQTT password (default: ${PASSWORD_ENV})"
     )
@@ -250,11 +252,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = cmds.add_parser("serve", help="ingest segments from the broker (one worker)")
     _add_db(p)
-    _add_broker(p)
+    _add_broker(p, "tillbox-edge-1")
     p.add_argument(
         "--client-id",
-        default="tillbox-edge-1",
-        help="MQTT client id; unique per worker, stable across restarts",
+        help="MQTT client id (default: the username; the broker binds it to the login)",
     )
     p.add_argument("--tls-ca", metavar="FILE", help="CA file for mqtts://")
     p.add_argument("--max-segment-bytes", type=int, default=8 * 1024 * 1024, metavar="N")
@@ -286,7 +287,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_stock_set)
 
     p = cmds.add_parser("publish-update", help="sign and publish a catalog to a tenant's tills")
-    _add_broker(p)
+    _add_broker(p, "tillbox-publisher")
     add_json(p)
     p.add_argument("--tenant", default="demo")
     p.add_argument("--catalog", required=True, metavar="FILE", help="catalog JSON")
@@ -297,3 +298,4 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="increasing version (default: the current time in ms)",
     )
     p.set_defaults(handler=cmd_publish_update)
+    broker_cli.register(cmds)

@@ -60,7 +60,8 @@ def send_bytes(
     done = threading.Event()
     result: dict[str, Any] = {}
     client = make_client(
-        client_id or f"tillbox-pub-{time.time_ns()}",
+        # the region broker uses the username as the client id whatever is sent here
+        client_id or username or f"tillbox-pub-{time.time_ns()}",
         username=username,
         password=password,
         tls=broker.tls,

@@ -5,7 +5,8 @@ broker splits segments between however many run (on one machine or many, on
 mosquitto, EMQX or HiveMQ); the database's row lock on the device keeps two
 workers from storing the same device's chain at once.
 
-A persistent session (clean start off, fixed client id) means segments that
+A persistent session (clean start off, a client id the broker binds to the worker's
+own login, so no other login can take it over) means segments that
 arrive while a worker restarts wait at the broker. Each segment is handled in the
 message callback (verify, parse, one transaction, publish the signed ack), and
 paho sends the broker's PUBACK only after the callback returned, i.e. after the
@@ -111,7 +112,10 @@ class EdgeService:
             self._drop()
             self._backoff(f"broker refused the connection ({reason})")
             return
-        client.subscribe(wire.SHARED_SEG_SUBSCRIPTION, qos=1)
+        # retain-as-published: the worker sees when a device sent a segment retained,
+        # and clears that copy (the broker's ACL cannot refuse the retain flag).
+        options = mqtt.SubscribeOptions(qos=1, retainAsPublished=True)
+        client.subscribe(wire.SHARED_SEG_SUBSCRIPTION, options=options)
 
     def _on_subscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any
@@ -144,6 +148,13 @@ class EdgeService:
         self._backoff(f"connection lost ({reason})")
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.retain and not msg.payload:
+            return  # a worker clearing a retained copy (below): not a segment
+        if msg.retain:
+            # A till never retains a segment; a device that does would leave its bytes
+            # in the broker after it left. Clear the copy, then handle it as any segment.
+            client.publish(msg.topic, b"", qos=1, retain=True)
+            log.warning("edge cleared a retained segment topic=%s", msg.topic)
         try:
             outcome = self.ingestor.handle(msg.topic, msg.payload)
         except Exception:  # noqa: BLE001 - the database may be down; the agent will resend

@@ -108,7 +108,8 @@ class Agent:
     def _connect(self, now: float) -> None:
         cfg = self.cfg
         client = make_client(
-            cfg.client_id or f"tillbox-{self.tenant}-{self.device}",
+            # the region broker binds the client id to the login (docs/sync.md)
+            cfg.client_id or cfg.username or f"tillbox-{self.tenant}-{self.device}",
             username=cfg.username,
             password=cfg.password,
             tls=cfg.broker.tls,

@@ -28,7 +28,10 @@ from edge import admin, ledger
 from edge.store import Store
 
 TILLBOX = str(Path(sys.executable).with_name("tillbox"))
-EDGE_USER, EDGE_PASSWORD = "tillbox-edge", "edge-secret"
+# One broker identity per ingest worker (its username is its client id).
+WORKERS = ("tillbox-edge-1", "tillbox-edge-2")
+EDGE_USER, EDGE_PASSWORD = WORKERS[0], "edge-secret"
+PUBLISHER_USER, PUBLISHER_PASSWORD = "tillbox-publisher", "publisher-secret"
 ADMIN_PASSWORD = "admin-secret"
 DEVICES = ("t1", "t2", "t3")
 
@@ -207,7 +210,7 @@ def edge_proc(
     db: str,
     broker_url: str,
     region: Region,
-    client_id: str = "tillbox-edge-1",
+    worker: str = EDGE_USER,
     *extra: str,
 ) -> Proc:
     pw = tmp_path / "edge-password"
@@ -225,11 +228,11 @@ def edge_proc(
             str(region.key_path),
             "--password-file",
             str(pw),
-            "--client-id",
-            client_id,
+            "--username",
+            worker,
             *extra,
         ],
-        tmp_path / f"edge-{client_id}.log",
+        tmp_path / f"edge-{worker}.log",
     )
 
 

@@ -1,7 +1,7 @@
 """Fixtures for the sync tests: a real mosquitto, a fault proxy, the region key, databases.
 
-* ``broker``: mosquitto on a free port with a password file and the shipped ACL
-  (``edge/mosquitto/tillbox-acl.conf``), SIGKILLed at the end of the test.
+* ``broker``: mosquitto on a free port with the shipped ``edge/mosquitto/mosquitto.conf``
+  and identities for t1-t3, two ingest workers and a publisher; SIGKILLed at the end.
 * ``proxy``: the TCP fault proxy (``sync_agent.faultproxy``) in front of it.
 * ``region``: the region's key pair (acks and updates are signed with it).
 * ``db_url``: an SQLite edge database; ``pg_url``: a fresh database in the suite's own
@@ -24,7 +24,9 @@ from sync_agent.testing import (
     ADMIN_PASSWORD,
     DEVICES,
     EDGE_PASSWORD,
-    EDGE_USER,
+    PUBLISHER_PASSWORD,
+    PUBLISHER_USER,
+    WORKERS,
     Region,
     device_password,
 )
@@ -43,9 +45,13 @@ def region(tmp_path_factory) -> Region:
 
 @pytest.fixture
 def broker(tmp_path):
-    users = {d: device_password(d) for d in DEVICES}
-    users[EDGE_USER] = EDGE_PASSWORD
-    b = LocalBroker(tmp_path / "broker", users, admin_password=ADMIN_PASSWORD).start()
+    b = LocalBroker(
+        tmp_path / "broker",
+        {d: device_password(d) for d in DEVICES},
+        workers={w: EDGE_PASSWORD for w in WORKERS},
+        publishers={PUBLISHER_USER: PUBLISHER_PASSWORD},
+        admin_password=ADMIN_PASSWORD,
+    ).start()
     yield b
     b.stop(sig=signal.SIGKILL)
 

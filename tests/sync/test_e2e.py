@@ -13,8 +13,8 @@ from sync_agent import wire
 from sync_agent.config import BrokerURL
 from sync_agent.testing import (
     ADMIN_PASSWORD,
-    EDGE_PASSWORD,
-    EDGE_USER,
+    PUBLISHER_PASSWORD,
+    PUBLISHER_USER,
     agent_proc,
     check_exactly_once,
     edge_proc,
@@ -72,16 +72,16 @@ def test_region_catalog_update_is_verified_then_applied(tmp_path, broker, db_url
     catalog["version"] = "region-7"
     catalog["items"][0]["price_minor"] = 1300
     (tmp_path / "catalog.json").write_text(json.dumps(catalog))
-    (tmp_path / "edge-pw").write_text(EDGE_PASSWORD)
+    (tmp_path / "publisher-pw").write_text(PUBLISHER_PASSWORD)
     published = run_tillbox(
         "edge",
         "publish-update",
         "--broker",
         broker.url,
         "--username",
-        EDGE_USER,
+        PUBLISHER_USER,
         "--password-file",
-        str(tmp_path / "edge-pw"),
+        str(tmp_path / "publisher-pw"),
         "--key",
         str(region.key_path),
         "--tenant",

@@ -78,9 +78,11 @@ def certs(tmp_path):
 
 
 def test_agent_over_tls_with_the_region_ca(tmp_path, certs, db_url, region):
-    users = {"t1": device_password("t1"), EDGE_USER: EDGE_PASSWORD}
     broker = LocalBroker(
-        tmp_path / "broker", users, tls=(certs / "server.crt", certs / "server.key")
+        tmp_path / "broker",
+        {"t1": device_password("t1")},
+        workers={EDGE_USER: EDGE_PASSWORD},
+        tls=(certs / "server.crt", certs / "server.key"),
     ).start()
     try:
         till = make_till(tmp_path, "t1", region, tls_ca=str(certs / "ca.crt"))
