@@ -24,6 +24,10 @@ class CanonicalFormError(ValueError):
     """The value cannot be put in canonical form (a float, a huge int, a non-ASCII key)."""
 
 
+class NotJSONError(CanonicalFormError):
+    """The bytes are not JSON at all (a syntax error, bad UTF-8, nesting too deep)."""
+
+
 def _fits(value: Any) -> bool:
     """Fast walk (no path bookkeeping): True when ``value`` is in the canonical subset."""
     kind = type(value)
@@ -78,6 +82,51 @@ def canonical_bytes(value: Any) -> bytes:
 def canonical_text(value: Any) -> str:
     """Canonical form as ``str`` (what the log stores in its ``payload`` column)."""
     return canonical_bytes(value).decode("utf-8")
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _v in pairs if k in seen or seen.add(k))
+        raise CanonicalFormError(f"duplicate key {dup!r}")
+    return obj
+
+
+def _no_float(text: str) -> Any:
+    raise CanonicalFormError(f"number {text} is not an integer; use integer minor units")
+
+
+def _no_constant(text: str) -> Any:
+    raise CanonicalFormError(f"{text} is not a JSON value")
+
+
+_strict_decoder = json.JSONDecoder(
+    object_pairs_hook=_unique_object, parse_float=_no_float, parse_constant=_no_constant
+)
+
+
+def parse_canonical(data: bytes) -> Any:
+    """Parse ``data`` and insist it is exactly the canonical bytes of what it holds.
+
+    The one strict reader for hashed or signed JSON arriving from outside (the
+    edge's event lines): it refuses duplicate keys, non-integer numbers, integers
+    outside +/-(2**53-1), non-ASCII keys, and any other spelling of the same value
+    (spaces, key order, escapes), by re-encoding and comparing bytes. Raises
+    CanonicalFormError with a short reason (NotJSONError when it is not JSON at
+    all); never anything else for bad input.
+    """
+    try:
+        text = data.decode("utf-8")
+        value = _strict_decoder.decode(text)
+    except CanonicalFormError:
+        raise
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise NotJSONError(f"not JSON ({type(exc).__name__})") from None
+    _check(value)
+    if _encoder.encode(value) != text:
+        raise CanonicalFormError("not in canonical form (spacing, key order or escapes)")
+    return value
 
 
 def canonical_text_checked(value: Any) -> str:

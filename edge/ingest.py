@@ -7,19 +7,24 @@ The order of checks is the security argument:
 3. the Ed25519 signature over the whole message (nothing is parsed before this),
 4. the header names the same device and tenant as the topic (a device publishing
    under another device's topic fails at 3 already; this catches a misfiled one),
-5. every event: JSON, its own hash, the in-segment chain, the fields the ledgers read,
+5. every event: canonical JSON (the core's strict reader: no duplicate keys, integers
+   only, within +/-(2**53-1), byte-identical to its re-encoding), its own hash, the
+   in-segment chain, the fields the ledgers read,
 6. in ONE transaction with the device row locked: already stored (re-ack), not the
    next in the chain (NACK naming where to resend from), or store events, ledgers
    and the device's new chain tip together. The ack goes out after COMMIT, so a
    crash in between only means the agent resends and gets a "duplicate" ack.
 
-Anything rejected is logged, counted in ``rejections`` and never stored.
+Anything rejected is logged, counted in ``rejections`` and never stored. Once the
+signature verified, every failure is answered: a signed NACK ``rejected:<reason>``
+(the till stops resending it), except a database that is unavailable right now
+(:class:`StoreUnavailable`: no answer, the agent resends later). Each answer echoes
+the nonce the agent sent with the segment (TBAK v2), so it answers that one publish.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -27,8 +32,9 @@ from typing import NamedTuple
 
 from nacl.signing import SigningKey, VerifyKey
 
+from appliance.canonical import CanonicalFormError, NotJSONError, parse_canonical
 from edge import ledger
-from edge.store import Store
+from edge.store import Store, is_transient, is_write_conflict
 from sync_agent import wire
 
 log = logging.getLogger("tillbox.edge")
@@ -37,11 +43,6 @@ _EVENT_KEYS = frozenset(
     {"v", "seq", "id", "device", "type", "payload", "wall_ms", "boot", "mono_us", "prev", "hash"}
 )
 _CHUNK = 400
-
-try:  # optional: orjson parses the events ~4x faster than the stdlib (the edge's hot path)
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover - depends on the installation
-    _loads = json.loads
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,12 @@ class Prepared(NamedTuple):
     seg_id: str
     size: int
     events: list[ParsedEvent]
+    nonce: str = ""  # hex of the publish's correlation data; echoed in the answer
+
+
+class StoreUnavailable(Exception):
+    """The database failed in a way that is not the segment's fault (down, locked,
+    disk full): nothing was stored or answered, and the agent's resend will retry."""
 
 
 class Rejected(Exception):
@@ -96,9 +103,11 @@ def parse_events(raw: bytes, header: wire.SegmentHeader) -> list[ParsedEvent]:
     for line in lines[:-1]:
         seq += 1
         try:
-            obj = _loads(line)
-        except (ValueError, UnicodeDecodeError):
+            obj = parse_canonical(line)
+        except NotJSONError:
             raise Rejected("malformed", f"event seq {seq} is not JSON") from None
+        except CanonicalFormError as exc:
+            raise Rejected("non_canonical", f"event seq {seq}: {exc}") from None
         if type(obj) is not dict or obj.keys() != _EVENT_KEYS:
             raise Rejected("malformed", f"event seq {seq} lacks the export fields")
         digest = obj["hash"]
@@ -157,11 +166,15 @@ class Ingestor:
             self._keys[device] = (row[0], VerifyKey(bytes.fromhex(row[1])))
         return self._keys[device]
 
-    def handle(self, topic: str, payload: bytes) -> Outcome:
-        """Process one message from the segment topic tree; never raises for bad input."""
-        return self.commit(self.prepare(topic, payload))
+    def handle(self, topic: str, payload: bytes, nonce: str = "") -> Outcome:
+        """Process one message from the segment topic tree; never raises for bad input.
 
-    def prepare(self, topic: str, payload: bytes) -> Prepared | Outcome:
+        ``nonce``: :func:`wire.nonce_hex` of the publish's correlation data. Raises
+        :class:`StoreUnavailable` only when the database is down (retry later).
+        """
+        return self.commit(self.prepare(topic, payload, nonce))
+
+    def prepare(self, topic: str, payload: bytes, nonce: str = "") -> Prepared | Outcome:
         """Everything that needs no write: size, key, signature, parsing (CPU-bound).
 
         Returns what :meth:`commit` stores, or the outcome for a message that is not
@@ -172,7 +185,7 @@ class Ingestor:
             return Outcome("ignored", "not a segment topic")
         tenant, device = where
         try:
-            return self._prepare(tenant, device, payload)
+            return self._prepare(tenant, device, payload, nonce)
         except Rejected as exc:
             log.warning(
                 "edge rejected segment device=%s tenant=%s reason=%s detail=%s bytes=%d",
@@ -185,30 +198,44 @@ class Ingestor:
             if exc.header is None:
                 return Outcome("rejected", exc.reason, device)
             # The device's own key signed contents the region cannot store: tell it (it
-            # keeps them queued and says so), instead of letting it resend in silence.
-            row = self.key_store.one(
-                "SELECT last_seq, tip FROM devices WHERE device_id = ?", (device,)
+            # stops resending and says so), instead of letting it resend in silence.
+            return self._refusal(
+                self.key_store, tenant, device, exc.header, exc.seg_id, exc.reason, nonce
             )
-            nack = wire.Ack(
-                tenant=tenant,
-                device=device,
-                status="nack",
-                segment=exc.seg_id,
-                first_seq=exc.header.first_seq,
-                last_seq=exc.header.last_seq,
-                stored_seq=int(row[0]),
-                tip=row[1],
-                resend_from=0,
-                reason=f"rejected:{exc.reason}",
-            )
-            return Outcome(
-                "rejected",
-                exc.reason,
-                device,
-                0,
-                wire.seal_ack(self.region_key, nack),
-                wire.topic_ack(tenant, device),
-            )
+
+    def _refusal(
+        self,
+        store: Store,
+        tenant: str,
+        device: str,
+        header: wire.SegmentHeader,
+        seg_id: str,
+        reason: str,
+        nonce: str,
+    ) -> Outcome:
+        """The signed NACK ``rejected:<reason>`` for a validly signed segment."""
+        row = store.one("SELECT last_seq, tip FROM devices WHERE device_id = ?", (device,))
+        nack = wire.Ack(
+            tenant=tenant,
+            device=device,
+            status="nack",
+            segment=seg_id,
+            first_seq=header.first_seq,
+            last_seq=header.last_seq,
+            stored_seq=int(row[0]),
+            tip=row[1],
+            resend_from=0,
+            reason=f"rejected:{reason}",
+            nonce=nonce,
+        )
+        return Outcome(
+            "rejected",
+            reason,
+            device,
+            0,
+            wire.seal_ack(self.region_key, nack),
+            wire.topic_ack(tenant, device),
+        )
 
     def commit(self, prepared: Prepared | Outcome) -> Outcome:
         """Store a prepared segment (one transaction) or count a rejection."""
@@ -217,9 +244,50 @@ class Ingestor:
                 counted = prepared.device if prepared.reason != "unknown_device" else ""
                 self.store.count_rejection(counted, prepared.reason)
             return prepared
-        return self._store(*prepared)
+        for attempt in (1, 2):
+            try:
+                return self._store(*prepared)
+            except Exception as exc:  # noqa: BLE001 - sorted below: retry later or refuse
+                # ROLLBACK already ran (Store.transaction): nothing of it is stored.
+                if is_transient(exc):
+                    log.warning(
+                        "edge database unavailable device=%s seqs=%d-%d (%s); no answer, "
+                        "the agent will resend",
+                        prepared.device,
+                        prepared.header.first_seq,
+                        prepared.header.last_seq,
+                        exc,
+                    )
+                    raise StoreUnavailable(str(exc)) from exc
+                if attempt == 1 and is_write_conflict(exc):
+                    continue  # another worker won a unique key: once more sees its row
+                return self._unstorable(prepared, exc)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _prepare(self, tenant: str, device: str, payload: bytes) -> Prepared:
+    def _unstorable(self, prepared: Prepared, exc: Exception) -> Outcome:
+        """A validly signed segment whose storing failed for a reason of its own
+        (a number the database cannot hold, ...): counted and refused, never retried."""
+        log.warning(
+            "edge rejected segment device=%s tenant=%s reason=unstorable detail=%s: %s bytes=%d",
+            prepared.device,
+            prepared.tenant,
+            type(exc).__name__,
+            exc,
+            prepared.size,
+        )
+        outcome = self._refusal(
+            self.store,
+            prepared.tenant,
+            prepared.device,
+            prepared.header,
+            prepared.seg_id,
+            "unstorable",
+            prepared.nonce,
+        )
+        self.store.count_rejection(prepared.device, "unstorable")
+        return outcome
+
+    def _prepare(self, tenant: str, device: str, payload: bytes, nonce: str) -> Prepared:
         if len(payload) > self.max_segment_bytes:
             raise Rejected(
                 "oversize", f"{len(payload)} bytes is over the {self.max_segment_bytes}-byte limit"
@@ -235,12 +303,17 @@ class Ingestor:
             raise Rejected(exc.reason, str(exc)) from None
         if header.device != device or header.tenant != tenant:
             raise Rejected("device_mismatch", f"segment names {header.tenant}/{header.device}")
+        seg_id = wire.segment_id(payload)
         try:
             events = parse_events(raw, header)
         except Rejected as exc:
-            exc.header, exc.seg_id = header, wire.segment_id(payload)
+            exc.header, exc.seg_id = header, seg_id
             raise
-        return Prepared(tenant, device, header, wire.segment_id(payload), len(payload), events)
+        except Exception as exc:  # noqa: BLE001 - signed input must get an answer, not a crash
+            rejected = Rejected("malformed", f"{type(exc).__name__}: {exc}")
+            rejected.header, rejected.seg_id = header, seg_id
+            raise rejected from None
+        return Prepared(tenant, device, header, seg_id, len(payload), events, nonce)
 
     # -- the one transaction -----------------------------------------------------------------
     def _store(
@@ -251,6 +324,7 @@ class Ingestor:
         seg_id: str,
         size: int,
         events: list[ParsedEvent],
+        nonce: str = "",
     ) -> Outcome:
         s = self.store
         with s.transaction():
@@ -290,6 +364,7 @@ class Ingestor:
             tip=tip,
             resend_from=resend,
             reason=reason,
+            nonce=nonce,
         )
         if status == "stored":
             log.debug("edge stored device=%s seqs=%d-%d", device, header.first_seq, header.last_seq)

@@ -29,7 +29,7 @@ import paho.mqtt.client as mqtt
 from nacl.signing import SigningKey
 
 from appliance import sdnotify
-from edge.ingest import Ingestor
+from edge.ingest import Ingestor, StoreUnavailable
 from edge.store import Store
 from sync_agent import wire
 from sync_agent.config import BrokerURL
@@ -155,9 +155,14 @@ class EdgeService:
             # in the broker after it left. Clear the copy, then handle it as any segment.
             client.publish(msg.topic, b"", qos=1, retain=True)
             log.warning("edge cleared a retained segment topic=%s", msg.topic)
+        # The agent puts a fresh nonce in each publish's MQTT v5 correlation data; the
+        # signed answer echoes it, so the agent can tell it from a replayed old one.
+        correlation = getattr(msg.properties, "CorrelationData", None)
         try:
-            outcome = self.ingestor.handle(msg.topic, msg.payload)
-        except Exception:  # noqa: BLE001 - the database may be down; the agent will resend
+            outcome = self.ingestor.handle(msg.topic, msg.payload, wire.nonce_hex(correlation))
+        except StoreUnavailable:
+            return  # logged by the ingestor; no answer, so the agent resends later
+        except Exception:  # noqa: BLE001 - a bug must not stop the worker; it is logged
             log.exception("edge could not process a message on %s; it will be resent", msg.topic)
             return
         self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1

@@ -14,7 +14,8 @@ them.
   device key. Its id is the SHA-256 of all its bytes; each segment names the
   id of the one before it, so the segments of a device form a chain too.
 * Ack (``TBAK``): the region's signed statement that it stored (``ack``) or
-  needs something resent (``nack``), naming the segment.
+  needs something resent (``nack``), naming the segment and (v2) echoing the
+  nonce the agent sent with that publish, so an old answer cannot be replayed.
 * Region update (``TBRU``): a catalog (prices, tax rules) signed by the region key.
 """
 
@@ -85,7 +86,9 @@ def segment_id(data: bytes) -> str:
 
 
 # -- the common envelope ------------------------------------------------------------------
-def verify_signed(data: bytes, magic: bytes, key: VerifyKey, max_len: int) -> bytes:
+def verify_signed(
+    data: bytes, magic: bytes, key: VerifyKey, max_len: int, versions: tuple[int, ...] = (VERSION,)
+) -> bytes:
     """Check size, magic and signature; return the signed part. Parses nothing else."""
     if len(data) > max_len:
         raise WireError("oversize", f"{len(data)} bytes is over the {max_len}-byte limit")
@@ -96,7 +99,7 @@ def verify_signed(data: bytes, magic: bytes, key: VerifyKey, max_len: int) -> by
         key.verify(signed, signature)
     except BadSignatureError:
         raise WireError("bad_signature", "signature does not verify") from None
-    if signed[4] != VERSION:
+    if signed[4] not in versions:
         raise WireError("malformed", f"unsupported format version {signed[4]}")
     return signed
 
@@ -223,6 +226,22 @@ def open_segment(
 
 
 # -- acks ---------------------------------------------------------------------------------
+ACK_V1 = 1  # no binding to the request: what agents before ack binding got (and kept)
+ACK_V2 = 2  # + "nonce": the request's MQTT correlation data, so a replay is recognised
+MIN_NONCE_BYTES, MAX_NONCE_BYTES = 16, 64
+
+
+def nonce_hex(correlation: bytes | None) -> str:
+    """The ``nonce`` an answer echoes for a segment published with this correlation data.
+
+    "" (answer with an unbound v1 ack) when there is none or its length is outside
+    16..64 bytes; the agent sends 16 random bytes with every publish of a segment.
+    """
+    if not correlation or not MIN_NONCE_BYTES <= len(correlation) <= MAX_NONCE_BYTES:
+        return ""
+    return bytes(correlation).hex()
+
+
 @dataclass(frozen=True)
 class Ack:
     """The edge's answer to one segment.
@@ -230,6 +249,8 @@ class Ack:
     ``status`` is ``ack`` (stored, or stored before: ``reason`` ``duplicate``) or
     ``nack`` (``reason`` ``gap`` or ``overlap``: resend from ``resend_from``).
     ``stored_seq``/``tip`` are the last event and segment the edge holds for the device.
+    ``nonce`` (hex) binds the answer to one publish of the segment (TBAK v2); ""
+    means an unbound v1 answer, which the agent no longer acts on.
     """
 
     tenant: str
@@ -242,9 +263,10 @@ class Ack:
     tip: str
     resend_from: int = 0
     reason: str = ""
+    nonce: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "device": self.device,
             "first_seq": self.first_seq,
             "last_seq": self.last_seq,
@@ -256,15 +278,26 @@ class Ack:
             "tenant": self.tenant,
             "tip": self.tip,
         }
+        if self.nonce:
+            out["nonce"] = self.nonce
+        return out
 
 
 def seal_ack(key: SigningKey, ack: Ack) -> bytes:
-    return _sign(ACK_MAGIC + bytes([VERSION]) + canonical_bytes(ack.to_json()), key)
+    """TBAK v2 when the answer is bound to a request (``nonce``), else v1 (old agents)."""
+    version = ACK_V2 if ack.nonce else ACK_V1
+    return _sign(ACK_MAGIC + bytes([version]) + canonical_bytes(ack.to_json()), key)
 
 
 def open_ack(data: bytes, key: VerifyKey) -> Ack:
-    signed = verify_signed(data, ACK_MAGIC, key, 64 * 1024)
+    """Verify, then parse a v1 or v2 ack (v1 acks stay verifiable in old bundles)."""
+    signed = verify_signed(data, ACK_MAGIC, key, 64 * 1024, (ACK_V1, ACK_V2))
     obj = _json_object(signed[5:])
+    nonce = obj.get("nonce")
+    if (signed[4] == ACK_V2) != ("nonce" in obj) or (
+        nonce is not None and (type(nonce) is not str or not nonce)
+    ):
+        raise WireError("malformed", f"ack v{signed[4]} has the wrong nonce field")
     try:
         ack = Ack(**obj)
     except TypeError:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from appliance.canonical import canonical_bytes
 from appliance.pricing import CartLine
 from appliance.till import Till
 from edge import admin
@@ -160,7 +161,7 @@ def test_validly_signed_but_bad_contents_is_rejected_and_nothing_stored(
     events[1]["payload"]["tampered"] = True  # hash no longer matches
     tampered = sign_raw(
         till,
-        [json.dumps(e, sort_keys=True, separators=(",", ":")).encode() for e in events],
+        [canonical_bytes(e) for e in events],
         1,
         wire.GENESIS,
     )
