@@ -8,17 +8,26 @@ Flow control is go-back-N over a window of segments: up to ``window`` segments
 are in flight; an ack (signed by the region) names a segment, and marks it and
 everything before it synced; a NACK, a reconnect or an ack timeout sends every
 unacked segment again, in order. The edge drops what it already has.
+
+Every publish of a segment carries a fresh random nonce (MQTT v5 correlation
+data) that the region's signed answer echoes (TBAK v2). The agent acts only on an
+answer to a publish it made and has not had answered yet, for a segment still
+unacked: a replayed old ack or NACK is ignored. A ``rejected:`` NACK (the region
+will never store that segment) stops sending it until the agent restarts.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import secrets
 import signal
 import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from appliance import keys, sdnotify, sync_state
 from appliance.datadir import DataDir
@@ -34,6 +43,8 @@ log = logging.getLogger("tillbox.sync")
 
 STATE_DB = "agent.db"
 NACK_HOLDOFF_S = 1.0
+NONCE_BYTES = 16
+MAX_OPEN_SENDS = 512  # unanswered publishes remembered (oldest forgotten first)
 
 
 class Agent:
@@ -71,6 +82,10 @@ class Agent:
         self.region_topic = wire.topic_region(self.tenant, "catalog")
         self.queue: list[Sealed] = self.store.unacked()
         self.inflight: dict[str, float] = {}
+        # nonce (hex) -> segment id of each publish not answered yet: the only answers
+        # acted on. In memory: after a restart, answers to the old process are ignored.
+        self.sends: dict[str, str] = {}
+        self.refused: wire.Ack | None = None  # the region's rejected: NACK, until restart
         self.client: mqtt.Client | None = None
         self.connecting_since = 0.0
         self.connected = False
@@ -196,6 +211,21 @@ class Agent:
             self.store.bump("acks_rejected.wrong_device")
             log.warning("sync ack for another device rejected device=%s", ack.device)
             return
+        if self.sends.pop(ack.nonce, None) != ack.segment or not any(
+            s.id == ack.segment for s in self.queue
+        ):
+            # Not the answer to a publish still open (a replay, an unbound v1 answer, or
+            # one for a segment already acked): acting on it could mark unstored events
+            # synced or jump the chain back to an old tip.
+            self.store.bump("acks_ignored.not_in_flight")
+            log.info(
+                "sync ack ignored: not for a segment in flight status=%s reason=%s seqs=%d-%d",
+                ack.status,
+                ack.reason,
+                ack.first_seq,
+                ack.last_seq,
+            )
+            return
         if ack.status == "ack":
             self._acked(ack.segment, payload)
             return
@@ -211,22 +241,24 @@ class Agent:
         self.queue = [s for s in self.queue if s.id not in done]
         for seg in done:
             self.inflight.pop(seg, None)
+        self.sends = {n: seg for n, seg in self.sends.items() if seg not in done}
         if newly:
             self._sample_rate(time.monotonic(), newly)
 
     def _handle_nack(self, ack: wire.Ack) -> None:
         now = time.monotonic()
         if ack.reason.startswith("rejected:"):
-            # Signed by us, refused by the region (e.g. a newer event format it cannot
-            # read yet). Keep it queued (nothing is lost), resend on the normal timeout,
-            # and say so where the technician looks.
+            # Signed by us, refused by the region for good (it cannot store it; resending
+            # the same bytes cannot help, and later segments chain on it). Stop sending
+            # from it on (it stays queued: nothing is lost) until the agent restarts, and
+            # say so where the technician looks.
+            self.refused = ack
             self.store.bump(f"segments_refused.{ack.reason.split(':', 1)[1]}")
-            self.detail = (
-                f"the region refuses events {ack.first_seq}-{ack.last_seq} "
-                f"({ack.reason}); they stay queued: update the region or the till"
-            )
+            self.inflight.clear()
+            self.detail = f"error: {self.refusal()}"
+            sdnotify.notify(f"STATUS={self.detail}")
             log.error(
-                "sync segment refused by the region seqs=%d-%d reason=%s",
+                "sync segment refused by the region seqs=%d-%d reason=%s; not resending it",
                 ack.first_seq,
                 ack.last_seq,
                 ack.reason,
@@ -249,11 +281,23 @@ class Agent:
             self.store.rebase(ack.resend_from - 1, ack.tip)
             self.queue = self.store.unacked()
             self.inflight.clear()
+            self.sends.clear()
             return
         if self.last_nack[0] == ack.resend_from and now - self.last_nack[1] < NACK_HOLDOFF_S:
             return  # the other in-flight segments' NACKs say the same thing
         self.last_nack = (ack.resend_from, now)
         self.inflight.clear()
+
+    def refusal(self) -> str:
+        """One line on the segment the region refused ("" when none)."""
+        ack = self.refused
+        if ack is None:
+            return ""
+        return (
+            f"the region refuses events {ack.first_seq}-{ack.last_seq} ({ack.reason}); "
+            "sync stopped there and nothing is lost: a technician must check the region "
+            "(tillbox edge stats, its log), then restart tillbox-sync"
+        )
 
     def _handle_update(self, payload: bytes) -> None:
         if not payload:
@@ -328,6 +372,8 @@ class Agent:
         for seg in self.queue:
             if len(self.inflight) >= self.cfg.window:
                 break
+            if self.refused is not None and seg.first_seq >= self.refused.first_seq:
+                break  # the region will not store it, nor anything chained after it
             if seg.id in self.inflight:
                 continue
             data = self.store.data(seg.id)
@@ -335,7 +381,13 @@ class Agent:
                 continue
             if not self.inflight:
                 self.busy_since = now
-            client.publish(self.seg_topic, data, qos=1)
+            nonce = secrets.token_bytes(NONCE_BYTES)
+            props = Properties(PacketTypes.PUBLISH)
+            props.CorrelationData = nonce
+            self.sends[nonce.hex()] = seg.id
+            while len(self.sends) > MAX_OPEN_SENDS:
+                del self.sends[next(iter(self.sends))]
+            client.publish(self.seg_topic, data, qos=1, properties=props)
             if self.client is not client:
                 # paho ran on_disconnect inside publish (the socket write failed): the
                 # client is gone and every unacked segment goes again after reconnect.
@@ -425,6 +477,9 @@ class Agent:
                     time.sleep(min(0.1, max(0.0, self.next_attempt - now)))
                 self._write_state(now)
                 self._watchdog(now)
+                if self.once and self.refused is not None:
+                    self._write_state(time.monotonic(), force=True)
+                    return 1  # cannot drain; the CLI says why (self.detail)
                 if (
                     self.once
                     and self.queue == []
@@ -465,7 +520,9 @@ def status(data_dir: DataDir) -> dict[str, Any]:
         store = AgentStore(path)
         try:
             for key, value in store.conn.execute("SELECT key, value FROM meta ORDER BY key"):
-                if key.startswith(("acks_rejected", "updates_", "segments_refused")):
+                if key.startswith(
+                    ("acks_rejected", "acks_ignored", "updates_", "segments_refused")
+                ):
                     counters[key] = int(value)
             row = store.conn.execute(
                 "SELECT SUM(acked_ms IS NULL), SUM(acked_ms IS NOT NULL) FROM segments"

@@ -34,6 +34,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if args.once and code != 0:
         from appliance.errors import TillError
 
+        if agent.refused is not None:
+            raise TillError(agent.refusal())
         raise TillError(
             f"not every event was acked within {args.timeout} s; check the broker "
             "and the edge (`tillbox sync status`), then run again"
