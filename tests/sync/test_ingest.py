@@ -206,3 +206,178 @@ def test_a_device_cannot_write_into_another_tenant(tmp_path, any_db, edge, regio
     assert (out.status, out.reason, out.ack) == ("rejected", "wrong_tenant", None)
     assert edge.handle(topic("t1", tenant="acme"), data).status == "stored"
     check_exactly_once(any_db, [till])
+
+
+# -- issue 11, finding 4: every line canonical; a signed segment never wedges the edge -----
+def _line(obj: dict) -> bytes:
+    """Sorted, compact JSON of ``obj`` with the stdlib (not tillbox's encoder)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _rehash(text: str) -> bytes:
+    """Give ``text`` (an export line's JSON *without* its "hash" member, spelled as it is)
+    the hash the cut rule computes, and splice the member in before "id"."""
+    import hashlib
+
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    cut = text.index(',"id":')
+    return (text[:cut] + f',"hash":"{digest}"' + text[cut:]).encode()
+
+
+def _first_sale(till) -> tuple[int, dict, bytes]:
+    """(seq, export object without hash, the honest line) of the till's first sale."""
+    from sync_agent.reader import LogReader
+
+    reader = LogReader(till.log_path)
+    try:
+        lines = reader.lines(0, 1000)
+    finally:
+        reader.close()
+    for line in lines:
+        obj = json.loads(line)
+        if obj["type"] == "sale.completed":
+            obj.pop("hash")
+            return obj["seq"], obj, lines
+    raise AssertionError("no sale")
+
+
+def _bad_spellings(env: dict) -> dict[str, bytes]:
+    """Lines the old cut rule hashed and stored, each not the canonical form of its value."""
+    canon = _line(env)
+    seq = env["seq"]
+    return {
+        "duplicate key": _rehash(canon[:-1].decode() + f',"seq":{seq}}}'),
+        "seq as a float": _rehash(canon.decode().replace(f'"seq":{seq},', f'"seq":{seq}.0,')),
+        "space after colons": _rehash(canon.decode().replace('":', '": ')),
+    }
+
+
+@pytest.mark.parametrize("case", ["duplicate key", "seq as a float", "space after colons"])
+def test_a_line_not_in_canonical_form_is_refused_with_a_signed_nack(
+    tmp_path, any_db, edge, region, case
+):
+    till = make_till(tmp_path, "t1", region)
+    sell(till, 3, refund_every=0)
+    enroll(any_db, till)
+    seq, env, lines = _first_sale(till)
+    bad = _bad_spellings(env)[case]
+    assert json.loads(bad)["seq"] == seq  # the same value, spelled differently
+    prefix = lines[: seq - 1]
+    data = sign_raw(till, [*prefix, bad], 1, wire.GENESIS)
+    out = edge.handle(topic("t1"), data, "ab" * 16)
+    assert (out.status, out.reason) == ("rejected", "non_canonical"), case
+    nack = wire.open_ack(out.ack, region.key.verify_key)
+    assert (nack.status, nack.reason, nack.resend_from) == ("nack", "rejected:non_canonical", 0)
+    assert (nack.segment, nack.nonce) == (wire.segment_id(data), "ab" * 16)
+    store = Store.open(any_db)
+    try:
+        assert store.one("SELECT COUNT(*) FROM events")[0] == 0
+        assert admin.stats(store)["rejected"] == {"non_canonical": 1}
+    finally:
+        store.close()
+    assert edge.handle(topic("t1"), seal_log(till, size=1000)[0]).status == "stored"
+
+
+def test_a_quantity_beyond_2_pow_53_is_refused_not_retried_forever(tmp_path, any_db, edge, region):
+    """The edge used to raise OverflowError in the insert, log "will be resent" and never
+    answer: the till resent the same segment forever."""
+    till = make_till(tmp_path, "t1", region)
+    sell(till, 2, refund_every=0)
+    enroll(any_db, till)
+    seq, env, lines = _first_sale(till)
+    env["payload"]["lines"][0]["qty"] = 2**64 - 1
+    bad = _rehash(_line(env).decode())
+    out = edge.handle(topic("t1"), sign_raw(till, [*lines[: seq - 1], bad], 1, wire.GENESIS))
+    assert (out.status, out.reason) == ("rejected", "non_canonical")
+    nack = wire.open_ack(out.ack, region.key.verify_key)
+    assert nack.reason == "rejected:non_canonical" and nack.nonce == ""
+    store = Store.open(any_db)
+    try:
+        assert store.one("SELECT COUNT(*) FROM events")[0] == 0
+        assert store.one("SELECT COUNT(*) FROM stock")[0] == 0
+        assert admin.stats(store)["rejected"] == {"non_canonical": 1}
+    finally:
+        store.close()
+
+
+def _overflowing_sale(till) -> tuple[bytes, list[bytes]]:
+    """A canonical sale whose 1025 lines of 2**53-1 of one SKU sum past a 64-bit column:
+    every number is in range, but the stock ledger cannot hold the total."""
+    seq, env, lines = _first_sale(till)
+    line = dict(env["payload"]["lines"][0], qty=2**53 - 1)
+    env["payload"]["lines"] = [line] * 1025
+    return _rehash(_line(env).decode()), lines[: seq - 1]
+
+
+def test_a_segment_the_database_cannot_hold_is_refused_rolled_back_and_counted(
+    tmp_path, any_db, edge, region
+):
+    till = make_till(tmp_path, "t1", region)
+    sell(till, 2, refund_every=0)
+    enroll(any_db, till)
+    bad, prefix = _overflowing_sale(till)
+    data = sign_raw(till, [*prefix, bad], 1, wire.GENESIS)
+    out = edge.handle(topic("t1"), data, "cd" * 16)
+    assert (out.status, out.reason) == ("rejected", "unstorable")
+    nack = wire.open_ack(out.ack, region.key.verify_key)
+    assert (nack.status, nack.reason, nack.nonce) == ("nack", "rejected:unstorable", "cd" * 16)
+    assert (nack.stored_seq, nack.tip) == (0, wire.GENESIS)
+    store = Store.open(any_db)
+    try:  # the transaction rolled back: not one of its rows is left
+        for table in ("events", "segments", "sales", "stock", "tax_ledger"):
+            assert store.one(f"SELECT COUNT(*) FROM {table}")[0] == 0, table
+        assert admin.stats(store)["rejected"] == {"unstorable": 1}
+    finally:
+        store.close()
+    assert edge.handle(topic("t1"), seal_log(till, size=1000)[0]).status == "stored"
+
+
+def test_a_locked_database_is_retried_later_not_refused(tmp_path, any_db, edge, region):
+    """Transient: no answer (the agent resends), nothing counted, nothing stored."""
+    from edge.ingest import StoreUnavailable
+
+    till = make_till(tmp_path, "t1", region)
+    sell(till, 3)
+    enroll(any_db, till)
+    (data,) = seal_log(till, size=1000)
+    holder = Store.open(any_db)
+    try:
+        if holder.dialect == "sqlite":
+            edge.store.execute("PRAGMA busy_timeout = 50")
+            holder.execute("BEGIN IMMEDIATE")
+        else:
+            edge.store.execute("SET lock_timeout = '50ms'")
+            holder.conn.autocommit = False
+            holder.execute("SELECT 1 FROM devices WHERE device_id = 't1' FOR UPDATE")
+        with pytest.raises(StoreUnavailable):
+            edge.handle(topic("t1"), data)
+    finally:
+        holder.conn.rollback() if holder.dialect == "postgres" else holder.execute("ROLLBACK")
+        holder.close()
+    store = Store.open(any_db)
+    try:
+        assert admin.stats(store)["rejected"] == {}
+        assert store.one("SELECT COUNT(*) FROM events")[0] == 0
+    finally:
+        store.close()
+    assert edge.handle(topic("t1"), data).status == "stored"
+
+
+# -- issue 11, finding 9: every answer names the publish it answers -----------------------
+def test_answers_echo_the_publishs_nonce_and_unbound_ones_stay_v1(tmp_path, any_db, edge, region):
+    till = make_till(tmp_path, "t1", region)
+    sell(till, 20)
+    enroll(any_db, till)
+    first, second, *_ = seal_log(till, size=10)
+    stored = edge.handle(topic("t1"), first, "01" * 16)
+    gap = edge.handle(topic("t1"), seal_log(till, size=10)[2], "02" * 16)
+    again = edge.handle(topic("t1"), first, "03" * 16)
+    legacy = edge.handle(topic("t1"), second)  # an agent from before ack binding
+    opened = [wire.open_ack(o.ack, region.key.verify_key) for o in (stored, gap, again, legacy)]
+    assert [(a.status, a.reason, a.nonce) for a in opened] == [
+        ("ack", "", "01" * 16),
+        ("nack", "gap", "02" * 16),
+        ("ack", "duplicate", "03" * 16),
+        ("ack", "", ""),
+    ]
+    assert [o.ack[4] for o in (stored, gap, again, legacy)] == [2, 2, 2, 1]
