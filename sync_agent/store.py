@@ -106,7 +106,9 @@ class AgentStore:
             "SELECT last_seq, id FROM segments ORDER BY first_seq DESC LIMIT 1"
         ).fetchone()
         base = self.base()
-        if row is None or row[0] < base[0]:
+        # <=: a local segment that ends exactly at the rebase point is not the edge's tip
+        # (it was cut differently); continuing from it would be NACKed for ever
+        if row is None or row[0] <= base[0]:
             return base
         return row[0], row[1]
 
