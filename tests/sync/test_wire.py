@@ -63,6 +63,18 @@ ACK_HEX = (
     "3935316638227dc768c8e0e59b744ea4a8687aa43a3ceb83a459b757176351fec5646faa21269278ef82c5a1"
     "6ebd4f2538addc9b828b26e1a8d38d154db97252c07b239ac66a08"
 )
+NONCE = "000102030405060708090a0b0c0d0e0f"  # the correlation data bytes 00..0f, as hex
+ACK_V2_HEX = (
+    "5442414b027b22646576696365223a227431222c2266697273745f736571223a312c226c6173745f73657122"
+    "3a322c226e6f6e6365223a22303030313032303330343035303630373038303930613062306330643065306622"
+    "2c22726561736f6e223a22222c22726573656e645f66726f6d223a302c227365676d656e74223a2263626134"
+    "3466376531306634303232366363363263393933396538633634303139663231333463613830633039313661"
+    "35646433363935353635383935316638222c22737461747573223a2261636b222c2273746f7265645f736571"
+    "223a322c2274656e616e74223a2264656d6f222c22746970223a226362613434663765313066343032323663"
+    "633632633939333965386336343031396632313334636138306330393136613564643336393535363538393531"
+    "6638227da7ac22a261f134c4b7f6d8cc0f64e9fcc673eff35a600b29fcf5479cbb9cfaf3febb4445af2cec22"
+    "1f3c01f030814dd449e73ff6db03e0634b84795a77525a00"
+)
 UPDATE_HEX = (
     "54425255017b2264617461223a7b226974656d73223a5b5d2c227461785f70726f66696c6573223a5b5d2c22"
     "76657273696f6e223a227631227d2c226973737565645f77616c6c5f6d73223a313736373232353630303030"
@@ -154,6 +166,45 @@ def test_ack_and_update_vectors():
     assert wire.seal_update(region, update).hex() == UPDATE_HEX
     assert wire.open_ack(bytes.fromhex(ACK_HEX), region.verify_key) == ack
     assert wire.open_update(bytes.fromhex(UPDATE_HEX), region.verify_key) == update
+
+
+def test_ack_v2_vector_echoes_the_nonce():
+    region = SigningKey(REGION_SEED)
+    ack = wire.Ack("demo", "t1", "ack", SEGMENT_NONE_ID, 1, 2, 2, SEGMENT_NONE_ID, nonce=NONCE)
+    assert wire.seal_ack(region, ack).hex() == ACK_V2_HEX
+    assert wire.open_ack(bytes.fromhex(ACK_V2_HEX), region.verify_key) == ack
+    assert wire.nonce_hex(bytes(range(16))) == NONCE
+    assert wire.nonce_hex(None) == wire.nonce_hex(b"short") == wire.nonce_hex(bytes(65)) == ""
+
+
+def independent_ack(data: bytes) -> dict:
+    """Verify and read a TBAK of either version from docs/formats.md alone."""
+    VerifyKey(bytes.fromhex(REGION_PUB)).verify(data[:-64], data[-64:])
+    assert data[:4] == b"TBAK" and data[4] in (1, 2)
+    obj = json.loads(data[5:-64])
+    keys = {
+        "device", "first_seq", "last_seq", "reason", "resend_from", "segment", "status",
+        "stored_seq", "tenant", "tip",
+    }  # fmt: skip
+    assert set(obj) == (keys | {"nonce"} if data[4] == 2 else keys)
+    assert canonical_bytes(obj) == data[5:-64]
+    return obj
+
+
+def test_independent_ack_reader_agrees_on_both_versions():
+    v1, v2 = independent_ack(bytes.fromhex(ACK_HEX)), independent_ack(bytes.fromhex(ACK_V2_HEX))
+    assert v2 == {**v1, "nonce": NONCE}
+    assert "nonce" not in v1
+
+
+def test_an_ack_whose_version_and_nonce_disagree_is_malformed():
+    region = SigningKey(REGION_SEED)
+    body = json.loads(bytes.fromhex(ACK_HEX)[5:-64])
+    for version, obj in ((2, body), (1, {**body, "nonce": NONCE}), (2, {**body, "nonce": ""})):
+        signed = b"TBAK" + bytes([version]) + canonical_bytes(obj)
+        with pytest.raises(wire.WireError) as err:
+            wire.open_ack(signed + region.sign(signed).signature, region.verify_key)
+        assert err.value.reason == "malformed"
 
 
 def independent_read(data: bytes, public_key_hex: str) -> tuple[dict, list[dict]]:
@@ -249,7 +300,7 @@ def test_the_documented_vectors_are_these():
     doc = Path(__file__).parents[2] / "docs" / "formats.md"
     text = doc.read_text()
     blocks = ["".join(b.split()) for b in text.split("```")[1::2]]
-    for hex_text in (SEGMENT_NONE_HEX, ACK_HEX, UPDATE_HEX):
+    for hex_text in (SEGMENT_NONE_HEX, ACK_HEX, ACK_V2_HEX, UPDATE_HEX):
         assert hex_text in blocks
     for value in (SEGMENT_NONE_ID, SEGMENT_ZLIB_ID, DEVICE_PUB, REGION_PUB):
         assert value in text
