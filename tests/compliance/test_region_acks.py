@@ -29,8 +29,10 @@ REGION_PUB = REGION.verify_key.encode().hex()
 DOC = Path(__file__).resolve().parents[2] / "docs" / "formats.md"
 
 
-def seal_ack(key: SigningKey, device: str, seg_id: str, first: int, last: int) -> bytes:
-    ack = wire.Ack("demo", device, "ack", seg_id, first, last, last, seg_id)
+def seal_ack(
+    key: SigningKey, device: str, seg_id: str, first: int, last: int, nonce: str = ""
+) -> bytes:
+    ack = wire.Ack("demo", device, "ack", seg_id, first, last, last, seg_id, nonce=nonce)
     return wire.seal_ack(key, ack)
 
 
@@ -62,8 +64,9 @@ def synced(till_dir: DataDir) -> tuple[DataDir, list[str]]:
         prev = wire.segment_id(data)
         store.add(first, last, prev, ids[-1] if ids else wire.GENESIS, data)
         ids.append(prev)
-        if last <= 6:
-            store.mark_acked(prev, seal_ack(REGION, "till-1", prev, first, last))
+        if last <= 6:  # an agent before ack binding kept a v1 ack, a current one a v2
+            nonce = "" if first == 1 else "ab" * 16
+            store.mark_acked(prev, seal_ack(REGION, "till-1", prev, first, last, nonce))
     store.close()
     set_region_key(till_dir, REGION_PUB)
     return till_dir, ids
@@ -120,6 +123,7 @@ def test_acks_are_exported_exactly_and_prove_storage_up_to_their_seq(synced, tmp
         assert zf.read("sync/region.pub") == (REGION_PUB + "\n").encode()
         for seg_id in ids[:2]:
             assert zf.read(f"sync/acks/{seg_id}.tbak") == kept[seg_id]
+        assert [kept[i][4] for i in ids[:2]] == [1, 2]  # both TBAK versions verify
         page = zf.read("index.html").decode()
     assert kept[ids[2]] is None and f"sync/acks/{ids[2]}.tbak" not in names
     assert [r["ack"] for r in records] == [f"sync/acks/{i}.tbak" for i in ids[:2]] + [""]
