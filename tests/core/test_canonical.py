@@ -62,3 +62,43 @@ def test_writer_fast_hash_equals_the_specified_hash(payload, text, number):
     )
     specified = event_hash(envelope(payload=payload, **fields))
     assert envelope_hash(payload_text=canonical_text(payload), **fields) == specified
+
+
+# -- the strict reader (issue 11, finding 4) ---------------------------------------------
+from appliance.canonical import NotJSONError, parse_canonical  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (b'{"a":1,"a":1}', "duplicate key 'a'"),
+        (b'{"a":{"b":1,"b":2}}', "duplicate key 'b'"),
+        (b'{"seq":7.0}', "not an integer"),
+        (b'{"n":1e3}', "not an integer"),
+        (b'{"n":NaN}', "not a JSON value"),
+        (b'{"a": 1}', "not in canonical form"),
+        (b'{"b":1,"a":2}', "not in canonical form"),
+        (b'{"a":"\\u0041"}', "not in canonical form"),
+        (b'{"a":"caf\\u00e9"}', "not in canonical form"),
+        (b'{"a":-0}', "not in canonical form"),
+        (b'{"a":1} ', "not in canonical form"),
+        (b'{"qty":18446744073709551615}', "outside"),
+        (b'{"qty":9007199254740992}', "outside"),
+        (b"[-9007199254740992]", "outside"),
+        ('{"ł":1}'.encode(), "ASCII"),
+    ],
+)
+def test_parse_canonical_refuses_every_other_spelling(data, why):
+    with pytest.raises(CanonicalFormError, match=why):
+        parse_canonical(data)
+
+
+@pytest.mark.parametrize("data", [b'{"a":', b"\xff", b"[" * 100_000, b"", b"1" * 5000])
+def test_parse_canonical_says_not_json(data):
+    with pytest.raises(NotJSONError):
+        parse_canonical(data)
+
+
+@given(json_values)
+def test_parse_canonical_accepts_exactly_canonical_bytes(value):
+    assert parse_canonical(canonical_bytes(value)) == value
