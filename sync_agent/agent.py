@@ -479,7 +479,7 @@ class Agent:
                 self._watchdog(now)
                 if self.once and self.refused is not None:
                     self._write_state(time.monotonic(), force=True)
-                    return 1  # cannot drain; the CLI says why (self.detail)
+                    return 1  # cannot drain; the CLI prints refusal()
                 if (
                     self.once
                     and self.queue == []
