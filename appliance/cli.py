@@ -14,7 +14,15 @@ import sys
 from collections.abc import Sequence
 
 from appliance import __version__
-from appliance.cliutil import OneLineParser, add_data_dir, data_dir, emit, till_command
+from appliance.cliutil import (
+    OneLineParser,
+    add_data_dir,
+    data_dir,
+    emit,
+    emit_durable,
+    till_command,
+    warn,
+)
 from appliance.errors import TillError
 from appliance.plugins import load_command_plugins, run_shift_closed_hooks
 
@@ -127,27 +135,45 @@ def cmd_sale(args: argparse.Namespace) -> int:
             promo_code=args.promo,
             idempotency_key=args.idempotency_key,
         )
-        out = result.to_json()
-        text = (
-            f"sale recorded: receipt {out['receipt_no']} (seq {out['seq']}), total "
-            f"{till.money(out['total_minor'])}, paid by {out['method']}"
-        )
-        if out["method"] == "cash":
-            text += f", change {till.money(out['change_minor'])}"
-        # The signed receipt block (the QR payload). The sale is already durable, so a
-        # missing key must not turn it into a failure: say so and print without the code.
-        from appliance import receipt_sig
-
+        # The sale is durable from here on: nothing below may report it as failed (a
+        # cashier who sees an error sells again). A failure only costs detail: the
+        # sale is reported done, with a warning on stderr, and the exit status is 0.
         try:
-            out["receipt_qr"] = receipt_sig.receipt_qr_payload(till, result.event)
-            text += f"\nreceipt code {receipt_sig.short_code(out['receipt_qr'])}"
-        except TillError as exc:
-            out["receipt_qr"] = None
-            text += f"\nreceipt not signed: {exc}"
-        if result.replayed:
-            text = "already recorded (same idempotency key): " + text
-        emit(args, out, text)
+            out, text = _sale_report(till, result)
+        except Exception as exc:  # noqa: BLE001 - any failure after the commit
+            out = {"sale_id": result.payload["sale_id"], "seq": result.event.seq}
+            out["receipt_no"], out["replayed"] = result.payload["receipt_no"], result.replayed
+            text = f"sale recorded: receipt {out['receipt_no']} (seq {out['seq']})"
+            warn(
+                f"receipt details not shown ({type(exc).__name__}: {exc}); the sale is "
+                f"recorded: do not sell again; `tillbox receipt show {out['receipt_no']}`"
+            )
+        emit_durable(args, out, text)
     return 0
+
+
+def _sale_report(till, result) -> tuple[dict, str]:  # noqa: ANN001 - Till, SaleResult
+    out = result.to_json()
+    text = (
+        f"sale recorded: receipt {out['receipt_no']} (seq {out['seq']}), total "
+        f"{till.money(out['total_minor'])}, paid by {out['method']}"
+    )
+    if out["method"] == "cash":
+        text += f", change {till.money(out['change_minor'])}"
+    # The signed receipt block (the QR payload). A missing key must not turn the
+    # sale into a failure: say so and print without the code.
+    from appliance import receipt_sig
+
+    try:
+        out["receipt_qr"] = receipt_sig.receipt_qr_payload(till, result.event)
+        text += f"\nreceipt code {receipt_sig.short_code(out['receipt_qr'])}"
+    except TillError as exc:
+        out["receipt_qr"] = None
+        text += "\nreceipt not signed"
+        warn(f"receipt not signed: {exc}")
+    if result.replayed:
+        text = "already recorded (same idempotency key): " + text
+    return out, text
 
 
 def cmd_refund(args: argparse.Namespace) -> int:

@@ -54,3 +54,20 @@ def emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
         print(json.dumps(obj, ensure_ascii=False, sort_keys=True))
     else:
         print(text)
+
+
+def warn(message: str) -> None:
+    """One line on stderr about something that went wrong after the work was done."""
+    sys.stderr.write(f"tillbox: warning: {message}\n")
+
+
+def emit_durable(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
+    """:func:`emit` for a result that is already durable: an output the terminal cannot
+    encode is written ASCII-escaped, never raised."""
+    try:
+        emit(args, obj, text)
+    except UnicodeEncodeError:
+        if getattr(args, "json", False):
+            print(json.dumps(obj, ensure_ascii=True, sort_keys=True))
+        else:
+            print(text.encode("ascii", "backslashreplace").decode("ascii"))

@@ -36,7 +36,7 @@ def seal_ack(key: SigningKey, device: str, seg_id: str, first: int, last: int) -
 
 def set_region_key(ddir: DataDir, value: str) -> None:
     config = ddir.load_config()
-    config.section("sync")["region_public_key"] = value
+    config.update("sync", region_public_key=value)
     ddir.config_path.write_text(tomli_w.dumps(config.data))
 
 
