@@ -63,8 +63,8 @@ class Setting:
             return IDENTIFIER_RULE
         if self.kind in ("int", "float"):
             number = "a whole number" if self.kind == "int" else "a number"
-            low = "" if self.min is None else f"{self.min:g}"
-            high = "" if self.max is None else f"{self.max:g}"
+            low = "" if self.min is None else _number(self.min)
+            high = "" if self.max is None else _number(self.max)
             return f"{number} {low}..{high}" if low or high else number
         return {
             "text": "a single-line text in quotes",
@@ -128,6 +128,10 @@ class Setting:
                 )
             raise ValueError(f"must be {self.describe()}, got {got}")
         return value
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ SECTIONS = {
     "selftest": Section(
         {
             "fatal": Setting("text_list", DEFAULT_FATAL),
-            "min_free_mb": Setting("int", 200, min=0, max=10**7),
+            "min_free_mb": Setting("int", 200, min=0, max=10**12),
             "permit_warn_days": Setting("int", 14, min=0, max=3650),
         }
     )

@@ -81,7 +81,11 @@ def test_first_boot_applies_everything_and_removes_the_secrets(
     config = tomllib.loads((card["data"] / "tillbox.toml").read_text())
     assert config["sync"]["broker"] == "mqtts://sync.region.example:8883"
     assert config["sync"]["username"] == "stall-001"
-    assert config["sync"]["password"] == "change-me"
+    # the password is in its own 0600 file, not in tillbox.toml (which two services read)
+    assert "password" not in config["sync"]
+    password_file = Path(config["sync"]["password_file"])
+    assert password_file.read_text() == "change-me\n"
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
     assert config["sync"]["region_public_key"] == REGION_KEY
     assert config["shop"]["location"] == "Riverside Market, stand 12"
     assert config["location"] == {"latitude": 52.52, "longitude": 13.405}
