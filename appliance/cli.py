@@ -22,6 +22,7 @@ from appliance.cliutil import (
     emit_durable,
     till_command,
     warn,
+    whole_number,
 )
 from appliance.errors import TillError
 from appliance.plugins import load_command_plugins, run_shift_closed_hooks
@@ -34,9 +35,11 @@ def _cart_item(text: str) -> tuple[str, int]:
     if not qty:
         return sku, 1
     try:
-        return sku, int(qty)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"quantity in {text!r} is not a whole number") from None
+        return sku, whole_number(qty)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"quantity in {text!r} is not a whole number up to 2**53-1"
+        ) from None
 
 
 def _open_till(args: argparse.Namespace):  # noqa: ANN202 - returns appliance.till.Till
@@ -339,7 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="an item to sell; repeat for more",
     )
     p.add_argument("--pay", required=True, choices=["cash", "card"], help="payment method")
-    p.add_argument("--tendered", type=int, metavar="MINOR", help="cash handed over, minor units")
+    p.add_argument(
+        "--tendered", type=whole_number, metavar="MINOR", help="cash handed over, minor units"
+    )
     p.add_argument("--promo", metavar="CODE", help="a promo code")
     p.add_argument(
         "--idempotency-key",
@@ -376,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = till_command(log, "verify", help="check the hash chain and the append-only guards")
     p.add_argument(
         "--since",
-        type=int,
+        type=whole_number,
         default=0,
         metavar="SEQ",
         help="check only after this (already verified) sequence number",
@@ -384,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_log_verify)
     p = log.add_parser("export", help="events as JSON lines")
     add_data_dir(p)
-    p.add_argument("--since", type=int, default=0, metavar="SEQ", help="events after SEQ")
+    p.add_argument("--since", type=whole_number, default=0, metavar="SEQ", help="events after SEQ")
     p.set_defaults(handler=cmd_log_export)
     p = till_command(
         log, "rebuild-check", help="rebuild stock, shifts and receipts from the log and compare"

@@ -193,7 +193,7 @@ class Till:
         """A sale by its id or its receipt number."""
         text = str(ref).strip()
         column = "receipt_no" if text.isdigit() else "sale_id"
-        value: Any = int(text) if text.isdigit() else text
+        value: Any = int(text) if text.isdigit() and len(text) <= 15 else text
         row = self.log.conn.execute(
             f"SELECT seq FROM sales WHERE {column} = ?", (value,)
         ).fetchone()

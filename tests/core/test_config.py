@@ -21,7 +21,6 @@ from appliance.datadir import DataDir
 from appliance.errors import TillError
 from appliance.identifiers import is_identifier
 from appliance.log import EventLog
-from appliance.till import Till
 
 
 def sales_in_log(d: DataDir) -> int:
@@ -135,7 +134,7 @@ def write_config(d: str, text: str) -> None:
     ("text", "message"),
     [
         (
-            '[device]\nid = 5\ntenant = []\n',
+            "[device]\nid = 5\ntenant = []\n",
             "[device] id must be a string of A-Z a-z 0-9 - _ (1-64 chars, starting with a "
             "letter or digit), got 5",
         ),
