@@ -16,7 +16,7 @@ import tomllib
 import pytest
 
 from appliance.brokerurl import BrokerURL
-from appliance.config import Config, ConfigError, validate
+from appliance.config import Config, ConfigError, schema, validate
 from appliance.datadir import DataDir
 from appliance.errors import TillError
 from appliance.identifiers import is_identifier
@@ -214,8 +214,6 @@ def test_reading_a_config_never_changes_it():
 
 
 def test_every_default_passes_its_own_schema():
-    from appliance.config import schema
-
     for name, section in schema().items():
         for key, setting in section.settings.items():
             if setting.default is not None and not (setting.required and not setting.default):
@@ -286,3 +284,17 @@ def test_agent_db_is_never_readable_by_others(tmp_path):
     old.chmod(0o644)  # made by an agent before the fix
     AgentStore(old).conn.close()
     assert mode(old) == 0o640
+
+
+def test_loading_the_schema_imports_no_toolkit(tmp_path):
+    """Every plugin's section schema is loaded with each config: it must stay light."""
+    import subprocess
+
+    code = (
+        "import sys; from appliance.config import schema; schema(); "
+        "heavy = [m for m in ('kivy', 'paho', 'serial', 'escpos', 'gpiozero', 'PIL', "
+        "'psycopg') if m in sys.modules]; print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+    assert {"hardware", "sync", "selftest", "ui", "device"} <= set(schema())
