@@ -206,6 +206,12 @@ def schema() -> dict[str, Section]:
     return sections
 
 
+def _name(key: str) -> str:
+    """A key or section name as an error shows it: as is when plain, else quoted
+    (a name with a newline or a control character must not break the one-line error)."""
+    return key if key.isascii() and key.isprintable() and key.strip() == key and key else repr(key)
+
+
 def _fail(where: str, message: str) -> ConfigError:
     return ConfigError(f"{where}: {message}; fix the file")
 
@@ -219,7 +225,7 @@ def validate(data: Any, where: str = "tillbox.toml") -> dict[str, dict[str, Any]
     for name, values in data.items():
         if name not in sections:
             known = ", ".join(f"[{s}]" for s in sorted(sections))
-            raise _fail(where, f"unknown section [{name}] (known: {known})")
+            raise _fail(where, f"unknown section [{_name(name)}] (known: {known})")
         if not isinstance(values, dict):
             raise _fail(where, f"[{name}] must be a section (a [{name}] header), not a value")
         section = sections[name]
@@ -227,8 +233,9 @@ def validate(data: Any, where: str = "tillbox.toml") -> dict[str, dict[str, Any]
             out[name] = {}
             for table, inner in values.items():
                 if not isinstance(inner, dict):
+                    table = _name(table)
                     raise _fail(where, f"[{name}] {table} must be a [{name}.{table}] table")
-                label = f"{name}.{table}"
+                label = f"{name}.{_name(table)}"
                 out[name][table] = _check_keys(where, label, section.settings, inner)
         else:
             out[name] = _check_keys(where, name, section.settings, values)
@@ -245,7 +252,7 @@ def _check_keys(
     for key, value in values.items():
         if key not in settings:
             known = ", ".join(sorted(settings))
-            raise _fail(where, f"[{label}] {key} is not a known setting (known: {known})")
+            raise _fail(where, f"[{label}] {_name(key)} is not a known setting (known: {known})")
         try:
             checked[key] = settings[key].check(value)
         except ValueError as exc:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import tomli_w
 
+from appliance.boundedio import TEXT_FILE_LIMIT, read_bounded
 from appliance.config import Config, validate
 from appliance.errors import TillError
 from appliance.fsutil import atomic_write
@@ -97,7 +98,8 @@ class DataDir:
     def load_config(self) -> Config:
         self.require()
         try:
-            data = tomllib.loads(_read_bounded(self.config_path).decode("utf-8"))
+            raw = read_bounded(self.config_path, TEXT_FILE_LIMIT, "tillbox.toml")
+            data = tomllib.loads(raw.decode("utf-8"))
         except (OSError, ValueError, RecursionError) as exc:  # ValueError: TOML, UTF-8
             raise TillError(
                 f"{self.config_path} cannot be read ({exc}); fix the file or "
@@ -117,14 +119,3 @@ class DataDir:
                 mode = 0o600
         data = tomli_w.dumps(config.data).encode("utf-8")
         atomic_write(self.config_path, data, mode=mode)
-
-
-MAX_CONFIG_BYTES = 1 << 20  # a tillbox.toml is a few kB; refuse to parse something huge
-
-
-def _read_bounded(path: Path) -> bytes:
-    with open(path, "rb") as f:
-        data = f.read(MAX_CONFIG_BYTES + 1)
-    if len(data) > MAX_CONFIG_BYTES:
-        raise OSError(f"larger than {MAX_CONFIG_BYTES} bytes")
-    return data

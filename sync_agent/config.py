@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance.boundedio import TEXT_FILE_LIMIT, read_text_bounded
 from appliance.brokerurl import BrokerURL
 from appliance.config import Section, Setting
 from appliance.errors import TillError
@@ -48,7 +49,6 @@ SYNC = Section(
     }
 )
 SECTIONS = {"sync": SYNC}
-MAX_PASSWORD_BYTES = 4096
 DEFAULTS: dict[str, Any] = SYNC.defaults()
 
 
@@ -76,13 +76,7 @@ class SyncConfig:
 def read_password(section: dict[str, Any]) -> str:
     if section.get("password_file"):
         path = Path(section["password_file"])
-        try:
-            with open(path, "rb") as f:
-                return f.read(MAX_PASSWORD_BYTES).decode("utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            raise TillError(
-                f"cannot read [sync] password_file {path}; check the path and its permissions"
-            ) from None
+        return read_text_bounded(path, TEXT_FILE_LIMIT, "[sync] password_file").strip()
     return str(section.get("password", ""))
 
 
