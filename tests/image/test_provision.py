@@ -206,6 +206,13 @@ BAD = {
         ('region_public_key = "3d40', 'region_public_key = "zz40'),
         "[sync] region_public_key must be",
     ),
+    "password in broker URL": (
+        ('"mqtts://sync.region.example:8883"', '"mqtts://stall-001:pw@sync.region.example:8883"'),
+        "[sync] broker must look like mqtts://broker.example:8883 (no password in it)",
+    ),
+    "non-ASCII device id": (('id = "stall-001"', 'id = "kassé-001"'), "[device] id must be"),
+    "non-ASCII tenant": (('tenant = "', 'tenant = "é'), "[device] tenant must be"),
+    "wrong type": (("latitude = 52.5200", 'latitude = "52.52"'), "[location] latitude must be"),
     "websocket broker": (
         ('"mqtts://sync.region.example:8883"', '"wss://sync.region.example"'),
         "[sync] broker must look like",
