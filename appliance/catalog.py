@@ -7,10 +7,16 @@ used can be traced in the log.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from appliance.canonical import MAX_SAFE_INT
+from appliance.config import Setting
 from appliance.errors import RuleViolation
+from appliance.identifiers import IDENTIFIER_RULE, is_identifier, shown
+
+_CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 @dataclass(frozen=True)
@@ -122,36 +128,115 @@ class Catalog:
     def from_json(cls, data: dict[str, Any]) -> Catalog:
         """Parse and validate; a bad catalog is refused whole with the reason."""
         try:
+            if not isinstance(data, dict):
+                raise ValueError("the file must be a JSON object with items and tax_profiles")
+            # "source" is added by the till when it records the catalog in the log
+            known = {"version", "items", "tax_profiles", "promotions", "source"}
+            unknown = sorted(set(data) - known)
+            if unknown:
+                raise ValueError(f"{unknown[0]!r} is not a known catalog field")
             items = {}
-            for raw in data["items"]:
+            for raw in _records(data, "items", ITEM_SCHEMA, required=True):
                 item = Item(**raw)
-                if not isinstance(item.price_minor, int) or item.price_minor < 0:
-                    raise ValueError(f"item {item.sku}: price_minor must be a whole number >= 0")
+                if item.sku in items:
+                    raise ValueError(f"SKU {item.sku} is listed twice")
                 items[item.sku] = item
             profiles = {}
-            for raw in data["tax_profiles"]:
+            for raw in _records(data, "tax_profiles", PROFILE_SCHEMA, required=True):
                 profile = TaxProfile(**raw)
-                if profile.rounding not in ("line", "receipt"):
-                    raise ValueError(f"profile {profile.id}: rounding must be line or receipt")
                 profiles[profile.id] = profile
             promos = []
-            for raw in data.get("promotions", []):
-                raw = dict(raw)
+            for raw in _records(data, "promotions", PROMOTION_SCHEMA):
                 raw["skus"] = tuple(raw.get("skus", ()))
                 raw["categories"] = tuple(raw.get("categories", ()))
                 promo = Promotion(**raw)
-                if promo.kind not in ("percent", "amount", "bundle"):
-                    raise ValueError(f"promotion {promo.id}: unknown kind {promo.kind!r}")
                 if promo.kind == "bundle" and (promo.bundle_qty < 2 or len(promo.skus) != 1):
                     raise ValueError(
                         f"promotion {promo.id}: a bundle needs one SKU and bundle_qty >= 2"
                     )
                 promos.append(promo)
-        except (KeyError, TypeError, ValueError) as exc:
+            version = data.get("version", "0")
+            if isinstance(version, bool) or not isinstance(version, str | int):
+                raise ValueError(f"version must be a text, got {shown(version)}")
+            version = Setting("text").check(str(version))
+        except ValueError as exc:
             raise RuleViolation(
                 f"catalog refused: {exc}; fix the catalog file and apply it again"
             ) from None
-        return cls(items, profiles, tuple(promos), str(data.get("version", "0")))
+        return cls(items, profiles, tuple(promos), version)
+
+
+# The catalog's typed schema: the same Setting kinds tillbox.toml is checked with.
+_MINOR = {"min": 0, "max": MAX_SAFE_INT}
+ITEM_SCHEMA = {
+    "sku": Setting("ident", required=True),
+    "name": Setting("text", required=True),
+    "price_minor": Setting("int", required=True, **_MINOR),
+    "tax_rate": Setting("text", required=True, allow_empty=False),
+    "category": Setting("text"),
+    "engravable": Setting("bool"),
+    "track_stock": Setting("bool"),
+    "initial_stock": Setting("int", **_MINOR),
+}
+PROFILE_SCHEMA = {
+    "id": Setting("ident", required=True),
+    "name": Setting("text", required=True),
+    "currency": Setting("text", required=True, choices=()),
+    "prices_include_tax": Setting("bool", required=True),
+    "rates": Setting("int_map", required=True, min=0, max=10000),  # basis points
+    "rounding": Setting("text", choices=("line", "receipt")),
+    "cash_rounding_minor": Setting("int", min=0, max=1_000_000),
+    "category_rates": Setting("text_map"),
+}
+PROMOTION_SCHEMA = {
+    "id": Setting("ident", required=True),
+    "kind": Setting("text", required=True, choices=("percent", "amount", "bundle")),
+    "value": Setting("int", required=True, **_MINOR),
+    "code": Setting("optional_text"),
+    "skus": Setting("text_list"),
+    "categories": Setting("text_list"),
+    "bundle_qty": Setting("int", min=0, max=1_000_000),
+}
+MAX_RECORDS = 100_000
+
+
+def _records(
+    data: dict[str, Any], field_name: str, schema: dict[str, Setting], required: bool = False
+) -> list[dict[str, Any]]:
+    """Each entry of a catalog list, checked key by key (ValueError names the bad one)."""
+    if field_name not in data and not required:
+        return []
+    if field_name not in data:
+        raise ValueError(f"{field_name!r} is missing")
+    entries = data[field_name]
+    if not isinstance(entries, list) or len(entries) > MAX_RECORDS:
+        raise ValueError(f"{field_name} must be a list (of at most {MAX_RECORDS} entries)")
+    out = []
+    for index, raw in enumerate(entries):
+        where = f"{field_name}[{index}]"
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where} must be an object")
+        for key, setting in schema.items():
+            if setting.required and key not in raw:
+                raise ValueError(f"{where} {key} is missing")
+        checked = {}
+        for key, value in raw.items():
+            if key not in schema:
+                raise ValueError(f"{where} {key!r} is not a known field")
+            try:
+                checked[key] = schema[key].check(value)
+            except ValueError as exc:
+                raise ValueError(f"{where} {key} {exc}") from None
+        if field_name == "promotions":
+            for sku in checked.get("skus", ()):
+                if not is_identifier(sku):
+                    raise ValueError(f"{where} skus must be {IDENTIFIER_RULE}, got {shown(sku)}")
+        if field_name == "tax_profiles" and not _CURRENCY.fullmatch(checked["currency"]):
+            raise ValueError(
+                f"{where} currency must be 3 capital letters, got {shown(checked['currency'])}"
+            )
+        out.append(checked)
+    return out
 
 
 def demo_catalog() -> Catalog:

@@ -14,7 +14,16 @@ import sys
 from collections.abc import Sequence
 
 from appliance import __version__
-from appliance.cliutil import OneLineParser, add_data_dir, data_dir, emit, till_command
+from appliance.cliutil import (
+    OneLineParser,
+    add_data_dir,
+    data_dir,
+    emit,
+    emit_durable,
+    till_command,
+    warn,
+    whole_number,
+)
 from appliance.errors import TillError
 from appliance.plugins import load_command_plugins, run_shift_closed_hooks
 
@@ -26,9 +35,11 @@ def _cart_item(text: str) -> tuple[str, int]:
     if not qty:
         return sku, 1
     try:
-        return sku, int(qty)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"quantity in {text!r} is not a whole number") from None
+        return sku, whole_number(qty)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"quantity in {text!r} is not a whole number up to 2**53-1"
+        ) from None
 
 
 def _open_till(args: argparse.Namespace):  # noqa: ANN202 - returns appliance.till.Till
@@ -127,27 +138,45 @@ def cmd_sale(args: argparse.Namespace) -> int:
             promo_code=args.promo,
             idempotency_key=args.idempotency_key,
         )
-        out = result.to_json()
-        text = (
-            f"sale recorded: receipt {out['receipt_no']} (seq {out['seq']}), total "
-            f"{till.money(out['total_minor'])}, paid by {out['method']}"
-        )
-        if out["method"] == "cash":
-            text += f", change {till.money(out['change_minor'])}"
-        # The signed receipt block (the QR payload). The sale is already durable, so a
-        # missing key must not turn it into a failure: say so and print without the code.
-        from appliance import receipt_sig
-
+        # The sale is durable from here on: nothing below may report it as failed (a
+        # cashier who sees an error sells again). A failure only costs detail: the
+        # sale is reported done, with a warning on stderr, and the exit status is 0.
         try:
-            out["receipt_qr"] = receipt_sig.receipt_qr_payload(till, result.event)
-            text += f"\nreceipt code {receipt_sig.short_code(out['receipt_qr'])}"
-        except TillError as exc:
-            out["receipt_qr"] = None
-            text += f"\nreceipt not signed: {exc}"
-        if result.replayed:
-            text = "already recorded (same idempotency key): " + text
-        emit(args, out, text)
+            out, text = _sale_report(till, result)
+        except Exception as exc:  # noqa: BLE001 - any failure after the commit
+            out = {"sale_id": result.payload["sale_id"], "seq": result.event.seq}
+            out["receipt_no"], out["replayed"] = result.payload["receipt_no"], result.replayed
+            text = f"sale recorded: receipt {out['receipt_no']} (seq {out['seq']})"
+            warn(
+                f"receipt details not shown ({type(exc).__name__}: {exc}); the sale is "
+                f"recorded: do not sell again; `tillbox receipt show {out['receipt_no']}`"
+            )
+        emit_durable(args, out, text)
     return 0
+
+
+def _sale_report(till, result) -> tuple[dict, str]:  # noqa: ANN001 - Till, SaleResult
+    out = result.to_json()
+    text = (
+        f"sale recorded: receipt {out['receipt_no']} (seq {out['seq']}), total "
+        f"{till.money(out['total_minor'])}, paid by {out['method']}"
+    )
+    if out["method"] == "cash":
+        text += f", change {till.money(out['change_minor'])}"
+    # The signed receipt block (the QR payload). A missing key must not turn the
+    # sale into a failure: say so and print without the code.
+    from appliance import receipt_sig
+
+    try:
+        out["receipt_qr"] = receipt_sig.receipt_qr_payload(till, result.event)
+        text += f"\nreceipt code {receipt_sig.short_code(out['receipt_qr'])}"
+    except TillError as exc:
+        out["receipt_qr"] = None
+        text += "\nreceipt not signed"
+        warn(f"receipt not signed: {exc}")
+    if result.replayed:
+        text = "already recorded (same idempotency key): " + text
+    return out, text
 
 
 def cmd_refund(args: argparse.Namespace) -> int:
@@ -313,7 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="an item to sell; repeat for more",
     )
     p.add_argument("--pay", required=True, choices=["cash", "card"], help="payment method")
-    p.add_argument("--tendered", type=int, metavar="MINOR", help="cash handed over, minor units")
+    p.add_argument(
+        "--tendered", type=whole_number, metavar="MINOR", help="cash handed over, minor units"
+    )
     p.add_argument("--promo", metavar="CODE", help="a promo code")
     p.add_argument(
         "--idempotency-key",
@@ -350,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = till_command(log, "verify", help="check the hash chain and the append-only guards")
     p.add_argument(
         "--since",
-        type=int,
+        type=whole_number,
         default=0,
         metavar="SEQ",
         help="check only after this (already verified) sequence number",
@@ -358,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_log_verify)
     p = log.add_parser("export", help="events as JSON lines")
     add_data_dir(p)
-    p.add_argument("--since", type=int, default=0, metavar="SEQ", help="events after SEQ")
+    p.add_argument("--since", type=whole_number, default=0, metavar="SEQ", help="events after SEQ")
     p.set_defaults(handler=cmd_log_export)
     p = till_command(
         log, "rebuild-check", help="rebuild stock, shifts and receipts from the log and compare"

@@ -13,6 +13,7 @@ import json
 import sys
 from typing import Any, NoReturn
 
+from appliance.canonical import MAX_SAFE_INT
 from appliance.datadir import DataDir
 
 
@@ -22,6 +23,17 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
         raise SystemExit(2)
+
+
+def whole_number(text: str) -> int:
+    """argparse ``type=``: a whole number the log can hold (|n| <= 2**53-1), else exit 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range (at most 2**53-1)")
+    return value
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -54,3 +66,20 @@ def emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
         print(json.dumps(obj, ensure_ascii=False, sort_keys=True))
     else:
         print(text)
+
+
+def warn(message: str) -> None:
+    """One line on stderr about something that went wrong after the work was done."""
+    sys.stderr.write(f"tillbox: warning: {message}\n")
+
+
+def emit_durable(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
+    """:func:`emit` for a result that is already durable: an output the terminal cannot
+    encode is written ASCII-escaped, never raised."""
+    try:
+        emit(args, obj, text)
+    except UnicodeEncodeError:
+        if getattr(args, "json", False):
+            print(json.dumps(obj, ensure_ascii=True, sort_keys=True))
+        else:
+            print(text.encode("ascii", "backslashreplace").decode("ascii"))

@@ -7,21 +7,26 @@ Layout (everything a till owns lives here, on the data partition)::
     DIR/keys/device.key     Ed25519 private key seed, hex, mode 0600
     DIR/keys/device.pub     public key, hex
     DIR/media/              photos and scans (onboarding, inspection)
-    DIR/sync/               the sync agent's own state
+    DIR/sync/               the sync agent's own state (agent.db 0640)
+    DIR/sync/broker-password.secret   the broker password, 0600 ([sync] password_file)
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import tomli_w
 
+from appliance.boundedio import TEXT_FILE_LIMIT, read_bounded
+from appliance.config import Config, validate
 from appliance.errors import TillError
 from appliance.fsutil import atomic_write
+
+__all__ = ["Config", "DataDir", "ENV_VAR"]
 
 ENV_VAR = "TILLBOX_DATA_DIR"
 
@@ -66,6 +71,13 @@ class DataDir:
     def sync_dir(self) -> Path:
         return self.root / "sync"
 
+    @property
+    def broker_password_path(self) -> Path:
+        """Where provisioning puts the broker password (0600; ``[sync] password_file``).
+
+        The ``.secret`` suffix keeps it out of inspection bundles."""
+        return self.sync_dir / "broker-password.secret"
+
     def exists(self) -> bool:
         return self.config_path.is_file()
 
@@ -86,63 +98,24 @@ class DataDir:
     def load_config(self) -> Config:
         self.require()
         try:
-            data = tomllib.loads(self.config_path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raw = read_bounded(self.config_path, TEXT_FILE_LIMIT, "tillbox.toml")
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:  # ValueError: TOML, UTF-8
             raise TillError(
                 f"{self.config_path} cannot be read ({exc}); fix the file or "
                 "restore it from the card image"
             ) from None
-        return Config(merge_defaults(data))
+        return Config(validate(data, str(self.config_path)))
 
     def save_config(self, config: Config) -> None:
-        atomic_write(self.config_path, tomli_w.dumps(config.data).encode("utf-8"))
-
-
-DEFAULTS: dict[str, Any] = {
-    "device": {"id": "", "tenant": "demo"},
-    "shop": {
-        "name": "tillbox demo stall",
-        "location": "",
-        "permit": "",
-        "tax_profile": "eu-market",
-        "locale": "en",
-        "receipt_footer": "Thank you!",
-    },
-    "payment": {
-        # Card payments taken while offline are a risk the merchant carries;
-        # these caps bound it per transaction and per device until synced.
-        "card_offline_limit_minor": 10000,
-        "card_offline_device_limit_minor": 50000,
-    },
-    "hardware": {
-        "printer": "sim://",
-        "engraver": "sim://",
-        "camera": "sim://",
-        "gpio": "sim://",
-        "printer_profile": "default",
-        "paper_width_mm": 80,
-    },
-    "sync": {"broker": "", "segment_max_events": 1000, "segment_max_age_s": 5},
-    "location": {"latitude": 0.0, "longitude": 0.0},
-}
-
-
-def merge_defaults(data: dict[str, Any]) -> dict[str, Any]:
-    merged = {}
-    for section, defaults in DEFAULTS.items():
-        merged[section] = {**defaults, **data.get(section, {})}
-    for section, values in data.items():
-        merged.setdefault(section, values)
-    return merged
-
-
-@dataclass
-class Config:
-    data: dict[str, Any]
-
-    def section(self, name: str) -> dict[str, Any]:
-        return self.data.setdefault(name, {})
-
-    @property
-    def device_id(self) -> str:
-        return self.data["device"]["id"]
+        """Write the config crash-safely, never wider than it was; 0600 with a secret in it."""
+        try:
+            mode = stat.S_IMODE(self.config_path.stat().st_mode)
+        except FileNotFoundError:
+            mode = 0o644
+        if config.holds_secret():
+            mode &= 0o660  # a password: never readable by others (the group is the service's)
+            if not self.config_path.exists():
+                mode = 0o600
+        data = tomli_w.dumps(config.data).encode("utf-8")
+        atomic_write(self.config_path, data, mode=mode)

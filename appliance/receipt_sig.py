@@ -41,6 +41,7 @@ from nacl.signing import SigningKey, VerifyKey
 from appliance import events as ev
 from appliance.chain import Event
 from appliance.errors import TillError
+from appliance.identifiers import IDENTIFIER_RULE, is_identifier
 
 if TYPE_CHECKING:  # the Till imports nothing from here; keep the import one-way
     from appliance.log import EventLog
@@ -72,7 +73,6 @@ def unb64u(text: str) -> bytes:
 
 
 _B64U = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 def key_id(public_key: VerifyKey) -> str:
@@ -346,8 +346,8 @@ class ReceiptCheck:
 
 
 def _check_id(text: str, what: str) -> None:
-    if not text or len(text) > 64 or any(c not in _ID_CHARS for c in text):
-        raise ValueError(f"{what} must be 1-64 of letters, digits, - _")
+    if not is_identifier(text):
+        raise ValueError(f"{what} must be {IDENTIFIER_RULE}")
 
 
 def _number(text: str, what: str) -> int:

@@ -18,8 +18,9 @@ from appliance import keys, projections, sync_state
 from appliance.canonical import CanonicalFormError
 from appliance.catalog import Catalog, TaxProfile, demo_catalog
 from appliance.chain import ChainReport, Event
-from appliance.datadir import Config, DataDir, merge_defaults
+from appliance.datadir import Config, DataDir
 from appliance.errors import NotFound, RuleViolation, TillError
+from appliance.identifiers import check_identifier
 from appliance.ids import new_id
 from appliance.log import EventLog, Transaction
 from appliance.money import div_round, format_minor, round_to_step
@@ -104,24 +105,20 @@ class Till:
         cls, data_dir: DataDir, device_id: str, *, demo: bool = False, tenant: str = "demo"
     ) -> Till:
         """Create a till: key pair, log (with its first event), catalog, then the config."""
-        if (
-            not device_id
-            or not all(c.isalnum() or c in "-_" for c in device_id)
-            or len(device_id) > 64
-        ):
-            raise TillError(
-                f"device id {device_id!r} must be 1-64 letters, digits, - or _ "
-                "(it names the device's MQTT topic)"
-            )
-        if not tenant or not all(c.isalnum() or c in "-_" for c in tenant) or len(tenant) > 64:
-            raise TillError(
-                f"tenant {tenant!r} must be 1-64 letters, digits, - or _ "
-                "(it names the MQTT topics and is signed on every receipt)"
-            )
+        check_identifier(device_id, "device id (it names the device's MQTT topic)")
+        check_identifier(tenant, "tenant")
         if data_dir.exists() or data_dir.log_path.exists():
             raise TillError(
                 f"{data_dir.root} already holds a till; choose an empty --data-dir "
                 "(a device keeps its log and key for life)"
+            )
+        config = Config.initial(device_id, tenant)
+        if demo:
+            config.update(
+                "shop",
+                name="Riverside Makers' Stall",
+                location="Riverside Market",
+                permit="DEMO-PERMIT-2026",
             )
         data_dir.root.mkdir(parents=True, exist_ok=True)
         data_dir.media_dir.mkdir(exist_ok=True)
@@ -134,14 +131,7 @@ class Till:
             )
             if demo:
                 tx.append(ev.CATALOG_APPLIED, {**demo_catalog().to_json(), "source": "demo"})
-        config = merge_defaults({"device": {"id": device_id, "tenant": tenant}})
-        if demo:
-            config["shop"].update(
-                name="Riverside Makers' Stall",
-                location="Riverside Market",
-                permit="DEMO-PERMIT-2026",
-            )
-        data_dir.save_config(Config(config))
+        data_dir.save_config(config)
         return cls(data_dir, log)
 
     def close(self) -> None:
@@ -203,7 +193,7 @@ class Till:
         """A sale by its id or its receipt number."""
         text = str(ref).strip()
         column = "receipt_no" if text.isdigit() else "sale_id"
-        value: Any = int(text) if text.isdigit() else text
+        value: Any = int(text) if text.isdigit() and len(text) <= 15 else text
         row = self.log.conn.execute(
             f"SELECT seq FROM sales WHERE {column} = ?", (value,)
         ).fetchone()

@@ -47,7 +47,7 @@ def main() -> int:
 
     root = Path(tempfile.mkdtemp(prefix="tillbox-bench-", dir=args.dir))
     till = Till.init(DataDir(root / "till"), "bench-1", demo=True)
-    till.config.section("payment")["card_offline_device_limit_minor"] = 10**12
+    till.config.update("payment", card_offline_device_limit_minor=10**12)
     till.open_shift()
     sample = till.sell(CART, "cash")
     payload = canonical_text(sample.payload)

@@ -60,7 +60,7 @@ SIGNATURE = "manifest.sig"
 SELFTEST_TYPE = "selftest.recorded"
 HTML_EVENT_LIMIT = 2000  # index.html lists at most this many events (the files hold all)
 HTML_RECEIPT_LIMIT = 5000  # ... and receipts (receipts.jsonl holds all)
-SKIP_SYNC_SUFFIXES = (".tmp", ".lock", "-wal", "-shm", "-journal")
+SKIP_SYNC_SUFFIXES = (".tmp", ".lock", "-wal", "-shm", "-journal", ".secret")
 SYNC_DB = "agent.db"  # the sync agent's SQLite state: exported as JSON lines, not copied
 
 

@@ -282,8 +282,10 @@ def cmd_receipt_show(args: argparse.Namespace) -> int:
     with Till.open(data_dir(args)) as till:
         event = till.find_sale(args.receipt) if not args.refund else None
         if event is None:
+            number = str(args.receipt).strip()
             row = till.log.conn.execute(
-                "SELECT seq FROM refunds WHERE receipt_no = ?", (int(args.receipt),)
+                "SELECT seq FROM refunds WHERE receipt_no = ?",
+                (int(number) if number.isdigit() and len(number) <= 15 else None,),
             ).fetchone()
             if row is None:
                 from appliance.errors import NotFound

@@ -29,13 +29,14 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from appliance import keys
+from appliance.brokerurl import BrokerURL
 from appliance.datadir import Config, DataDir
 from appliance.errors import TillError
 from appliance.log import EventLog
 from compliance.probes import Probes, Reading
+from compliance.settings import DEFAULT_FATAL, SECTIONS
 
 SELFTEST_RECORDED = "selftest.recorded"
 ENROLLMENT_SIGNED = "enrollment.signed"
@@ -50,12 +51,12 @@ CHECK_NAMES = (
     "clock",
     "device_key",
     "permits",
+    "secrets",
     "broker",
 )
-DEFAULT_FATAL = ["log", "device_key", "disk", "clock", "power", "earth", "permits"]
 NEVER_FATAL = frozenset({"broker"})  # the till works offline: the broker only ever warns
-DEFAULT_MIN_FREE_MB = 200
-DEFAULT_PERMIT_WARN_DAYS = 14
+DEFAULT_MIN_FREE_MB = SECTIONS["selftest"].settings["min_free_mb"].default
+DEFAULT_PERMIT_WARN_DAYS = SECTIONS["selftest"].settings["permit_warn_days"].default
 
 
 @dataclass
@@ -466,12 +467,11 @@ def check_broker(ctx: Context) -> CheckResult:
             "no broker configured",
             "set [sync] broker to sync with the region (the till works offline meanwhile)",
         )
-    parts = urlsplit(broker if "://" in broker else f"mqtt://{broker}")
-    host = parts.hostname or ""
-    try:
-        port = parts.port or (8883 if parts.scheme in ("mqtts", "ssl", "tls") else 1883)
-    except ValueError:
-        return _warn("broker", f"bad broker address {broker!r}", "fix [sync] broker")
+    try:  # the one parser the sync agent uses too: what passes here, the agent accepts
+        url = BrokerURL.parse(broker)
+    except TillError as exc:
+        return _warn("broker", "bad broker address", str(exc))
+    host, port = url.host, url.port
     started = time.monotonic()
     try:
         with socket.create_connection((host, port), timeout=2.0):
@@ -486,6 +486,28 @@ def check_broker(ctx: Context) -> CheckResult:
     return _pass("broker", f"{host}:{port} reachable in {ms} ms")
 
 
+def check_secrets(ctx: Context) -> CheckResult:
+    from compliance.secrets import exposed_secrets, secret_files
+
+    files = secret_files(ctx.data_dir, ctx.config)
+    exposed = exposed_secrets(files)
+    if exposed:
+        path, mode = exposed[0]
+        more = f" (and {len(exposed) - 1} more)" if len(exposed) > 1 else ""
+        return _fail(
+            "secrets",
+            f"{path} has mode {mode:04o}: other users can read it{more}",
+            f"run `chmod 600 {path}` (640 where the tillbox group needs it)",
+        )
+    if ctx.config.section("sync")["password"]:
+        return _warn(
+            "secrets",
+            "tillbox.toml holds the broker password inline",
+            "put it in a file (chmod 600) and set [sync] password_file to its path",
+        )
+    return _pass("secrets", f"{len(files)} secret file(s), none readable by others")
+
+
 CHECKS: dict[str, Callable[[Context], CheckResult]] = {
     "printer": check_printer,
     "engraver": check_engraver,
@@ -497,6 +519,7 @@ CHECKS: dict[str, Callable[[Context], CheckResult]] = {
     "clock": check_clock,
     "device_key": check_device_key,
     "permits": check_permits,
+    "secrets": check_secrets,
     "broker": check_broker,
 }
 

@@ -184,7 +184,7 @@ def cmd_print_receipt(args: argparse.Namespace) -> int:
     devices = _devices(args)
     try:
         with _till(args) as till:
-            if not str(args.receipt).strip().isdigit():
+            if not str(args.receipt).strip().isdigit() or len(str(args.receipt).strip()) > 15:
                 raise TillError(f"--receipt {args.receipt!r} must be a receipt number")
             sale = receipt_event(till, int(args.receipt))
             outcome = print_sale_receipt(till, sale, devices.printer, default_qr_for(till, sale))

@@ -15,13 +15,51 @@ connection on first use, so a till boots with every device missing and each one'
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from appliance.config import Section, Setting
 from appliance.datadir import Config, DataDir
 from drivers.common import DeviceFault, DeviceState
+from drivers.gpio import DEFAULT_PINS
+from drivers.toolpath import WorkArea
 
 KINDS = ("printer", "engraver", "camera", "gpio")
+
+# The sections of tillbox.toml the drivers own (docs/drivers.md), with their defaults;
+# checked with the rest of the file when it loads (the ``tillbox.config`` entry point).
+_URL = Setting("text", "sim://")
+_PIN = {"min": 0, "max": 53}  # BCM GPIO numbers
+SECTIONS = {
+    "hardware": Section(
+        {
+            "printer": _URL,
+            "engraver": _URL,
+            "camera": _URL,
+            "gpio": _URL,
+            "printer_profile": Setting("text", "default"),
+            "paper_width_mm": Setting("int", 80, min=20, max=120),
+            "printer_timeout_s": Setting("float", 3.0, min=0.1, max=600),
+            "engraver_timeout_s": Setting("float", 5.0, min=0.1, max=600),
+        }
+    ),
+    "gpio": Section({pin: Setting("int", bcm, **_PIN) for pin, bcm in DEFAULT_PINS.items()}),
+    "engraver": Section(
+        {
+            f.name: Setting("float", f.default, min=-10000 if "origin" in f.name else 0, max=10000)
+            for f in fields(WorkArea)
+        }
+    ),
+    # [materials.NAME]: overrides of a built-in material, or a new one
+    "materials": Section(
+        {
+            "power": Setting("int", 1000, min=0, max=100000),
+            "feed_mm_min": Setting("int", 1000, min=1, max=100000),
+            "passes": Setting("int", 1, min=1, max=100),
+        },
+        named_tables=True,
+    ),
+}
 
 
 @dataclass
@@ -42,15 +80,12 @@ class Devices:
             from drivers.printer import ReceiptPrinter
 
             return ReceiptPrinter(
-                url,
-                str(hw.get("printer_profile", "default")),
-                int(hw.get("paper_width_mm", 80)),
-                float(hw.get("printer_timeout_s", 3.0)),
+                url, hw["printer_profile"], hw["paper_width_mm"], hw["printer_timeout_s"]
             )
         if kind == "engraver":
             from drivers.grbl import Engraver
 
-            return Engraver(url, timeout=float(hw.get("engraver_timeout_s", 5.0)))
+            return Engraver(url, timeout=hw["engraver_timeout_s"])
         if kind == "camera":
             from drivers.camera import Camera
 

@@ -9,15 +9,14 @@ from typing import Any
 from nacl.signing import VerifyKey
 
 from appliance.errors import TillError
+from appliance.identifiers import check_identifier
 from edge import ledger
 from edge.store import Store
 from sync_agent.wire import GENESIS
 
 
 def _valid_id(text: str, what: str) -> str:
-    if not text or len(text) > 64 or not all(c.isalnum() or c in "-_" for c in text):
-        raise TillError(f"{what} {text!r} must be 1-64 letters, digits, - or _")
-    return text
+    return check_identifier(text, what)
 
 
 def enroll(store: Store, device_id: str, public_key: VerifyKey, tenant: str) -> dict[str, Any]:
@@ -93,6 +92,8 @@ def stats(store: Store) -> dict[str, Any]:
 
 def stock_set(store: Store, tenant: str, sku: str, qty: int, note: str = "count") -> int:
     """Set a counted stock level; from now on the SKU is tracked (negatives get flagged)."""
+    check_identifier(sku, "SKU")
+    check_identifier(tenant, "tenant")
     with store.transaction():
         row = store.one("SELECT qty FROM stock WHERE tenant = ? AND sku = ?", (tenant, sku))
         delta = qty - (int(row[0]) if row else 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from appliance.cliutil import OneLineParser, add_json, emit
+from appliance.cliutil import OneLineParser, add_json, emit, whole_number
 from edge import broker_cli
 
 PASSWORD_ENV = "TILLBOX_MQTT_PASSWORD"
@@ -283,7 +283,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json(p)
     p.add_argument("--tenant", default="demo")
     p.add_argument("--sku", required=True)
-    p.add_argument("--qty", required=True, type=int)
+    p.add_argument("--qty", required=True, type=whole_number)
     p.set_defaults(handler=cmd_stock_set)
 
     p = cmds.add_parser("publish-update", help="sign and publish a catalog to a tenant's tills")

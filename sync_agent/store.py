@@ -9,6 +9,7 @@ re-sealed segment would get a new id and break the chain the edge holds).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -41,6 +42,25 @@ class Sealed:
     size: int
 
 
+def private_file(path: Path) -> None:
+    """Create ``path`` 0640 if missing, and take others' access away if it has any.
+
+    agent.db holds every sale (in its segments) and the acks: its service writes it,
+    the tillbox group reads it (``tillbox inspect export``), nobody else.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        mode = os.fstat(fd).st_mode & 0o777
+        if mode & 0o007:
+            os.fchmod(fd, mode & 0o770)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists() and side.stat().st_mode & 0o007:
+            os.chmod(side, side.stat().st_mode & 0o770)
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -50,6 +70,7 @@ class AgentStore:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        private_file(path)  # before SQLite opens it: its -wal and -shm inherit the mode
         self.conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")

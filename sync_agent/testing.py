@@ -120,9 +120,9 @@ def make_till(
         "region_public_key": region.pub_hex,
         **sync,
     }
-    config.section("sync").update(settings)
+    config.update("sync", **settings)
     # Test volumes of card sales would hit the offline card cap (a real rule) at once.
-    config.section("payment")["card_offline_device_limit_minor"] = card_limit_minor
+    config.update("payment", card_offline_device_limit_minor=card_limit_minor)
     folder.config_path.write_text(tomli_w.dumps(config.data))
     return folder
 

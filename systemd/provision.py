@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.boundedio import PROVISION_LIMIT, read_bounded
+from appliance.config import schema as config_schema
 from appliance.datadir import DataDir
 from appliance.errors import TillError
 from appliance.fsutil import atomic_write, fsync_dir
@@ -49,14 +50,12 @@ REDACTED = "(stored on the device, removed from this card)"
 SECRET_KEYS = {("sync", "password"), ("wifi", "psk")}
 COMMAND_TIMEOUT_S = 120
 
-_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 _SSH_KEY_RE = re.compile(
     r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|"
     r"sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) "
     r"[A-Za-z0-9+/]+=*( [^\n\r]*)?$"
 )
-_BROKER_SCHEMES = ("mqtt", "mqtts")
 _HEX64_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 _KNOWN = {
     "device": {"id", "tenant", "timezone"},
@@ -135,14 +134,19 @@ def parse(text: str, zoneinfo: Path = Path("/usr/share/zoneinfo")) -> Provisioni
                 unknown[0],
                 f"is not a known setting (known: {', '.join(sorted(_KNOWN[section]))})",
             )
+        # The keys that go into the till's own tillbox.toml obey its schema (types,
+        # ranges, the identifier rule, the broker URL parser) already here.
+        till_section = config_schema().get(section)
+        for key, value in values.items():
+            if till_section is not None and key in till_section.settings:
+                try:
+                    till_section.settings[key].check(value)
+                except ValueError as exc:
+                    raise _fail(section, key, str(exc)) from None
     device_id = _text(data, "device", "id", required=True)
     assert device_id is not None
-    if not _ID_RE.match(device_id):
-        raise _fail("device", "id", "must be 1-64 letters, digits, - or _")
     prov = Provisioning(device_id=device_id, raw=data)
     prov.tenant = _text(data, "device", "tenant") or "demo"
-    if not _ID_RE.match(prov.tenant):
-        raise _fail("device", "tenant", "must be 1-64 letters, digits, - or _")
     prov.timezone = _text(data, "device", "timezone")
     if prov.timezone is not None:
         tz = prov.timezone
@@ -154,9 +158,6 @@ def parse(text: str, zoneinfo: Path = Path("/usr/share/zoneinfo")) -> Provisioni
             )
     prov.broker = _text(data, "sync", "broker")
     if prov.broker is not None:
-        scheme, sep, rest = prov.broker.partition("://")
-        if not sep or scheme not in _BROKER_SCHEMES or not rest.strip("/"):
-            raise _fail("sync", "broker", "must look like mqtts://broker.example:8883")
         prov.region_public_key = _text(data, "sync", "region_public_key", required=True)
         if not _HEX64_RE.match(prov.region_public_key or ""):
             raise _fail(
@@ -294,19 +295,24 @@ def init_till(data: DataDir, prov: Provisioning, tillbox: str) -> bool:
 def apply_config(data: DataDir, prov: Provisioning) -> None:
     config = data.load_config()
     if prov.broker is not None:
-        config.section("sync")["broker"] = prov.broker
+        config.update("sync", broker=prov.broker)
     if prov.username is not None:
-        config.section("sync")["username"] = prov.username
+        config.update("sync", username=prov.username)
     if prov.password is not None:
-        config.section("sync")["password"] = prov.password
+        # The password goes into its own 0600 file (the sync agent's, after --chown),
+        # never into tillbox.toml, which the kiosk and the sync agent both read.
+        data.sync_dir.mkdir(exist_ok=True)
+        atomic_write(data.broker_password_path, prov.password.encode() + b"\n", mode=0o600)
+        config.unset("sync", "password")
+        config.update("sync", password_file=str(data.broker_password_path))
     if prov.region_public_key is not None:
-        config.section("sync")["region_public_key"] = prov.region_public_key.lower()
+        config.update("sync", region_public_key=prov.region_public_key.lower())
     if prov.timezone is not None:
-        config.section("device")["timezone"] = prov.timezone
-    config.section("shop").update(prov.shop)
-    config.section("location").update(prov.location)
+        config.update("device", timezone=prov.timezone)
+    config.update("shop", **prov.shop)
+    config.update("location", **prov.location)
     data.save_config(config)
-    os.chmod(data.config_path, 0o660)  # broker credentials: the tillbox group only
+    os.chmod(data.config_path, 0o660)  # the kiosk and the sync agent (tillbox group)
 
 
 def apply_system(system: Path, prov: Provisioning, zoneinfo: Path) -> dict[str, Any]:

@@ -1287,7 +1287,7 @@ class KioskApp(App):
     def set_language(self, lang: str) -> None:
         """Switch language now and keep it (``[ui] lang`` in tillbox.toml)."""
         config = self.data_dir.load_config()
-        config.section("ui")["lang"] = lang
+        config.update("ui", lang=lang)
         self.data_dir.save_config(config)
         self.lang = lang
         self.root.ids.status.show(getattr(self, "_status_info", {}))

@@ -63,7 +63,7 @@ def _set_pin(args: argparse.Namespace) -> int:
     pin = sys.stdin.readline().strip()
     stored = hash_pin(pin)  # refuses a PIN that is not 4-12 digits, with the fix
     config = ddir.load_config()
-    config.section("ui")["technician_pin_hash"] = stored
+    config.update("ui", technician_pin_hash=stored)
     ddir.save_config(config)
     print(f"technician PIN set for {ddir.root} (only its hash is stored)")
     return 0

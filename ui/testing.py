@@ -93,12 +93,12 @@ def make_till(root: Path, *, fatal: list[str] | None = None, engraver_speed: flo
     ddir = DataDir(root)
     Till.init(ddir, "ui-test", demo=True).close()
     config = ddir.load_config()
-    config.section("ui").update(
-        technician_pin_hash=hash_pin(PIN, iterations=1000), usb_path=str(root.parent / "usb")
+    config.update(
+        "ui", technician_pin_hash=hash_pin(PIN, iterations=1000), usb_path=str(root.parent / "usb")
     )
-    config.section("hardware")["engraver"] = f"sim://?speed={engraver_speed:g}"
+    config.update("hardware", engraver=f"sim://?speed={engraver_speed:g}")
     if fatal is not None:
-        config.section("selftest")["fatal"] = fatal
+        config.update("selftest", fatal=fatal)
     ddir.save_config(config)
     (root.parent / "usb").mkdir(exist_ok=True)
     return ddir

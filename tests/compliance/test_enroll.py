@@ -49,7 +49,7 @@ def test_enrollment_is_signed_logged_and_read_only(
 
 def test_camera_captures_are_geotagged_and_timestamped(till_dir, probes):
     config = till_dir.load_config()
-    config.section("location").update(latitude=48.2082, longitude=-16.3738)
+    config.update("location", latitude=48.2082, longitude=-16.3738)
     till_dir.save_config(config)
     data = enroll.EnrollmentInput(
         operator="Ann",

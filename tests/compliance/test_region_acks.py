@@ -38,7 +38,7 @@ def seal_ack(
 
 def set_region_key(ddir: DataDir, value: str) -> None:
     config = ddir.load_config()
-    config.section("sync")["region_public_key"] = value
+    config.update("sync", region_public_key=value)
     ddir.config_path.write_text(tomli_w.dumps(config.data))
 
 

@@ -28,7 +28,7 @@ def by_name(report) -> dict:
 def set_config(ddir: DataDir, **sections) -> None:
     config = ddir.load_config()
     for name, values in sections.items():
-        config.section(name).update(values)
+        config.update(name, **values)
     ddir.config_path.write_text(tomli_w.dumps(config.data))
 
 

@@ -19,8 +19,8 @@ DEVICE_CHECKS = ("printer", "engraver", "camera", "power", "earth")
 
 def configure(ddir: DataDir, **hardware) -> None:
     config = ddir.load_config()
-    config.section("hardware").update(hardware)
-    config.section("location").update(latitude=51.5007, longitude=-0.1246)
+    config.update("hardware", **hardware)
+    config.update("location", latitude=51.5007, longitude=-0.1246)
     ddir.config_path.write_text(tomli_w.dumps(config.data))
 
 

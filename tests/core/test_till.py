@@ -53,8 +53,8 @@ def test_short_cash_is_refused(till):
 
 
 def test_card_limits_per_sale_and_per_device(till, data_dir):
-    till.config.section("payment").update(
-        card_offline_limit_minor=3000, card_offline_device_limit_minor=5000
+    till.config.update(
+        "payment", card_offline_limit_minor=3000, card_offline_device_limit_minor=5000
     )
     with pytest.raises(RuleViolation, match="above the offline card limit"):
         sell(till, ("BOARD-ENG", 1), method="card")

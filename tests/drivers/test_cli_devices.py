@@ -39,7 +39,7 @@ def ddir(tmp_path):
 
 def set_hw(ddir, **urls):
     config = ddir.load_config()
-    config.section("hardware").update(urls)
+    config.update("hardware", **urls)
     ddir.save_config(config)
 
 
@@ -148,7 +148,7 @@ def test_engrave_dry_run_and_refusals(ddir):
 
 def test_photo_command(ddir, tmp_path):
     config = ddir.load_config()
-    config.section("location").update(latitude=50.06, longitude=19.94)
+    config.update("location", latitude=50.06, longitude=19.94)
     ddir.save_config(config)
     out_file = tmp_path / "p.jpg"
     code, out, err = run(
@@ -181,7 +181,7 @@ def test_every_hw_command_has_help(ddir):
 
 def test_open_devices_is_lazy_and_never_raises(ddir):
     config = ddir.load_config()
-    config.section("hardware").update(printer="bogus", engraver="none://")
+    config.update("hardware", printer="bogus", engraver="none://")
     devices = open_devices(config, ddir)
     assert devices._made == {}  # nothing built, nothing opened
     state = devices.state("printer")
@@ -214,7 +214,7 @@ def test_devices_read_work_area_materials_and_sim_options(ddir):
     config = ddir.load_config()
     config.data["engraver"] = {"width_mm": 80, "height_mm": 30}
     config.data["materials"] = {"wood": {"power": 650}}
-    config.section("hardware").update(printer="sim://?paper=near_end", paper_width_mm=58)
+    config.update("hardware", printer="sim://?paper=near_end", paper_width_mm=58)
     devices = open_devices(config, ddir)
     try:
         assert devices.work_area().width_mm == 80

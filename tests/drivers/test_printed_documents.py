@@ -102,8 +102,8 @@ def shop(request, tmp_path):
         till.apply_catalog(catalog)
     paper = Paper(tmp_path / "printer.bin", mm)
     config = ddir.load_config()
-    config.section("shop").update({**SHOP, "tax_profile": profile})
-    config.section("hardware").update({"printer": paper.url, "paper_width_mm": mm})
+    config.update("shop", **SHOP, tax_profile=profile)
+    config.update("hardware", printer=paper.url, paper_width_mm=mm)
     ddir.save_config(config)
     till = Till.open(ddir)
     till.open_shift()
@@ -375,14 +375,14 @@ def test_a_z_report_print_failure_never_fails_the_close_and_is_queued(shop):
     big_sale(till)
     root = str(till.data_dir.root)
     config = till.data_dir.load_config()
-    config.section("hardware")["printer"] = "tcp://127.0.0.1:9"
+    config.update("hardware", printer="tcp://127.0.0.1:9")
     till.data_dir.save_config(config)
     code, out, err = run("shift", "close", "--data-dir", root)
     assert code == 0, err
     assert "Z report not printed" in out and err == ""
     assert till.current_shift() is None  # the close stands
     assert z_reprint_queue(till) == [1]
-    config.section("hardware")["printer"] = paper.url
+    config.update("hardware", printer=paper.url)
     till.data_dir.save_config(config)
     code, out, err = run("hw", "reprint", "--data-dir", root, "--json")
     assert code == 0, err
@@ -413,7 +413,7 @@ def test_shift_close_on_a_till_without_a_printer_says_so_and_queues_nothing(shop
 
     till, printer, paper = shop
     config = till.data_dir.load_config()
-    config.section("hardware")["printer"] = "none://"
+    config.update("hardware", printer="none://")
     till.data_dir.save_config(config)
     code, out, err = run("shift", "close", "--data-dir", str(till.data_dir.root))
     assert code == 0 and err == "" and "no receipt printer fitted" in out

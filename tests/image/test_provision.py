@@ -81,7 +81,11 @@ def test_first_boot_applies_everything_and_removes_the_secrets(
     config = tomllib.loads((card["data"] / "tillbox.toml").read_text())
     assert config["sync"]["broker"] == "mqtts://sync.region.example:8883"
     assert config["sync"]["username"] == "stall-001"
-    assert config["sync"]["password"] == "change-me"
+    # the password is in its own 0600 file, not in tillbox.toml (which two services read)
+    assert "password" not in config["sync"]
+    password_file = Path(config["sync"]["password_file"])
+    assert password_file.read_text() == "change-me\n"
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
     assert config["sync"]["region_public_key"] == REGION_KEY
     assert config["shop"]["location"] == "Riverside Market, stand 12"
     assert config["location"] == {"latitude": 52.52, "longitude": 13.405}
@@ -202,6 +206,13 @@ BAD = {
         ('region_public_key = "3d40', 'region_public_key = "zz40'),
         "[sync] region_public_key must be",
     ),
+    "password in broker URL": (
+        ('"mqtts://sync.region.example:8883"', '"mqtts://stall-001:pw@sync.region.example:8883"'),
+        "[sync] broker must look like mqtts://broker.example:8883 (no password in it)",
+    ),
+    "non-ASCII device id": (('id = "stall-001"', 'id = "kassé-001"'), "[device] id must be"),
+    "non-ASCII tenant": (('tenant = "', 'tenant = "é'), "[device] tenant must be"),
+    "wrong type": (("latitude = 52.5200", 'latitude = "52.52"'), "[location] latitude must be"),
     "websocket broker": (
         ('"mqtts://sync.region.example:8883"', '"wss://sync.region.example"'),
         "[sync] broker must look like",

@@ -63,7 +63,7 @@ def test_no_broker_or_no_region_key_is_one_actionable_line(tmp_path, region):
     done = run_tillbox("sync", "--data-dir", str(till.root), "--broker", "http://x", "--once")
     assert done.returncode == 1 and "mqtt://HOST:PORT" in done.stderr
     config = till.load_config()
-    config.section("sync")["region_public_key"] = ""
+    config.update("sync", region_public_key="")
     till.config_path.write_text(tomli_w.dumps(config.data))
     done = run_tillbox(
         "sync", "--data-dir", str(till.root), "--broker", "mqtt://127.0.0.1:1", "--once"
@@ -75,7 +75,13 @@ def test_no_broker_or_no_region_key_is_one_actionable_line(tmp_path, region):
 def test_offline_state_counts_queue_and_never_leaks_the_password(tmp_path, region):
     till = make_till(tmp_path, "t1", region, password="s3cret-pw")
     last = sell(till, 12)
-    dead = f"mqtt://t1:url-secret@127.0.0.1:{free_port()}"
+    port = free_port()
+    # A password in the URL is refused (every local user sees it in `ps`), unechoed.
+    leaky = f"mqtt://t1:url-secret@127.0.0.1:{port}"
+    refused = run_tillbox("sync", "--data-dir", str(till.root), "--broker", leaky, "--once")
+    assert refused.returncode == 1 and "password_file" in refused.stderr
+    assert "url-secret" not in refused.stderr and refused.stderr.count("\n") == 1
+    dead = f"mqtt://t1@127.0.0.1:{port}"
     done = run_tillbox("sync", "--data-dir", str(till.root), "--broker", dead, "--timeout", "1.5")
     assert done.returncode == 1  # --timeout without --once: ran, stopped, not drained
     state = read_state(till)
@@ -128,7 +134,7 @@ def test_lost_agent_state_rebases_on_the_edges_signed_tip(tmp_path, broker, db_u
         assert agent_proc(till, broker.url, "--once", "--timeout", "30").start().wait(40) == 0
         shutil.rmtree(till.sync_dir)  # the SD card's sync folder is lost ...
         config = till.load_config()
-        config.section("sync")["segment_max_events"] = 7  # ... and segments cut differently
+        config.update("sync", segment_max_events=7)  # ... and segments cut differently
         till.config_path.write_text(tomli_w.dumps(config.data))
         sell(till, 10)
         agent = agent_proc(till, broker.url, "--once", "--timeout", "30").start()

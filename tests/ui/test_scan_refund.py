@@ -42,7 +42,7 @@ def kiosk(xvfb, tmp_path_factory):
     ddir = make_till(root, fatal=["log", "device_key", "disk"])
     scene = root.parent / "camera-scene.png"
     config = ddir.load_config()
-    config.section("hardware")["camera"] = f"sim://?scene={scene}"
+    config.update("hardware", camera=f"sim://?scene={scene}")
     ddir.save_config(config)
     k = Kiosk(xvfb, ddir, "800x480")
     k.scene = scene

@@ -126,7 +126,7 @@ def test_every_screen_at_1280x800(xvfb, tmp_path):
 def test_printer_out_of_paper_keeps_the_sale_and_queues_the_receipt(xvfb, tmp_path):
     ddir = make_till(tmp_path / "till", fatal=["log"])
     config = ddir.load_config()
-    config.section("hardware")["printer"] = "sim://?paper=out"
+    config.update("hardware", printer="sim://?paper=out")
     ddir.save_config(config)
     k = Kiosk(xvfb, ddir, "800x480")
     try:

@@ -218,7 +218,7 @@ def _qr_png(path, text, damage=False):
 
 def _camera(till, url):
     config = till.data_dir.load_config()
-    config.section("hardware")["camera"] = url
+    config.update("hardware", camera=url)
     till.data_dir.save_config(config)
 
 
@@ -360,7 +360,7 @@ def test_hub_prints_the_receipt_after_the_sale_and_reports_the_paper(till):
 
 def test_a_printer_out_of_paper_queues_the_receipt_and_loses_no_sale(till):
     config = till.data_dir.load_config()
-    config.section("hardware")["printer"] = "sim://?paper=out"
+    config.update("hardware", printer="sim://?paper=out")
     till.data_dir.save_config(config)
     s = Session(till)
     s.add("CAFE")
