@@ -15,6 +15,8 @@ The helpers (tills with sales, processes, the set checker) live in
 from __future__ import annotations
 
 import signal
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -69,12 +71,15 @@ def db_url(tmp_path) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
+def pg_server():
     """Our own PostgreSQL cluster for the whole run (never the machine's server on 5432)."""
     from edge.pgserver import LocalPostgres
 
-    with LocalPostgres(tmp_path_factory.mktemp("postgres")) as server:
-        yield server
+    # Outside pytest's basetemp: a second pytest run on the machine prunes old basetemps,
+    # which would delete a cluster still in use.
+    with tempfile.TemporaryDirectory(prefix="tillbox-pg-") as folder:
+        with LocalPostgres(Path(folder)) as server:
+            yield server
 
 
 @pytest.fixture
