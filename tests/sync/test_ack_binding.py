@@ -107,7 +107,7 @@ def test_a_replayed_old_nack_does_not_move_the_agent_back(tmp_path, broker, db_u
             # publish of the agent, naming the region's tip at that time
             shutil.rmtree(till.sync_dir)
             config = till.load_config()
-            config.section("sync")["segment_max_events"] = 7
+            config.update("sync", segment_max_events=7)
             till.config_path.write_text(tomli_w.dumps(config.data))
             assert sync_once(till, broker.url, 30).returncode == 0
             wait_for(lambda: recorder.answers(region, "nack"), 10, "the recorder to see it")
