@@ -209,17 +209,23 @@ def _format_z(till, z: dict) -> str:  # noqa: ANN001
             f"  refund {r['method']:<7} x{r['count']:<4} {till.money(r['total_minor']):>12}"
         )
     lines.append(f"  takings {till.money(z['takings_minor'])}")
+    if "expected_cash_minor" in z:  # Z reports recorded before the opening float lack it
+        lines.append(
+            f"  cash in drawer: float {till.money(z['opening_float_minor'])} + cash takings "
+            f"= {till.money(z['expected_cash_minor'])}"
+        )
     return "\n".join(lines)
 
 
 def cmd_shift(args: argparse.Namespace) -> int:
     with _open_till(args) as till:
         if args.action == "open":
-            event = till.open_shift()
+            event = till.open_shift(args.float)
             emit(
                 args,
-                {"shift_no": event.payload["shift_no"], "seq": event.seq},
-                f"shift {event.payload['shift_no']} opened (seq {event.seq})",
+                {**event.payload, "seq": event.seq},
+                f"shift {event.payload['shift_no']} opened (seq {event.seq}), float "
+                f"{till.money(args.float)}",
             )
         elif args.action == "close":
             event = till.close_shift()
@@ -372,6 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-print",
         action="store_true",
         help="close without printing the Z report (print it later: `tillbox hw print-z --shift N`)",
+    )
+    p.add_argument(
+        "--float",
+        type=int,
+        default=0,
+        metavar="MINOR",
+        help="with open: the cash counted into the drawer, minor units (default 0)",
     )
     p.set_defaults(handler=cmd_shift)
 

@@ -1,7 +1,7 @@
 """Event types: business intents, not row diffs.
 
 The core's own types are listed here. Drivers, compliance and sync add their
-own (``device.fault``, ``power.lost``, ``selftest.recorded``, ...) through
+own (``device.fault``, ``power.lost``, ``engraving.started``, ...) through
 :meth:`appliance.till.Till.record`; any dotted lower-case name is accepted.
 """
 
@@ -18,6 +18,10 @@ SHIFT_CLOSED = "shift.closed"
 DRAWER_OPENED = "drawer.opened"
 RECEIPT_PRINTED = "receipt.printed"
 RECEIPT_FAILED = "receipt.failed"
+# The self-test's verdict and a technician's override of it: the sell path's gate reads
+# both (appliance.gate), so only the till's own methods write them.
+SELFTEST_RECORDED = "selftest.recorded"
+SELFTEST_OVERRIDE = "selftest.override"
 
 # Types that only the core may write, because projections and money depend on them.
 CORE_TYPES = frozenset(
@@ -28,6 +32,8 @@ CORE_TYPES = frozenset(
         REFUND_ISSUED,
         SHIFT_OPENED,
         SHIFT_CLOSED,
+        SELFTEST_RECORDED,
+        SELFTEST_OVERRIDE,
     }
 )
 

@@ -145,6 +145,37 @@ def _receipt_outcome(state: str):  # noqa: ANN202 - small factory of handlers
     return handler
 
 
+def _selftest_recorded(
+    conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]
+) -> None:
+    # Each check's latest result; a partial self-test leaves the other checks as they were.
+    for check in p.get("checks") or []:
+        if not (
+            isinstance(check, dict)
+            and isinstance(check.get("name"), str)
+            and isinstance(check.get("result"), str)
+        ):
+            continue  # the same rows the schema-2 backfill keeps
+        conn.execute(
+            "INSERT OR REPLACE INTO selftest_checks (name, seq, result, fatal, value, fix) "
+            "VALUES (?,?,?,?,?,?)",
+            (
+                check["name"],
+                seq,
+                check["result"],
+                int(check.get("fatal") is True),
+                str(check.get("value", "")),
+                str(check.get("fix", "")),
+            ),
+        )
+
+
+def _selftest_override(
+    conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]
+) -> None:
+    conn.execute("INSERT INTO selftest_overrides (seq) VALUES (?)", (seq,))
+
+
 _HANDLERS = {
     ev.CATALOG_APPLIED: _catalog_applied,
     ev.SALE_COMPLETED: _sale_completed,
@@ -153,6 +184,8 @@ _HANDLERS = {
     ev.SHIFT_CLOSED: _shift_closed,
     ev.RECEIPT_PRINTED: _receipt_outcome("printed"),
     ev.RECEIPT_FAILED: _receipt_outcome("failed"),
+    ev.SELFTEST_RECORDED: _selftest_recorded,
+    ev.SELFTEST_OVERRIDE: _selftest_override,
 }
 
 

@@ -48,7 +48,7 @@ WHEN NEW.seq IS NOT (SELECT COALESCE(MAX(seq), 0) + 1 FROM events)
 BEGIN SELECT RAISE(ABORT, 'tillbox: events must continue the sequence and the chain'); END""",
 }
 
-PROJECTION_DDL = [
+_V1_PROJECTION_DDL = [
     """CREATE TABLE catalog_items (
         sku TEXT PRIMARY KEY, name TEXT NOT NULL, price_minor INTEGER NOT NULL,
         tax_rate TEXT NOT NULL, category TEXT NOT NULL, body TEXT NOT NULL
@@ -84,6 +84,34 @@ PROJECTION_DDL = [
     )""",
 ]
 
+# Schema 2: the self-test gate. Each check's latest recorded result (a partial self-test
+# updates only the checks it ran) and the seqs of technician overrides.
+GATE_DDL = [
+    """CREATE TABLE selftest_checks (
+        name TEXT PRIMARY KEY, seq INTEGER NOT NULL, result TEXT NOT NULL,
+        fatal INTEGER NOT NULL, value TEXT NOT NULL, fix TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE TABLE selftest_overrides (seq INTEGER PRIMARY KEY)",
+]
+
+# Fill the gate from a log written before schema 2, the same rows the projection writes:
+# per check, the values of its highest-seq record (SQLite takes bare columns from the
+# row that MAX() picked).
+GATE_BACKFILL = [
+    """INSERT INTO selftest_checks (name, seq, result, fatal, value, fix)
+    SELECT json_extract(c.value, '$.name'), MAX(e.seq), json_extract(c.value, '$.result'),
+           COALESCE(json_extract(c.value, '$.fatal'), 0) = 1,
+           COALESCE(json_extract(c.value, '$.value'), ''),
+           COALESCE(json_extract(c.value, '$.fix'), '')
+    FROM events AS e, json_each(e.payload, '$.checks') AS c
+    WHERE e.type = 'selftest.recorded' AND json_type(c.value, '$.name') = 'text'
+      AND json_type(c.value, '$.result') = 'text'
+    GROUP BY json_extract(c.value, '$.name')""",
+    "INSERT INTO selftest_overrides (seq) SELECT seq FROM events WHERE type = 'selftest.override'",
+]
+
+PROJECTION_DDL = [*_V1_PROJECTION_DDL, *GATE_DDL]
+
 PROJECTION_TABLES = [
     "catalog_items",
     "catalog_meta",
@@ -94,11 +122,14 @@ PROJECTION_TABLES = [
     "shifts",
     "shift_totals",
     "receipt_status",
+    "selftest_checks",
+    "selftest_overrides",
 ]
 
 # version -> statements that bring a database from version-1 to version.
 MIGRATIONS: dict[int, list[str]] = {
-    1: [EVENTS_DDL, *TRIGGERS.values(), *PROJECTION_DDL],
+    1: [EVENTS_DDL, *TRIGGERS.values(), *_V1_PROJECTION_DDL],
+    2: [*GATE_DDL, *GATE_BACKFILL],
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

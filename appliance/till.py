@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance import events as ev
-from appliance import keys, projections, sync_state
+from appliance import gate, keys, projections, sync_state, techpin
 from appliance.canonical import CanonicalFormError
 from appliance.catalog import Catalog, TaxProfile, demo_catalog
 from appliance.chain import ChainReport, Event
@@ -27,6 +27,7 @@ from appliance.money import div_round, format_minor, round_to_step
 from appliance.pricing import CartLine, Quote, price_cart
 
 PAYMENT_METHODS = ("cash", "card")
+MAX_FLOAT_MINOR = 10_000_000  # 100,000.00: far above any stall's drawer, below any overflow
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,19 @@ class Till:
         ).fetchone()
         return row[0]
 
+    def sync_view(self, now_ms: int | None = None) -> sync_state.SyncView:
+        """What waits to sync, counted from this log, and whether the agent is alive."""
+        return sync_state.view(
+            self.data_dir.sync_dir,
+            self.log.last()[0],
+            interval_s=sync_state.interval_s(self.config.section("sync")),
+            now_ms=now_ms,
+        )
+
+    def selftest_gate(self) -> gate.GateState:
+        """May this till sell now, after its recorded self-tests (see appliance.gate)."""
+        return gate.state(self.log.conn)
+
     def reprint_queue(self) -> list[int]:
         """Receipt numbers whose last print attempt failed, oldest first."""
         return [
@@ -316,6 +330,7 @@ class Till:
                 event = self.log.event(seen)
                 assert event is not None
                 return SaleResult(event, replayed=True)
+            gate.require_open(tx.conn)
             if shift is None:
                 self._require_shift()  # raises with the fix
             catalog = self._catalog_at(catalog_version)
@@ -340,6 +355,7 @@ class Till:
     ) -> RefundResult:
         """Refund whole lines or quantities of a sale; never more than was sold."""
         with self.log.transaction() as tx:
+            gate.require_open(tx.conn, "refunding")
             sale = self.find_sale(sale_ref)
             shift = self._require_shift()
             p = sale.payload
@@ -388,6 +404,16 @@ class Till:
 
     # -- shifts ----------------------------------------------------------------------------
     def open_shift(self, opening_float_minor: int = 0) -> Event:
+        """Open a shift with the cash counted into the drawer (the Z report starts from it)."""
+        if (
+            isinstance(opening_float_minor, bool)
+            or not isinstance(opening_float_minor, int)
+            or not 0 <= opening_float_minor <= MAX_FLOAT_MINOR
+        ):
+            raise RuleViolation(
+                f"opening float {opening_float_minor!r} must be the counted cash in minor "
+                f"units, 0 to {MAX_FLOAT_MINOR}; count the drawer and give it again"
+            )
         with self.log.transaction() as tx:
             current = self.current_shift()
             if current is not None:
@@ -422,6 +448,14 @@ class Till:
             if kind == "refund"
         ]
         rounding = sum(g for kind, _k, _c, g, _t, _n in rows if kind == "rounding")
+        opened = self.log.conn.execute(
+            "SELECT json_extract(e.payload, '$.opening_float_minor') FROM shifts AS s "
+            "JOIN events AS e ON e.seq = s.opened_seq WHERE s.shift_no = ?",
+            (shift_no,),
+        ).fetchone()
+        opening_float = int(opened[0] or 0) if opened else 0
+        # Cash takings are already net of cash refunds (a refund subtracts from "pay").
+        cash = sum(p["total_minor"] for p in payments if p["method"] == "cash")
         return {
             "shift_no": shift_no,
             "sales_count": sum(p["count"] for p in payments),
@@ -433,6 +467,8 @@ class Till:
             "tax_minor": sum(t["tax_minor"] for t in taxes),
             "cash_rounding_minor": rounding,
             "takings_minor": sum(p["total_minor"] for p in payments),
+            "opening_float_minor": opening_float,
+            "expected_cash_minor": opening_float + cash,
         }
 
     def close_shift(self) -> Event:
@@ -447,6 +483,57 @@ class Till:
     def apply_catalog(self, data: dict[str, Any], source: str = "local") -> Event:
         catalog = Catalog.from_json(data)  # refuse a bad catalog before it reaches the log
         return self.log.append(ev.CATALOG_APPLIED, {**catalog.to_json(), "source": source})
+
+    def record_selftest(self, payload: dict[str, Any]) -> Event:
+        """Append a self-test verdict; its checks feed the sell path's gate."""
+        checks = payload.get("checks")
+        if not isinstance(checks, list) or not all(
+            isinstance(c, dict)
+            and isinstance(c.get("name"), str)
+            and c.get("result") in ("pass", "warn", "fail")
+            and isinstance(c.get("fatal"), bool)
+            for c in checks
+        ):
+            raise RuleViolation(
+                "a self-test record needs checks[] with name, result (pass/warn/fail) "
+                "and fatal; record it with `tillbox selftest`"
+            )
+        try:
+            return self.log.append(ev.SELFTEST_RECORDED, payload)
+        except CanonicalFormError as exc:
+            raise RuleViolation(f"self-test record refused: {exc}") from None
+
+    def override_selftest(
+        self, pin: str, *, failed: Sequence[str] | None = None, reason: str = ""
+    ) -> Event:
+        """A technician lets the till trade despite failed fatal checks; logged as an event.
+
+        ``failed`` names what is overridden when the kiosk's self-test could not run at
+        all (nothing recorded to override); by default, the checks the gate holds.
+        """
+        stored = techpin.configured_hash(self.data_dir.load_config())  # set while running
+        if not stored:
+            raise RuleViolation(
+                "no technician PIN is set on this till; set one with "
+                "`tillbox kiosk --set-technician-pin`"
+            )
+        if not techpin.verify_pin(pin, stored):  # before the write lock: PBKDF2 is slow
+            raise RuleViolation("wrong technician PIN; nothing was recorded; try again")
+        with self.log.transaction() as tx:
+            state = gate.state(tx.conn)
+            names = list(failed) if failed is not None else [c.name for c in state.failed]
+            if not names:
+                raise RuleViolation(
+                    "the self-test does not block selling; there is nothing to override"
+                )
+            return tx.append(
+                ev.SELFTEST_OVERRIDE,
+                {
+                    "failed": names,
+                    "reason": (reason or state.reason())[:500],
+                    "by": "technician-pin",
+                },
+            )
 
     def record(self, type: str, payload: dict[str, Any]) -> Event:
         """Append a non-core event (driver, compliance, sync)."""

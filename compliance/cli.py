@@ -14,6 +14,8 @@ from appliance.cliutil import OneLineParser, add_json, data_dir, emit, till_comm
 
 # -- selftest ------------------------------------------------------------------------------
 def cmd_selftest(args: argparse.Namespace) -> int:
+    if args.action == "override":
+        return cmd_selftest_override(args)
     from compliance.probes import DriversProbes
     from compliance.selftest import CHECK_NAMES, run_selftest
 
@@ -40,6 +42,28 @@ def cmd_selftest(args: argparse.Namespace) -> int:
         probes.close()
     emit(args, report.to_json(), report.table())
     return 0 if report.ok else 1
+
+
+def cmd_selftest_override(args: argparse.Namespace) -> int:
+    """A technician lets the till trade despite failed fatal checks (PIN on stdin)."""
+    import getpass
+
+    from appliance.till import Till
+
+    if sys.stdin.isatty():
+        pin = getpass.getpass("technician PIN: ")
+    else:
+        pin = sys.stdin.readline(64).strip()
+    with Till.open(data_dir(args).require()) as till:
+        event = till.override_selftest(pin)
+    failed = event.payload["failed"]
+    emit(
+        args,
+        {"seq": event.seq, "failed": failed},
+        f"self-test override recorded at seq {event.seq}: selling allowed despite "
+        f"{', '.join(failed)} until the next self-test",
+    )
+    return 0
 
 
 # -- enroll --------------------------------------------------------------------------------
@@ -364,7 +388,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         sub,
         "selftest",
         help="preflight self-test of devices, log, clock, key, "
-        "permits; records the result in the log",
+        "permits; records the result in the log; `override`: a technician's PIN lets "
+        "a blocked till sell",
+    )
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=["run", "override"],
+        default="run",
+        help="run the self-test (default) or record a technician override (PIN on stdin)",
     )
     p.add_argument("--only", metavar="CHECKS", help="comma-separated checks to run")
     p.add_argument(

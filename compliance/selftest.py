@@ -30,7 +30,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from appliance import keys
+from appliance import events, keys, sync_state
 from appliance.brokerurl import BrokerURL
 from appliance.datadir import Config, DataDir
 from appliance.errors import TillError
@@ -38,7 +38,7 @@ from appliance.log import EventLog
 from compliance.probes import Probes, Reading
 from compliance.settings import DEFAULT_FATAL, SECTIONS
 
-SELFTEST_RECORDED = "selftest.recorded"
+SELFTEST_RECORDED = events.SELFTEST_RECORDED
 ENROLLMENT_SIGNED = "enrollment.signed"
 CHECK_NAMES = (
     "printer",
@@ -53,8 +53,10 @@ CHECK_NAMES = (
     "permits",
     "secrets",
     "broker",
+    "sync",
 )
-NEVER_FATAL = frozenset({"broker"})  # the till works offline: the broker only ever warns
+# The till works offline: the broker and the sync agent only ever warn.
+NEVER_FATAL = frozenset({"broker", "sync"})
 DEFAULT_MIN_FREE_MB = SECTIONS["selftest"].settings["min_free_mb"].default
 DEFAULT_PERMIT_WARN_DAYS = SECTIONS["selftest"].settings["permit_warn_days"].default
 
@@ -508,6 +510,27 @@ def check_secrets(ctx: Context) -> CheckResult:
     return _pass("secrets", f"{len(files)} secret file(s), none readable by others")
 
 
+def check_sync(ctx: Context) -> CheckResult:
+    """What waits to sync (from the log) and whether the sync agent is alive."""
+    if ctx.log is None:
+        return _warn("sync", "cannot read the log", "fix the log first")
+    view = sync_state.view(
+        ctx.data_dir.sync_dir,
+        ctx.log.last()[0],
+        interval_s=sync_state.interval_s(ctx.config.section("sync")),
+        now_ms=ctx.now_ms,
+    )
+    value = f"{view.waiting} events waiting, acked up to seq {view.acked_seq} of {view.last_seq}"
+    if not view.agent_running:
+        return _warn(
+            "sync",
+            f"{value}; {view.agent_note(ctx.now_ms)}",
+            "start the sync agent (`systemctl start tillbox-sync`, or `tillbox sync`) so "
+            "the sales reach the region",
+        )
+    return _pass("sync", f"{value}; agent running")
+
+
 CHECKS: dict[str, Callable[[Context], CheckResult]] = {
     "printer": check_printer,
     "engraver": check_engraver,
@@ -521,6 +544,7 @@ CHECKS: dict[str, Callable[[Context], CheckResult]] = {
     "permits": check_permits,
     "secrets": check_secrets,
     "broker": check_broker,
+    "sync": check_sync,
 }
 
 
@@ -645,6 +669,6 @@ def _record(data_dir: DataDir, report: SelftestReport, trigger: str) -> None:
         return
     try:
         with Till.open(data_dir) as till:
-            report.recorded_seq = till.record(SELFTEST_RECORDED, report.payload(trigger)).seq
+            report.recorded_seq = till.record_selftest(report.payload(trigger)).seq
     except TillError as exc:
         report.record_problem = str(exc)

@@ -98,6 +98,7 @@ class Agent:
         self.last_ack_at = 0.0
         self.rate = float(self.store.get("rate_eps", "0") or 0) or None
         self.detail = "starting"
+        self.running = True  # False only in the last state written as the agent stops
         self.stop = False
         self.last_state_write = 0.0
         self.last_state: dict[str, Any] = {}
@@ -429,6 +430,7 @@ class Agent:
             else (0.0 if not queued else None),
             updated_wall_ms=time.time_ns() // 1_000_000,
             detail=self.detail,
+            running=self.running,
         )
 
     def _write_state(self, now: float, force: bool = False) -> SyncState | None:
@@ -436,7 +438,9 @@ class Agent:
             return None
         state = self.state(now)
         key = {k: v for k, v in state.to_json().items() if k != "updated_wall_ms"}
-        if force or key != self.last_state or now - self.last_state_write > 5:
+        # Rewritten at least every interval even when nothing changed: readers take a file
+        # older than a few intervals to mean the agent is not running.
+        if force or key != self.last_state or now - self.last_state_write >= self.cfg.state_interval_s:
             sync_state.write(self.data_dir.sync_dir, state)
             self.last_state = key
             self.last_state_write = now
@@ -497,6 +501,7 @@ class Agent:
         finally:
             self._drop_client()
             self.detail = f"agent not running (last: {self.detail})"
+            self.running = False
             self._write_state(time.monotonic(), force=True)
             self.store.close()
             self.reader.close()

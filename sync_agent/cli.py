@@ -44,18 +44,21 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from appliance import sync_state
     from sync_agent.agent import status
 
     folder = data_dir(args).require()
-    info = status(folder)
-    eta = info.get("drain_estimate_s")
+    view = sync_state.view_for(folder)  # waiting = the log's events after the acked seq
+    info = {**status(folder), **view.to_json(), "queued_events": view.waiting}
     text = (
-        f"{'online' if info['online'] else 'offline'}: {info['queued_events']} events "
-        f"({info['queued_bytes']} bytes) waiting, acked up to seq {info['acked_seq']} of "
-        f"{info['last_seq']}"
+        f"{'online' if view.online else 'offline'}: {view.waiting} events waiting, "
+        f"acked up to seq {view.acked_seq} of {view.last_seq}"
     )
-    if info["queued_events"] and eta is not None:
-        text += f", about {eta:.0f} s to drain once online"
+    if view.waiting and view.drain_estimate_s is not None:
+        text += f", about {view.drain_estimate_s:.0f} s to drain once online"
+    note = view.agent_note()
+    if note:
+        text += f"\n{note}; start it (`systemctl start tillbox-sync`) so the sales reach the region"
     if info.get("detail"):
         text += f"\n{info['detail']}"
     emit(args, info, text)

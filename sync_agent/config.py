@@ -46,6 +46,9 @@ SYNC = Section(
         "backoff_min_s": _num("float", 0.5, 0, 3600),
         "backoff_max_s": _num("float", 60.0, 0, 86400),
         "client_id": Setting("text", ""),
+        # state.json is rewritten at least this often while the agent runs; readers take
+        # a file 3 intervals old to mean the agent is not running (appliance.sync_state)
+        "state_interval_s": _num("float", 5.0, 0.5, 3600),
     }
 )
 SECTIONS = {"sync": SYNC}
@@ -71,6 +74,7 @@ class SyncConfig:
     backoff_min_s: float
     backoff_max_s: float
     client_id: str
+    state_interval_s: float = 5.0
 
 
 def read_password(section: dict[str, Any]) -> str:
@@ -100,6 +104,7 @@ def load(section: dict[str, Any], broker_override: str | None) -> SyncConfig:
             "session_expiry_s": int(merged["session_expiry_s"]),
             "backoff_min_s": float(merged["backoff_min_s"]),
             "backoff_max_s": float(merged["backoff_max_s"]),
+            "state_interval_s": float(merged["state_interval_s"]),
         }
     except (TypeError, ValueError) as exc:
         raise TillError(f"[sync] in tillbox.toml has a bad number ({exc}); fix it") from None

@@ -62,17 +62,26 @@ def N_(text: str) -> str:  # noqa: N802 - the gettext convention: marks a string
 NO_PIN = N_("No technician PIN is set; run `tillbox kiosk --set-technician-pin`.")
 
 
+def agent_note(sync: Any) -> str:  # noqa: ANN401 - appliance.sync_state.SyncView
+    """"sync agent not running since 14:02" in the kiosk's language."""
+    if not sync.stopped_since_ms:
+        return t("sync agent has not run on this till yet")
+    return t("sync agent not running since") + " " + sync.stopped_at_text()
+
+
 # -- chrome -------------------------------------------------------------------------------
 class StatusBar(BoxLayout):
     def show(self, info: dict[str, Any]) -> None:
         a = app()
         sync = info.get("sync")
         ids = self.ids
-        if sync is not None:
-            waiting = max(0, int(getattr(sync, "queued_events", 0)))
+        if sync is not None:  # appliance.sync_state.SyncView
+            waiting = sync.waiting
             word = t("Online") if sync.online else t("Offline")
             text = f"{word} · {waiting} " + t("waiting to sync")
-            if waiting and sync.drain_estimate_s is not None:
+            if not sync.agent_running:
+                text += " · " + agent_note(sync)
+            elif waiting and sync.drain_estimate_s is not None:
                 text += f" · ~{int(sync.drain_estimate_s) + 1} s"
             ids.sync.text = text
             ids.sync.ok = bool(sync.online)
@@ -230,7 +239,7 @@ class StartScreen(KScreen):
 
         def ok(pin: str, pad: PinPad) -> None:
             try:
-                gate = a.session.override(pin, a.pin_hash())
+                gate = a.session.override(pin)
             except TillError as exc:
                 pad.ids.message.text = str(exc)
                 pad.pin = ""
@@ -1057,8 +1066,8 @@ class SettingsScreen(KScreen):
         if sync is not None:
             rows.append(
                 f"[b]sync[/b] {'online' if sync.online else 'offline'} · "
-                f"acked seq {sync.acked_seq} · queued {sync.queued_events} · "
-                f"{sync.detail}"
+                f"acked seq {sync.acked_seq} of {sync.last_seq} · waiting {sync.waiting} · "
+                f"{agent_note(sync) if not sync.agent_running else sync.state.detail}"
             )
         rows.append(f"[b]{t('Unsynced card payments')}[/b] {a.money(a.exposure)}")
         self.ids.devices.text = "\n".join(rows)
@@ -1254,7 +1263,7 @@ class KioskApp(App):
         pad = PinPad(title=title)
 
         def check(pin: str, p: PinPad) -> None:
-            from ui.pin import verify_pin
+            from appliance.techpin import verify_pin
 
             stored = self.pin_hash()
             if not stored:
@@ -1309,7 +1318,8 @@ class KioskApp(App):
             self.root.ids.status.show(info)
             self.facts["status"] = {
                 "online": bool(info["sync"].online),
-                "queued_events": info["sync"].queued_events,
+                "queued_events": info["sync"].waiting,
+                "agent_running": info["sync"].agent_running,
                 "devices": {k: s.ok for k, s in info["states"].items()},
                 "on_battery": bool(
                     info["states"].get("gpio") and info["states"]["gpio"].detail.get("on_battery")

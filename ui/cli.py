@@ -57,7 +57,7 @@ def _size(text: str | None) -> tuple[int, int]:
 
 
 def _set_pin(args: argparse.Namespace) -> int:
-    from ui.pin import hash_pin
+    from appliance.techpin import hash_pin
 
     ddir = data_dir(args).require()
     pin = sys.stdin.readline().strip()

@@ -218,8 +218,6 @@ class DeviceHub:
         """Device states, the sync agent's state and GPIO events, for the status bar."""
 
         def work() -> dict[str, Any]:
-            from appliance import sync_state
-
             till = self.till()
             gpio_events = 0
             if self.devices.configured("gpio"):
@@ -230,7 +228,7 @@ class DeviceHub:
             states = {s.kind: s for s in self.devices.states()}
             return {
                 "states": states,
-                "sync": sync_state.read(self.data_dir.sync_dir),
+                "sync": till.sync_view(),  # waiting counted from the log, not the agent
                 "gpio_events": gpio_events,
                 "queue": till.reprint_queue(),
                 "exposure_minor": till.card_exposure_minor(),

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.catalog import Item
+from appliance.events import SELFTEST_OVERRIDE
 from appliance.errors import RuleViolation, TillError
 from appliance.pricing import CartLine, Quote
 from appliance.till import RefundResult, SaleResult, Till
 
-SELFTEST_OVERRIDE = "selftest.override"
 ENGRAVING_EVENTS = (
     "engraving.started",
     "engraving.completed",
@@ -30,7 +30,7 @@ ENGRAVING_EVENTS = (
 
 @dataclass
 class Gate:
-    """Whether selling is allowed after the self-test, and why not."""
+    """What the start screen shows about the self-test gate (the rule is the core's)."""
 
     ran: bool = False
     blocked: bool = False
@@ -45,7 +45,9 @@ class Session:
         self.cart: list[CartLine] = []
         self.promo: str | None = None
         self.key = self._new_key()
-        self.gate = Gate()
+        self._unrecorded = ""  # why selling is blocked when the log holds no verdict
+        self._unrecorded_failed: list[str] = []
+        self._overridden_unrecorded = False
         self.last_sale: SaleResult | None = None
 
     @staticmethod
@@ -241,46 +243,54 @@ class Session:
         return lines
 
     # -- the self-test gate ----------------------------------------------------------------
+    # The rule (a fatal check failed in the latest recorded self-test and no override was
+    # logged after it) is the core's: appliance.gate, enforced by Till.sell and refund.
+    # The session only adds what the log cannot know: a self-test that could not run or
+    # whose result could not be recorded.
+    def gate(self) -> Gate:
+        if self._unrecorded:
+            return Gate(True, True, self._unrecorded, list(self._unrecorded_failed))
+        core = self.till.selftest_gate()
+        return Gate(
+            core.ran,
+            core.blocked,
+            core.reason(),
+            [c.name for c in core.failed],
+            core.overridden or self._overridden_unrecorded,
+        )
+
     def apply_selftest(self, report: Any) -> Gate:  # noqa: ANN401 - SelftestReport
         failed = [c for c in report.checks if c.fatal and c.result == "fail"]
-        reason = "; ".join(
-            f"{c.name}: {c.value} ({c.fix})" if c.fix else f"{c.name}: {c.value}" for c in failed
-        )
-        self.gate = Gate(True, bool(failed), reason, [c.name for c in failed])
-        return self.gate
+        self._unrecorded, self._unrecorded_failed = "", []
+        if failed and not report.recorded_seq:
+            why = "; ".join(f"{c.name}: {c.value} ({c.fix})" for c in failed)
+            self._unrecorded = f"{why}; not recorded: {report.record_problem}"
+            self._unrecorded_failed = [c.name for c in failed]
+        return self.gate()
 
     def selftest_unavailable(self, message: str) -> Gate:
         """The self-test itself could not run: that is a fatal failure too."""
-        self.gate = Gate(True, True, f"the self-test could not run: {message}", ["selftest"])
-        return self.gate
+        self._unrecorded = f"the self-test could not run: {message}"
+        self._unrecorded_failed = ["selftest"]
+        return self.gate()
 
-    def override(self, pin: str, stored_hash: str) -> Gate:
-        """A technician lets the till trade despite failed checks; the override is logged."""
-        from ui.pin import verify_pin
-
-        if not stored_hash:
-            raise RuleViolation(
-                "no technician PIN is set on this till; set one with "
-                "`tillbox kiosk --set-technician-pin`"
+    def override(self, pin: str) -> Gate:
+        """A technician lets the till trade despite failed checks; the core logs it."""
+        if self._unrecorded:
+            self.till.override_selftest(
+                pin, failed=self._unrecorded_failed, reason=self._unrecorded[:500]
             )
-        if not verify_pin(pin, stored_hash):
-            raise RuleViolation("wrong technician PIN; try again")
-        self.till.record(
-            SELFTEST_OVERRIDE,
-            {
-                "failed": list(self.gate.failed),
-                "reason": self.gate.reason[:500],
-                "by": "technician-pin",
-            },
-        )
-        self.gate.blocked = False
-        self.gate.overridden = True
-        return self.gate
+            self._unrecorded, self._unrecorded_failed = "", []
+            self._overridden_unrecorded = True
+        else:
+            self.till.override_selftest(pin)
+        return self.gate()
 
     def require_open_gate(self) -> None:
-        if self.gate.blocked:
+        """Only the kiosk-local block; the core refuses the rest inside sell/refund."""
+        if self._unrecorded:
             raise RuleViolation(
-                f"selling is blocked by the self-test: {self.gate.reason}; "
+                f"selling is blocked by the self-test: {self._unrecorded}; "
                 "fix it, or a technician can override with the PIN"
             )
 

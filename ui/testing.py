@@ -88,7 +88,7 @@ def start_xvfb(width: int = 1280, height: int = 800) -> tuple[subprocess.Popen, 
 
 def make_till(root: Path, *, fatal: list[str] | None = None, engraver_speed: float = 40) -> DataDir:
     """A demo till with a technician PIN, a USB folder and a fast engraver simulator."""
-    from ui.pin import hash_pin
+    from appliance.techpin import hash_pin
 
     ddir = DataDir(root)
     Till.init(ddir, "ui-test", demo=True).close()

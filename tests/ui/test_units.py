@@ -15,8 +15,10 @@ from appliance import receipt_sig
 from appliance.datadir import DataDir
 from appliance.errors import RuleViolation, TillError
 from appliance.till import Till
-from ui import fmt, i18n, pin
-from ui.session import SELFTEST_OVERRIDE, Session
+from appliance import techpin as pin
+from appliance.events import SELFTEST_OVERRIDE
+from ui import fmt, i18n
+from ui.session import Session
 
 UI = Path(__file__).resolve().parents[2] / "ui"
 TILLBOX = Path(sys.executable).with_name("tillbox")
@@ -282,38 +284,71 @@ class _Check:
 
 
 class _Report:
-    def __init__(self, checks):
-        self.checks = checks
+    def __init__(self, checks, recorded_seq=None, record_problem=""):
+        self.checks, self.recorded_seq, self.record_problem = checks, recorded_seq, record_problem
+
+
+def _recorded(till, checks):
+    """A self-test result recorded the way compliance.selftest records it."""
+    payload = {
+        "verdict": "fail" if any(c.fatal and c.result == "fail" for c in checks) else "pass",
+        "trigger": "kiosk",
+        "checks": [
+            {"name": c.name, "result": c.result, "fatal": c.fatal, "value": c.value, "fix": c.fix}
+            for c in checks
+        ],
+    }
+    return _Report(checks, recorded_seq=till.record_selftest(payload).seq)
+
+
+def _set_pin(till, digits):
+    config = till.data_dir.load_config()
+    config.section("ui")["technician_pin_hash"] = pin.hash_pin(digits, iterations=1000)
+    till.data_dir.save_config(config)
 
 
 def test_a_failed_fatal_check_blocks_selling_until_a_logged_override(till):
+    """The kiosk shows the core's gate: the rule lives in appliance.gate, not the session."""
     s = Session(till)
-    gate = s.apply_selftest(
-        _Report(
-            [
-                _Check("log", "pass", True),
-                _Check("permits", "fail", True),
-                _Check("broker", "fail", False),
-            ]
-        )
-    )
+    checks = [
+        _Check("log", "pass", True),
+        _Check("permits", "fail", True),
+        _Check("broker", "fail", False),
+    ]
+    gate = s.apply_selftest(_recorded(till, checks))
     assert gate.blocked and gate.failed == ["permits"]
-    assert "permits: permits measured (fix permits)" in gate.reason
+    assert "permits failed (permits measured); fix: fix permits" in gate.reason
     s.add("CAFE")
     with pytest.raises(RuleViolation, match="blocked by the self-test"):
         s.pay("cash")
-    stored = pin.hash_pin("2468", iterations=1000)
-    with pytest.raises(RuleViolation, match="wrong technician PIN"):
-        s.override("1111", stored)
     with pytest.raises(RuleViolation, match="--set-technician-pin"):
-        s.override("2468", "")
+        s.override("2468")
+    _set_pin(till, "2468")
+    with pytest.raises(RuleViolation, match="wrong technician PIN"):
+        s.override("1111")
     count = till.log.conn.execute(
         "SELECT COUNT(*) FROM events WHERE type = ?", (SELFTEST_OVERRIDE,)
     ).fetchone()[0]
     assert count == 0
-    s.override("2468", stored)
+    assert s.override("2468").overridden
     event = list(till.log.events())[-1]
     assert event.type == SELFTEST_OVERRIDE and event.payload["failed"] == ["permits"]
+    assert not s.pay("cash").replayed
+
+
+def test_a_self_test_whose_result_was_not_recorded_blocks_in_the_kiosk(till):
+    """The log cannot know about it, so the session blocks; the override is still logged."""
+    s = Session(till)
+    gate = s.selftest_unavailable("[selftest] fatal names unknown check(s) bogus")
+    assert gate.blocked and gate.failed == ["selftest"]
+    assert till.selftest_gate().blocked is False  # the core saw no verdict
+    s.add("CAFE")
+    with pytest.raises(RuleViolation, match="could not run"):
+        s.pay("cash")
+    _set_pin(till, "2468")
+    assert s.override("2468").overridden
+    event = list(till.log.events())[-1]
+    assert event.type == SELFTEST_OVERRIDE and event.payload["failed"] == ["selftest"]
     assert not s.pay("cash").replayed
 
 

@@ -1,7 +1,8 @@
 """The technician PIN: stored as a salted PBKDF2 hash in ``[ui] technician_pin_hash``.
 
-A PIN is short, so the hash only slows guessing at the screen; the kiosk also
-records every override in the log, which is what an inspector relies on.
+The core checks it when a technician overrides a failed self-test (the kiosk's
+pin pad and ``tillbox selftest override``). A PIN is short, so the hash only slows
+guessing; every override is recorded in the log, which is what an inspector relies on.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import hashlib
 import hmac
 import os
 
+from appliance.datadir import Config
 from appliance.errors import TillError
 
 SCHEME = "pbkdf2-sha256"
@@ -41,3 +43,8 @@ def verify_pin(pin: str, stored: str) -> bool:
     except (ValueError, AttributeError):
         return False
     return hmac.compare_digest(digest.hex(), digest_hex)
+
+
+def configured_hash(config: Config) -> str:
+    """The stored hash from ``[ui] technician_pin_hash`` ("" when no PIN is set)."""
+    return str(config.section("ui").get("technician_pin_hash", "") or "")
