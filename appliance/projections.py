@@ -145,9 +145,7 @@ def _receipt_outcome(state: str):  # noqa: ANN202 - small factory of handlers
     return handler
 
 
-def _selftest_recorded(
-    conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]
-) -> None:
+def _selftest_recorded(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]) -> None:
     # Each check's latest result; a partial self-test leaves the other checks as they were.
     for check in p.get("checks") or []:
         if not (
@@ -170,9 +168,7 @@ def _selftest_recorded(
         )
 
 
-def _selftest_override(
-    conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]
-) -> None:
+def _selftest_override(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]) -> None:
     conn.execute("INSERT INTO selftest_overrides (seq) VALUES (?)", (seq,))
 
 

@@ -114,7 +114,7 @@ class SyncView:
         return self.state.drain_estimate_s if self.agent_running else None
 
     def agent_note(self, now_ms: int | None = None) -> str:
-        """"" while the agent runs; else "sync agent not running since 14:02" (local time)."""
+        """Empty while the agent runs; else "sync agent not running since 14:02" (local)."""
         if self.agent_running:
             return ""
         if not self.stopped_since_ms:

@@ -440,7 +440,11 @@ class Agent:
         key = {k: v for k, v in state.to_json().items() if k != "updated_wall_ms"}
         # Rewritten at least every interval even when nothing changed: readers take a file
         # older than a few intervals to mean the agent is not running.
-        if force or key != self.last_state or now - self.last_state_write >= self.cfg.state_interval_s:
+        if (
+            force
+            or key != self.last_state
+            or now - self.last_state_write >= self.cfg.state_interval_s
+        ):
             sync_state.write(self.data_dir.sync_dir, state)
             self.last_state = key
             self.last_state_write = now

@@ -63,7 +63,7 @@ NO_PIN = N_("No technician PIN is set; run `tillbox kiosk --set-technician-pin`.
 
 
 def agent_note(sync: Any) -> str:  # noqa: ANN401 - appliance.sync_state.SyncView
-    """"sync agent not running since 14:02" in the kiosk's language."""
+    """The note "sync agent not running since 14:02", in the kiosk's language."""
     if not sync.stopped_since_ms:
         return t("sync agent has not run on this till yet")
     return t("sync agent not running since") + " " + sync.stopped_at_text()

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.catalog import Item
-from appliance.events import SELFTEST_OVERRIDE
 from appliance.errors import RuleViolation, TillError
 from appliance.pricing import CartLine, Quote
 from appliance.till import RefundResult, SaleResult, Till

@@ -45,10 +45,12 @@ def test_all_good_passes_and_is_recorded(enrolled, probes):
     report = run_selftest(enrolled, probes, **ALWAYS)
     checks = by_name(report)
     assert list(checks) == list(CHECK_NAMES)
-    assert all(checks[n].result == "pass" for n in CHECK_NAMES if n != "broker"), [
+    offline = ("broker", "sync")
+    assert all(checks[n].result == "pass" for n in CHECK_NAMES if n not in offline), [
         (c.name, c.result, c.value) for c in report.checks
     ]
     assert checks["broker"].result == "warn"  # none configured: offline is fine
+    assert checks["sync"].result == "warn"  # and no sync agent has run
     assert report.ok and report.recorded_seq
     history = recorded(enrolled)
     assert history[-1]["verdict"] == "pass"
@@ -208,6 +210,41 @@ def test_disk_threshold(enrolled, probes):
     set_config(enrolled, selftest={"min_free_mb": 10**9})
     checks = by_name(run_selftest(enrolled, probes, record=False, **ALWAYS))
     assert checks["disk"].result == "fail" and "minimum 1000000000 MB" in checks["disk"].value
+
+
+def test_sync_check_counts_waiting_from_the_log_and_says_when_the_agent_stopped(enrolled, probes):
+    from datetime import datetime
+
+    from appliance import sync_state
+
+    def sync_check(now_ms):
+        report = run_selftest(enrolled, probes, only=["sync"], now_ms=now_ms, record=False)
+        return report.checks[0]
+
+    conn = sqlite3.connect(enrolled.log_path)
+    tail = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+    conn.close()
+    never = sync_check(1_800_000_000_000)
+    assert never.result == "warn" and not never.fatal
+    assert never.value.startswith(f"{tail} events waiting, acked up to seq 0 of {tail}")
+    assert "has not run on this till" in never.value and "tillbox-sync" in never.fix
+
+    # The agent said at 14:02 local time that all but one event were acked, then died.
+    stopped = datetime(2026, 11, 30, 14, 2, 30).timestamp() * 1000
+    state = sync_state.SyncState(
+        acked_seq=tail - 1, queued_events=0, updated_wall_ms=int(stopped), running=True
+    )
+    sync_state.write(enrolled.sync_dir, state)
+    fresh = sync_check(int(stopped) + 4_000)  # within 3 x 5 s: the agent is alive
+    assert fresh.result == "pass" and fresh.value.startswith("1 events waiting")
+    later = datetime(2026, 11, 30, 14, 9).timestamp() * 1000
+    stale = sync_check(int(later))
+    assert stale.result == "warn"
+    assert stale.value.endswith("sync agent not running since 14:02")
+    assert "1 events waiting" in stale.value  # the log's count, not the file's 0
+    # A stopped agent never blocks trading, even when named fatal.
+    set_config(enrolled, selftest={"fatal": ["sync", "log"]})
+    assert run_selftest(enrolled, probes, only=["sync", "log"], now_ms=int(later), record=False).ok
 
 
 def test_broker_reachable_and_unreachable(enrolled, probes):

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from appliance import receipt_sig
+from appliance import techpin as pin
 from appliance.datadir import DataDir
 from appliance.errors import RuleViolation, TillError
-from appliance.till import Till
-from appliance import techpin as pin
 from appliance.events import SELFTEST_OVERRIDE
+from appliance.till import Till
 from ui import fmt, i18n
 from ui.session import Session
 
