@@ -145,11 +145,16 @@ class RefundRow(BoxLayout):
 class PinPad(ModalView):
     title = StringProperty("")
     pin = StringProperty("")
+    shown = StringProperty("")  # what the pad shows of the digits typed
     on_ok: Callable[[str, PinPad], None] | None = None
 
     def __init__(self, **kw: Any) -> None:  # noqa: ANN401
         super().__init__(**kw)
         self.ids.keypad.pressed = self.key
+        self.on_pin(self, self.pin)
+
+    def on_pin(self, _pad: Any, digits: str) -> None:  # noqa: ANN401
+        self.shown = "*" * len(digits)
 
     def key(self, k: str) -> None:
         if k == "C":
@@ -162,6 +167,13 @@ class PinPad(ModalView):
     def submit(self) -> None:
         if self.on_ok:
             self.on_ok(self.pin, self)
+
+
+class AmountPad(PinPad):
+    """The pin pad's keys for an amount (typed in minor units), shown as money."""
+
+    def on_pin(self, _pad: Any, digits: str) -> None:  # noqa: ANN401
+        self.shown = app().money(fmt.parse_minor(digits, "") or 0)
 
 
 class TextPad(ModalView):
@@ -323,8 +335,8 @@ class SellScreen(KScreen):
         self.show_cart()
 
     def open_shift(self) -> None:
-        self._do(lambda: app().session.open_shift())
-        app().poll_now()
+        self.ids.message.text = ""
+        app().ask_float(self.show_cart)
 
     def enter_promo(self) -> None:
         session = app().session
@@ -408,6 +420,28 @@ class PayScreen(KScreen):
             refusal = app().session.card_refusal()
             if refusal:
                 self.ids.message.text = f"{t('Card refused')}: {refusal}"
+        self.show_quick_tenders()
+        self.update()
+
+    def show_quick_tenders(self) -> None:
+        """Exact amount and the next notes above it (the core's note table)."""
+        a = app()
+        box = self.ids.quick
+        box.clear_widgets()
+        if self.method != "cash":
+            return
+        due = a.session.due("cash")
+        for amount in a.session.quick_tenders():
+            exact = amount == due
+            button = Factory.GreyButton(
+                text=t("Exact") if exact else a.money(amount),
+                probe="tender-exact" if exact else f"tender-{amount}",
+            )
+            button.bind(on_release=lambda _b, v=amount: self.quick(v))
+            box.add_widget(button)
+
+    def quick(self, amount: int) -> None:
+        self.tendered = str(amount)
         self.update()
 
     def key(self, k: str) -> None:
@@ -909,13 +943,12 @@ class ShiftScreen(KScreen):
         app().mark_dirty()
 
     def open_shift(self) -> None:
-        try:
-            app().session.open_shift()
-        except TillError as exc:
-            self.ids.message.text = str(exc)
-        self.ids.z.text = ""
-        self.refresh()
-        app().poll_now()
+        def opened() -> None:
+            self.ids.message.text = ""
+            self.ids.z.text = ""
+            self.refresh()
+
+        app().ask_float(opened)
 
     def close_shift(self) -> None:
         a = app()
@@ -1278,6 +1311,26 @@ class KioskApp(App):
             self.mark_dirty()
 
         pad.on_ok = on_ok or check
+        pad.bind(on_dismiss=self._dismissed)
+        pad.open()
+        Clock.schedule_once(lambda _dt: self.mark_dirty(), 0.3)
+
+    def ask_float(self, opened: Callable[[], None]) -> None:
+        """Open a shift with the counted opening float (the Z report's cash starts there)."""
+        pad = AmountPad(title=t("Count the drawer: opening float"))
+
+        def ok(digits: str, p: PinPad) -> None:
+            try:
+                self.session.open_shift(fmt.parse_minor(digits, "") or 0)
+            except TillError as exc:
+                p.ids.message.text = str(exc)
+                self.mark_dirty()
+                return
+            p.dismiss()
+            opened()
+            self.poll_now()
+
+        pad.on_ok = ok
         pad.bind(on_dismiss=self._dismissed)
         pad.open()
         Clock.schedule_once(lambda _dt: self.mark_dirty(), 0.3)

@@ -128,6 +128,13 @@ class Session:
         quote = self.quote()
         return quote.due_minor(method) if quote else 0
 
+    def quick_tenders(self) -> list[int]:
+        """Exact cash due, then the next banknotes above it (appliance.tender)."""
+        from appliance.tender import quick_tenders
+
+        quote = self.quote()
+        return quick_tenders(quote.due_minor("cash"), quote.profile.currency) if quote else []
+
     def card_refusal(self) -> str | None:
         """Why a card payment would be refused now (the core's words), or None."""
         quote = self.quote()
@@ -239,6 +246,11 @@ class Session:
         if z.get("cash_rounding_minor"):
             lines.append(f"Cash rounding {money(z['cash_rounding_minor'])}")
         lines.append(f"Takings {money(z['takings_minor'])}")
+        if "expected_cash_minor" in z:
+            lines.append(
+                f"Cash: float {money(z['opening_float_minor'])} + cash takings = "
+                f"{money(z['expected_cash_minor'])} in the drawer"
+            )
         return lines
 
     # -- the self-test gate ----------------------------------------------------------------

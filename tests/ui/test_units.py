@@ -360,7 +360,8 @@ def test_close_shift_z_lines_come_from_the_core(till):
     lines = s.z_lines(z, till.money)
     assert lines[0] == "Z report - shift 1"
     assert any("card" in ln and "EUR 12.00" in ln for ln in lines)
-    assert lines[-1] == "Takings EUR 12.00"
+    assert lines[-2] == "Takings EUR 12.00"
+    assert lines[-1] == "Cash: float EUR 0.00 + cash takings = EUR 0.00 in the drawer"
     assert s.shift() is None
 
 
@@ -461,9 +462,19 @@ def test_status_poll_reports_sync_state_battery_and_records_power_events(till):
     from appliance import sync_state
     from ui.devices import DeviceHub
 
+    import time
+
+    # A live agent whose own count (7) disagrees with the log: the log's count is shown.
     sync_state.write(
         till.data_dir.sync_dir,
-        sync_state.SyncState(online=True, queued_events=7, drain_estimate_s=3.5),
+        sync_state.SyncState(
+            online=True,
+            acked_seq=1,
+            queued_events=7,
+            drain_estimate_s=3.5,
+            updated_wall_ms=time.time_ns() // 1_000_000,
+            running=True,
+        ),
     )
     posted = queue.Queue()
     hub = DeviceHub(till.data_dir, posted.put)
@@ -475,7 +486,9 @@ def test_status_poll_reports_sync_state_battery_and_records_power_events(till):
     finally:
         hub.close()
     info = infos[0]
-    assert info["sync"].online and info["sync"].queued_events == 7
+    tail = till.log.conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+    assert info["sync"].online and info["sync"].agent_running
+    assert info["sync"].waiting == tail - 1 != 7  # power.lost included: written in the poll
     assert info["states"]["gpio"].detail["on_battery"] is True
     assert info["gpio_events"] >= 1
     assert [e.type for e in till.log.events()][-1] == "power.lost"
