@@ -459,10 +459,10 @@ def test_the_tillbox_command_does_not_import_kivy():
 
 
 def test_status_poll_reports_sync_state_battery_and_records_power_events(till):
+    import time
+
     from appliance import sync_state
     from ui.devices import DeviceHub
-
-    import time
 
     # A live agent whose own count (7) disagrees with the log: the log's count is shown.
     sync_state.write(
