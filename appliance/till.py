@@ -190,6 +190,13 @@ class Till:
     def money(self, minor: int) -> str:
         return format_minor(minor, self.profile().currency)
 
+    def _currency(self) -> str:
+        """The shop's currency, or "" before any catalog is applied (a message still reads)."""
+        try:
+            return self.profile().currency
+        except TillError:
+            return ""
+
     def find_sale(self, ref: str | int) -> Event:
         """A sale by its id or its receipt number."""
         text = str(ref).strip()
@@ -405,14 +412,20 @@ class Till:
     # -- shifts ----------------------------------------------------------------------------
     def open_shift(self, opening_float_minor: int = 0) -> Event:
         """Open a shift with the cash counted into the drawer (the Z report starts from it)."""
-        if (
-            isinstance(opening_float_minor, bool)
-            or not isinstance(opening_float_minor, int)
-            or not 0 <= opening_float_minor <= MAX_FLOAT_MINOR
-        ):
+        if isinstance(opening_float_minor, bool) or not isinstance(opening_float_minor, int):
             raise RuleViolation(
-                f"opening float {opening_float_minor!r} must be the counted cash in minor "
-                f"units, 0 to {MAX_FLOAT_MINOR}; count the drawer and give it again"
+                f"opening float {opening_float_minor!r} must be a whole number of minor "
+                "units (cents); count the drawer and give it again"
+            )
+        if not 0 <= opening_float_minor <= MAX_FLOAT_MINOR:
+            currency = self._currency()
+
+            def money(minor: int) -> str:
+                return format_minor(minor, currency).strip()
+
+            raise RuleViolation(
+                f"opening float {money(opening_float_minor)} must be between {money(0)} and "
+                f"{money(MAX_FLOAT_MINOR)}; count the drawer and give it again"
             )
         with self.log.transaction() as tx:
             current = self.current_shift()

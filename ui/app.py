@@ -65,7 +65,7 @@ NO_PIN = N_("No technician PIN is set; run `tillbox kiosk --set-technician-pin`.
 def agent_note(sync: Any) -> str:  # noqa: ANN401 - appliance.sync_state.SyncView
     """The note "sync agent not running since 14:02", in the kiosk's language."""
     if not sync.stopped_since_ms:
-        return t("sync agent has not run on this till yet")
+        return t("sync agent never ran here")
     return t("sync agent not running since") + " " + sync.stopped_at_text()
 
 
@@ -174,6 +174,8 @@ class AmountPad(PinPad):
 
     def on_pin(self, _pad: Any, digits: str) -> None:  # noqa: ANN401
         self.shown = app().money(fmt.parse_minor(digits, "") or 0)
+        if "message" in self.ids:
+            self.ids.message.text = ""  # a refusal was about the amount before this key
 
 
 class TextPad(ModalView):
@@ -434,7 +436,7 @@ class PayScreen(KScreen):
         for amount in a.session.quick_tenders():
             exact = amount == due
             button = Factory.GreyButton(
-                text=t("Exact") if exact else a.money(amount),
+                text=t("Exact") if exact else a.money(amount, whole=True),
                 probe="tender-exact" if exact else f"tender-{amount}",
             )
             button.bind(on_release=lambda _b, v=amount: self.quick(v))
@@ -1148,8 +1150,8 @@ class KioskApp(App):
             self._translations[lang] = i18n.translation(lang)
         return self._translations[lang].gettext(text)
 
-    def money(self, minor: int) -> str:
-        return fmt.money(minor, self.till.profile().currency, self.money_locale)
+    def money(self, minor: int, *, whole: bool = False) -> str:
+        return fmt.money(minor, self.till.profile().currency, self.money_locale, whole=whole)
 
     def pin_hash(self) -> str:
         return str(self.data_dir.load_config().section("ui").get("technician_pin_hash", ""))

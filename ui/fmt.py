@@ -15,14 +15,18 @@ EXPONENTS = {"JPY": 0}
 LOCALES = {"en": (",", ".", False), "de": (".", ",", True), "fr": (" ", ",", True)}
 
 
-def money(minor: int, currency: str, locale: str = "en") -> str:
-    """``minor`` units of ``currency`` as the locale writes them (unknown locale: en)."""
+def money(minor: int, currency: str, locale: str = "en", *, whole: bool = False) -> str:
+    """``minor`` units of ``currency`` as the locale writes them (unknown locale: en).
+
+    ``whole`` drops a zero fraction (a banknote: €50 rather than €50.00).
+    """
     thousands, decimal, after = LOCALES.get(locale[:2].lower(), LOCALES["en"])
     exponent = EXPONENTS.get(currency, 2)
     sign = "-" if minor < 0 else ""
     major, frac = divmod(abs(minor), 10**exponent)
     digits = f"{major:,}".replace(",", thousands)
-    number = f"{digits}{decimal}{frac:0{exponent}d}" if exponent else digits
+    show_frac = exponent and not (whole and frac == 0)
+    number = f"{digits}{decimal}{frac:0{exponent}d}" if show_frac else digits
     symbol = SYMBOLS.get(currency, currency)
     if after:
         return f"{sign}{number} {symbol}"

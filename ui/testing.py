@@ -261,6 +261,14 @@ class Kiosk:
             self.tap(f"{prefix}{ch}")
             time.sleep(0.03)
 
+    def open_shift(self, float_digits: str = "") -> None:
+        """Tap the sell screen's open-shift offer and enter the counted opening float."""
+        self.tap("sell-open-shift")
+        self.wait_text("pin-shown", "0.00")  # the float pad shows money, not stars
+        self.keypad(float_digits, "pin-")
+        self.tap("pin-ok")
+        self.wait(lambda s: "sell-open-shift" not in s["widgets"], what="the shift to open")
+
     def drag(self, name: str, points: list[tuple[float, float]]) -> None:
         """A finger stroke across ``name``: points are fractions of its width and height."""
         w = self.wait(lambda s: name in s.get("widgets", {}), 10, name)["widgets"][name]

@@ -34,7 +34,13 @@ def sales(kiosk: Kiosk) -> list:
 
 def test_selftest_blocks_selling_until_a_technician_overrides(kiosk):
     text = kiosk.wait_text("verdict", "Selling is blocked", timeout=20)
-    assert "permits" in text
+    assert "permits failed (no enrollment recorded); fix: enroll the till" in text
+    with Till.open(kiosk.ddir) as till:  # the rule is the core's: every front end refuses
+        assert [c.name for c in till.selftest_gate().failed] == ["permits"]
+    # No sync agent runs here: the bar counts what waits from the log and says why.
+    waiting = len(events(kiosk.ddir))
+    bar = kiosk.wait_text("st-sync", f"Offline · {waiting} waiting to sync")
+    assert "sync agent never ran here" in bar
     assert kiosk.widget("start-selling")["disabled"]
     kiosk.screenshot("selftest-blocked")
 
@@ -60,7 +66,20 @@ def test_selftest_blocks_selling_until_a_technician_overrides(kiosk):
 
 def test_cash_sale_with_promo_double_tap_records_one_sale(kiosk):
     kiosk.tap("sell-open-shift")
+    kiosk.wait_text("pin-shown", "0.00")  # the counted opening float, as money
+    kiosk.keypad("999999999", "pin-")
+    kiosk.tap("pin-ok")
+    refused = kiosk.wait_text("pin-message", "opening float")
+    assert "count the drawer and give it again" in refused and "\n" not in refused
+    assert events(kiosk.ddir, "shift.opened") == []  # nothing written
+    kiosk.tap("pin-C")
+    kiosk.keypad("15000", "pin-")
+    kiosk.wait_text("pin-shown", "150.00")
+    kiosk.screenshot("shift-open-float")
+    kiosk.tap("pin-ok")
     kiosk.wait(lambda s: "sell-open-shift" not in s["widgets"], what="the shift to open")
+    opened = events(kiosk.ddir, "shift.opened")
+    assert [e.payload["opening_float_minor"] for e in opened] == [15000]
     kiosk.tap("item-MUG-01")
     kiosk.wait_text("total", "12.00")
     kiosk.tap("item-MUG-01")
@@ -74,8 +93,14 @@ def test_cash_sale_with_promo_double_tap_records_one_sale(kiosk):
     kiosk.screenshot("sell")
     kiosk.tap("pay")
     kiosk.wait_screen("pay")
-    kiosk.keypad("5000")
+    # Quick tender: exact, then the next euro notes above 27.45 (from the core's table)
+    quick = sorted(
+        n.removeprefix("tender-") for n in kiosk.state()["widgets"] if n.startswith("tender-")
+    )
+    assert quick == ["10000", "20000", "5000", "exact"]
+    kiosk.tap("tender-5000")
     kiosk.wait_text("change", "22.55")
+    kiosk.wait_text("tendered", "50.00")
     kiosk.screenshot("pay-cash")
     kiosk.tap("confirm", times=2)  # a cold, hurried double tap
     kiosk.wait_screen("receipt")
@@ -199,6 +224,10 @@ def test_personalised_order_proof_signature_and_engraving(kiosk):
     kiosk.wait_text("total", "9.00")
     kiosk.tap("pay")
     kiosk.wait_screen("pay")
+    kiosk.keypad("2")  # a wrong start; the exact-amount button replaces it
+    kiosk.tap("tender-exact")
+    kiosk.wait_text("tendered", "9.00")
+    kiosk.wait_text("change", "0.00")
     kiosk.tap("confirm")
     kiosk.wait_screen("receipt")
     kiosk.wait_text("print-status", "printed")
@@ -221,6 +250,7 @@ def test_personalised_order_proof_signature_and_engraving(kiosk):
     kiosk.screenshot("engrave-done")
 
     sale = sales(kiosk)[-1]
+    assert sale.payload["payment"]["tendered_minor"] == sale.payload["payment"]["due_minor"]
     line = sale.payload["lines"][0]
     assert line["sku"] == "KEYRING-ENG" and line["refundable"] is False
     pers = line["personalisation"]
@@ -310,6 +340,19 @@ def test_shift_close_shows_and_records_the_z_report(kiosk):
     assert z["takings_minor"] == paid - refunded  # the core nets refunds out of takings
     assert sum(r["total_minor"] for r in z["refunds"]) == refunded
     assert "Takings" in z_text
+    cash = sum(
+        e.payload["payment"]["due_minor"]
+        for e in sales(kiosk)
+        if e.payload["payment"]["method"] == "cash"
+    )
+    cash_back = sum(
+        e.payload["total_minor"]
+        for e in events(kiosk.ddir, "refund.issued")
+        if e.payload["payment"]["method"] == "cash"
+    )
+    assert z["opening_float_minor"] == 15000
+    assert z["expected_cash_minor"] == 15000 + cash - cash_back
+    assert f"{(15000 + cash - cash_back) / 100:.2f} in the drawer" in z_text
     with Till.open(kiosk.ddir) as till:
         assert till.current_shift() is None
     # selling now needs a new shift: the sell screen offers to open one

@@ -22,8 +22,7 @@ def test_every_screen_at_1280x800(xvfb, tmp_path):
         k.screenshot("selftest")
         k.tap("start-selling")
         k.wait_screen("sell")
-        k.tap("sell-open-shift")
-        k.wait(lambda s: "sell-open-shift" not in s["widgets"], what="the shift to open")
+        k.open_shift()
         for sku in ("CAFE", "CAFE", "BRATW", "POSTCARD"):
             k.tap(f"item-{sku}")
         k.wait_text("total", "12.60")
@@ -132,8 +131,7 @@ def test_printer_out_of_paper_keeps_the_sale_and_queues_the_receipt(xvfb, tmp_pa
     try:
         k.wait_text("verdict", "Ready to trade", timeout=20)
         k.tap("start-selling")
-        k.tap("sell-open-shift")
-        k.wait(lambda s: "sell-open-shift" not in s["widgets"], what="the shift to open")
+        k.open_shift()
         k.tap("item-JAM-FR")
         k.tap("pay")
         k.wait_screen("pay")

@@ -42,6 +42,13 @@ def test_money_in_the_shops_locale(minor, currency, locale, text):
     assert fmt.money(minor, currency, locale) == text
 
 
+def test_a_banknote_drops_its_zero_fraction_only():
+    assert fmt.money(5000, "EUR", "en", whole=True) == "€50"
+    assert fmt.money(20000, "EUR", "de", whole=True) == "200 €"
+    assert fmt.money(1340, "EUR", "en", whole=True) == "€13.40"
+    assert fmt.money(1000, "JPY", "en", whole=True) == "¥1,000"
+
+
 def test_keypad_amount_is_minor_units():
     assert fmt.parse_minor("5000", "EUR") == 5000
     assert fmt.parse_minor("", "EUR") is None
