@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
+from datetime import datetime
 
 import pytest
 import tomli_w
@@ -94,6 +96,41 @@ def test_offline_state_counts_queue_and_never_leaks_the_password(tmp_path, regio
     status = run_tillbox("sync", "status", "--data-dir", str(till.root))
     assert status.returncode == 0
     assert status.stdout.startswith(f"offline: {last} events")
+    # The agent's last write says it stopped: the status names when, in local time.
+    assert state["running"] is False
+    stopped = datetime.fromtimestamp(state["updated_wall_ms"] / 1000).strftime("%H:%M")
+    assert status.stdout.splitlines()[1].startswith(f"sync agent not running since {stopped}")
+
+
+def test_a_killed_agent_is_reported_not_running_after_a_few_intervals(tmp_path, region):
+    """SIGKILL leaves "running" in state.json; its age alone tells the truth."""
+    till = make_till(tmp_path, "t1", region)
+    config = till.load_config()
+    config.section("sync")["state_interval_s"] = 0.5
+    till.config_path.write_text(tomli_w.dumps(config.data))
+    last = sell(till, 5)
+    agent = agent_proc(till, f"mqtt://127.0.0.1:{free_port()}").start()
+    try:
+        state_file = till.sync_dir / sync_state.STATE_FILE
+        wait_for(lambda: sync_state.read(till.sync_dir).running, 20, "the agent's state")
+        assert state_file.is_file()
+        alive = run_tillbox("sync", "status", "--data-dir", str(till.root), "--json")
+        info = json.loads(alive.stdout)
+        assert info["agent_running"] is True and info["agent_note"] == ""
+        assert info["waiting"] == last  # nothing acked: every event waits
+    finally:
+        agent.kill()
+    written = read_state(till)["updated_wall_ms"]
+    assert read_state(till)["running"] is True  # killed: no last write
+    wait_for(lambda: time.time() * 1000 - written > 3 * 500 + 200, 10, "three intervals to pass")
+    dead = run_tillbox("sync", "status", "--data-dir", str(till.root))
+    stamp = datetime.fromtimestamp(written / 1000).strftime("%H:%M")
+    assert dead.stdout.splitlines() == [
+        f"offline: {last} events waiting, acked up to seq 0 of {last}",
+        f"sync agent not running since {stamp}; start it (`systemctl start tillbox-sync`) "
+        "so the sales reach the region",
+        read_state(till)["detail"],
+    ]
 
 
 @pytest.mark.slow
