@@ -279,6 +279,10 @@ def z_report_lines(
     if z.get("cash_rounding_minor"):
         rows += pair("Cash rounding", z["cash_rounding_minor"])
     rows += pair("TAKINGS", z["takings_minor"], "bold")
+    if "expected_cash_minor" in z:  # shifts closed before the opening float lack it
+        rows.append(("rule", "-" * columns))
+        rows += pair("Opening float", z["opening_float_minor"])
+        rows += pair("CASH IN DRAWER", z["expected_cash_minor"], "bold")
     return rows
 
 

@@ -299,6 +299,27 @@ def test_z_report_prints_with_the_layout_rules(shop):
     assert logged == [False, True]
 
 
+def test_z_report_prints_the_opening_float_and_the_cash_in_the_drawer(shop):
+    from drivers.receipts import print_z_report
+
+    till, printer, paper = shop
+    till.close_shift()
+    till.open_shift(12345)  # counted into the drawer
+    till.sell([CartLine("HONIG", 2)], "cash")
+    till.sell([CartLine("HONIG", 1)], "card")  # not in the drawer
+    closed = till.close_shift()
+    assert print_z_report(till, closed, printer).ok
+    doc = paper.take()
+    assert_fits(doc, paper.mm)
+    z = closed.payload["z_report"]
+    cur = till.profile().currency
+    cash = next(p["total_minor"] for p in z["payments"] if p["method"] == "cash")
+    assert z["expected_cash_minor"] == 12345 + cash
+    lines = [" ".join(line.split()) for line in doc.texts]
+    assert f"Opening float {format_minor(12345, cur)}" in lines
+    assert f"CASH IN DRAWER {format_minor(12345 + cash, cur)}" in lines
+
+
 def test_test_page_fits_every_width(shop):
     till, printer, paper = shop
     code, out, err = run("hw", "print-test", "--data-dir", str(till.data_dir.root), "--json")
