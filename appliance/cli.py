@@ -218,6 +218,8 @@ def _format_z(till, z: dict) -> str:  # noqa: ANN001
 
 
 def cmd_shift(args: argparse.Namespace) -> int:
+    if args.float and args.action != "open":
+        raise TillError("--float is the opening float; give it with `tillbox shift open`")
     with _open_till(args) as till:
         if args.action == "open":
             event = till.open_shift(args.float)

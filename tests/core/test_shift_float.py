@@ -50,6 +50,15 @@ def test_a_bad_float_is_refused_with_one_line_and_nothing_written(cli, data_dir,
     assert shift_events(data_dir.log_path) == before
 
 
+def test_float_with_close_is_refused(cli, data_dir):
+    d = str(data_dir.root)
+    assert cli("shift", "open", "--data-dir", d).code == 0
+    out = cli("shift", "close", "--data-dir", d, "--float", "500")
+    assert out.code == 1 and out.err.count("\n") == 1 and "shift open" in out.err
+    with Till.open(data_dir) as till:
+        assert till.current_shift() == 1  # still open: nothing written
+
+
 def test_the_core_refuses_a_float_that_is_not_whole_minor_units(data_dir):
     with Till.open(data_dir) as till:
         for bad in (True, 1.5, "100"):
