@@ -20,7 +20,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from appliance.boundedio import read_bounded
 from appliance.datadir import DataDir
+from appliance.errors import TillError
 from appliance.fsutil import atomic_write
 
 STATE_FILE = "state.json"
@@ -59,12 +61,10 @@ def _fits(default: object, value: object) -> bool:
 def read(sync_dir: Path) -> SyncState:
     """The agent's last write; a missing, oversized or garbled file reads as never synced."""
     try:
-        with open(sync_dir / STATE_FILE, "rb") as f:
-            raw = f.read(MAX_STATE_BYTES + 1)
-        data = json.loads(raw)
-    except (OSError, ValueError):
+        data = json.loads(read_bounded(sync_dir / STATE_FILE, MAX_STATE_BYTES, "sync state"))
+    except (TillError, ValueError):  # missing, unreadable, too large, not JSON
         return SyncState()
-    if len(raw) > MAX_STATE_BYTES or not isinstance(data, dict):
+    if not isinstance(data, dict):
         return SyncState()
     defaults = SyncState()
     return SyncState(
