@@ -42,7 +42,7 @@ def record(till: Till, **results: str) -> int:
 
 def set_pin(till: Till, pin: str = PIN) -> None:
     config = till.data_dir.load_config()
-    config.section("ui")["technician_pin_hash"] = techpin.hash_pin(pin, iterations=1000)
+    config.update("ui", technician_pin_hash=techpin.hash_pin(pin, iterations=1000))
     till.data_dir.save_config(config)
 
 

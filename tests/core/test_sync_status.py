@@ -72,7 +72,7 @@ def test_staleness_follows_the_configured_interval(till):
     sync_state.write(till.data_dir.sync_dir, SyncState(updated_wall_ms=now - 40_000, running=True))
     assert not till.sync_view(now_ms=now).agent_running  # 3 x 5 s by default
     config = till.data_dir.load_config()
-    config.section("sync")["state_interval_s"] = 20
+    config.update("sync", state_interval_s=20)
     till.data_dir.save_config(config)
     till.config = till.data_dir.load_config()
     assert till.sync_view(now_ms=now).agent_running  # 40 s < 3 x 20 s

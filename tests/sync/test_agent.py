@@ -106,7 +106,7 @@ def test_a_killed_agent_is_reported_not_running_after_a_few_intervals(tmp_path, 
     """SIGKILL leaves "running" in state.json; its age alone tells the truth."""
     till = make_till(tmp_path, "t1", region)
     config = till.load_config()
-    config.section("sync")["state_interval_s"] = 0.5
+    config.update("sync", state_interval_s=0.5)
     till.config_path.write_text(tomli_w.dumps(config.data))
     last = sell(till, 5)
     agent = agent_proc(till, f"mqtt://127.0.0.1:{free_port()}").start()

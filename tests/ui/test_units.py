@@ -310,7 +310,7 @@ def _recorded(till, checks):
 
 def _set_pin(till, digits):
     config = till.data_dir.load_config()
-    config.section("ui")["technician_pin_hash"] = pin.hash_pin(digits, iterations=1000)
+    config.update("ui", technician_pin_hash=pin.hash_pin(digits, iterations=1000))
     till.data_dir.save_config(config)
 
 
