@@ -11,10 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from appliance.canonical import MAX_SAFE_INT
 from appliance.datadir import DataDir
+
+if TYPE_CHECKING:
+    from appliance.till import Till
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -58,6 +61,13 @@ def till_command(
 
 def data_dir(args: argparse.Namespace) -> DataDir:
     return DataDir.resolve(getattr(args, "data_dir", None))
+
+
+def open_till(args: argparse.Namespace) -> Till:
+    """The till of ``--data-dir``, for a plugin's command to hand to the core's services."""
+    from appliance.till import Till
+
+    return Till.open(data_dir(args))
 
 
 def emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:

@@ -18,6 +18,15 @@ SHIFT_CLOSED = "shift.closed"
 DRAWER_OPENED = "drawer.opened"
 RECEIPT_PRINTED = "receipt.printed"
 RECEIPT_FAILED = "receipt.failed"
+# Written by the core's device services (appliance.services), from what the drivers report.
+Z_REPORT_PRINTED = "z_report.printed"
+Z_REPORT_FAILED = "z_report.failed"
+DEVICE_FAULT = "device.fault"
+POWER_LOST = "power.lost"
+POWER_RESTORED = "power.restored"
+PHOTO_CAPTURED = "photo.captured"
+ENGRAVING_COMPLETED = "engraving.completed"
+ENGRAVING_FAILED = "engraving.failed"
 # The self-test's verdict and a technician's override of it: the sell path's gate reads
 # both (appliance.gate), so only the till's own methods write them.
 SELFTEST_RECORDED = "selftest.recorded"

@@ -210,3 +210,51 @@ def rebuild(source: sqlite3.Connection) -> dict[str, list[tuple]]:
     result = snapshot(target)
     target.close()
     return result
+
+
+# -- queries the printing service needs (appliance.services.printing) ------------------------
+def printed_before(
+    conn: sqlite3.Connection, event_type: str, key: str, value: int, after_seq: int = 0
+) -> bool:
+    """Whether the log holds an earlier print of this document, so the next one is a copy.
+
+    ``event_type`` is the ``*.printed`` type; its ``*.failed`` twin counts too when the
+    bytes had been sent (paper that ran out half way may have handed out an original;
+    failures recorded before ``sent`` existed count, to be safe).
+    """
+    failed = event_type.rsplit(".", 1)[0] + ".failed"
+    row = conn.execute(
+        "SELECT 1 FROM events WHERE seq > ? AND type IN (?, ?) "
+        "AND json_extract(payload, ?) = ? "
+        "AND (type = ? OR json_extract(payload, '$.sent') IS NOT 0) LIMIT 1",
+        (after_seq, event_type, failed, f"$.{key}", value, event_type),
+    ).fetchone()
+    return row is not None
+
+
+def z_reprint_queue(conn: sqlite3.Connection) -> list[int]:
+    """Shift numbers whose Z report's last print attempt failed, oldest first."""
+    last: dict[int, str] = {}
+    for shift_no, kind in conn.execute(
+        "SELECT json_extract(payload, '$.shift_no'), type FROM events "
+        "WHERE type IN (?, ?) ORDER BY seq",
+        (ev.Z_REPORT_PRINTED, ev.Z_REPORT_FAILED),
+    ):
+        last[int(shift_no)] = kind
+    return sorted(n for n, kind in last.items() if kind == ev.Z_REPORT_FAILED)
+
+
+def shift_closed_seq(conn: sqlite3.Connection, shift_no: int) -> int | None:
+    """The seq of ``shift_no``'s ``shift.closed`` event; None while it is open or unknown."""
+    row = conn.execute(
+        "SELECT closed_seq FROM shifts WHERE shift_no = ?", (int(shift_no),)
+    ).fetchone()
+    return row[0] if row and row[0] else None
+
+
+def refund_seq(conn: sqlite3.Connection, receipt_no: int) -> int | None:
+    """The seq of the ``refund.issued`` event with ``receipt_no``, if there is one."""
+    row = conn.execute(
+        "SELECT seq FROM refunds WHERE receipt_no = ?", (int(receipt_no),)
+    ).fetchone()
+    return row[0] if row else None

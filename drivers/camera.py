@@ -33,8 +33,6 @@ from typing import Any
 
 from drivers.common import DeviceFault, DeviceState, DeviceURL
 
-PHOTO_CAPTURED = "photo.captured"
-
 
 @dataclass(frozen=True)
 class Photo:
@@ -47,27 +45,6 @@ class Photo:
     taken_at: datetime
     latitude: float | None
     longitude: float | None
-
-    def event_payload(self, root: Path | None = None, purpose: str = "") -> dict[str, Any]:
-        """For ``photo.captured``: ints only (the log's canonical form has no floats)."""
-        try:
-            name = str(self.path.relative_to(root)) if root else str(self.path or "")
-        except ValueError:
-            name = str(self.path)
-        payload: dict[str, Any] = {
-            "file": name,
-            "sha256": self.sha256,
-            "bytes": self.size,
-            "width": self.width,
-            "height": self.height,
-            "purpose": purpose,
-            "taken_ms": int(self.taken_at.timestamp() * 1000),
-            "geotagged": self.latitude is not None,
-        }
-        if self.latitude is not None and self.longitude is not None:
-            payload["lat_e7"] = round(self.latitude * 1e7)
-            payload["lon_e7"] = round(self.longitude * 1e7)
-        return payload
 
 
 def _dms(value: float) -> tuple[Any, Any, Any]:
@@ -401,19 +378,3 @@ class Camera:
             "bytes": photo.size,
             "geotag": photo.latitude is not None,
         }
-
-
-def capture_photo(
-    till: Any,
-    camera: Camera,
-    out: str | os.PathLike[str] | None = None,  # noqa: ANN401
-    purpose: str = "",
-) -> tuple[Photo, int]:
-    """Capture into ``out`` (default: the till's media folder) and record ``photo.captured``."""
-    media = till.data_dir.media_dir
-    if out is None:
-        media.mkdir(exist_ok=True)
-        out = media / f"photo-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.jpg"
-    photo = camera.capture(out, purpose=purpose)
-    event = till.record(PHOTO_CAPTURED, photo.event_payload(till.data_dir.root, purpose))
-    return photo, event.seq

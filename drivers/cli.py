@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, Any
 
-from appliance.cliutil import OneLineParser, data_dir, emit, till_command
+from appliance.cliutil import OneLineParser, data_dir, emit, open_till, till_command
+
+if TYPE_CHECKING:
+    from appliance.chain import Event
+    from appliance.services.printing import Till  # the core's, handed on to its services
+    from drivers.devices import Devices
+    from drivers.grbl import JobProgress
+    from drivers.printer import ReceiptPrinter
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -100,20 +108,14 @@ def _shift_number(text: str) -> int:
     return int(text)
 
 
-def _devices(args: argparse.Namespace):  # noqa: ANN202 - drivers.devices.Devices
+def _devices(args: argparse.Namespace) -> Devices:
     from drivers.devices import open_devices
 
     ddir = data_dir(args).require()
     return open_devices(ddir.load_config(), ddir)
 
 
-def _till(args: argparse.Namespace):  # noqa: ANN202 - appliance.till.Till
-    from appliance.till import Till
-
-    return Till.open(data_dir(args))
-
-
-def _save_preview(printer, path: str | None) -> str | None:  # noqa: ANN001
+def _save_preview(printer: ReceiptPrinter, path: str | None) -> str | None:
     if not path:
         return None
     if printer.simulator is None:
@@ -179,11 +181,11 @@ def cmd_print_test(args: argparse.Namespace) -> int:
 
 def cmd_print_receipt(args: argparse.Namespace) -> int:
     from appliance.errors import TillError
-    from drivers.receipts import default_qr_for, print_sale_receipt, receipt_event
+    from appliance.services.printing import default_qr_for, print_sale_receipt, receipt_event
 
     devices = _devices(args)
     try:
-        with _till(args) as till:
+        with open_till(args) as till:
             if not str(args.receipt).strip().isdigit() or len(str(args.receipt).strip()) > 15:
                 raise TillError(f"--receipt {args.receipt!r} must be a receipt number")
             sale = receipt_event(till, int(args.receipt))
@@ -207,11 +209,11 @@ def cmd_print_receipt(args: argparse.Namespace) -> int:
 
 def cmd_reprint(args: argparse.Namespace) -> int:
     from appliance.errors import TillError
-    from drivers.receipts import default_qr_for, drain_reprint_queue, z_reprint_queue
+    from appliance.services.printing import default_qr_for, drain_reprint_queue, z_reprint_queue
 
     devices = _devices(args)
     try:
-        with _till(args) as till:
+        with open_till(args) as till:
             outcomes = drain_reprint_queue(till, devices.printer, default_qr_for)
             left = till.reprint_queue()
             z_left = z_reprint_queue(till)
@@ -243,11 +245,11 @@ def cmd_reprint(args: argparse.Namespace) -> int:
 
 def cmd_print_z(args: argparse.Namespace) -> int:
     from appliance.errors import TillError
-    from drivers.receipts import print_z_report, shift_closed_event
+    from appliance.services.printing import print_z_report, shift_closed_event
 
     devices = _devices(args)
     try:
-        with _till(args) as till:
+        with open_till(args) as till:
             event = shift_closed_event(till, args.shift)
             outcome = print_z_report(till, event, devices.printer)
     finally:
@@ -258,38 +260,28 @@ def cmd_print_z(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_z_at_close(args: argparse.Namespace, till, event) -> dict:  # noqa: ANN001
-    """``tillbox shift close`` hook: print the Z report; never raises (the close is durable).
-
-    Returns ``{"printed": bool, "message": str}``; a failure is recorded and queued.
-    """
-    from drivers.receipts import print_z_report
+def print_z_at_close(args: argparse.Namespace, till: Till, event: Event) -> dict[str, Any]:
+    """``tillbox shift close`` hook: hand the configured printer to the core's Z-report
+    service (:func:`appliance.services.printing.print_z_at_close`); never raises."""
+    from appliance.services.printing import print_z_at_close as print_z
 
     try:
         devices = _devices(args)
     except Exception as exc:  # noqa: BLE001 - a bad [hardware] section must not fail the close
         return {"printed": False, "message": f"Z report not printed: {exc}"}
     try:
-        if not devices.configured("printer"):
-            return {
-                "printed": False,
-                "message": "Z report not printed: no receipt printer fitted "
-                "([hardware] printer = none://)",
-            }
-        outcome = print_z_report(till, event, devices.printer)
+        printer = devices.printer if devices.configured("printer") else None
+        return print_z(till, event, printer)
     finally:
         devices.close()
-    if outcome.ok:
-        return {"printed": True, "message": outcome.message}
-    return {"printed": False, "message": f"Z report not printed: {outcome.message}"}
 
 
 def cmd_drawer(args: argparse.Namespace) -> int:
-    from drivers.receipts import open_drawer
+    from appliance.services.drawer import open_drawer
 
     devices = _devices(args)
     try:
-        with _till(args) as till:
+        with open_till(args) as till:
             seq = open_drawer(till, devices.printer, reason=args.reason)
     finally:
         devices.close()
@@ -316,7 +308,7 @@ def cmd_engrave(args: argparse.Namespace) -> int:
         out = sys.stderr if args.json else sys.stdout
         shown = [-1]
 
-        def progress(p) -> None:  # noqa: ANN001 - drivers.grbl.JobProgress
+        def progress(p: JobProgress) -> None:
             step = int(p.fraction * 10)
             if step != shown[0] or p.state == "done":
                 shown[0] = step
@@ -337,11 +329,10 @@ def cmd_engrave(args: argparse.Namespace) -> int:
             result = job.wait(30)
         assert result is not None
         if not args.dry_run:
-            with _till(args) as till:
-                till.record(
-                    "engraving.completed" if result.ok else "engraving.failed",
-                    engraving_payload(path, result),
-                )
+            from appliance.services.cli_engraving import record_engraving_run
+
+            with open_till(args) as till:
+                record_engraving_run(till, path, result)
         if not result.ok:
             raise TillError(result.message)
         what = "frame traced (laser off)" if args.dry_run else result.message
@@ -361,29 +352,12 @@ def cmd_engrave(args: argparse.Namespace) -> int:
     return 0
 
 
-def engraving_payload(path, result) -> dict:  # noqa: ANN001
-    """The ``engraving.*`` event: whole numbers only (the log has no floats)."""
-    return {
-        "text": path.text,
-        "material": path.material.name,
-        "lines": len(path.gcode),
-        "letter_um": round(path.letter_mm * 1000),
-        "bbox_um": [round(v * 1000) for v in path.bbox],
-        "outcome": result.outcome,
-        "message": result.message,
-        "lines_acked": result.lines_acked,
-        "failed_line_no": result.failed_line_no,
-        "error_code": result.error_code,
-        "elapsed_ms": round(result.elapsed_s * 1000),
-    }
-
-
 def cmd_photo(args: argparse.Namespace) -> int:
-    from drivers.camera import capture_photo
+    from appliance.services.photos import capture_photo
 
     devices = _devices(args)
     try:
-        with _till(args) as till:
+        with open_till(args) as till:
             photo, seq = capture_photo(till, devices.camera, args.out, purpose=args.purpose)
     finally:
         devices.close()

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from appliance.errors import TillError
+from appliance.devices import DeviceError
 
 log = logging.getLogger("tillbox.drivers")
 
@@ -33,7 +33,7 @@ SCHEMES = (
 )
 
 
-class DeviceFault(TillError):
+class DeviceFault(DeviceError):
     """A device is missing, refused us, or answered nonsense; the message says what to do."""
 
 

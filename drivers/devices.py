@@ -4,8 +4,11 @@
 
     devices = open_devices(till.config, till.data_dir)
     devices.printer.state()          # DeviceState(ok, kind, url, message, detail)
-    print_sale_receipt(till, sale.event, devices.printer, qr_payload)
+    print_sale_receipt(till, sale.event, devices.printer, qr_payload)  # appliance.services
     devices.close()
+
+The devices implement the core's seams (:mod:`appliance.devices`: Printer, Engraver,
+Camera, Gpio); the core's services record what they report.
 
 Nothing is opened here: each device is built on first attribute access and opens its
 connection on first use, so a till boots with every device missing and each one's
@@ -16,13 +19,20 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.config import Section, Setting
 from appliance.datadir import Config, DataDir
 from drivers.common import DeviceFault, DeviceState
 from drivers.gpio import DEFAULT_PINS
 from drivers.toolpath import WorkArea
+
+if TYPE_CHECKING:
+    from drivers.camera import Camera
+    from drivers.gpio import Gpio
+    from drivers.grbl import Engraver
+    from drivers.printer import ReceiptPrinter
+    from drivers.toolpath import Material
 
 KINDS = ("printer", "engraver", "camera", "gpio")
 
@@ -66,14 +76,14 @@ SECTIONS = {
 class Devices:
     config: Config
     data_dir: DataDir | None = None
-    _made: dict[str, Any] = field(default_factory=dict)
+    _made: dict[str, ReceiptPrinter | Engraver | Camera | Gpio] = field(default_factory=dict)
     _errors: dict[str, str] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def url(self, kind: str) -> str:
         return str(self.config.section("hardware").get(kind, "none://") or "none://")
 
-    def _build(self, kind: str) -> Any:  # noqa: ANN401
+    def _build(self, kind: str) -> ReceiptPrinter | Engraver | Camera | Gpio:
         hw = self.config.section("hardware")
         url = self.url(kind)
         if kind == "printer":
@@ -96,7 +106,7 @@ class Devices:
             return Gpio(url, self.config.section("gpio"))
         raise KeyError(kind)
 
-    def get(self, kind: str) -> Any:  # noqa: ANN401
+    def get(self, kind: str) -> Any:  # noqa: ANN401 - the kind's driver; typed per kind below
         """The device object (built, not opened); raises DeviceFault for a bad URL."""
         with self._lock:
             if kind not in self._made:
@@ -104,19 +114,19 @@ class Devices:
             return self._made[kind]
 
     @property
-    def printer(self):  # noqa: ANN201 - drivers.printer.ReceiptPrinter
+    def printer(self) -> ReceiptPrinter:
         return self.get("printer")
 
     @property
-    def engraver(self):  # noqa: ANN201 - drivers.grbl.Engraver
+    def engraver(self) -> Engraver:
         return self.get("engraver")
 
     @property
-    def camera(self):  # noqa: ANN201 - drivers.camera.Camera
+    def camera(self) -> Camera:
         return self.get("camera")
 
     @property
-    def gpio(self):  # noqa: ANN201 - drivers.gpio.Gpio
+    def gpio(self) -> Gpio:
         return self.get("gpio")
 
     def configured(self, kind: str) -> bool:
@@ -144,12 +154,10 @@ class Devices:
     def states(self) -> list[DeviceState]:
         return [self.state(kind) for kind in KINDS]
 
-    def work_area(self) -> Any:  # noqa: ANN401 - drivers.toolpath.WorkArea
-        from drivers.toolpath import WorkArea
-
+    def work_area(self) -> WorkArea:
         return WorkArea.from_config(self.config.section("engraver"))
 
-    def material(self, name: str) -> Any:  # noqa: ANN401 - drivers.toolpath.Material
+    def material(self, name: str) -> Material:
         from drivers.toolpath import material
 
         return material(name, self.config.section("materials"))

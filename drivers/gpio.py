@@ -13,11 +13,12 @@ tillbox.toml (BCM numbers)::
     led = 23
     buzzer = 24
 
-Events: losing or regaining mains becomes ``power.lost`` / ``power.restored``; losing
-the earth becomes ``device.fault``. gpiozero calls back from its own thread on real
-pins, and the event log is not shared across threads, so events are queued here and
-written by :meth:`Gpio.flush_events` from the owner's thread (the kiosk calls it on its
-clock; ``on_event`` listeners see them at once, in the GPIO thread).
+Reports: losing or regaining mains is reported as ``power.lost`` / ``power.restored``;
+losing the earth as ``device.fault``. gpiozero calls back from its own thread on real
+pins, so reports are queued here; :meth:`Gpio.take_reports` hands them over and the
+core records them on the till's thread (``appliance.services.power``; the kiosk calls it
+on its clock). ``on_event`` listeners see them at once, in the GPIO thread. This driver
+never writes to the log.
 """
 
 from __future__ import annotations
@@ -30,13 +31,11 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from appliance.events import DEVICE_FAULT, POWER_LOST, POWER_RESTORED
 from drivers.common import DeviceFault, DeviceState, DeviceURL
 
 DEFAULT_PINS = {"power_good": 17, "earth_sense": 27, "drawer_switch": 22, "led": 23, "buzzer": 24}
 INPUTS = ("power_good", "earth_sense", "drawer_switch")
-POWER_LOST = "power.lost"
-POWER_RESTORED = "power.restored"
-DEVICE_FAULT = "device.fault"
 
 
 class Gpio:
@@ -165,16 +164,14 @@ class Gpio:
         for listener in list(self.on_drawer):
             listener(is_open)
 
-    def flush_events(self, till: Any) -> int:  # noqa: ANN401 - appliance.till.Till
-        """Write queued GPIO events to the log (call from the thread that owns ``till``)."""
-        count = 0
+    def take_reports(self) -> list[tuple[str, dict[str, Any]]]:
+        """The changes reported since the last call, oldest first (the core records them)."""
+        reports = []
         while True:
             try:
-                type_, payload = self.events.get_nowait()
+                reports.append(self.events.get_nowait())
             except queue.Empty:
-                return count
-            till.record(type_, payload)
-            count += 1
+                return reports
 
     # -- reading and driving ---------------------------------------------------------------
     def read(self, name: str) -> bool:

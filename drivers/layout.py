@@ -22,9 +22,16 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.money import format_minor
+
+if TYPE_CHECKING:
+    from escpos.escpos import Escpos
+    from PIL.Image import Image
+
+    from appliance.devices import PrintDocument
+    from drivers.printer import ReceiptPrinter
 
 Row = tuple[str, str]  # (style, text); style: title, center, bold, text, rule, qr
 
@@ -320,7 +327,7 @@ def qr_module_dots(paper_dots: int) -> int:
     return max(QR_MIN_MODULE_DOTS, min(QR_MAX_MODULE_DOTS, fit))
 
 
-def _qr_image(payload: str, module: int, paper_dots: int):  # noqa: ANN202 - a PIL image
+def _qr_image(payload: str, module: int, paper_dots: int) -> Image:
     """The QR as a raster for printers without native QR, centred on the paper."""
     import qrcode
     from PIL import Image
@@ -341,7 +348,7 @@ def _qr_image(payload: str, module: int, paper_dots: int):  # noqa: ANN202 - a P
 
 
 def render(
-    doc: Any,  # noqa: ANN401 - an escpos printer (Dummy) with the target's profile
+    doc: Escpos,  # an escpos printer (Dummy) with the target's profile
     rows: list[Row],
     qr_payload: str | None = None,
     native_qr: bool = True,
@@ -385,7 +392,7 @@ def render(
 
 
 def document_bytes(
-    printer: Any,  # noqa: ANN401 - drivers.printer.ReceiptPrinter
+    printer: ReceiptPrinter,
     rows: list[Row],
     qr_payload: str | None = None,
     caption: Callable[[str], str] | None = None,
@@ -400,3 +407,27 @@ def document_bytes(
         paper_dots=printer.dots,
         caption=caption,
     )
+
+
+def compose(printer: ReceiptPrinter, document: PrintDocument) -> bytes:
+    """The exact bytes of a core :class:`~appliance.devices.PrintDocument` on ``printer``."""
+    shop = ShopHeader.from_config(document.shop, document.device_id)
+    if document.kind == "receipt":
+        rows = receipt_lines(
+            document.payload, shop, printer.columns, document.wall_ms, document.reprint
+        )
+        caption = document.qr_caption
+        return document_bytes(
+            printer, rows, document.qr_payload, caption=(lambda _qr: caption) if caption else None
+        )
+    if document.kind == "z_report":
+        rows = z_report_lines(
+            document.payload,
+            shop,
+            printer.columns,
+            document.currency,
+            document.wall_ms,
+            document.reprint,
+        )
+        return document_bytes(printer, rows)
+    raise ValueError(f"no layout for a {document.kind!r} document")

@@ -19,10 +19,17 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drivers.common import DeviceFault, DeviceState, DeviceURL, describe_os_error, log
+
+if TYPE_CHECKING:
+    from escpos.escpos import Escpos
+    from escpos.printer import Dummy
+
+    from appliance.devices import PrintDocument
 
 DLE_EOT = b"\x10\x04"
 # Paper width -> columns of font A (12-dot cells) when the profile does not know its media.
@@ -96,7 +103,7 @@ def columns_for(profile_name: str, paper_width_mm: int) -> int:
         ) from None
 
 
-def _timed_file_class():  # noqa: ANN202 - built lazily so escpos loads only when used
+def _timed_file_class() -> type[Escpos]:  # built lazily so escpos loads only when used
     from escpos.escpos import Escpos
 
     class TimedFile(Escpos):
@@ -106,7 +113,7 @@ def _timed_file_class():  # noqa: ANN202 - built lazily so escpos loads only whe
         paper the kernel's usblp driver then blocks the caller for ever.
         """
 
-        def __init__(self, devfile: str, timeout: float, **kw: Any) -> None:  # noqa: ANN401
+        def __init__(self, devfile: str, timeout: float, **kw: object) -> None:
             Escpos.__init__(self, **kw)
             self.devfile = devfile
             self.timeout = timeout
@@ -136,7 +143,7 @@ def _timed_file_class():  # noqa: ANN202 - built lazily so escpos loads only whe
     return TimedFile
 
 
-def _TimedFile(devfile: str, timeout: float, **kw: Any):  # noqa: ANN202, ANN401, N802
+def _TimedFile(devfile: str, timeout: float, **kw: object) -> Escpos:  # noqa: N802
     return _timed_file_class()(devfile, timeout, **kw)
 
 
@@ -163,6 +170,75 @@ def usb_ids(url: str) -> tuple[int, int]:
         raise DeviceFault(
             f"printer URL {url} must be usb://VID:PID in hex, e.g. usb://04b8:0202 (see `lsusb`)"
         ) from None
+
+
+# -- transports: one factory per URL scheme (as pyserial's URL handlers) ----------------------
+def _sim_transport(printer: ReceiptPrinter, u: DeviceURL) -> Escpos:
+    """``sim://``: the in-process simulator, over its TCP port (the same path as tcp://)."""
+    if printer.simulator is None:
+        from drivers.escpos_sim import PrinterSimulator
+
+        printer.simulator = PrinterSimulator(printer.columns, printer.profile_name)
+        if u.option("paper"):
+            printer.simulator.set_paper(u.option("paper", "ok"))
+        if u.option("offline") in ("1", "true", "yes"):
+            printer.simulator.set_online(False)
+    from escpos.printer import Network
+
+    sim = printer.simulator
+    return Network(sim.host, sim.port, timeout=printer.timeout, profile=printer.profile_name)
+
+
+def _tcp_transport(printer: ReceiptPrinter, u: DeviceURL) -> Escpos:
+    from escpos.printer import Network
+
+    if not u.host:
+        raise DeviceFault(f"printer URL {u.text} names no host; use tcp://HOST:9100")
+    return Network(u.host, u.port or 9100, timeout=printer.timeout, profile=printer.profile_name)
+
+
+def _serial_transport(printer: ReceiptPrinter, u: DeviceURL) -> Escpos:
+    from escpos.printer import Serial
+
+    return Serial(
+        devfile=u.path,
+        baudrate=u.int_option("baud", 19200),
+        timeout=printer.timeout,
+        profile=printer.profile_name,
+    )
+
+
+def _usb_transport(printer: ReceiptPrinter, u: DeviceURL) -> Escpos:
+    ids = usb_ids(u.text)
+    try:
+        import usb.core  # noqa: F401 - pyusb, escpos' USB transport needs it
+    except ImportError:
+        raise DeviceFault(
+            "USB printers need the pyusb package (pip install pyusb); "
+            "or use the printer's serial/network port"
+        ) from None
+    if not _libusb_available():
+        raise DeviceFault(
+            "USB printers need libusb: run `apt-get install libusb-1.0-0`; "
+            "or use the printer's serial/network port"
+        )
+    from escpos.printer import Usb
+
+    return Usb(ids[0], ids[1], timeout=int(printer.timeout * 1000), profile=printer.profile_name)
+
+
+def _file_transport(printer: ReceiptPrinter, u: DeviceURL) -> Escpos:
+    return _TimedFile(u.path, printer.timeout, profile=printer.profile_name)
+
+
+# URL scheme -> the factory of its escpos connection. A new backend is one row here.
+TRANSPORTS: dict[str, Callable[[ReceiptPrinter, DeviceURL], Escpos]] = {
+    "sim": _sim_transport,
+    "tcp": _tcp_transport,
+    "serial": _serial_transport,
+    "usb": _usb_transport,
+    "file": _file_transport,
+}
 
 
 class ReceiptPrinter:
@@ -201,56 +277,16 @@ class ReceiptPrinter:
         return DOTS_BY_WIDTH_MM.get(int(self.paper_width_mm), DOTS_BY_WIDTH_MM[58])
 
     # -- opening ---------------------------------------------------------------------------
-    def _transport(self):  # noqa: ANN202 - an escpos printer object
+    def _transport(self) -> Escpos:
+        """The escpos connection for this URL's scheme (:data:`TRANSPORTS`); not opened."""
         u = self.parsed
-        kw = {"profile": self.profile_name}
-        if u.scheme == "sim":
-            if self.simulator is None:
-                from drivers.escpos_sim import PrinterSimulator
-
-                self.simulator = PrinterSimulator(self.columns, self.profile_name)
-                if u.option("paper"):
-                    self.simulator.set_paper(u.option("paper", "ok"))
-                if u.option("offline") in ("1", "true", "yes"):
-                    self.simulator.set_online(False)
-            from escpos.printer import Network
-
-            return Network(self.simulator.host, self.simulator.port, timeout=self.timeout, **kw)
-        if u.scheme == "tcp":
-            from escpos.printer import Network
-
-            if not u.host:
-                raise DeviceFault(f"printer URL {u.text} names no host; use tcp://HOST:9100")
-            return Network(u.host, u.port or 9100, timeout=self.timeout, **kw)
-        if u.scheme == "serial":
-            from escpos.printer import Serial
-
-            return Serial(
-                devfile=u.path, baudrate=u.int_option("baud", 19200), timeout=self.timeout, **kw
+        make = TRANSPORTS.get(u.scheme)
+        if make is None:
+            raise DeviceFault(
+                f"printer URL {u.text}: scheme {u.scheme}:// is not a printer; use "
+                "sim://, tcp://, serial://, usb:// or file://"
             )
-        if u.scheme == "usb":
-            ids = usb_ids(u.text)
-            try:
-                import usb.core  # noqa: F401 - pyusb, escpos' USB transport needs it
-            except ImportError:
-                raise DeviceFault(
-                    "USB printers need the pyusb package (pip install pyusb); "
-                    "or use the printer's serial/network port"
-                ) from None
-            if not _libusb_available():
-                raise DeviceFault(
-                    "USB printers need libusb: run `apt-get install libusb-1.0-0`; "
-                    "or use the printer's serial/network port"
-                )
-            from escpos.printer import Usb
-
-            return Usb(ids[0], ids[1], timeout=int(self.timeout * 1000), **kw)
-        if u.scheme == "file":
-            return _TimedFile(u.path, self.timeout, **kw)
-        raise DeviceFault(
-            f"printer URL {u.text}: scheme {u.scheme}:// is not a printer; use "
-            "sim://, tcp://, serial://, usb:// or file://"
-        )
+        return make(self, u)
 
     def open(self) -> None:
         """Connect now (normally done on first use); raises :class:`DeviceFault`."""
@@ -390,11 +426,17 @@ class ReceiptPrinter:
             return parse_status(*answers[:3])
 
     # -- things a till does ----------------------------------------------------------------
-    def new_document(self):  # noqa: ANN201 - escpos.printer.Dummy with our profile
+    def new_document(self) -> Dummy:
         """An in-memory escpos printer with this printer's profile, for building layouts."""
         from escpos.printer import Dummy
 
         return Dummy(profile=self.profile_name)
+
+    def compose(self, document: PrintDocument) -> bytes:
+        """The exact bytes ``document`` is sent as on this printer (``drivers.layout``)."""
+        from drivers.layout import compose
+
+        return compose(self, document)
 
     def kick_drawer(self, pin: int = 2) -> bytes:
         """Pulse the cash drawer (``ESC p``); returns the exact bytes sent."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from appliance.pricing import CartLine
-from drivers.receipts import print_sale_receipt
+from appliance.services.printing import print_sale_receipt
 
 pytestmark = pytest.mark.hil
 

@@ -7,8 +7,9 @@ thread opens its own :class:`~appliance.till.Till` on first use, because an SQLi
 connection belongs to the thread that made it; the log takes one writer at a time,
 so the UI's sale commit and a worker's ``receipt.printed`` never fork the chain.
 
-The drivers package (``drivers.devices.open_devices``) does the device work; this
-module only decides which thread it runs on.
+The drivers package (``drivers.devices.open_devices``) moves the bytes, the core's
+services (``appliance.services``) decide what to print and record the outcome; this
+module only decides which thread they run on.
 """
 
 from __future__ import annotations
@@ -19,10 +20,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.datadir import DataDir
 from appliance.errors import TillError
+
+if TYPE_CHECKING:
+    from appliance.chain import Event
+    from appliance.devices import PrintDocument, Printer, PrinterStatus
+    from appliance.services.printing import PrintOutcome
+    from appliance.till import Till
 
 log = logging.getLogger("tillbox.ui.devices")
 
@@ -44,16 +51,27 @@ class PrintReport:
 class _TimedPrinter:
     """The printer, noting when receipt bytes were handed over (for bench/ui.py)."""
 
-    def __init__(self, printer: Any) -> None:  # noqa: ANN401 - drivers.printer.ReceiptPrinter
+    def __init__(self, printer: Printer) -> None:
         self._printer = printer
+        self.url = printer.url
         self.last_send: float | None = None
+
+    @property
+    def columns(self) -> int:
+        return self._printer.columns
+
+    def compose(self, document: PrintDocument) -> bytes:
+        return self._printer.compose(document)
 
     def send(self, data: bytes) -> None:
         self._printer.send(data)
         self.last_send = time.perf_counter()
 
-    def __getattr__(self, name: str) -> Any:  # noqa: ANN401
-        return getattr(self._printer, name)
+    def status(self) -> PrinterStatus:
+        return self._printer.status()
+
+    def kick_drawer(self) -> bytes:
+        return self._printer.kick_drawer()
 
 
 class DeviceHub:
@@ -72,13 +90,13 @@ class DeviceHub:
         self._poll = ThreadPoolExecutor(1, thread_name_prefix="ui-poll")
         self._slow = ThreadPoolExecutor(1, thread_name_prefix="ui-slow")
         self._local = threading.local()
-        self._tills: list[Any] = []
+        self._tills: list[Till] = []
         self._lock = threading.Lock()
         self._printer: _TimedPrinter | None = None
         self.closed = False
 
     # -- plumbing --------------------------------------------------------------------------
-    def till(self) -> Any:  # noqa: ANN401 - appliance.till.Till, one per worker thread
+    def till(self) -> Till:  # one per worker thread
         till = getattr(self._local, "till", None)
         if till is None:
             from appliance.till import Till
@@ -141,7 +159,8 @@ class DeviceHub:
         )
 
     def _print(self, seq: int, reprint: bool, drawer: bool) -> PrintReport:
-        from drivers.receipts import open_drawer, print_sale_receipt
+        from appliance.services.drawer import open_drawer
+        from appliance.services.printing import print_sale_receipt
 
         till = self.till()
         event = till.log.event(seq)
@@ -172,7 +191,7 @@ class DeviceHub:
         )
 
     @staticmethod
-    def _qr(till: Any, event: Any) -> str | None:  # noqa: ANN401
+    def _qr(till: Till, event: Event) -> str | None:
         from appliance import receipt_sig
 
         try:
@@ -181,9 +200,9 @@ class DeviceHub:
             log.warning("receipt %s printed without its QR: %s", event.seq, exc)
             return None
 
-    def layout_text(self, till: Any, event: Any, reprint: bool = False) -> str:  # noqa: ANN401
+    def layout_text(self, till: Till, event: Event, reprint: bool = False) -> str:
         """The receipt as laid out for this printer, as text (when nothing was printed)."""
-        from drivers.receipts import ShopHeader, receipt_lines
+        from drivers.layout import ShopHeader, receipt_lines
 
         shop = ShopHeader.from_config(till.config.section("shop"), till.device_id)
         columns = getattr(self.devices.printer, "columns", 48)
@@ -191,8 +210,8 @@ class DeviceHub:
         return "\n".join(text if style != "qr" else "[QR]" for style, text in rows)
 
     def drain_reprints(self, done: Callable[[list[Any], list[int]], None]) -> None:
-        def work() -> tuple[list[Any], list[int]]:
-            from drivers.receipts import drain_reprint_queue
+        def work() -> tuple[list[PrintOutcome], list[int]]:
+            from appliance.services.printing import drain_reprint_queue
 
             till = self.till()
             outcomes = drain_reprint_queue(till, self.printer(), self._qr)
@@ -201,11 +220,11 @@ class DeviceHub:
         self._submit(self._io, work, lambda r: done(*r), lambda msg: done([msg], []))
 
     def print_z(self, shift_no: int, done: Callable[[str], None]) -> None:
-        """Print a closed shift's Z report (drivers' layout; a failure is recorded and
-        queued for ``drain_reprints``); ``done`` gets "" or the reason it failed."""
+        """Print a closed shift's Z report (the core's printing service; a failure is
+        recorded and queued for ``drain_reprints``); ``done`` gets "" or the reason."""
 
         def work() -> str:
-            from drivers.receipts import print_z_report, shift_closed_event
+            from appliance.services.printing import print_z_report, shift_closed_event
 
             till = self.till()
             outcome = print_z_report(till, shift_closed_event(till, shift_no), self.printer())
@@ -218,11 +237,13 @@ class DeviceHub:
         """Device states, the sync agent's state and GPIO events, for the status bar."""
 
         def work() -> dict[str, Any]:
+            from appliance.services.power import record_gpio_reports
+
             till = self.till()
             gpio_events = 0
             if self.devices.configured("gpio"):
                 try:
-                    gpio_events = self.devices.gpio.flush_events(till)
+                    gpio_events = record_gpio_reports(till, self.devices.gpio)
                 except TillError as exc:
                     log.warning("GPIO events not recorded: %s", exc)
             states = {s.kind: s for s in self.devices.states()}

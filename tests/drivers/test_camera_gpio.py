@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from PIL import ExifTags, Image
 
-from drivers.camera import Camera, capture_photo, read_gps
+from appliance.services.photos import capture_photo
+from appliance.services.power import record_gpio_reports
+from drivers.camera import Camera, read_gps
 from drivers.common import DeviceFault
 from drivers.gpio import Gpio
 from drivers.testing import wait_for
@@ -96,16 +98,16 @@ def test_power_loss_and_return_are_events(till, gpio):
     state = gpio.state()
     assert state.detail["on_battery"] and "battery" in state.message
     gpio.sim_drive("power_good", True)
-    assert gpio.flush_events(till) == 2
+    assert record_gpio_reports(till, gpio) == 2
     assert [e.type for e in till.log.events(0)][-2:] == ["power.lost", "power.restored"]
-    assert gpio.flush_events(till) == 0  # nothing is recorded twice
+    assert record_gpio_reports(till, gpio) == 0  # nothing is recorded twice
 
 
 def test_earth_loss_is_a_fault_and_a_failed_state(till, gpio):
     gpio.sim_drive("earth_sense", False)
     state = gpio.state()
     assert not state.ok and "earth" in state.message and state.detail["earth_ok"] is False
-    gpio.flush_events(till)
+    record_gpio_reports(till, gpio)
     [fault] = events_of(till, "device.fault")
     assert fault.payload["device"] == "earth"
 

@@ -12,10 +12,10 @@ from PIL import Image
 from appliance.cli import main
 from appliance.datadir import DataDir
 from appliance.pricing import CartLine
+from appliance.services.printing import default_qr_for, print_sale_receipt
 from appliance.till import Till
 from drivers.devices import open_devices
 from drivers.escpos_sim import Qr
-from drivers.receipts import default_qr_for, print_sale_receipt
 
 
 def run(*argv):

@@ -25,9 +25,14 @@ from appliance.cli import main
 from appliance.datadir import DataDir
 from appliance.money import format_minor
 from appliance.pricing import CartLine
+from appliance.services.printing import (
+    default_qr_for,
+    drain_reprint_queue,
+    print_sale_receipt,
+    receipt_event,
+)
 from appliance.till import Till
 from drivers.printer import ReceiptPrinter
-from drivers.receipts import default_qr_for, drain_reprint_queue, print_sale_receipt, receipt_event
 
 _spec = importlib.util.spec_from_file_location(
     "escpos_reader", Path(__file__).with_name("escpos_reader.py")
@@ -270,7 +275,7 @@ def test_a_receipt_refused_before_printing_is_an_original_when_drained(shop, tmp
 
 
 def test_z_report_prints_with_the_layout_rules(shop):
-    from drivers.receipts import print_z_report
+    from appliance.services.printing import print_z_report
 
     till, printer, paper = shop
     sale = big_sale(till)
@@ -300,7 +305,7 @@ def test_z_report_prints_with_the_layout_rules(shop):
 
 
 def test_z_report_prints_the_opening_float_and_the_cash_in_the_drawer(shop):
-    from drivers.receipts import print_z_report
+    from appliance.services.printing import print_z_report
 
     till, printer, paper = shop
     till.close_shift()
@@ -390,7 +395,7 @@ def test_shift_close_prints_the_z_report_from_the_cli(shop):
 
 
 def test_a_z_report_print_failure_never_fails_the_close_and_is_queued(shop):
-    from drivers.receipts import z_reprint_queue
+    from appliance.services.printing import z_reprint_queue
 
     till, printer, paper = shop
     big_sale(till)
@@ -430,7 +435,7 @@ def test_shift_close_no_print_and_print_z_refusals(shop):
 
 
 def test_shift_close_on_a_till_without_a_printer_says_so_and_queues_nothing(shop):
-    from drivers.receipts import z_reprint_queue
+    from appliance.services.printing import z_reprint_queue
 
     till, printer, paper = shop
     config = till.data_dir.load_config()

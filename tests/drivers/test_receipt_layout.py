@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from appliance.money import format_minor
 from drivers.escpos_sim import EscposInterpreter
-from drivers.receipts import ShopHeader, receipt_lines, render_receipt, two_col
+from drivers.layout import ShopHeader, receipt_lines, two_col
+from drivers.layout import render as render_receipt
 
 PAYLOAD = {
     "receipt_no": 42,

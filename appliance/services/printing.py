@@ -1,12 +1,13 @@
 """Printing receipts and Z reports, in a way that never loses a sale.
 
-The layout (rows, wrapping, QR parameters, bytes) is :mod:`drivers.layout`'s; this
-module decides what to print, checks the printer and records the outcome. The sale
-is durable before anything here runs. Printing either records
-``receipt.printed`` or records ``receipt.failed`` with the reason; a failed
+The sale is durable before anything here runs. This module decides what to print
+(original or copy, which QR), asks the printer (:class:`appliance.devices.Printer`) to
+lay it out and send it, checks its status and records the outcome: ``receipt.printed``
+or ``receipt.failed`` with the reason (and ``z_report.*`` for a Z report). A failed
 receipt is in :meth:`appliance.till.Till.reprint_queue` until a reprint succeeds
-(:func:`drain_reprint_queue`). Nothing in this module raises for a printer
-problem: the cashier gets an outcome to show, and the next customer is served.
+(:func:`drain_reprint_queue`). Nothing here raises for a printer problem: the cashier
+gets an outcome to show, and the next customer is served. The bytes are the drivers'
+(``drivers.layout``).
 """
 
 from __future__ import annotations
@@ -14,27 +15,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from appliance import events as ev
+from appliance import projections
 from appliance.chain import Event
-from drivers.common import DeviceFault
-from drivers.layout import (  # noqa: F401 - ShopHeader, two_col: re-exported for callers
-    ShopHeader,
-    document_bytes,
-    receipt_lines,
-    render,
-    two_col,
-    z_report_lines,
-)
+from appliance.devices import DeviceError, PrintDocument
+from appliance.errors import NotFound
 
-log = logging.getLogger("tillbox.drivers.receipts")
+if TYPE_CHECKING:
+    from appliance.devices import Printer, PrinterStatus
+    from appliance.till import Till
 
-RECEIPT_PRINTED = "receipt.printed"
-RECEIPT_FAILED = "receipt.failed"
-DRAWER_OPENED = "drawer.opened"
-DEVICE_FAULT = "device.fault"
-Z_REPORT_PRINTED = "z_report.printed"
-Z_REPORT_FAILED = "z_report.failed"
+log = logging.getLogger("tillbox.services.printing")
+
+QrSource = Callable[["Till", Event], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -62,38 +57,38 @@ class PrintOutcome:
         }
 
 
-def qr_caption(qr_payload: str) -> str:
-    """The short code printed under the QR (the compliance helper defines it), if any."""
-    try:
-        from appliance.receipt_sig import short_code
-    except ImportError:
-        return ""
-    return short_code(qr_payload)
+def qr_caption(qr_payload: str | None) -> str:
+    """The short code printed under the receipt's QR."""
+    from appliance.receipt_sig import short_code
+
+    return short_code(qr_payload) if qr_payload else ""
 
 
-def default_qr_for(till: Any, event: Event) -> str | None:  # noqa: ANN401
-    """The receipt's signed QR payload from ``appliance.receipt_sig``, when it exists."""
-    try:
-        from appliance.receipt_sig import receipt_qr_payload
-    except ImportError:
-        return None
+def default_qr_for(till: Till, event: Event) -> str | None:
+    """The receipt's signed QR payload (``appliance.receipt_sig``)."""
+    from appliance.receipt_sig import receipt_qr_payload
+
     return receipt_qr_payload(till, event)
 
 
-render_receipt = render  # the receipt's bytes from its rows (tests and the kiosk)
-
-
-def receipt_bytes(
+def receipt_document(
+    till: Till,
     payload: dict[str, Any],
-    shop: ShopHeader,
-    printer: Any,  # noqa: ANN401
     qr_payload: str | None = None,
     wall_ms: int | None = None,
     reprint: bool = False,
-) -> bytes:
-    """The exact bytes a receipt is sent as, for ``printer`` (its profile and columns)."""
-    rows = receipt_lines(payload, shop, printer.columns, wall_ms, reprint)
-    return document_bytes(printer, rows, qr_payload, caption=qr_caption)
+) -> PrintDocument:
+    """What a receipt says (its items named), for the printer to lay out."""
+    return PrintDocument(
+        "receipt",
+        _with_names(till, payload),
+        dict(till.config.section("shop")),
+        till.device_id,
+        wall_ms,
+        reprint,
+        qr_payload,
+        qr_caption(qr_payload),
+    )
 
 
 def _event_parts(sale: Event | dict[str, Any]) -> tuple[dict[str, Any], int | None]:
@@ -102,7 +97,7 @@ def _event_parts(sale: Event | dict[str, Any]) -> tuple[dict[str, Any], int | No
     return sale, None
 
 
-def _with_names(till: Any, payload: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN401
+def _with_names(till: Till, payload: dict[str, Any]) -> dict[str, Any]:
     """A refund's lines carry no item names; take them from the sale it refunds."""
     if "refund_id" not in payload or all(ln.get("name") for ln in payload.get("lines", [])):
         return payload
@@ -115,21 +110,9 @@ def _with_names(till: Any, payload: dict[str, Any]) -> dict[str, Any]:  # noqa: 
     return {**payload, "lines": lines}
 
 
-def printed_before(till: Any, event_type: str, key: str, value: int, after_seq: int = 0) -> bool:  # noqa: ANN401
-    """Whether the log holds an earlier print of this document, so the next one is a copy.
-
-    ``event_type`` is the ``*.printed`` type; its ``*.failed`` twin counts too when the
-    bytes had been sent (paper that ran out half way may have handed out an original;
-    failures recorded before ``sent`` existed count, to be safe).
-    """
-    failed = event_type.rsplit(".", 1)[0] + ".failed"
-    row = till.log.conn.execute(
-        "SELECT 1 FROM events WHERE seq > ? AND type IN (?, ?) "
-        "AND json_extract(payload, ?) = ? "
-        "AND (type = ? OR json_extract(payload, '$.sent') IS NOT 0) LIMIT 1",
-        (after_seq, event_type, failed, f"$.{key}", value, event_type),
-    ).fetchone()
-    return row is not None
+def printed_before(till: Till, event_type: str, key: str, value: int, after_seq: int = 0) -> bool:
+    """Whether the log holds an earlier print of this document, so the next one is a copy."""
+    return projections.printed_before(till.log.conn, event_type, key, value, after_seq)
 
 
 class _PrintFailed(Exception):
@@ -138,7 +121,7 @@ class _PrintFailed(Exception):
         self.reason, self.sent, self.status = reason, sent, status
 
 
-def _send_checked(printer: Any, data: bytes, what: str) -> Any:  # noqa: ANN401
+def _send_checked(printer: Printer, data: bytes, what: str) -> PrinterStatus:
     """Send ``data`` between two status checks; the status after, or :class:`_PrintFailed`."""
     sent = False
     status: dict[str, Any] = {}
@@ -146,15 +129,15 @@ def _send_checked(printer: Any, data: bytes, what: str) -> Any:  # noqa: ANN401
         before = printer.status()
         status = before.to_json()
         if not before.can_print:
-            raise DeviceFault(before.problem() or "printer cannot print")
+            raise DeviceError(before.problem() or "printer cannot print")
         sent = True
         printer.send(data)
         after = printer.status()
         status = after.to_json()
         if after.paper == "out" or after.online is False or after.cover_open:
-            raise DeviceFault(f"printer stopped while printing {what} ({after.problem()})")
+            raise DeviceError(f"printer stopped while printing {what} ({after.problem()})")
     except Exception as exc:  # noqa: BLE001 - a print problem must never reach the sale
-        if isinstance(exc, DeviceFault):
+        if isinstance(exc, DeviceError):
             reason = str(exc)
         else:
             log.exception("%s failed", what)
@@ -163,7 +146,7 @@ def _send_checked(printer: Any, data: bytes, what: str) -> Any:  # noqa: ANN401
     return after
 
 
-def _printed_message(what: str, after: Any) -> str:  # noqa: ANN401
+def _printed_message(what: str, after: PrinterStatus) -> str:
     message = f"{what} printed"
     if not after.answered:
         message += " (printer gave no status; check it)"
@@ -173,11 +156,11 @@ def _printed_message(what: str, after: Any) -> str:  # noqa: ANN401
 
 
 def print_sale_receipt(
-    till: Any,
-    sale_event: Event | dict[str, Any],  # noqa: ANN401
-    printer: Any,
+    till: Till,
+    sale_event: Event | dict[str, Any],
+    printer: Printer,
     qr_payload: str | None = None,
-    *,  # noqa: ANN401
+    *,
     reprint: bool = False,
 ) -> PrintOutcome:
     """Print one sale's receipt; record ``receipt.printed`` or ``receipt.failed``.
@@ -190,11 +173,10 @@ def print_sale_receipt(
     """
     payload, wall_ms = _event_parts(sale_event)
     receipt_no = int(payload["receipt_no"])
-    status: dict[str, Any] = {}
     try:
         after_seq = sale_event.seq if isinstance(sale_event, Event) else 0
         reprint = reprint or printed_before(
-            till, RECEIPT_PRINTED, "receipt_no", receipt_no, after_seq
+            till, ev.RECEIPT_PRINTED, "receipt_no", receipt_no, after_seq
         )
     except Exception:  # noqa: BLE001 - an unreadable log must not stop the receipt
         log.exception("could not tell whether receipt %s printed before", receipt_no)
@@ -207,10 +189,8 @@ def print_sale_receipt(
     }
     try:
         try:
-            shop = ShopHeader.from_config(till.config.section("shop"), till.device_id)
-            data = receipt_bytes(
-                _with_names(till, payload), shop, printer, qr_payload, wall_ms, reprint
-            )
+            document = receipt_document(till, payload, qr_payload, wall_ms, reprint)
+            data = printer.compose(document)
         except Exception as exc:  # noqa: BLE001 - a layout bug must not reach the sale
             log.exception("receipt %s could not be laid out", receipt_no)
             raise _PrintFailed(
@@ -220,23 +200,20 @@ def print_sale_receipt(
             ) from None
         after = _send_checked(printer, data, f"receipt {receipt_no}")
     except _PrintFailed as failed:
-        event = till.record(RECEIPT_FAILED, {**base, "reason": failed.reason, "sent": failed.sent})
+        event = till.record(
+            ev.RECEIPT_FAILED, {**base, "reason": failed.reason, "sent": failed.sent}
+        )
         return PrintOutcome(False, receipt_no, failed.reason, False, event.seq, failed.status)
-    status = after.to_json()
     confirmed = bool(after.answered)
-    event = till.record(RECEIPT_PRINTED, {**base, "confirmed": confirmed, "bytes": len(data)})
+    event = till.record(ev.RECEIPT_PRINTED, {**base, "confirmed": confirmed, "bytes": len(data)})
     what = f"receipt {receipt_no}" + (" (copy)" if reprint else "")
     return PrintOutcome(
-        True, receipt_no, _printed_message(what, after), confirmed, event.seq, status
+        True, receipt_no, _printed_message(what, after), confirmed, event.seq, after.to_json()
     )
 
 
 def print_z_report(
-    till: Any,  # noqa: ANN401
-    shift_event: Event,
-    printer: Any,  # noqa: ANN401
-    *,
-    reprint: bool = False,
+    till: Till, shift_event: Event, printer: Printer, *, reprint: bool = False
 ) -> PrintOutcome:
     """Print a closed shift's Z report; record ``z_report.printed`` or ``z_report.failed``.
 
@@ -248,7 +225,7 @@ def print_z_report(
     shift_no = int(z["shift_no"])
     try:
         reprint = reprint or printed_before(
-            till, Z_REPORT_PRINTED, "shift_no", shift_no, shift_event.seq
+            till, ev.Z_REPORT_PRINTED, "shift_no", shift_no, shift_event.seq
         )
     except Exception:  # noqa: BLE001
         log.exception("could not tell whether the Z report of shift %s printed before", shift_no)
@@ -256,23 +233,28 @@ def print_z_report(
     base = {"shift_no": shift_no, "printer": getattr(printer, "url", ""), "reprint": reprint}
     what = f"Z report of shift {shift_no}"
     try:
-        shop = ShopHeader.from_config(till.config.section("shop"), till.device_id)
-        rows = z_report_lines(
-            z, shop, printer.columns, till.profile().currency, shift_event.wall_ms, reprint
+        document = PrintDocument(
+            "z_report",
+            z,
+            dict(till.config.section("shop")),
+            till.device_id,
+            shift_event.wall_ms,
+            reprint,
+            currency=till.profile().currency,
         )
-        data = document_bytes(printer, rows)
+        data = printer.compose(document)
         after = _send_checked(printer, data, what)
     except _PrintFailed as failed:
         reason = f"{failed.reason} (`tillbox hw reprint` prints it again)"
-        event = till.record(Z_REPORT_FAILED, {**base, "reason": reason, "sent": failed.sent})
+        event = till.record(ev.Z_REPORT_FAILED, {**base, "reason": reason, "sent": failed.sent})
         return PrintOutcome(False, 0, reason, False, event.seq, failed.status, shift_no)
     except Exception as exc:  # noqa: BLE001 - a printer problem never fails the close
         log.exception("%s failed", what)
         reason = f"{what} could not be printed ({type(exc).__name__}: {exc}); reprint it later"
-        event = till.record(Z_REPORT_FAILED, {**base, "reason": reason, "sent": False})
+        event = till.record(ev.Z_REPORT_FAILED, {**base, "reason": reason, "sent": False})
         return PrintOutcome(False, 0, reason, False, event.seq, {}, shift_no)
     event = till.record(
-        Z_REPORT_PRINTED, {**base, "confirmed": bool(after.answered), "bytes": len(data)}
+        ev.Z_REPORT_PRINTED, {**base, "confirmed": bool(after.answered), "bytes": len(data)}
     )
     what += " (copy)" if reprint else ""
     return PrintOutcome(
@@ -286,54 +268,34 @@ def print_z_report(
     )
 
 
-def z_reprint_queue(till: Any) -> list[int]:  # noqa: ANN401
+def z_reprint_queue(till: Till) -> list[int]:
     """Shift numbers whose Z report's last print attempt failed, oldest first."""
-    last: dict[int, str] = {}
-    for shift_no, kind in till.log.conn.execute(
-        "SELECT json_extract(payload, '$.shift_no'), type FROM events "
-        "WHERE type IN (?, ?) ORDER BY seq",
-        (Z_REPORT_PRINTED, Z_REPORT_FAILED),
-    ):
-        last[int(shift_no)] = kind
-    return sorted(n for n, kind in last.items() if kind == Z_REPORT_FAILED)
+    return projections.z_reprint_queue(till.log.conn)
 
 
-def shift_closed_event(till: Any, shift_no: int) -> Event:  # noqa: ANN401
+def shift_closed_event(till: Till, shift_no: int) -> Event:
     """The ``shift.closed`` event of ``shift_no`` (it carries the Z report)."""
-    from appliance.errors import NotFound
-
-    row = till.log.conn.execute(
-        "SELECT closed_seq FROM shifts WHERE shift_no = ?", (int(shift_no),)
-    ).fetchone()
-    event = till.log.event(row[0]) if row and row[0] else None
+    seq = projections.shift_closed_seq(till.log.conn, shift_no)
+    event = till.log.event(seq) if seq else None
     if event is None:
         raise NotFound(f"shift {shift_no} is not closed on this till; check `tillbox shift status`")
     return event
 
 
-QrSource = Callable[[Any, Event], str | None]
-
-
-def receipt_event(till: Any, receipt_no: int) -> Event:  # noqa: ANN401
+def receipt_event(till: Till, receipt_no: int) -> Event:
     """The ``sale.completed`` or ``refund.issued`` event that has ``receipt_no``."""
-    from appliance.errors import NotFound
-
     try:
         return till.find_sale(receipt_no)
     except NotFound:
-        row = till.log.conn.execute(
-            "SELECT seq FROM refunds WHERE receipt_no = ?", (int(receipt_no),)
-        ).fetchone()
-        event = till.log.event(row[0]) if row else None
+        seq = projections.refund_seq(till.log.conn, receipt_no)
+        event = till.log.event(seq) if seq else None
         if event is None:
             raise
         return event
 
 
 def drain_reprint_queue(
-    till: Any,
-    printer: Any,  # noqa: ANN401
-    qr_for: QrSource | None = None,
+    till: Till, printer: Printer, qr_for: QrSource | None = None
 ) -> list[PrintOutcome]:
     """Reprint every receipt, then every Z report, whose last attempt failed, oldest first.
 
@@ -341,8 +303,6 @@ def drain_reprint_queue(
     at the first failure (a printer out of paper fails them all); the rest
     stay queued. ``qr_for(till, sale_event)`` supplies each receipt's QR payload.
     """
-    from appliance.errors import NotFound
-
     outcomes: list[PrintOutcome] = []
     for receipt_no in till.reprint_queue():
         try:
@@ -363,27 +323,19 @@ def drain_reprint_queue(
     return outcomes
 
 
-def open_drawer(
-    till: Any,
-    printer: Any,
-    reason: str = "sale",  # noqa: ANN401
-    receipt_no: int | None = None,
-) -> int:
-    """Kick the cash drawer through the printer (``ESC p``) and record ``drawer.opened``.
+def print_z_at_close(till: Till, event: Event, printer: Printer | None) -> dict[str, Any]:
+    """After ``tillbox shift close``: print the Z report; never raises (the close is durable).
 
-    Returns the event's seq. A failed kick records ``device.fault`` and raises
-    :class:`DeviceFault` so the cashier knows to open the drawer by key.
+    ``printer`` is None when the till has none fitted. Returns ``{"printed": bool,
+    "message": str}``; a failure is recorded and queued.
     """
-    try:
-        printer.kick_drawer()
-        printer.status()  # a write into a dead connection "succeeds"; a question does not
-    except DeviceFault as exc:
-        till.record(
-            DEVICE_FAULT,
-            {"device": "drawer", "url": getattr(printer, "url", ""), "message": str(exc)},
-        )
-        raise DeviceFault(f"cash drawer did not open ({exc}); open it with the key") from None
-    payload: dict[str, Any] = {"reason": reason, "via": "printer"}
-    if receipt_no is not None:
-        payload["receipt_no"] = receipt_no
-    return till.record(DRAWER_OPENED, payload).seq
+    if printer is None:
+        return {
+            "printed": False,
+            "message": "Z report not printed: no receipt printer fitted "
+            "([hardware] printer = none://)",
+        }
+    outcome = print_z_report(till, event, printer)
+    if outcome.ok:
+        return {"printed": True, "message": outcome.message}
+    return {"printed": False, "message": f"Z report not printed: {outcome.message}"}

@@ -1,0 +1,166 @@
+"""The device seams: what the core's services need from a printer, engraver, camera, GPIO.
+
+The core knows no driver. Its services (:mod:`appliance.services`) are handed objects
+that have these methods (structural typing: a driver need not import this module) and
+record what happened in the log. The drivers package implements them
+(``drivers.printer.ReceiptPrinter``, ``drivers.grbl.Engraver``, ``drivers.camera.Camera``,
+``drivers.gpio.Gpio``): they move bytes and report results, as return values and as
+:class:`DeviceError`; they never see the till and never write an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from appliance.errors import TillError
+
+
+class DeviceError(TillError):
+    """A device is missing, refused us, or answered nonsense; the message says what to do.
+
+    Drivers raise their own subclass (``drivers.common.DeviceFault``); the services catch
+    this one, so the core never imports a driver.
+    """
+
+
+@dataclass(frozen=True)
+class PrintDocument:
+    """What to print, as the core decides it; the printer's driver lays it out as bytes.
+
+    ``kind`` ``receipt``: ``payload`` is a ``sale.completed`` or ``refund.issued`` payload
+    (refund lines carrying their item names). ``kind`` ``z_report``: ``payload`` is the
+    ``z_report`` of a ``shift.closed`` event. ``shop`` is the ``[shop]`` config section.
+    """
+
+    kind: Literal["receipt", "z_report"]
+    payload: dict[str, Any]
+    shop: dict[str, Any] = field(default_factory=dict)
+    device_id: str = ""
+    wall_ms: int | None = None
+    reprint: bool = False  # printed as a copy ("*** COPY (reprint) ***")
+    qr_payload: str | None = None
+    qr_caption: str = ""  # the short code printed under the QR
+    currency: str = ""
+
+
+class PrinterStatus(Protocol):
+    """The printer's answer to a status question (``DLE EOT``)."""
+
+    answered: bool
+    online: bool | None
+    paper: str  # "ok", "near_end", "out" or "unknown"
+    cover_open: bool | None
+
+    @property
+    def can_print(self) -> bool: ...
+
+    def problem(self) -> str | None: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Printer(Protocol):
+    """A receipt printer: lay out a document, send bytes, answer status, kick the drawer."""
+
+    url: str
+
+    @property
+    def columns(self) -> int: ...
+
+    def compose(self, document: PrintDocument) -> bytes:
+        """The exact bytes ``document`` is sent as on this printer."""
+        ...
+
+    def send(self, data: bytes) -> None: ...
+
+    def status(self) -> PrinterStatus: ...
+
+    def kick_drawer(self) -> bytes:
+        """Pulse the cash drawer through the printer; the bytes sent."""
+        ...
+
+
+class EngraveResult(Protocol):
+    @property
+    def ok(self) -> bool: ...
+
+    outcome: str
+    message: str
+
+
+class EngraveJob(Protocol):
+    result: EngraveResult | None
+
+    def hold(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def cancel(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> EngraveResult | None: ...
+
+
+@runtime_checkable
+class Engraver(Protocol):
+    """A laser engraver: stream a job (hold, resume, cancel it) and report its state."""
+
+    url: str
+
+    def start_job(
+        self,
+        gcode: Sequence[str],
+        *,
+        estimated_s: float | None = None,
+        on_progress: Callable[[Any], None] | None = None,
+        on_done: Callable[[Any], None] | None = None,
+    ) -> EngraveJob: ...
+
+    def state(self) -> Any: ...  # noqa: ANN401 - the driver's DeviceState
+
+
+class Photo(Protocol):
+    """A captured picture, as the camera driver reports it."""
+
+    path: Path | None
+    data: bytes
+    sha256: str
+    size: int
+    width: int
+    height: int
+    taken_at: datetime
+    latitude: float | None
+    longitude: float | None
+
+
+@runtime_checkable
+class Camera(Protocol):
+    """A camera: capture a (geotagged) JPEG, to a file when a path is given."""
+
+    url: str
+
+    def capture(self, path: str | Path | None = None, purpose: str = "") -> Photo: ...
+
+
+# A GPIO report: (event type, payload), e.g. ("power.lost", {"source": "ups", ...}).
+GpioReport = tuple[str, dict[str, Any]]
+
+
+@runtime_checkable
+class Gpio(Protocol):
+    """The stall's inputs (mains, earth, drawer switch): changes are reported, not recorded.
+
+    ``take_reports`` hands over the changes seen since the last call (gpiozero reports
+    them on its own thread; the caller records them on the thread that owns the till).
+    """
+
+    url: str
+
+    @property
+    def mains_present(self) -> bool: ...
+
+    def take_reports(self) -> list[GpioReport]: ...
