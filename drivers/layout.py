@@ -409,6 +409,20 @@ def document_bytes(
     )
 
 
+def drawer_kick_bytes(printer: ReceiptPrinter, pin: int = 2) -> bytes:
+    """The cash drawer's pulse (``ESC p``) through ``printer``."""
+    doc = printer.new_document()
+    doc.cashdraw(pin)
+    return bytes(doc.output)
+
+
+def cut_bytes(printer: ReceiptPrinter) -> bytes:
+    """A paper cut on its own (``GS V``)."""
+    doc = printer.new_document()
+    doc.cut()
+    return bytes(doc.output)
+
+
 def compose(printer: ReceiptPrinter, document: PrintDocument) -> bytes:
     """The exact bytes of a core :class:`~appliance.devices.PrintDocument` on ``printer``."""
     shop = ShopHeader.from_config(document.shop, document.device_id)

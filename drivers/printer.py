@@ -440,16 +440,16 @@ class ReceiptPrinter:
 
     def kick_drawer(self, pin: int = 2) -> bytes:
         """Pulse the cash drawer (``ESC p``); returns the exact bytes sent."""
-        doc = self.new_document()
-        doc.cashdraw(pin)
-        data = doc.output
+        from drivers.layout import drawer_kick_bytes
+
+        data = drawer_kick_bytes(self, pin)
         self.send(data)
         return data
 
     def cut(self) -> None:
-        doc = self.new_document()
-        doc.cut()
-        self.send(doc.output)
+        from drivers.layout import cut_bytes
+
+        self.send(cut_bytes(self))
 
     def print_label(self, qr_payload: str, lines: list[str]) -> None:
         """A small label: text lines and a QR (enrollment, equipment tags); raises on failure."""
