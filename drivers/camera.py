@@ -29,9 +29,17 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 from drivers.common import DeviceFault, DeviceState, DeviceURL
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from PIL.Image import Exif, Image
+
+# What can be held in front of the simulated lens: a picture, its bytes, its path, nothing.
+Picture = Union["Image", bytes, str, os.PathLike[str], None]
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,7 @@ def build_exif(
     purpose: str = "",
     latitude: float | None = None,
     longitude: float | None = None,
-) -> Any:  # noqa: ANN401
+) -> Exif:
     """A Pillow ``Exif`` with the tags above."""
     from PIL import ExifTags, Image
 
@@ -112,7 +120,7 @@ def read_gps(path: str | os.PathLike[str]) -> tuple[float, float] | None:
     if not gps or ExifTags.GPS.GPSLatitude not in gps:
         return None
 
-    def deg(parts: Any, ref: str, neg: str) -> float:  # noqa: ANN401
+    def deg(parts: Sequence[float], ref: str, neg: str) -> float:
         d, m, s = (float(x) for x in parts)
         value = d + m / 60 + s / 3600
         return -value if ref == neg else value
@@ -123,7 +131,7 @@ def read_gps(path: str | os.PathLike[str]) -> tuple[float, float] | None:
     )
 
 
-def _load_image(source: Any, what: str) -> Any:  # noqa: ANN401 - PIL.Image.Image
+def _load_image(source: Picture, what: str) -> Image:
     """A PIL image from an image, encoded bytes or a path; DeviceFault when unreadable."""
     from PIL import Image, UnidentifiedImageError
 
@@ -158,18 +166,18 @@ class SimCameraBackend:
         self.scene = Path(scene) if scene else None
         self.shown: Any = None  # PIL.Image.Image held in front of the lens
 
-    def show(self, image: Any) -> None:  # noqa: ANN401 - PIL.Image | bytes | path | None
+    def show(self, image: Picture) -> None:
         """Hold ``image`` in front of the lens until ``show(None)``."""
         self.shown = None if image is None else _load_image(image, "the picture to show")
 
-    def _in_view(self) -> Any:  # noqa: ANN401
+    def _in_view(self) -> Image | None:
         if self.shown is not None:
             return self.shown
         if self.scene is not None and self.scene.is_file():
             return _load_image(self.scene, f"sim camera scene {self.scene}")
         return None
 
-    def capture(self) -> Any:  # noqa: ANN401 - PIL.Image.Image
+    def capture(self) -> Image:
         img = self._test_frame()
         subject = self._in_view()
         if subject is not None:
@@ -183,7 +191,7 @@ class SimCameraBackend:
             img.paste(subject, ((w - size[0]) // 2, (h - size[1]) // 2))
         return img
 
-    def _test_frame(self) -> Any:  # noqa: ANN401 - PIL.Image.Image
+    def _test_frame(self) -> Image:
         from PIL import Image, ImageDraw, ImageFont
 
         self.frames += 1
@@ -242,7 +250,7 @@ class Picamera2Backend:
         self.model = str(self.cam.camera_properties.get("Model", "Raspberry Pi camera"))
         self.timeout = timeout
 
-    def capture(self) -> Any:  # noqa: ANN401
+    def capture(self) -> Image:
         job = self.cam.capture_image("main", wait=False)
         image = self.cam.wait(job, timeout=self.timeout)
         if image is None:
@@ -275,10 +283,10 @@ class Camera:
             )
         self.position = None if (lat, lon) == (0.0, 0.0) else (lat, lon)
         self.quality = quality
-        self.backend: Any = None
+        self.backend: SimCameraBackend | Picamera2Backend | None = None
         self._lock = threading.Lock()
 
-    def open(self) -> Any:  # noqa: ANN401
+    def open(self) -> SimCameraBackend | Picamera2Backend:
         if self.backend is not None:
             return self.backend
         u = self.parsed
@@ -336,7 +344,7 @@ class Camera:
             lon,
         )
 
-    def show(self, image: Any) -> None:  # noqa: ANN401 - PIL.Image | bytes | path | None
+    def show(self, image: Picture) -> None:
         """``sim://`` only: hold a picture in front of the lens (``None`` takes it away)."""
         with self._lock:
             backend = self.open()

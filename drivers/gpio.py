@@ -29,10 +29,13 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.events import DEVICE_FAULT, POWER_LOST, POWER_RESTORED
 from drivers.common import DeviceFault, DeviceState, DeviceURL
+
+if TYPE_CHECKING:
+    from gpiozero import Device, Factory
 
 DEFAULT_PINS = {"power_good": 17, "earth_sense": 27, "drawer_switch": 22, "led": 23, "buzzer": 24}
 INPUTS = ("power_good", "earth_sense", "drawer_switch")
@@ -59,7 +62,7 @@ class Gpio:
         self._lock = threading.RLock()
 
     # -- opening ---------------------------------------------------------------------------
-    def _factory(self):  # noqa: ANN202 - a gpiozero pin factory
+    def _factory(self) -> Factory | None:
         u = self.parsed
         if u.scheme == "sim":
             from gpiozero.pins.mock import MockFactory
@@ -129,7 +132,7 @@ class Gpio:
             self.factory, self.devices = factory, devs
             return self
 
-    def _make_devices(self, factory: Any) -> dict[str, Any]:  # noqa: ANN401
+    def _make_devices(self, factory: Factory | None) -> dict[str, Device]:
         from gpiozero import LED, Buzzer, DigitalInputDevice
 
         devs: dict[str, Any] = {
