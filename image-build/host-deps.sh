@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install what the image build needs on the build host (Debian bookworm), saying what,
-# and make arm64 programs runnable (qemu-user through binfmt_misc).
+# and make arm64 programs runnable (qemu-user through binfmt_misc). arch-test is only a
+# Recommends of mmdebstrap, but mmdebstrap refuses a foreign-architecture root without it.
 #   image-build/host-deps.sh [build|boot]
 set -euo pipefail
-need=(mmdebstrap qemu-user-static dosfstools mtools e2fsprogs fdisk xz-utils util-linux
+need=(mmdebstrap arch-test qemu-user-static dosfstools mtools e2fsprogs fdisk xz-utils util-linux
       python3-venv ca-certificates debian-archive-keyring)
 if [ "${1:-build}" = boot ]; then
   need+=(qemu-system-arm)
