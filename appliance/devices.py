@@ -14,9 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from appliance.errors import TillError
+
+if TYPE_CHECKING:
+    from appliance.datadir import Config, DataDir
 
 
 class DeviceError(TillError):
@@ -79,6 +82,10 @@ class Printer(Protocol):
     def send(self, data: bytes) -> None: ...
 
     def status(self) -> PrinterStatus: ...
+
+    def preview(self, document: PrintDocument) -> str:
+        """``document`` as this printer would lay it out, as text (nothing is sent)."""
+        ...
 
     def kick_drawer(self) -> bytes:
         """Pulse the cash drawer through the printer; the bytes sent."""
@@ -164,3 +171,74 @@ class Gpio(Protocol):
     def mains_present(self) -> bool: ...
 
     def take_reports(self) -> list[GpioReport]: ...
+
+
+class WorkAreaShape(Protocol):
+    """Where on the engraver's bed the piece sits (mm, the work coordinates' origin)."""
+
+    width_mm: float
+    height_mm: float
+    origin_x_mm: float
+    origin_y_mm: float
+    margin_mm: float
+
+
+class ToolpathPlan(Protocol):
+    """A text turned into strokes and G-code for one material, ready to stream."""
+
+    text: str
+    polylines: list[list[tuple[float, float]]]
+    bbox: tuple[float, float, float, float]
+    letter_mm: float
+    gcode: list[str]
+    estimated_s: float
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class DeviceSet(Protocol):
+    """The till's configured devices, each built on first use (its ``state()`` says why it
+    is missing), plus the engraving geometry the kiosk's proof needs."""
+
+    @property
+    def printer(self) -> Printer: ...
+
+    @property
+    def engraver(self) -> Engraver: ...
+
+    @property
+    def camera(self) -> Camera: ...
+
+    @property
+    def gpio(self) -> Gpio: ...
+
+    def toolpath(self, text: str, material: str = "wood") -> ToolpathPlan:
+        """The toolpath that engraves ``text`` on ``material`` in the configured work area."""
+        ...
+
+    def work_area(self) -> WorkAreaShape: ...
+
+    def close(self) -> None: ...
+
+
+DEVICES_GROUP = "tillbox.devices"
+
+
+def open_devices(config: Config, data_dir: DataDir | None = None) -> DeviceSet:
+    """The configured devices, from the package that implements the seams.
+
+    The front ends (the kiosk, the self-test) never import a driver: the drivers package
+    registers its factory under the ``tillbox.devices`` entry point, as backends are
+    chosen by configuration and installation, not by the caller's imports.
+    """
+    from importlib.metadata import entry_points
+
+    found = sorted(entry_points(group=DEVICES_GROUP), key=lambda e: e.name)
+    if not found:
+        raise DeviceError(
+            "no device drivers are installed (entry point tillbox.devices); reinstall "
+            "tillbox with `make venv`"
+        )
+    factory: Callable[[Config, DataDir | None], DeviceSet] = found[0].load()
+    return factory(config, data_dir)

@@ -68,7 +68,7 @@ class DriversProbes:
     def _open(self) -> Any:
         if self._devices is None and not self._open_error:
             try:
-                from drivers.devices import open_devices  # type: ignore[import-not-found]
+                from appliance.devices import open_devices
 
                 self._devices = open_devices(self.config, self.data_dir)
             except ImportError as exc:

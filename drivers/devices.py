@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from drivers.gpio import Gpio
     from drivers.grbl import Engraver
     from drivers.printer import ReceiptPrinter
-    from drivers.toolpath import Material
+    from drivers.toolpath import Material, Toolpath
 
 KINDS = ("printer", "engraver", "camera", "gpio")
 
@@ -161,6 +161,12 @@ class Devices:
         from drivers.toolpath import material
 
         return material(name, self.config.section("materials"))
+
+    def toolpath(self, text: str, material: str = "wood") -> Toolpath:
+        """``text`` as strokes and G-code for ``material`` in the configured work area."""
+        from drivers.toolpath import text_to_toolpath
+
+        return text_to_toolpath(text, self.material(material), self.work_area())
 
     def close(self) -> None:
         """Close every device and stop the simulators."""

@@ -423,25 +423,30 @@ def cut_bytes(printer: ReceiptPrinter) -> bytes:
     return bytes(doc.output)
 
 
-def compose(printer: ReceiptPrinter, document: PrintDocument) -> bytes:
-    """The exact bytes of a core :class:`~appliance.devices.PrintDocument` on ``printer``."""
+def document_rows(document: PrintDocument, columns: int) -> list[Row]:
+    """The rows of a core :class:`~appliance.devices.PrintDocument` at ``columns``."""
     shop = ShopHeader.from_config(document.shop, document.device_id)
     if document.kind == "receipt":
-        rows = receipt_lines(
-            document.payload, shop, printer.columns, document.wall_ms, document.reprint
+        return receipt_lines(document.payload, shop, columns, document.wall_ms, document.reprint)
+    if document.kind == "z_report":
+        return z_report_lines(
+            document.payload, shop, columns, document.currency, document.wall_ms, document.reprint
         )
+    raise ValueError(f"no layout for a {document.kind!r} document")
+
+
+def compose(printer: ReceiptPrinter, document: PrintDocument) -> bytes:
+    """The exact bytes of a core :class:`~appliance.devices.PrintDocument` on ``printer``."""
+    rows = document_rows(document, printer.columns)
+    if document.kind == "receipt":
         caption = document.qr_caption
         return document_bytes(
             printer, rows, document.qr_payload, caption=(lambda _qr: caption) if caption else None
         )
-    if document.kind == "z_report":
-        rows = z_report_lines(
-            document.payload,
-            shop,
-            printer.columns,
-            document.currency,
-            document.wall_ms,
-            document.reprint,
-        )
-        return document_bytes(printer, rows)
-    raise ValueError(f"no layout for a {document.kind!r} document")
+    return document_bytes(printer, rows)
+
+
+def preview_text(document: PrintDocument, columns: int) -> str:
+    """The document as it would be laid out, as plain text (the QR as ``[QR]``)."""
+    rows = document_rows(document, columns)
+    return "\n".join(text if style != "qr" else "[QR]" for style, text in rows)

@@ -438,6 +438,12 @@ class ReceiptPrinter:
 
         return compose(self, document)
 
+    def preview(self, document: PrintDocument) -> str:
+        """``document`` laid out for this printer's width, as text (nothing is sent)."""
+        from drivers.layout import preview_text
+
+        return preview_text(document, self.columns)
+
     def kick_drawer(self, pin: int = 2) -> bytes:
         """Pulse the cash drawer (``ESC p``); returns the exact bytes sent."""
         from drivers.layout import drawer_kick_bytes

@@ -27,7 +27,13 @@ from appliance.errors import TillError
 
 if TYPE_CHECKING:
     from appliance.chain import Event
-    from appliance.devices import PrintDocument, Printer, PrinterStatus
+    from appliance.devices import (
+        PrintDocument,
+        Printer,
+        PrinterStatus,
+        ToolpathPlan,
+        WorkAreaShape,
+    )
     from appliance.services.printing import PrintOutcome
     from appliance.till import Till
 
@@ -78,7 +84,7 @@ class DeviceHub:
     """Owns the devices and the worker threads that talk to them."""
 
     def __init__(self, data_dir: DataDir, post: Post) -> None:
-        from drivers.devices import open_devices
+        from appliance.devices import open_devices
 
         self.data_dir = data_dir
         self.config = data_dir.load_config()
@@ -202,12 +208,10 @@ class DeviceHub:
 
     def layout_text(self, till: Till, event: Event, reprint: bool = False) -> str:
         """The receipt as laid out for this printer, as text (when nothing was printed)."""
-        from drivers.layout import ShopHeader, receipt_lines
+        from appliance.services.printing import receipt_document
 
-        shop = ShopHeader.from_config(till.config.section("shop"), till.device_id)
-        columns = getattr(self.devices.printer, "columns", 48)
-        rows = receipt_lines(event.payload, shop, columns, event.wall_ms, reprint)
-        return "\n".join(text if style != "qr" else "[QR]" for style, text in rows)
+        document = receipt_document(till, event.payload, wall_ms=event.wall_ms, reprint=reprint)
+        return self.devices.printer.preview(document)
 
     def drain_reprints(self, done: Callable[[list[Any], list[int]], None]) -> None:
         def work() -> tuple[list[PrintOutcome], list[int]]:
@@ -270,13 +274,11 @@ class DeviceHub:
         self._submit(self._slow, work, done, failed)
 
     # -- engraving -------------------------------------------------------------------------
-    def toolpath(self, text: str, material: str = "wood") -> Any:  # noqa: ANN401
+    def toolpath(self, text: str, material: str = "wood") -> ToolpathPlan:
         """The toolpath for ``text`` (pure computation, milliseconds: fine on the UI thread)."""
-        from drivers.toolpath import text_to_toolpath
+        return self.devices.toolpath(text, material)
 
-        return text_to_toolpath(text, self.devices.material(material), self.devices.work_area())
-
-    def work_area(self) -> Any:  # noqa: ANN401
+    def work_area(self) -> WorkAreaShape:
         return self.devices.work_area()
 
     def engrave(
