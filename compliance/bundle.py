@@ -180,7 +180,7 @@ def export_bundle(
             sync_summary = _add_sync(data_dir, tmp, files)
             personal: dict[str, Any] = {}
             if include_personal:
-                from compliance import privacy
+                from appliance import privacy
 
                 personal = privacy.export_personal(data_dir, log)
                 for customer, body in personal.items():

@@ -331,7 +331,7 @@ def cmd_receipt_show(args: argparse.Namespace) -> int:
 def cmd_privacy(args: argparse.Namespace) -> int:
     from appliance.errors import TillError
     from appliance.till import Till
-    from compliance import privacy
+    from appliance import privacy
 
     with Till.open(data_dir(args)) as till:
         if args.action == "consent":

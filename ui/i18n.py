@@ -32,6 +32,20 @@ def translation(lang: str) -> gettext.NullTranslations:
     return gettext.translation(DOMAIN, LOCALE_DIR, languages=[lang], fallback=True)
 
 
+class Translator:
+    """``gettext`` for any available language, each catalog read once (English is the msgid)."""
+
+    def __init__(self) -> None:
+        self._catalogs: dict[str, gettext.NullTranslations] = {}
+
+    def __call__(self, text: str, lang: str) -> str:
+        if lang == "en":
+            return text
+        if lang not in self._catalogs:
+            self._catalogs[lang] = translation(lang)
+        return self._catalogs[lang].gettext(text)
+
+
 def parse_po(text: str) -> dict[str, str]:
     """msgid -> msgstr of a .po file (no plurals or contexts: the kiosk needs none)."""
     entries: dict[str, str] = {}

@@ -9,14 +9,27 @@ would; nothing here can press a button.
 
 The file is rewritten crash-safely (tmp + rename) at most every ``interval`` seconds,
 and only when something changed.
+
+:class:`Recorder` is how the running kiosk feeds it, from outside: it subscribes to
+what the screens announce (:meth:`ui.context.KioskContext.announce`) and turns that
+into facts, and it times the tap on "Take cash" by wrapping the pay screen's
+``confirm``. The sale path itself carries no test code.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kivy.core.window import WindowBase
+    from kivy.input.motionevent import MotionEvent
+    from kivy.uix.widget import Widget
+
+    from ui.app import KioskApp
 
 ENV = "TILLBOX_UI_PROBE"
 
@@ -26,7 +39,9 @@ def probe_path() -> Path | None:
     return Path(value) if value else None
 
 
-def _visible(widget: Any, rect: tuple[float, float, float, float]):  # noqa: ANN401, ANN202
+def _visible(
+    widget: Widget, rect: tuple[float, float, float, float]
+) -> tuple[float, float, float, float] | None:
     """The part of ``rect`` (window coords) inside every scrolling ancestor, or None."""
     from kivy.uix.scrollview import ScrollView
 
@@ -43,12 +58,12 @@ def _visible(widget: Any, rect: tuple[float, float, float, float]):  # noqa: ANN
     return x0, y0, x1 - x0, y1 - y0
 
 
-def snapshot(window: Any, facts: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN401
+def snapshot(window: WindowBase, facts: dict[str, Any]) -> dict[str, Any]:
     """Every visible widget with a ``probe`` name, in window pixels from the top-left."""
     height = window.height
     widgets: dict[str, Any] = {}
 
-    def walk(widget: Any) -> None:  # noqa: ANN401
+    def walk(widget: Widget) -> None:
         if widget.opacity <= 0:
             return  # hidden, with everything in it
         name = getattr(widget, "probe", "")
@@ -88,3 +103,160 @@ def write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+class Recorder:
+    """The facts the probe file shows, gathered from the kiosk's announcements."""
+
+    def __init__(self, app: KioskApp, path: Path) -> None:
+        self.app = app
+        self.path = path
+        self.facts: dict[str, Any] = {"ready": False}
+        self.dirty = True
+        self._last = ""
+        self._tap: float | None = None  # when "Take cash"/"Charge card" was tapped
+
+    @classmethod
+    def install(cls, app: KioskApp, path: Path | None) -> Recorder | None:
+        """A recorder listening to ``app``'s context when the probe is enabled, else None."""
+        if path is None:
+            return None
+        recorder = cls(app, path)
+        app.ctx.subscribe(recorder.heard)
+        return recorder
+
+    def start(self) -> None:
+        """Once the app is built: time the pay taps, watch touches, write every tick."""
+        from kivy.clock import Clock
+        from kivy.core.window import Window
+
+        pay = self.app.screen("pay")
+        confirm = pay.confirm
+
+        def timed_confirm() -> None:
+            self._tap = time.perf_counter()
+            confirm()
+
+        pay.confirm = timed_confirm  # KV's on_release calls root.confirm() by name
+        Clock.schedule_interval(lambda _dt: self.write(), 0.05)
+        Window.bind(on_touch_down=self._seen_touch, on_touch_up=self._seen_touch)
+
+    # -- what the screens announce ---------------------------------------------------------
+    def heard(self, topic: str, data: dict[str, Any]) -> None:
+        handler = getattr(self, f"_on_{topic}", None)
+        if handler is not None:
+            handler(**data)
+        self.dirty = True
+
+    def _on_ready(self, seconds: float) -> None:
+        self.facts["ready"] = True
+        self.facts["first_frame_s"] = round(seconds, 3)
+
+    def _on_gate(self, gate: Any) -> None:  # ui.session.Gate
+        self.facts["gate"] = {
+            "blocked": gate.blocked,
+            "failed": gate.failed,
+            "overridden": gate.overridden,
+        }
+
+    def _on_sale(self, result: Any) -> None:  # appliance.till.SaleResult, just durable
+        durable = time.perf_counter()
+        self.facts["last_sale"] = {
+            "receipt_no": result.payload["receipt_no"],
+            "seq": result.event.seq,
+            "replayed": result.replayed,
+            "tap_to_durable_ms": _ms(durable - (self._tap or durable)),
+        }
+
+    def _on_sale_refused(self, message: str) -> None:
+        self.facts["last_error"] = message
+
+    def _on_sale_printed(self, report: Any) -> None:  # ui.devices.PrintReport
+        sale = self.facts.get("last_sale")
+        if self._tap is not None and report.handed_at is not None and sale is not None:
+            sale["tap_to_printer_ms"] = _ms(report.handed_at - self._tap)
+        self.facts["last_print"] = {"ok": report.ok, "receipt_no": report.receipt_no}
+
+    def _on_engraving(self, **state: Any) -> None:
+        self.facts["engraving"] = state
+
+    def _on_refund(self, result: Any) -> None:  # appliance.till.RefundResult
+        p = result.event.payload
+        self.facts["last_refund"] = {"receipt_no": p["receipt_no"], "seq": result.event.seq}
+
+    def _on_z_report(self, shift_no: int) -> None:
+        self.facts["last_z"] = {"shift_no": shift_no}
+
+    def _on_exported(self, path: Path) -> None:
+        self.facts["last_export"] = str(path)
+
+    def _on_status(self, info: dict[str, Any]) -> None:
+        states, sync = info["states"], info["sync"]
+        self.facts["status"] = {
+            "online": bool(sync.online),
+            "queued_events": sync.waiting,
+            "agent_running": sync.agent_running,
+            "devices": {k: s.ok for k, s in states.items()},
+            "on_battery": bool(states.get("gpio") and states["gpio"].detail.get("on_battery")),
+        }
+
+    # -- the file --------------------------------------------------------------------------
+    def _seen_touch(self, window: WindowBase, touch: MotionEvent) -> None:
+        """The last touches as the app saw them (X coords), to debug lost taps."""
+        seen = self.facts.setdefault("touches", [])
+        seen.append(
+            [
+                touch.phase if hasattr(touch, "phase") else "",
+                round(touch.x),
+                round(window.height - touch.y),
+                self.app.root.ids.sm.current,
+            ]
+        )
+        del seen[:-6]
+
+    def _screenshot_request(self) -> None:
+        """``<probe>.shot`` names a PNG to save of the current frame.
+
+        Taken by Kivy (glReadPixels) because some virtual X servers show a GL window's
+        pixels garbled to ``xwd``; the file appears in ``shots`` when written.
+        """
+        from kivy.core.window import Window
+
+        request = self.path.with_name(self.path.name + ".shot")
+        try:
+            target = request.read_text().strip()
+            request.unlink()
+        except OSError:
+            return
+        if target:
+            written = Window.screenshot(name=target + ".tmp.png")
+            if written:
+                os.replace(written, target)
+            self.facts.setdefault("shots", []).append(target)
+
+    def write(self) -> None:
+        # Layout settles a frame or two after a change, so snapshot every tick (with the
+        # frame number, so a reader can tell a fresh snapshot from a stale one).
+        from kivy.clock import Clock
+        from kivy.core.window import Window
+        from kivy.uix.modalview import ModalView
+
+        if self.app.root is None:
+            return
+        self._screenshot_request()
+        facts = {
+            **self.facts,
+            "screen": self.app.root.ids.sm.current,
+            "lang": self.app.lang,
+            "frame": Clock.frames,
+            "pid": os.getpid(),
+            "popup": any(isinstance(w, ModalView) for w in Window.children),
+        }
+        text = encode(snapshot(Window, facts))
+        if text != self._last:
+            self._last = text
+            write(self.path, text)

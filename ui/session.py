@@ -8,23 +8,37 @@ It runs on the UI thread with the UI thread's own :class:`~appliance.till.Till`.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from appliance import refund_scan
 from appliance.catalog import Item
 from appliance.errors import RuleViolation, TillError
 from appliance.pricing import CartLine, Quote
 from appliance.till import RefundResult, SaleResult, Till
 
-ENGRAVING_EVENTS = (
-    "engraving.started",
-    "engraving.completed",
-    "engraving.cancelled",
-    "engraving.failed",
-)
+
+class SelftestCheck(Protocol):
+    """What the gate reads of one self-test check (compliance.selftest.Check)."""
+
+    name: str
+    result: str
+    fatal: bool
+    value: Any
+    fix: str
+
+
+class SelftestReport(Protocol):
+    """What the gate reads of a self-test run (compliance.selftest.SelftestReport)."""
+
+    @property
+    def checks(self) -> Sequence[SelftestCheck]: ...
+    @property
+    def recorded_seq(self) -> int | None: ...
+    @property
+    def record_problem(self) -> str: ...
 
 
 @dataclass
@@ -170,47 +184,9 @@ class Session:
         return event.payload
 
     def receipt_from_qr(self, payload: str) -> int:
-        """The sale's receipt number from a scanned receipt QR, after checking it is genuine.
-
-        Refused, each with its reason: not a tillbox receipt, a receipt of another till,
-        a signature that does not verify with this till's public key (altered or forged),
-        a refund receipt (a refund is not refunded again), and a receipt whose signed
-        fields differ from the sale this till logged under that number.
-        """
-        from appliance import receipt_sig
-
-        try:
-            fields, _sig, _signed = receipt_sig.parse_payload(payload)
-        except ValueError as exc:
-            raise RuleViolation(
-                f"that QR code is not a tillbox receipt ({exc}); type the receipt number instead"
-            ) from None
-        if fields.device_id != self.till.device_id:
-            raise RuleViolation(
-                f"that receipt is from till {fields.device_id}, not this "
-                f"one ({self.till.device_id}); refund it there"
-            )
-        check = receipt_sig.verify_receipt_payload(payload, self.till.public_key_hex())
-        if not check.ok:
-            raise RuleViolation(
-                f"receipt {fields.receipt_no} refused: its signature was not made by this "
-                "till (an altered or forged receipt); nothing was refunded"
-            )
-        if fields.kind != "S":
-            raise RuleViolation(
-                f"receipt {fields.receipt_no} is a refund receipt and cannot be refunded "
-                "again; scan the sale's receipt"
-            )
-        event = self.till.find_sale(fields.receipt_no)
-        expected = receipt_sig.expected_fields(
-            self.till.log, event, fields.version, self.till.public_key_hex()
-        )
-        if expected != fields:  # TB2 binds tenant, method and the event's hash; TB1 less
-            raise RuleViolation(
-                f"receipt {fields.receipt_no} does not match sale {fields.receipt_no} in "
-                "this till's log; type the receipt number and check the sale"
-            )
-        return fields.receipt_no
+        """The sale's receipt number from a scanned receipt QR (the core's policy:
+        :func:`appliance.refund_scan.receipt_from_qr`)."""
+        return refund_scan.receipt_from_qr(self.till, payload)
 
     def refund(self, receipt_no: int, items: list[tuple[str, int]]) -> RefundResult:
         self.require_open_gate()
@@ -228,7 +204,7 @@ class Session:
     def close_shift(self) -> dict[str, Any]:
         return self.till.close_shift().payload["z_report"]
 
-    def z_lines(self, z: dict[str, Any], money: Any) -> list[str]:  # noqa: ANN401
+    def z_lines(self, z: dict[str, Any], money: Callable[[int], str]) -> list[str]:
         """The Z report as lines (screen and paper); amounts through ``money(minor)``."""
         lines = [f"Z report - shift {z['shift_no']}", f"Till {self.till.device_id}", ""]
         lines.append(f"Sales: {z['sales_count']}   Refunds: {z['refunds_count']}")
@@ -270,7 +246,7 @@ class Session:
             core.overridden or self._overridden_unrecorded,
         )
 
-    def apply_selftest(self, report: Any) -> Gate:  # noqa: ANN401 - SelftestReport
+    def apply_selftest(self, report: SelftestReport) -> Gate:
         failed = [c for c in report.checks if c.fatal and c.result == "fail"]
         self._unrecorded, self._unrecorded_failed = "", []
         if failed and not report.recorded_seq:
@@ -304,21 +280,3 @@ class Session:
                 f"selling is blocked by the self-test: {self._unrecorded}; "
                 "fix it, or a technician can override with the PIN"
             )
-
-    # -- records for the engraving job -----------------------------------------------------
-    def record_engraving(
-        self, kind: str, sale: SaleResult, line: int, extra: dict[str, Any]
-    ) -> None:
-        payload = {
-            "sale_id": sale.payload["sale_id"],
-            "receipt_no": sale.payload["receipt_no"],
-            "line": line,
-            **extra,
-        }
-        self.till.record(f"engraving.{kind}", payload)
-
-
-def strokes_digest(strokes: list[list[tuple[int, int]]]) -> str:
-    """SHA-256 of the signature strokes' canonical JSON (what the sale line references)."""
-    data = json.dumps(strokes, separators=(",", ":")).encode("ascii")
-    return hashlib.sha256(data).hexdigest()

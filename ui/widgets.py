@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from kivy.factory import Factory
 from kivy.graphics import Color, Line, Rectangle
+from kivy.input.motionevent import MotionEvent
+from kivy.lang import Builder
 from kivy.properties import BooleanProperty, ListProperty, ObjectProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
@@ -62,7 +65,7 @@ class Keypad(GridLayout):
     pressed: Callable[[str], None] | None = None
     keys = ("7", "8", "9", "4", "5", "6", "1", "2", "3", "C", "0", "<")
 
-    def __init__(self, **kw: Any) -> None:  # noqa: ANN401
+    def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         for key in self.keys:
             cls = Factory.GreyButton if key in ("C", "<") else Factory.TButton
@@ -95,7 +98,7 @@ class Keyboard(BoxLayout):
     max_len = 40
     changed: Callable[[str], None] | None = None
 
-    def __init__(self, **kw: Any) -> None:  # noqa: ANN401
+    def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self._letters: list[Any] = []
         for row in ROWS:
@@ -150,7 +153,7 @@ class ProofView(Widget):
     area = ObjectProperty(None, allownone=True)
     done_fraction = ObjectProperty(0.0)
 
-    def __init__(self, **kw: Any) -> None:  # noqa: ANN401
+    def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.bind(
             pos=self.redraw,
@@ -166,7 +169,7 @@ class ProofView(Widget):
             return 1.0
         return min(self.width / self.area.width_mm, self.height / self.area.height_mm) * 0.95
 
-    def redraw(self, *_: Any) -> None:  # noqa: ANN401
+    def redraw(self, *_: object) -> None:
         self.canvas.clear()
         if self.area is None:
             return
@@ -201,12 +204,12 @@ class SignaturePad(Widget):
     probe = StringProperty("")
     strokes = ListProperty([])
 
-    def __init__(self, **kw: Any) -> None:  # noqa: ANN401
+    def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self._line: Line | None = None
         self.bind(pos=self.redraw, size=self.redraw)
 
-    def redraw(self, *_: Any) -> None:  # noqa: ANN401
+    def redraw(self, *_: object) -> None:
         self.canvas.clear()
         with self.canvas:
             Color(1, 1, 1, 1)
@@ -229,19 +232,19 @@ class SignaturePad(Widget):
                 if len(pts) >= 4:
                     Line(points=pts, width=2)
 
-    def _norm(self, touch: Any) -> tuple[int, int]:  # noqa: ANN401
+    def _norm(self, touch: MotionEvent) -> tuple[int, int]:
         nx = int(round((touch.x - self.x) * 1000 / max(1, self.width)))
         ny = int(round((touch.y - self.y) * 1000 / max(1, self.height)))
         return max(0, min(1000, nx)), max(0, min(1000, ny))
 
-    def on_touch_down(self, touch: Any) -> bool:  # noqa: ANN401
+    def on_touch_down(self, touch: MotionEvent) -> bool:
         if not self.collide_point(*touch.pos):
             return False
         touch.grab(self)
         self.strokes.append([self._norm(touch)])
         return True
 
-    def on_touch_move(self, touch: Any) -> bool:  # noqa: ANN401
+    def on_touch_move(self, touch: MotionEvent) -> bool:
         if touch.grab_current is not self:
             return False
         point = self._norm(touch)
@@ -250,7 +253,7 @@ class SignaturePad(Widget):
             self.redraw()
         return True
 
-    def on_touch_up(self, touch: Any) -> bool:  # noqa: ANN401
+    def on_touch_up(self, touch: MotionEvent) -> bool:
         if touch.grab_current is not self:
             return False
         touch.ungrab(self)
@@ -264,3 +267,6 @@ class SignaturePad(Widget):
     def ink(self) -> int:
         """How many points were drawn (a tap is not a signature)."""
         return sum(len(s) for s in self.strokes)
+
+
+Builder.load_file(str(Path(__file__).with_suffix(".kv")))

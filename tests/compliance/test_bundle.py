@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
-from appliance import keys
+from appliance import keys, privacy
 from appliance import receipt_sig as rs
 from appliance.canonical import canonical_bytes
 from appliance.chain import event_hash
 from appliance.till import Till
-from compliance import privacy
 from compliance.bundle import export_bundle
 from compliance.verify import verify_bundle
 

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
+from appliance import privacy
 from appliance.errors import TillError
 from appliance.till import Till
-from compliance import privacy
 
 
 def test_consent_store_read_erase(till_dir):

@@ -8,6 +8,8 @@ through the core. Screenshots of every screen land in docs/screenshots/.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import zipfile
 
 import pytest
@@ -260,15 +262,15 @@ def test_personalised_order_proof_signature_and_engraving(kiosk):
     assert stored and stored[0].payload["customer"] == sig["customer"]
     assert stored[0].payload["purpose"] == "signature"
     assert stored[0].seq < sale.seq  # approved before it was sold
-    from compliance.privacy import read_personal
+    from appliance.privacy import read_personal
 
     with Till.open(kiosk.ddir) as till:
         data = read_personal(kiosk.ddir, till.log, sig["customer"])
         strokes = data[0]["data"]["strokes"] if "data" in data[0] else data[0]["strokes"]
         assert len(strokes) == 1 and len(strokes[0]) >= 5
-        from ui.session import strokes_digest
-
-        assert strokes_digest([[tuple(p) for p in s] for s in strokes]) == sig["sha256"]
+        # the documented digest, recomputed here: SHA-256 of the strokes' compact JSON
+        compact = json.dumps(strokes, separators=(",", ":")).encode("ascii")
+        assert hashlib.sha256(compact).hexdigest() == sig["sha256"]
         with pytest.raises(RuleViolation, match="personalised"):
             till.refund(sale.payload["receipt_no"], [("KEYRING-ENG", 1)])
     kinds = [e.type for e in events(kiosk.ddir) if e.type.startswith("engraving.")]

@@ -1,0 +1,115 @@
+"""The pay screen: cash with quick tenders and change, or card (offline limits)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kivy.clock import Clock
+from kivy.factory import Factory
+from kivy.properties import BooleanProperty, StringProperty
+
+from appliance.errors import TillError
+from ui import fmt
+from ui.screens.base import KScreen, load_kv
+
+load_kv(__file__)
+
+
+class PayScreen(KScreen):
+    method = StringProperty("cash")
+    tendered = StringProperty("")
+    busy = BooleanProperty(False)
+
+    def on_kv_post(self, *_: Any) -> None:
+        self.ids.keypad.pressed = self.key
+
+    def refresh(self) -> None:
+        self.busy = False
+        self.tendered = ""
+        self.ids.message.text = ""
+        self.set_method("cash")
+
+    def set_method(self, method: str) -> None:
+        self.method = method
+        self.ids.cash.state = "down" if method == "cash" else "normal"
+        self.ids.card.state = "down" if method == "card" else "normal"
+        self.ids.message.text = ""
+        if method == "card":
+            refusal = self.ctx.session.card_refusal()
+            if refusal:
+                self.ids.message.text = f"{self.t('Card refused')}: {refusal}"
+        self.show_quick_tenders()
+        self.update()
+
+    def show_quick_tenders(self) -> None:
+        """Exact amount and the next notes above it (the core's note table)."""
+        a = self.ctx
+        box = self.ids.quick
+        box.clear_widgets()
+        if self.method != "cash":
+            return
+        due = a.session.due("cash")
+        for amount in a.session.quick_tenders():
+            exact = amount == due
+            button = Factory.GreyButton(
+                text=self.t("Exact") if exact else a.money(amount, whole=True),
+                probe="tender-exact" if exact else f"tender-{amount}",
+            )
+            button.bind(on_release=lambda _b, v=amount: self.quick(v))
+            box.add_widget(button)
+
+    def quick(self, amount: int) -> None:
+        self.tendered = str(amount)
+        self.update()
+
+    def key(self, k: str) -> None:
+        if k == "C":
+            self.tendered = ""
+        elif k == "<":
+            self.tendered = self.tendered[:-1]
+        elif len(self.tendered) < 8:
+            self.tendered = (self.tendered + k).lstrip("0")
+        self.update()
+
+    def update(self) -> None:
+        a = self.ctx
+        due = a.session.due(self.method)
+        self.ids.due.text = f"{self.t('Due')} {a.money(due)}"
+        given = fmt.parse_minor(self.tendered, "") if self.tendered else None
+        shown = a.money(given) if given is not None else self.t("exact amount")
+        self.ids.tendered.text = f"{self.t('Given')}: {shown}"
+        if self.method == "cash" and given is not None and given >= due:
+            self.ids.change.text = f"{self.t('Change')} {a.money(given - due)}"
+        else:
+            self.ids.change.text = ""
+        a.mark_dirty()
+
+    def confirm(self) -> None:
+        """Tap on Take cash / Charge card: the sale is confirmed once it is in the log."""
+        a = self.ctx
+        if self.busy:
+            return  # a second tap while the first is being handled
+        self.busy = True
+        tendered = None
+        if self.method == "cash" and self.tendered:
+            tendered = fmt.parse_minor(self.tendered, "")
+        try:
+            result = a.session.pay(self.method, tendered)
+        except TillError as exc:
+            self.busy = False
+            prefix = self.t("Card refused") if self.method == "card" else self.t("Not recorded")
+            self.ids.message.text = f"{prefix}: {exc}"
+            a.announce("sale_refused", message=str(exc))
+            a.mark_dirty()
+            return
+        a.announce("sale", result=result)
+        # The receipt goes to the printer's worker first; the screen changes on the next
+        # frame, so drawing it does not compete with the print for the interpreter.
+        receipt = a.screen("receipt")
+        receipt.print_sale(result)
+
+        def show(_dt: float) -> None:
+            receipt.show_sale(result)
+            a.go("receipt")
+
+        Clock.schedule_once(show, 0)
