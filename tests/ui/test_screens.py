@@ -154,3 +154,44 @@ def test_printer_out_of_paper_keeps_the_sale_and_queues_the_receipt(xvfb, tmp_pa
     assert all(e.seq > sale[0].seq for e in failed)
     with Till.open(ddir) as till:
         assert till.reprint_queue() == [sale[0].payload["receipt_no"]]
+
+
+def test_a_job_the_engraver_refuses_is_logged_as_failed_never_as_started(xvfb, tmp_path):
+    # The work area set past the simulator's 300 mm X travel: the driver refuses the job
+    # before a byte is sent, so the log must not claim it started.
+    ddir = make_till(tmp_path / "till", fatal=["log"])
+    config = ddir.load_config()
+    config.update("engraver", origin_x_mm=290.0)
+    ddir.save_config(config)
+    k = Kiosk(xvfb, ddir, "800x480")
+    try:
+        k.wait_text("verdict", "Ready to trade", timeout=20)
+        k.tap("start-selling")
+        k.open_shift()
+        k.tap("nav-personalise")
+        k.wait_screen("pers_pick")
+        k.tap("pers-KEYRING-ENG")
+        k.wait_screen("pers_text")
+        k.type_keys("ANNA")
+        k.wait_text("engrave-text", "ANNA")
+        k.tap("show-proof")
+        k.wait_screen("pers_proof")
+        k.tap("proof-ok")
+        k.wait_screen("pers_sign")
+        k.drag("signature", [(0.1, 0.6), (0.3, 0.3), (0.5, 0.7), (0.7, 0.3), (0.9, 0.5)])
+        k.tap("sign-accept")
+        k.wait_screen("sell")
+        k.tap("pay")
+        k.wait_screen("pay")
+        k.tap("confirm")
+        k.wait_screen("receipt")
+        k.tap("engrave")
+        k.wait_screen("engrave")
+        k.tap("engrave-start")
+        k.wait(lambda s: s.get("engraving", {}).get("state") == "failed", 20, "the refusal")
+        assert "travel" in k.wait_text("engrave-status", "travel")
+    finally:
+        k.stop()
+    engraving = [e for e in events(ddir) if e.type.startswith("engraving.")]
+    assert [e.type for e in engraving] == ["engraving.failed"]
+    assert "travel" in engraving[0].payload["message"]
