@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 Listener = Callable[[str, dict[str, Any]], None]
 
 
-def N_(text: str) -> str:  # noqa: N802 - the gettext convention: marks a string for the catalog
+def N_(text: str) -> str:  # the gettext convention: marks a string for the catalog
     return text
 
 
