@@ -329,9 +329,9 @@ def cmd_receipt_show(args: argparse.Namespace) -> int:
 
 # -- privacy -------------------------------------------------------------------------------
 def cmd_privacy(args: argparse.Namespace) -> int:
+    from appliance import privacy
     from appliance.errors import TillError
     from appliance.till import Till
-    from appliance import privacy
 
     with Till.open(data_dir(args)) as till:
         if args.action == "consent":
