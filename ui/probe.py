@@ -29,7 +29,10 @@ if TYPE_CHECKING:
     from kivy.input.motionevent import MotionEvent
     from kivy.uix.widget import Widget
 
+    from appliance.till import RefundResult, SaleResult
     from ui.app import KioskApp
+    from ui.devices import PrintReport
+    from ui.session import Gate
 
 ENV = "TILLBOX_UI_PROBE"
 
@@ -138,7 +141,8 @@ class Recorder:
         confirm = pay.confirm
 
         def timed_confirm() -> None:
-            self._tap = time.perf_counter()
+            if not pay.busy:  # a second tap while the first is handled is ignored there
+                self._tap = time.perf_counter()
             confirm()
 
         pay.confirm = timed_confirm  # KV's on_release calls root.confirm() by name
@@ -156,14 +160,14 @@ class Recorder:
         self.facts["ready"] = True
         self.facts["first_frame_s"] = round(seconds, 3)
 
-    def _on_gate(self, gate: Any) -> None:  # ui.session.Gate
+    def _on_gate(self, gate: Gate) -> None:
         self.facts["gate"] = {
             "blocked": gate.blocked,
             "failed": gate.failed,
             "overridden": gate.overridden,
         }
 
-    def _on_sale(self, result: Any) -> None:  # appliance.till.SaleResult, just durable
+    def _on_sale(self, result: SaleResult) -> None:  # announced as soon as it is durable
         durable = time.perf_counter()
         self.facts["last_sale"] = {
             "receipt_no": result.payload["receipt_no"],
@@ -175,7 +179,7 @@ class Recorder:
     def _on_sale_refused(self, message: str) -> None:
         self.facts["last_error"] = message
 
-    def _on_sale_printed(self, report: Any) -> None:  # ui.devices.PrintReport
+    def _on_sale_printed(self, report: PrintReport) -> None:
         sale = self.facts.get("last_sale")
         if self._tap is not None and report.handed_at is not None and sale is not None:
             sale["tap_to_printer_ms"] = _ms(report.handed_at - self._tap)
@@ -184,7 +188,7 @@ class Recorder:
     def _on_engraving(self, **state: Any) -> None:
         self.facts["engraving"] = state
 
-    def _on_refund(self, result: Any) -> None:  # appliance.till.RefundResult
+    def _on_refund(self, result: RefundResult) -> None:
         p = result.event.payload
         self.facts["last_refund"] = {"receipt_no": p["receipt_no"], "seq": result.event.seq}
 
