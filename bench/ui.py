@@ -90,8 +90,7 @@ def pay_taps(display: str, root: Path, sales: int, size: str) -> tuple[list[floa
         kiosk.wait_text("verdict", "Ready", timeout=30)
         kiosk.tap("start-selling")
         kiosk.wait_screen("sell")
-        kiosk.tap("sell-open-shift")
-        kiosk.wait(lambda s: "sell-open-shift" not in s["widgets"], what="the shift")
+        kiosk.open_shift()  # the opening float pad, then the shift is open
         for n in range(1, sales + 1):
             kiosk.tap("item-CAFE")
             kiosk.wait_text("total", "2.80")
