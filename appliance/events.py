@@ -25,7 +25,9 @@ DEVICE_FAULT = "device.fault"
 POWER_LOST = "power.lost"
 POWER_RESTORED = "power.restored"
 PHOTO_CAPTURED = "photo.captured"
+ENGRAVING_STARTED = "engraving.started"
 ENGRAVING_COMPLETED = "engraving.completed"
+ENGRAVING_CANCELLED = "engraving.cancelled"
 ENGRAVING_FAILED = "engraving.failed"
 # The self-test's verdict and a technician's override of it: the sell path's gate reads
 # both (appliance.gate), so only the till's own methods write them.

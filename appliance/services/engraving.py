@@ -12,14 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from appliance import events as ev
 from appliance.chain import Event
 from appliance.till import Till
 
-STARTED = "engraving.started"
-COMPLETED = "engraving.completed"
-CANCELLED = "engraving.cancelled"
-FAILED = "engraving.failed"
-ENGRAVING_TYPES = (STARTED, COMPLETED, CANCELLED, FAILED)
+OUTCOMES = {"completed": ev.ENGRAVING_COMPLETED, "cancelled": ev.ENGRAVING_CANCELLED}
 
 
 class EngravingJob:
@@ -44,7 +41,7 @@ class EngravingJob:
     def accepted(self) -> Event:
         """The engraver checked the job and began it: ``engraving.started`` (once)."""
         if self.started is None:
-            self.started = self.till.record(STARTED, {**self._ref, **self._plan})
+            self.started = self.till.record(ev.ENGRAVING_STARTED, {**self._ref, **self._plan})
         return self.started
 
     def finished(self, outcome: str, result: dict[str, Any]) -> Event | None:
@@ -52,13 +49,13 @@ class EngravingJob:
         if self.outcome is not None:
             return None
         self.accepted()  # a result means the job ran, even if its start came back late
-        kind = outcome if outcome in ("completed", "cancelled") else "failed"
-        self.outcome = self.till.record(f"engraving.{kind}", {**self._ref, **result})
+        kind = OUTCOMES.get(outcome, ev.ENGRAVING_FAILED)
+        self.outcome = self.till.record(kind, {**self._ref, **result})
         return self.outcome
 
     def refused(self, message: str) -> Event | None:
         """The engraver would not take the job (or could not be reached): failed, not started."""
         if self.outcome is not None:
             return None
-        self.outcome = self.till.record(FAILED, {**self._ref, "message": message})
+        self.outcome = self.till.record(ev.ENGRAVING_FAILED, {**self._ref, "message": message})
         return self.outcome
