@@ -23,6 +23,7 @@ from nacl.exceptions import CryptoError
 from nacl.secret import SecretBox
 from nacl.utils import random as nacl_random
 
+from appliance import queries
 from appliance.canonical import canonical_bytes
 from appliance.chain import Event
 from appliance.datadir import DataDir
@@ -57,13 +58,8 @@ def key_path(data_dir: DataDir, customer: str) -> Path:
 def consent_state(log: EventLog, customer: str) -> dict[str, Any] | None:
     """The customer's consent: purposes, sync flag, erased; None if never recorded."""
     state: dict[str, Any] | None = None
-    rows = log.conn.execute(
-        "SELECT seq, type, payload FROM events WHERE type IN (?, ?) "
-        "AND json_extract(payload, '$.customer') = ? ORDER BY seq",
-        (CONSENT_RECORDED, CONSENT_ERASED, customer),
-    )
-    for seq, type_, text in rows:
-        payload = json.loads(text)
+    rows = queries.customer_events(log, (CONSENT_RECORDED, CONSENT_ERASED), customer)
+    for seq, type_, payload in rows:
         if type_ == CONSENT_RECORDED:
             state = {
                 "customer": customer,
@@ -164,13 +160,7 @@ def read_personal(data_dir: DataDir, log: EventLog, customer: str) -> list[dict[
             f"no readable data for {customer}: never recorded, or erased (its key was deleted)"
         )
     out = []
-    rows = log.conn.execute(
-        "SELECT seq, payload FROM events WHERE type = ? "
-        "AND json_extract(payload, '$.customer') = ? ORDER BY seq",
-        (PERSONAL_RECORDED, customer),
-    )
-    for seq, text in rows:
-        payload = json.loads(text)
+    for seq, _type, payload in queries.customer_events(log, (PERSONAL_RECORDED,), customer):
         try:
             plain = box.decrypt(base64.b64decode(payload["box"]))
         except (CryptoError, ValueError):
@@ -205,11 +195,7 @@ def sync_allowed(log: EventLog, customer: str) -> bool:
 def export_personal(data_dir: DataDir, log: EventLog) -> dict[str, dict[str, Any]]:
     """Every customer's readable data (for an export that explicitly asks for it)."""
     out: dict[str, dict[str, Any]] = {}
-    rows = log.conn.execute(
-        "SELECT DISTINCT json_extract(payload, '$.customer') FROM events WHERE type = ?",
-        (CONSENT_RECORDED,),
-    )
-    for (customer,) in rows.fetchall():
+    for customer in queries.customers(log, CONSENT_RECORDED):
         state = consent_state(log, customer)
         assert state is not None
         try:

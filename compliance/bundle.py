@@ -36,7 +36,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from appliance import keys
+from appliance import keys, queries
 from appliance.canonical import canonical_bytes
 from appliance.chain import GENESIS_HASH
 from appliance.datadir import DataDir
@@ -108,15 +108,11 @@ def _seq_range(log: EventLog, start_ms: int | None, end_ms: int | None) -> tuple
     first = 1
     last = tail
     if start_ms is not None:
-        row = log.conn.execute(
-            "SELECT MIN(seq) FROM events WHERE wall_ms >= ?", (start_ms,)
-        ).fetchone()
-        first = row[0] if row[0] is not None else tail + 1
+        found = queries.first_seq_from(log, start_ms)
+        first = found if found is not None else tail + 1
     if end_ms is not None:
-        row = log.conn.execute(
-            "SELECT MAX(seq) FROM events WHERE wall_ms < ?", (end_ms,)
-        ).fetchone()
-        last = row[0] if row[0] is not None else 0
+        found = queries.last_seq_before(log, end_ms)
+        last = found if found is not None else 0
     if last < first:
         last = first - 1  # an empty period: still a verifiable (empty) run
     return first, last
@@ -355,18 +351,7 @@ def _add_sync(data_dir: DataDir, tmp: Path, files: dict[str, Path]) -> dict[str,
     if not db.is_file():
         return summary
     try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0)
-        try:
-            # agent.db files from before acks were kept have no ack column (the agent
-            # adds it when it next starts; the export never writes to its database)
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(segments)")}
-            ack_column = "ack" if "ack" in columns else "NULL"
-            rows = conn.execute(
-                "SELECT first_seq, last_seq, id, prev, size, sealed_ms, acked_ms, data, "
-                f"{ack_column} FROM segments ORDER BY first_seq"
-            ).fetchall()
-        finally:
-            conn.close()
+        rows = queries.agent_segments(db)
     except sqlite3.Error as exc:
         _sync_note(tmp, files, summary, f"the sync agent's database could not be read ({exc})")
         return summary

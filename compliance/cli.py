@@ -300,22 +300,21 @@ def cmd_receipt_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_receipt_show(args: argparse.Namespace) -> int:
-    from appliance import receipt_sig
+    from appliance import queries, receipt_sig
     from appliance.till import Till
 
     with Till.open(data_dir(args)) as till:
         event = till.find_sale(args.receipt) if not args.refund else None
         if event is None:
             number = str(args.receipt).strip()
-            row = till.log.conn.execute(
-                "SELECT seq FROM refunds WHERE receipt_no = ?",
-                (int(number) if number.isdigit() and len(number) <= 15 else None,),
-            ).fetchone()
-            if row is None:
+            seq = queries.refund_seq(
+                till.log, int(number) if number.isdigit() and len(number) <= 15 else None
+            )
+            if seq is None:
                 from appliance.errors import NotFound
 
                 raise NotFound(f"no refund receipt {args.receipt}; check the number")
-            event = till.log.event(row[0])
+            event = till.log.event(seq)
         payload = receipt_sig.receipt_qr_payload(till, event)
         out = {
             "receipt_no": event.payload["receipt_no"],

@@ -21,12 +21,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from appliance import keys
+from appliance import keys, queries
 from appliance.boundedio import SCAN_LIMIT, read_bounded
 from appliance.canonical import canonical_bytes
 from appliance.datadir import DataDir
 from appliance.errors import RuleViolation, TillError
 from appliance.fsutil import atomic_write, fsync_dir
+from appliance.log import EventLog
 from appliance.till import Till
 from compliance.probes import Probes
 
@@ -290,12 +291,10 @@ def enroll(
 
 
 def _next_sequence(till: Till) -> int:
-    row = till.log.conn.execute(
-        "SELECT COUNT(*) FROM events WHERE type = ?", (ENROLLMENT_SIGNED,)
-    ).fetchone()
+    recorded = queries.count_events(till.log, ENROLLMENT_SIGNED)
     root = enrollment_root(till.data_dir)
     on_disk = [int(p.name) for p in root.glob("[0-9][0-9][0-9][0-9]")] if root.is_dir() else []
-    return max([row[0], *on_disk]) + 1
+    return max([recorded, *on_disk]) + 1
 
 
 def _write_folder(folder: Path, staged: dict[str, bytes]) -> Path:
@@ -321,9 +320,12 @@ def _write_folder(folder: Path, staged: dict[str, bytes]) -> Path:
     return folder
 
 
-def latest_signed(till: Till) -> dict[str, Any]:
-    from compliance.selftest import latest_enrollment
+def latest_enrollment(log: EventLog) -> dict[str, Any] | None:
+    """The newest ``enrollment.signed`` payload; None when the till was never enrolled."""
+    return queries.latest_payload(log, ENROLLMENT_SIGNED)
 
+
+def latest_signed(till: Till) -> dict[str, Any]:
     found = latest_enrollment(till.log)
     if found is None:
         raise RuleViolation("this till is not enrolled yet; run `tillbox enroll` first")

@@ -18,7 +18,6 @@ one clear verdict per check. The result goes into the log as ``selftest.recorded
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import socket
 import stat
@@ -30,16 +29,16 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from appliance import events, keys, sync_state
+from appliance import events, keys, queries, sync_state
 from appliance.brokerurl import BrokerURL
 from appliance.datadir import Config, DataDir
 from appliance.errors import TillError
 from appliance.log import EventLog
+from compliance import enroll
 from compliance.probes import Probes, Reading
 from compliance.settings import DEFAULT_FATAL, SECTIONS
 
 SELFTEST_RECORDED = events.SELFTEST_RECORDED
-ENROLLMENT_SIGNED = "enrollment.signed"
 CHECK_NAMES = (
     "printer",
     "engraver",
@@ -265,16 +264,7 @@ def check_disk(ctx: Context) -> CheckResult:
 
 def last_verified_point(log: EventLog) -> tuple[int, str]:
     """(seq, hash) up to which an earlier self-test verified the chain; (0, '') if none."""
-    row = log.conn.execute(
-        "SELECT payload FROM events WHERE type = ? "
-        "AND json_extract(payload, '$.log_verified.seq') IS NOT NULL "
-        "ORDER BY seq DESC LIMIT 1",
-        (SELFTEST_RECORDED,),
-    ).fetchone()
-    if row is None:
-        return 0, ""
-    point = json.loads(row[0]).get("log_verified") or {}
-    return int(point.get("seq", 0)), str(point.get("hash", ""))
+    return queries.last_verified_point(log, SELFTEST_RECORDED)
 
 
 def check_log(ctx: Context) -> CheckResult:
@@ -288,8 +278,7 @@ def check_log(ctx: Context) -> CheckResult:
     log = ctx.log
     since, expected_hash = (0, "") if ctx.full_log else last_verified_point(log)
     if since:
-        row = log.conn.execute("SELECT hash FROM events WHERE seq = ?", (since,)).fetchone()
-        if row is None or row[0] != expected_hash:
+        if queries.event_hash(log, since) != expected_hash:
             return _fail(
                 "log",
                 f"event {since} differs from when it was last verified",
@@ -332,8 +321,7 @@ def time_synced_systemd() -> bool | None:
 def check_clock(ctx: Context) -> CheckResult:
     now = datetime.fromtimestamp(ctx.now_ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
     if ctx.log is not None:
-        row = ctx.log.conn.execute("SELECT MAX(wall_ms) FROM events").fetchone()
-        last_ms = row[0] or 0
+        last_ms = queries.last_wall_ms(ctx.log)
         if ctx.now_ms < last_ms:
             behind = (last_ms - ctx.now_ms) // 1000
             return _fail(
@@ -388,8 +376,8 @@ def check_device_key(ctx: Context) -> CheckResult:
             f"write the right public key: echo {public} > {ctx.data_dir.public_key_path}",
         )
     if ctx.log is not None:
-        row = ctx.log.conn.execute("SELECT payload FROM events WHERE seq = 1").fetchone()
-        if row and json.loads(row[0]).get("public_key") not in (None, public):
+        genesis = queries.genesis_payload(ctx.log)
+        if genesis and genesis.get("public_key") not in (None, public):
             return _fail(
                 "device_key",
                 "the key differs from the one the log was created with",
@@ -398,17 +386,10 @@ def check_device_key(ctx: Context) -> CheckResult:
     return _pass("device_key", f"present, mode 0600, public key {public[:16]}...")
 
 
-def latest_enrollment(log: EventLog) -> dict[str, Any] | None:
-    row = log.conn.execute(
-        "SELECT payload FROM events WHERE type = ? ORDER BY seq DESC LIMIT 1", (ENROLLMENT_SIGNED,)
-    ).fetchone()
-    return json.loads(row[0]) if row else None
-
-
 def check_permits(ctx: Context) -> CheckResult:
     if ctx.log is None:
         return _fail("permits", "cannot read the log", "fix the log first")
-    enrollment = latest_enrollment(ctx.log)
+    enrollment = enroll.latest_enrollment(ctx.log)
     if enrollment is None:
         return _fail(
             "permits",
@@ -426,9 +407,7 @@ def check_permits(ctx: Context) -> CheckResult:
     warn_days = int(
         ctx.config.section("selftest").get("permit_warn_days", DEFAULT_PERMIT_WARN_DAYS)
     )
-    from compliance.enroll import enrollment_folder
-
-    folder = enrollment_folder(ctx.data_dir, manifest["sequence"])
+    folder = enroll.enrollment_folder(ctx.data_dir, manifest["sequence"])
     soonest: tuple[date, str] | None = None
     for permit in permits:
         label = f"{permit.get('kind', 'permit')} {permit.get('number', '')}".strip()

@@ -528,15 +528,10 @@ def status(data_dir: DataDir) -> dict[str, Any]:
     if path.exists():
         store = AgentStore(path)
         try:
-            for key, value in store.conn.execute("SELECT key, value FROM meta ORDER BY key"):
-                if key.startswith(
-                    ("acks_rejected", "acks_ignored", "updates_", "segments_refused")
-                ):
-                    counters[key] = int(value)
-            row = store.conn.execute(
-                "SELECT SUM(acked_ms IS NULL), SUM(acked_ms IS NOT NULL) FROM segments"
-            ).fetchone()
-            segments = {"unacked": row[0] or 0, "acked": row[1] or 0}
+            counters = store.counters(
+                ("acks_rejected", "acks_ignored", "updates_", "segments_refused")
+            )
+            segments = store.segment_counts()
             state["region_catalog_version"] = int(store.get("region_catalog_version", "0"))
         finally:
             store.close()

@@ -115,6 +115,11 @@ class AgentStore:
         self.put(key, str(value))
         return value
 
+    def counters(self, prefixes: tuple[str, ...]) -> dict[str, int]:
+        """Every meta counter whose key starts with one of ``prefixes``, by key."""
+        rows = self.conn.execute("SELECT key, value FROM meta ORDER BY key").fetchall()
+        return {key: int(value) for key, value in rows if key.startswith(prefixes)}
+
     # -- the chain --------------------------------------------------------------------------
     def base(self) -> tuple[int, str]:
         """Where sealing restarts after a rebase onto the edge's tip (0, genesis otherwise)."""
@@ -224,6 +229,13 @@ class AgentStore:
     def last_ack_ms(self) -> int:
         row = self.conn.execute("SELECT MAX(acked_ms) FROM segments").fetchone()
         return max(row[0] or 0, int(self.get("base_ms", "0")))
+
+    def segment_counts(self) -> dict[str, int]:
+        """How many sealed segments wait for the edge's ack, and how many it acked."""
+        row = self.conn.execute(
+            "SELECT SUM(acked_ms IS NULL), SUM(acked_ms IS NOT NULL) FROM segments"
+        ).fetchone()
+        return {"unacked": row[0] or 0, "acked": row[1] or 0}
 
     def unacked_bytes(self) -> int:
         row = self.conn.execute(

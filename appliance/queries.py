@@ -1,0 +1,139 @@
+"""Named read queries over a till's log and its projections, for the layers above.
+
+Compliance, the CLIs and the services ask these questions instead of writing SQL:
+the SQL stays in the core beside the schema it reads (:mod:`appliance.log`,
+:mod:`appliance.projections`, :mod:`appliance.schema` and this module), so a schema
+change is one search. Every function only reads; none opens a transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from appliance.log import EventLog
+
+
+def count_events(log: EventLog, event_type: str) -> int:
+    """How many events of ``event_type`` the log holds."""
+    row = log.conn.execute("SELECT COUNT(*) FROM events WHERE type = ?", (event_type,)).fetchone()
+    return int(row[0])
+
+
+def latest_payload(log: EventLog, event_type: str) -> dict[str, Any] | None:
+    """The payload of the newest event of ``event_type``; None when there is none."""
+    row = log.conn.execute(
+        "SELECT payload FROM events WHERE type = ? ORDER BY seq DESC LIMIT 1", (event_type,)
+    ).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def genesis_payload(log: EventLog) -> dict[str, Any] | None:
+    """The payload of the device's first event (seq 1); None for an empty log."""
+    row = log.conn.execute("SELECT payload FROM events WHERE seq = 1").fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def event_hash(log: EventLog, seq: int) -> str | None:
+    """The stored hash of event ``seq``; None when the log has no such event."""
+    row = log.conn.execute("SELECT hash FROM events WHERE seq = ?", (seq,)).fetchone()
+    return row[0] if row else None
+
+
+def last_wall_ms(log: EventLog) -> int:
+    """The latest wall clock any event carries; 0 for an empty log."""
+    row = log.conn.execute("SELECT MAX(wall_ms) FROM events").fetchone()
+    return int(row[0] or 0)
+
+
+def first_seq_from(log: EventLog, wall_ms: int) -> int | None:
+    """The first seq stamped at or after ``wall_ms``; None when none is."""
+    row = log.conn.execute("SELECT MIN(seq) FROM events WHERE wall_ms >= ?", (wall_ms,)).fetchone()
+    return row[0]
+
+
+def last_seq_before(log: EventLog, wall_ms: int) -> int | None:
+    """The last seq stamped before ``wall_ms``; None when none is."""
+    row = log.conn.execute("SELECT MAX(seq) FROM events WHERE wall_ms < ?", (wall_ms,)).fetchone()
+    return row[0]
+
+
+def last_verified_point(log: EventLog, selftest_type: str) -> tuple[int, str]:
+    """(seq, hash) up to which the newest self-test verified the chain; (0, '') if none."""
+    row = log.conn.execute(
+        "SELECT payload FROM events WHERE type = ? "
+        "AND json_extract(payload, '$.log_verified.seq') IS NOT NULL "
+        "ORDER BY seq DESC LIMIT 1",
+        (selftest_type,),
+    ).fetchone()
+    if row is None:
+        return 0, ""
+    point = json.loads(row[0]).get("log_verified") or {}
+    return int(point.get("seq", 0)), str(point.get("hash", ""))
+
+
+def refund_seq(log: EventLog, receipt_no: int | None) -> int | None:
+    """The seq of the refund printed as ``receipt_no``; None when there is none."""
+    row = log.conn.execute("SELECT seq FROM refunds WHERE receipt_no = ?", (receipt_no,)).fetchone()
+    return row[0] if row else None
+
+
+def customer_events(
+    log: EventLog, types: tuple[str, ...], customer: str
+) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(seq, type, payload) of every event of ``types`` about ``customer``, in log order."""
+    marks = ",".join("?" * len(types))
+    rows = log.conn.execute(
+        f"SELECT seq, type, payload FROM events WHERE type IN ({marks}) "
+        "AND json_extract(payload, '$.customer') = ? ORDER BY seq",
+        (*types, customer),
+    ).fetchall()
+    for seq, type_, text in rows:
+        yield seq, type_, json.loads(text)
+
+
+def customers(log: EventLog, event_type: str) -> list[str]:
+    """Every distinct ``customer`` named by an event of ``event_type``, first seen first."""
+    rows = log.conn.execute(
+        "SELECT json_extract(payload, '$.customer') FROM events WHERE type = ? "
+        "GROUP BY 1 ORDER BY MIN(seq)",
+        (event_type,),
+    ).fetchall()
+    return [customer for (customer,) in rows]
+
+
+# The sync agent's own database (``sync/agent.db``), read-only, for the inspection export:
+# compliance may not import the agent (they are peers), so the one read it needs lives here.
+
+
+class AgentSegment(NamedTuple):
+    first_seq: int
+    last_seq: int
+    id: str
+    prev: str
+    size: int
+    sealed_ms: int | None
+    acked_ms: int | None
+    data: bytes | None
+    ack: bytes | None
+
+
+def agent_segments(db: Path) -> list[AgentSegment]:
+    """Every segment the agent's database records, by first seq; raises sqlite3.Error."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0)
+    try:
+        # agent.db files from before acks were kept have no ack column (the agent
+        # adds it when it next starts; the export never writes to its database)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(segments)")}
+        ack_column = "ack" if "ack" in columns else "NULL"
+        rows = conn.execute(
+            "SELECT first_seq, last_seq, id, prev, size, sealed_ms, acked_ms, data, "
+            f"{ack_column} FROM segments ORDER BY first_seq"
+        ).fetchall()
+    finally:
+        conn.close()
+    return [AgentSegment._make(row) for row in rows]
