@@ -21,6 +21,7 @@ import tempfile
 
 import pytest
 
+from appliance.testing import open_demo_till
 from drivers.testing import RigLock, RigLocked
 
 ENV = {
@@ -125,10 +126,5 @@ def gpio(request, rig_lock):
 
 @pytest.fixture
 def till(tmp_path):
-    from appliance.datadir import DataDir
-    from appliance.till import Till
-
-    t = Till.init(DataDir(tmp_path / "till"), "hil-rig", demo=True)
-    t.open_shift()
-    yield t
-    t.close()
+    with open_demo_till(tmp_path / "till", "hil-rig") as t:
+        yield t

@@ -1,97 +1,33 @@
-"""Shared fixtures: a real demo till on disk with sales, and probes that behave."""
+"""Shared fixtures: a real demo till on disk with sales, and probes that behave.
+
+The helpers behind them live in compliance/testing.py.
+"""
 
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass, field
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
+from appliance import keys
+from appliance.canonical import canonical_bytes
+from appliance.chain import GENESIS_HASH, event_hash
 from appliance.datadir import DataDir
-from appliance.pricing import CartLine
-from appliance.till import Till
-from compliance.probes import Reading
-
-
-def png_bytes(width: int = 64, height: int = 48, color: tuple = (20, 120, 200)) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(out, "PNG")
-    return out.getvalue()
-
-
-def jpeg_bytes(width: int = 64, height: int = 48) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (200, 60, 10)).save(out, "JPEG")
-    return out.getvalue()
-
-
-@dataclass
-class FakeProbes:
-    """Devices with state: paper runs out, the engraver alarms, the camera breaks.
-
-    ``None`` for a device means it is not fitted (``none://``); ``missing`` lists
-    devices that are configured but do not answer (unplugged).
-    """
-
-    paper: str = "ok"
-    printer_online: bool = True
-    grbl_state: str = "Idle"
-    laser_mode: bool | None = True
-    alarm: int | None = None
-    frame: bytes | None = field(default_factory=png_bytes)
-    power_good: bool | None = True
-    earth_ok: bool | None = True
-    missing: set = field(default_factory=set)
-    not_fitted: set = field(default_factory=set)
-    labels: list = field(default_factory=list)
-    closed: bool = False
-
-    def read(self, kind: str) -> Reading:
-        if kind in self.not_fitted:
-            return Reading(False, f"no {kind} is configured", configured=False)
-        if kind in self.missing:
-            return Reading(False, f"{kind} at usb://1234:5678 is not connected; plug it in")
-        if kind == "printer":
-            ok = self.printer_online and self.paper != "out"
-            return Reading(
-                ok,
-                "ready" if ok else "printer is out of paper",
-                {"online": self.printer_online, "paper": self.paper},
-            )
-        if kind == "engraver":
-            return Reading(
-                self.grbl_state == "Idle" and not self.alarm,
-                self.grbl_state,
-                {
-                    "state": self.grbl_state,
-                    "laser_mode": self.laser_mode,
-                    "alarm": self.alarm,
-                    "version": "Grbl 1.1h",
-                },
-            )
-        if kind == "camera":
-            return Reading(True, "ready", {})
-        if kind == "gpio":
-            return Reading(
-                True, "ready", {"power_good": self.power_good, "earth_ok": self.earth_ok}
-            )
-        raise AssertionError(kind)
-
-    def capture(self) -> tuple[bytes | None, str]:
-        if "camera" in self.missing or "camera" in self.not_fitted:
-            return None, "camera is not connected"
-        return self.frame, "" if self.frame else "empty frame"
-
-    def print_label(self, qr_payload: str, lines: list[str]) -> str:
-        if "printer" in self.missing or self.paper == "out":
-            return "printer is out of paper"
-        self.labels.append((qr_payload, lines))
-        return ""
-
-    def close(self) -> None:
-        self.closed = True
+from appliance.log import EventLog
+from compliance.testing import (
+    REGION,
+    REGION_PUB,
+    FakeProbes,
+    enroll_till,
+    jpeg_bytes,
+    seal_ack,
+    set_region_key,
+    till_with_sales,
+)
+from sync_agent import wire
+from sync_agent.store import AgentStore
 
 
 @pytest.fixture
@@ -99,20 +35,9 @@ def probes() -> FakeProbes:
     return FakeProbes()
 
 
-def make_till(root: Path, device_id: str = "till-1") -> DataDir:
-    ddir = DataDir(root)
-    with Till.init(ddir, device_id, demo=True) as till:
-        till.open_shift()
-        till.sell([CartLine("MUG-01", 2)], "cash")
-        till.sell([CartLine("MUG-01", 1), CartLine("KEYRING-ENG", 1)], "card")
-        sale = till.sell([CartLine("MUG-01", 3)], "cash")
-        till.refund(sale.payload["sale_id"], [("MUG-01", 1)])
-    return ddir
-
-
 @pytest.fixture
 def till_dir(tmp_path: Path) -> DataDir:
-    return make_till(tmp_path / "till")
+    return till_with_sales(tmp_path / "till")
 
 
 @pytest.fixture
@@ -129,30 +54,6 @@ def photo_file(tmp_path: Path) -> Path:
     return path
 
 
-def enroll_till(
-    ddir: DataDir,
-    permit: Path,
-    photo: Path,
-    probes: FakeProbes | None = None,
-    expires: str = "2099-12-31",
-) -> dict:
-    from compliance import enroll
-
-    data = enroll.EnrollmentInput(
-        operator="Ann Trader",
-        business="Riverside Makers",
-        registration="HRB 1234",
-        address="1 Market Sq",
-        permits=[enroll.PermitInput("trading", "TP-2291", expires, str(permit))],
-        photos=[enroll.PhotoInput("engraver", str(photo))],
-        attestation="The electrical set-up was checked by a qualified person.",
-        confirmed=True,
-        assets=[("ENG-1", "Laser engraver"), ("", "Receipt printer")],
-    )
-    with Till.open(ddir) as till:
-        return enroll.enroll(till, data, probes)
-
-
 @pytest.fixture
 def enrolled(till_dir: DataDir, permit_file: Path, photo_file: Path) -> DataDir:
     enroll_till(till_dir, permit_file, photo_file)
@@ -160,12 +61,98 @@ def enrolled(till_dir: DataDir, permit_file: Path, photo_file: Path) -> DataDir:
 
 
 @pytest.fixture
-def make_probes():
+def make_probes() -> type[FakeProbes]:
     """The FakeProbes class, for tests that need several differently broken rigs."""
     return FakeProbes
 
 
 @pytest.fixture
-def enroll_with():
+def enroll_with() -> Callable[..., dict]:
     """enroll_till(ddir, permit, photo, probes=None, expires=...)."""
     return enroll_till
+
+
+def tamper_log(path: Path, *edits: tuple[str, tuple], rechain: bool = True) -> None:
+    """Edit a closed till's log as an attacker with the file would: past the append-only
+    triggers and, with ``rechain``, recomputing every hash so the chain hides the edit."""
+    conn = sqlite3.connect(path)
+    triggers = conn.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'").fetchall()
+    for name, _sql in triggers:
+        conn.execute(f"DROP TRIGGER {name}")
+    for sql, params in edits:
+        conn.execute(sql, params)
+    conn.commit()
+    log = EventLog.open(path, readonly=True)
+    events = list(log.events()) if rechain else []
+    log.close()
+    prev = GENESIS_HASH
+    for event in events:
+        digest = event_hash({**event.envelope(), "prev": prev})
+        conn.execute(
+            "UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, digest, event.seq)
+        )
+        prev = digest
+    for _name, sql in triggers:
+        conn.execute(sql)
+    conn.commit()
+    conn.close()
+
+
+@pytest.fixture
+def tamper() -> Callable[..., None]:
+    """tamper_log(path, (sql, params), ..., rechain=True): edit the log, re-chain it."""
+    return tamper_log
+
+
+def seal_agent_segments(ddir: DataDir, ranges: list[tuple[int, int]]) -> list[str]:
+    """Seal the log's events in ``ranges`` as the agent does, kept unacked in its
+    agent.db (each segment chained to the one before); the segments' ids."""
+    log = EventLog.open(ddir.log_path, readonly=True)
+    lines = [canonical_bytes(e.to_json()) for e in log.events()]
+    log.close()
+    device_key = keys.load_signing_key(ddir.private_key_path)
+    store = AgentStore(ddir.sync_dir / "agent.db")
+    ids: list[str] = []
+    for first, last in ranges:
+        prev = ids[-1] if ids else wire.GENESIS
+        data = wire.seal_segment(
+            device_key,
+            tenant="demo",
+            device=log.device_id,
+            first_seq=first,
+            last_seq=last,
+            prev=prev,
+            lines=lines[first - 1 : last],
+        )
+        store.add(first, last, wire.segment_id(data), prev, data)
+        ids.append(wire.segment_id(data))
+    store.close()
+    return ids
+
+
+@pytest.fixture
+def seal_segments() -> Callable[[DataDir, list[tuple[int, int]]], list[str]]:
+    """seal_agent_segments(ddir, [(first, last), ...]) -> the segment ids."""
+    return seal_agent_segments
+
+
+@pytest.fixture
+def synced(till_dir: DataDir) -> tuple[DataDir, list[str]]:
+    """till-1 whose agent sealed three segments; the region acked the first two."""
+    last_seq = _log_tail(till_dir)
+    ids = seal_agent_segments(till_dir, [(1, 3), (4, 6), (7, last_seq)])
+    store = AgentStore(till_dir.sync_dir / "agent.db")
+    # an agent before ack binding kept a v1 ack (no nonce), a current one a v2
+    store.mark_acked(ids[0], seal_ack(REGION, "till-1", ids[0], 1, 3))
+    store.mark_acked(ids[1], seal_ack(REGION, "till-1", ids[1], 4, 6, "ab" * 16))
+    store.close()
+    set_region_key(till_dir, REGION_PUB)
+    return till_dir, ids
+
+
+def _log_tail(ddir: DataDir) -> int:
+    log = EventLog.open(ddir.log_path, readonly=True)
+    try:
+        return log.last()[0]
+    finally:
+        log.close()

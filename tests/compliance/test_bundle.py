@@ -238,34 +238,17 @@ def test_not_a_zip_truncated_and_missing_file_give_verdicts(bundle, tmp_path):
     assert "no file at" in verify_bundle(tmp_path / "nope.zip").problem
 
 
-def test_period_bundle_chains_from_the_event_before(enrolled, tmp_path):
+def test_period_bundle_chains_from_the_event_before(enrolled, tmp_path, tamper):
     from datetime import UTC, datetime, timedelta
 
+    # Backdate the first events by two days, as if the till had traded before, and
+    # re-chain everything so the log is valid again with the new times.
+    two_days = 2 * 86_400_000
+    tamper(
+        enrolled.log_path, ("UPDATE events SET wall_ms = wall_ms - ? WHERE seq <= 5", (two_days,))
+    )
     with Till.open(enrolled) as till:
         last_seq, _ = till.log.last()
-        # Backdate the first events by two days, as if the till had traded before.
-        # (The append-only triggers forbid UPDATE; a test may drop them on its own copy.)
-        conn = till.log.conn
-        triggers = conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type='trigger'"
-        ).fetchall()
-        for name, _sql in triggers:
-            conn.execute(f"DROP TRIGGER {name}")
-        two_days = 2 * 86_400_000
-        rows = conn.execute("SELECT seq FROM events WHERE seq <= 5 ORDER BY seq").fetchall()
-        prev = "0" * 64
-        for (seq,) in rows:
-            conn.execute("UPDATE events SET wall_ms = wall_ms - ? WHERE seq = ?", (two_days, seq))
-        # re-chain everything so the log is valid again with the new times
-        for event in list(till.log.events(0)):
-            env = {**event.envelope(), "prev": prev}
-            digest = event_hash(env)
-            conn.execute(
-                "UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, digest, event.seq)
-            )
-            prev = digest
-        for _name, sql in triggers:
-            conn.execute(sql)
         assert till.log.verify().ok
     today = datetime.now(UTC).date()
     out = tmp_path / "today.zip"
@@ -383,31 +366,16 @@ def test_selftest_history_is_in_the_bundle_and_checked(enrolled, probes, tmp_pat
     assert "selftest.jsonl differs" in verify_bundle(bad).problem
 
 
-def test_sync_agent_segments_are_exported_and_their_signatures_checked(enrolled, tmp_path):
-    from appliance.log import EventLog
+def test_sync_agent_segments_are_exported_and_their_signatures_checked(
+    enrolled, tmp_path, seal_segments
+):
     from sync_agent.store import AgentStore
-    from sync_agent.wire import GENESIS, seal_segment, segment_id
 
-    key = device_key(enrolled)
-    log = EventLog.open(enrolled.log_path, readonly=True)
-    lines = [canonical_bytes(e.to_json()) for e in log.events()]
-    log.close()
+    with Till.open(enrolled) as till:
+        tail = till.log.last()[0]
+    ids = seal_segments(enrolled, [(1, 4), (5, tail)])
     store = AgentStore(enrolled.sync_dir / "agent.db")
-    prev = GENESIS
-    for first, last in ((1, 4), (5, len(lines))):
-        data = seal_segment(
-            key,
-            tenant="demo",
-            device="till-1",
-            first_seq=first,
-            last_seq=last,
-            prev=prev,
-            lines=lines[first - 1 : last],
-        )
-        store.add(first, last, segment_id(data), prev, data)
-        prev = segment_id(data)
-        if first == 1:
-            store.mark_acked(prev)
+    store.mark_acked(ids[0])
     store.close()
     out = tmp_path / "sync.zip"
     export_bundle(enrolled, out)
@@ -428,7 +396,7 @@ def test_sync_agent_segments_are_exported_and_their_signatures_checked(enrolled,
         return data
 
     bad = tmp_path / "seg-bad.zip"
-    resign(out, bad, key, flip)
+    resign(out, bad, device_key(enrolled), flip)
     assert "is not the segment id recorded" in verify_bundle(bad).problem
 
 

@@ -13,9 +13,8 @@ from nacl.signing import SigningKey
 
 from compliance import zipcanon
 from compliance.bundle import export_bundle
+from compliance.testing import REGION_PUB, till_with_sales
 from compliance.verify import verify_bundle
-from tests.compliance.conftest import make_till
-from tests.compliance.test_region_acks import REGION_PUB, synced  # noqa: F401 - a fixture
 
 MiB = 1 << 20
 BOMB_MIB = 200  # what the bomb's manifest.json inflates to (about 200 KiB deflated)
@@ -142,7 +141,7 @@ def test_the_nonce_and_export_time_are_signed_and_checked(enrolled, tmp_path):
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "--nonce must be" in bad.stderr
 
 
-def test_verify_says_which_parts_it_proved(synced, tmp_path):  # noqa: F811
+def test_verify_says_which_parts_it_proved(synced, tmp_path):
     ddir, _ids = synced
     acked = tmp_path / "acked.zip"
     export_bundle(ddir, acked)
@@ -163,7 +162,7 @@ def test_verify_says_which_parts_it_proved(synced, tmp_path):  # noqa: F811
     assert as_json["proved"]["region_acks"].startswith("NOT proved")
     # asked to prove what the region stored, but the bundle holds no acks: exit 5
     unsynced = tmp_path / "unsynced.zip"
-    export_bundle(make_till(tmp_path / "never-synced"), unsynced)
+    export_bundle(till_with_sales(tmp_path / "never-synced"), unsynced)
     res = tillbox("inspect", "verify", str(unsynced), "--region-key", REGION_PUB)
     assert res.returncode == 5 and "holds no region acks" in res.stdout, res.stdout
     assert "region acks: none in the bundle" in res.stdout

@@ -10,66 +10,18 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
-import tomli_w
 from nacl.signing import SigningKey
 
 from appliance import keys
 from appliance.canonical import canonical_bytes
 from appliance.datadir import DataDir
-from appliance.log import EventLog
 from compliance import zipcanon
 from compliance.bundle import export_bundle
+from compliance.testing import REGION, REGION_PUB, seal_ack
 from compliance.verify import verify_bundle
-from sync_agent import wire
 from sync_agent.store import AgentStore
 
-REGION = SigningKey(bytes(range(32, 64)))  # the region seed of docs/formats.md (section 4)
-REGION_PUB = REGION.verify_key.encode().hex()
 DOC = Path(__file__).resolve().parents[2] / "docs" / "formats.md"
-
-
-def seal_ack(
-    key: SigningKey, device: str, seg_id: str, first: int, last: int, nonce: str = ""
-) -> bytes:
-    ack = wire.Ack("demo", device, "ack", seg_id, first, last, last, seg_id, nonce=nonce)
-    return wire.seal_ack(key, ack)
-
-
-def set_region_key(ddir: DataDir, value: str) -> None:
-    config = ddir.load_config()
-    config.update("sync", region_public_key=value)
-    ddir.config_path.write_text(tomli_w.dumps(config.data))
-
-
-@pytest.fixture
-def synced(till_dir: DataDir) -> tuple[DataDir, list[str]]:
-    """till-1 whose agent sealed three segments; the region acked the first two."""
-    log = EventLog.open(till_dir.log_path, readonly=True)
-    lines = [canonical_bytes(e.to_json()) for e in log.events()]
-    log.close()
-    device_key = keys.load_signing_key(till_dir.private_key_path)
-    store = AgentStore(till_dir.sync_dir / "agent.db")
-    ids, prev = [], wire.GENESIS
-    for first, last in ((1, 3), (4, 6), (7, len(lines))):
-        data = wire.seal_segment(
-            device_key,
-            tenant="demo",
-            device="till-1",
-            first_seq=first,
-            last_seq=last,
-            prev=prev,
-            lines=lines[first - 1 : last],
-        )
-        prev = wire.segment_id(data)
-        store.add(first, last, prev, ids[-1] if ids else wire.GENESIS, data)
-        ids.append(prev)
-        if last <= 6:  # an agent before ack binding kept a v1 ack, a current one a v2
-            nonce = "" if first == 1 else "ab" * 16
-            store.mark_acked(prev, seal_ack(REGION, "till-1", prev, first, last, nonce))
-    store.close()
-    set_region_key(till_dir, REGION_PUB)
-    return till_dir, ids
 
 
 def forge(src: Path, dst: Path, ddir: DataDir, change) -> None:

@@ -19,6 +19,11 @@ from compliance.probes import DriversProbes
 from compliance.selftest import CHECK_NAMES, SELFTEST_RECORDED, run_selftest
 
 ALWAYS = dict(time_synced=lambda: True)
+# an old sale's quantity edited in place
+EDIT_A_SALE = (
+    "UPDATE events SET payload = replace(payload, '\"qty\":2', '\"qty\":1') WHERE seq = 4",
+    (),
+)
 
 
 def by_name(report) -> dict:
@@ -150,7 +155,7 @@ def test_permits_expired_soon_and_missing(till_dir, probes, permit_file, photo_f
     assert checks["permits"].result == "fail" and "missing" in checks["permits"].value
 
 
-def test_tail_verification_and_tampered_log(enrolled, probes):
+def test_tail_verification_and_tampered_log(enrolled, probes, tamper):
     first = run_selftest(enrolled, probes, **ALWAYS)
     second = run_selftest(enrolled, probes, **ALWAYS)
     assert f"tail since seq {first.recorded_seq - 1}" in by_name(second)["log"].value
@@ -160,17 +165,7 @@ def test_tail_verification_and_tampered_log(enrolled, probes):
     assert f"tail since seq {second.recorded_seq - 1}" in by_name(third)["log"].value
     # Someone edits an old sale with the guards removed: the tail check alone would miss it,
     # but the last verified point's hash is checked, and --full re-checks everything.
-    conn = sqlite3.connect(enrolled.log_path)
-    triggers = conn.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'").fetchall()
-    for name, _sql in triggers:
-        conn.execute(f"DROP TRIGGER {name}")
-    conn.execute(
-        "UPDATE events SET payload = replace(payload, '\"qty\":2', '\"qty\":1') WHERE seq = 4"
-    )
-    for _name, sql in triggers:
-        conn.execute(sql)
-    conn.commit()
-    conn.close()
+    tamper(enrolled.log_path, EDIT_A_SALE, rechain=False)
     full = run_selftest(enrolled, probes, full_log=True, **ALWAYS)
     assert by_name(full)["log"].result == "fail" and "seq 4" in by_name(full)["log"].value
     assert not full.ok and full.recorded_seq is None
@@ -286,35 +281,11 @@ def test_cli_json_exit_code_and_table(enrolled):
     assert res.returncode == 1 and "unknown check 'bogus'" in res.stderr
 
 
-def test_rechained_history_is_caught_by_the_tail_check(enrolled, probes):
+def test_rechained_history_is_caught_by_the_tail_check(enrolled, probes, tamper):
     """Rewriting an old event and recomputing every hash after it changes the hash of the
     point the last self-test verified: the quick tail check alone catches it."""
-    from appliance.chain import event_hash
-
     run_selftest(enrolled, probes, **ALWAYS)
-    conn = sqlite3.connect(enrolled.log_path)
-    triggers = conn.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'").fetchall()
-    for name, _sql in triggers:
-        conn.execute(f"DROP TRIGGER {name}")
-    conn.execute(
-        "UPDATE events SET payload = replace(payload, '\"qty\":2', '\"qty\":1') WHERE seq = 4"
-    )
-    conn.commit()
-    log = EventLog.open(enrolled.log_path, readonly=True)
-    events = list(log.events())
-    log.close()
-    prev = "0" * 64
-    for event in events:
-        env = {**event.envelope(), "prev": prev}
-        digest = event_hash(env)
-        conn.execute(
-            "UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, digest, event.seq)
-        )
-        prev = digest
-    for _name, sql in triggers:
-        conn.execute(sql)
-    conn.commit()
-    conn.close()
+    tamper(enrolled.log_path, EDIT_A_SALE)
     report = run_selftest(enrolled, probes, **ALWAYS)
     log_check = by_name(report)["log"]
     assert log_check.result == "fail" and "differs from when it was last verified" in (

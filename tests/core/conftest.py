@@ -1,9 +1,13 @@
-"""Fixtures for the core: real SQLite files on disk in a temporary folder."""
+"""Fixtures for the core: real SQLite files on disk in a temporary folder.
+
+``data_dir`` and ``till`` (a demo till) come from tests/conftest.py.
+"""
 
 from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +15,6 @@ from pathlib import Path
 import pytest
 
 from appliance.cli import main
-from appliance.datadir import DataDir
-from appliance.till import Till
 
 
 @dataclass
@@ -37,20 +39,14 @@ def run_cli(*argv: str) -> CliResult:
 
 
 @pytest.fixture
-def cli():
+def cli() -> Callable[..., CliResult]:
     return run_cli
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> DataDir:
-    d = DataDir(tmp_path / "till")
-    Till.init(d, "stall-test", demo=True).close()
+def shop(cli: Callable[..., CliResult], tmp_path: Path) -> str:
+    """A demo till made and opened for selling through the CLI itself; its folder."""
+    d = str(tmp_path / "shop")
+    assert cli("init", "--data-dir", d, "--device-id", "stall-1", "--demo").code == 0
+    assert cli("shift", "open", "--data-dir", d).code == 0
     return d
-
-
-@pytest.fixture
-def till(data_dir: DataDir):
-    t = Till.open(data_dir)
-    t.open_shift()
-    yield t
-    t.close()

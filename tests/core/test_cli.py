@@ -12,14 +12,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TILLBOX = [sys.executable, "-m", "appliance.cli"]
 
 
-@pytest.fixture
-def shop(cli, tmp_path):
-    d = str(tmp_path / "shop")
-    assert cli("init", "--data-dir", d, "--device-id", "cli-1", "--demo").code == 0
-    assert cli("shift", "open", "--data-dir", d).code == 0
-    return d
-
-
 def last_seq(cli, d) -> int:
     return cli("log", "verify", "--data-dir", d, "--json").json()["last_seq"]
 

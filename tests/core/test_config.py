@@ -31,14 +31,6 @@ def sales_in_log(d: DataDir) -> int:
         log.close()
 
 
-@pytest.fixture
-def shop(cli, tmp_path):
-    d = str(tmp_path / "till")
-    assert cli("init", "--data-dir", d, "--device-id", "stall-1", "--demo").code == 0
-    assert cli("shift", "open", "--data-dir", d).code == 0
-    return d
-
-
 # -- finding 6: one ASCII identifier rule wherever a name enters -----------------------------
 @pytest.mark.parametrize(
     "argv",

@@ -167,14 +167,6 @@ def test_a_schema_1_log_is_backfilled_from_its_recorded_self_tests(data_dir):
 
 
 # -- the CLI -------------------------------------------------------------------------------
-@pytest.fixture
-def shop(cli, tmp_path):
-    d = str(tmp_path / "shop")
-    assert cli("init", "--data-dir", d, "--device-id", "gate-1", "--demo").code == 0
-    assert cli("shift", "open", "--data-dir", d).code == 0
-    return d
-
-
 def _sale(cli, d):
     return cli("sale", "--data-dir", d, "--item", "CAFE", "--pay", "card")
 

@@ -1,20 +1,10 @@
-"""Fixtures for the driver tests: a demo till on disk and the in-process simulators."""
+"""Fixtures for the driver tests: a sale and the simulators (``till``: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from appliance.datadir import DataDir
 from appliance.pricing import CartLine
-from appliance.till import Till
-
-
-@pytest.fixture
-def till(tmp_path):
-    t = Till.init(DataDir(tmp_path / "till"), "t1", demo=True)
-    t.open_shift()
-    yield t
-    t.close()
 
 
 @pytest.fixture

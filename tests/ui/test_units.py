@@ -13,10 +13,8 @@ import pytest
 
 from appliance import receipt_sig
 from appliance import techpin as pin
-from appliance.datadir import DataDir
 from appliance.errors import RuleViolation, TillError
 from appliance.events import SELFTEST_OVERRIDE
-from appliance.till import Till
 from ui import fmt, i18n
 from ui.session import Session
 
@@ -103,14 +101,6 @@ def test_gettext_reads_the_german_catalog():
 
 
 # -- the session over a real till -----------------------------------------------------------
-@pytest.fixture
-def till(tmp_path):
-    t = Till.init(DataDir(tmp_path / "till"), "unit-till", demo=True)
-    t.open_shift()
-    yield t
-    t.close()
-
-
 def test_cart_merges_lines_and_the_core_prices_them(till):
     s = Session(till)
     s.add("MUG-01")
@@ -167,7 +157,7 @@ def test_find_sale_by_number_or_by_the_receipt_qr(till, tmp_path):
     payload = receipt_sig.receipt_qr_payload(till, sale.event)
     assert s.find_sale(payload)["receipt_no"] == sale.payload["receipt_no"]
     assert s.find_sale(str(sale.payload["receipt_no"]))["sale_id"] == sale.payload["sale_id"]
-    foreign = payload.replace("*unit-till*", "*other-till*", 1)
+    foreign = payload.replace(f"*{till.device_id}*", "*other-till*", 1)
     with pytest.raises(RuleViolation, match="from till other-till"):
         s.find_sale(foreign)
     with pytest.raises(RuleViolation, match="not a tillbox receipt"):
