@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from appliance.cli import build_parser
-
 ROOT = Path(__file__).resolve().parents[2]
 TILLBOX = [sys.executable, "-m", "appliance.cli"]
 
@@ -175,27 +173,3 @@ def test_startup_does_not_import_hardware_or_ui_toolkits():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert out.stdout.strip() == ""
-
-
-def _commands(parser, prefix=()):
-    for action in parser._actions:
-        if action.__class__.__name__ == "_SubParsersAction":
-            for name, sub in action.choices.items():
-                yield from _commands(sub, (*prefix, name))
-            return
-    yield prefix
-
-
-def test_every_command_has_help_and_is_in_the_readme():
-    readme = (ROOT / "README.md").read_text()
-    parser = build_parser()
-    commands = list(_commands(parser))
-    assert len(commands) >= 10
-    for command in commands:
-        assert f"tillbox {' '.join(command)}" in readme or (
-            # `shift open|close` style rows cover their alternatives
-            f"tillbox {' '.join(command[:-1])} " in readme and command[-1] in readme
-        ), f"README command reference lacks `tillbox {' '.join(command)}`"
-    sub_actions = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
-    for choice in sub_actions[0]._choices_actions:
-        assert choice.help, f"`tillbox {choice.dest}` has no help text"
