@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from appliance import events as ev
 from appliance import schema
 from appliance.canonical import canonical_text
 from appliance.chain import Event
+
+# One event's effect on the tables: (conn, seq, wall_ms, payload).
+Handler = Callable[[sqlite3.Connection, int, int, dict[str, Any]], None]
 
 
 def apply(conn: sqlite3.Connection, event: Event) -> None:
@@ -134,7 +138,7 @@ def _shift_closed(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str,
     conn.execute("UPDATE shifts SET closed_seq = ? WHERE shift_no = ?", (seq, p["shift_no"]))
 
 
-def _receipt_outcome(state: str):  # noqa: ANN202 - small factory of handlers
+def _receipt_outcome(state: str) -> Handler:
     def handler(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]) -> None:
         conn.execute(
             "INSERT OR REPLACE INTO receipt_status (receipt_no, state, seq, detail) "

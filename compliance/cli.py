@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from appliance.cliutil import OneLineParser, add_json, data_dir, emit, till_command
+
+if TYPE_CHECKING:
+    from compliance.enroll import EnrollmentInput
+
+T = TypeVar("T")
 
 
 # -- selftest ------------------------------------------------------------------------------
@@ -73,7 +80,7 @@ def _ask(prompt: str, current: str) -> str:
     return input(f"{prompt}: ").strip()
 
 
-def _ask_many(prompt: str, parse, current: list) -> list:  # noqa: ANN001
+def _ask_many(prompt: str, parse: Callable[[str], T], current: list[T]) -> list[T]:
     """Ask for entries until an empty line; a bad entry is explained and asked again."""
     from appliance.errors import TillError
 
@@ -90,7 +97,7 @@ def _ask_many(prompt: str, parse, current: list) -> list:  # noqa: ANN001
             print(f"  {exc}")
 
 
-def _guided_input(args: argparse.Namespace):  # noqa: ANN202 - compliance.enroll.EnrollmentInput
+def _guided_input(args: argparse.Namespace) -> EnrollmentInput:
     """Flags first; in a terminal, ask for whatever is missing (the CLI onboarding flow)."""
     from compliance import enroll
 

@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from appliance.config import Config
+    from appliance.datadir import DataDir
+    from drivers.devices import Devices
 
 log = logging.getLogger("tillbox.compliance")
 
@@ -56,16 +61,16 @@ def _state_reading(state: Any) -> Reading:
 class DriversProbes:
     """Readings through ``drivers.devices.open_devices``; opened lazily, closed once."""
 
-    def __init__(self, config: Any, data_dir: Any, devices: Any = None) -> None:  # noqa: ANN401
+    def __init__(self, config: Config, data_dir: DataDir, devices: Devices | None = None) -> None:
         """``devices``: an already open ``drivers.devices.Devices`` to share (the kiosk's);
         it stays open after :meth:`close`, which only closes devices this object opened."""
         self.config = config
         self.data_dir = data_dir
-        self._devices: Any = devices
+        self._devices: Devices | None = devices
         self._owned = devices is None
         self._open_error = ""
 
-    def _open(self) -> Any:
+    def _open(self) -> Devices | None:
         if self._devices is None and not self._open_error:
             try:
                 from appliance.devices import open_devices
@@ -79,7 +84,7 @@ class DriversProbes:
                 self._open_error = f"opening the devices failed ({exc})"
         return self._devices
 
-    def devices(self) -> Any:  # noqa: ANN401 - drivers.devices.Devices, or None
+    def devices(self) -> Devices | None:
         """The drivers' device set (opened on first use); None when it cannot be opened."""
         return self._open()
 
