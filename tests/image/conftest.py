@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import pytest
 
@@ -88,7 +88,7 @@ def verify(root: Path, units: list[str]) -> tuple[int, str]:
     return done.returncode, (done.stdout + done.stderr).strip()
 
 
-def load_provision():  # noqa: ANN201 - the module
+def load_provision() -> ModuleType:
     """systemd/provision.py as a module (it is installed as /usr/lib/tillbox/provision)."""
     spec = importlib.util.spec_from_file_location(
         "tillbox_provision", REPO / "systemd" / "provision.py"
@@ -113,7 +113,7 @@ def helpers() -> SimpleNamespace:
 
 
 @pytest.fixture(scope="session")
-def provision_module():  # noqa: ANN201
+def provision_module() -> ModuleType:
     return load_provision()
 
 
