@@ -5,9 +5,12 @@ Real components only: a demo till is a real log on disk in a folder the caller o
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from appliance.datadir import DataDir
 from appliance.till import Till
@@ -36,3 +39,27 @@ def open_selling(ddir: DataDir) -> Iterator[Till]:
 def open_demo_till(root: Path, device_id: str = DEMO_DEVICE) -> AbstractContextManager[Till]:
     """A new demo till in ``root``, opened with its shift open (a context manager)."""
     return open_selling(demo_data_dir(root, device_id))
+
+
+class CliResult(NamedTuple):
+    """What a terminal would show: ``code, out, err = run_cli(...)`` also works."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.out)
+
+
+def run_cli(*argv: str) -> CliResult:
+    """Run ``tillbox`` in-process and capture what a terminal would show."""
+    from appliance.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:  # argparse usage errors
+            code = exc.code if isinstance(exc.code, int) else 1
+    return CliResult(code, out.getvalue(), err.getvalue())

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import json
-from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
 from PIL import Image
 
-from appliance.cli import main
 from appliance.datadir import DataDir
 from appliance.pricing import CartLine
 from appliance.services.printing import default_qr_for, print_sale_receipt
+from appliance.testing import run_cli as run
 from appliance.till import Till
 from drivers.devices import open_devices
 from drivers.escpos_sim import Qr
-
-
-def run(*argv):
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            code = main(list(argv))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture

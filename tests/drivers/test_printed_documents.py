@@ -10,18 +10,15 @@ both tax modes (VAT included, tax added).
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import re
 import sys
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 import qrcode
 import zxingcpp
 
-from appliance.cli import main
 from appliance.datadir import DataDir
 from appliance.money import format_minor
 from appliance.pricing import CartLine
@@ -31,6 +28,7 @@ from appliance.services.printing import (
     print_sale_receipt,
     receipt_event,
 )
+from appliance.testing import run_cli as run
 from appliance.till import Till
 from drivers.printer import ReceiptPrinter
 
@@ -69,16 +67,6 @@ ITEMS = [
     },
 ]
 AMOUNT = re.compile(r"-?(?:EUR|USD) \d+\.\d\d(?!\d)")
-
-
-def run(*argv):
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            code = main(list(argv))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
 
 
 class Paper:
