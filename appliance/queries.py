@@ -44,6 +44,27 @@ def event_hash(log: EventLog, seq: int) -> str | None:
     return row[0] if row else None
 
 
+def event_wall_ms(log: EventLog, seq: int) -> int | None:
+    """The wall clock event ``seq`` carries; None when the log has no such event."""
+    row = log.conn.execute("SELECT wall_ms FROM events WHERE seq = ?", (seq,)).fetchone()
+    return row[0] if row else None
+
+
+# The columns of an event's export form, in the order :func:`export_rows` returns them.
+EXPORT_COLUMNS = (
+    "seq, event_id, device_id, type, payload, wall_ms, boot_id, mono_us, prev_hash, hash"
+)
+
+
+def export_rows(log: EventLog, since: int, limit: int) -> list[tuple]:
+    """Up to ``limit`` stored rows after ``since``, in order, as :data:`EXPORT_COLUMNS`
+    (the payload still its stored canonical text: the agent's fast path encodes them)."""
+    return log.conn.execute(
+        f"SELECT {EXPORT_COLUMNS} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+        (since, since + limit, limit),
+    ).fetchall()
+
+
 def last_wall_ms(log: EventLog) -> int:
     """The latest wall clock any event carries; 0 for an empty log."""
     row = log.conn.execute("SELECT MAX(wall_ms) FROM events").fetchone()

@@ -15,15 +15,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from appliance.chain import FORMAT_VERSION, GENESIS_HASH
+from appliance import queries
+from appliance.chain import FORMAT_VERSION
 from appliance.log import EventLog
 
 _str = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-_SELECT = (
-    "SELECT seq, event_id, device_id, type, payload, wall_ms, boot_id, mono_us, prev_hash, "
-    "hash FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
-)
 
 
 def event_line(row: tuple) -> bytes:
@@ -46,24 +42,19 @@ class LogReader:
 
     def tail(self) -> tuple[int, str]:
         """(last seq, its hash); (0, genesis) for an empty log."""
-        row = self.log.conn.execute(
-            "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        return (row[0], row[1]) if row else (0, GENESIS_HASH)
+        return self.log.last()
 
     def tenant(self) -> str | None:
         """The tenant recorded in the device's first event, if any."""
-        row = self.log.conn.execute("SELECT payload FROM events WHERE seq = 1").fetchone()
-        return json.loads(row[0]).get("tenant") if row else None
+        genesis = queries.genesis_payload(self.log)
+        return genesis.get("tenant") if genesis else None
 
     def wall_ms(self, seq: int) -> int | None:
-        row = self.log.conn.execute("SELECT wall_ms FROM events WHERE seq = ?", (seq,)).fetchone()
-        return row[0] if row else None
+        return queries.event_wall_ms(self.log, seq)
 
     def lines(self, since: int, limit: int) -> list[bytes]:
         """Up to ``limit`` events after ``since``, in order, as canonical lines."""
-        rows = self.log.conn.execute(_SELECT, (since, since + limit, limit)).fetchall()
-        return [event_line(row) for row in rows]
+        return [event_line(row) for row in queries.export_rows(self.log, since, limit)]
 
     def close(self) -> None:
         self.log.close()

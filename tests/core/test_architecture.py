@@ -34,7 +34,6 @@ SQL_NOT_YET_MOVED = {
     "edge/admin.py",
     "edge/ingest.py",
     "edge/pgserver.py",
-    "sync_agent/reader.py",
     "sync_agent/testing.py",
     "ui/app.py",
 }
