@@ -1,4 +1,4 @@
-"""Test helpers for compliance, shared by tests/ and the kiosk's tests (like drivers.testing).
+"""Test helpers for compliance, shared by the test packages (like drivers.testing).
 
 Probes that behave as told (paper runs out, the engraver alarms), tiny real images, a
 demo till with sales and an enrollment of it, all on real files.
@@ -18,7 +18,6 @@ from appliance.datadir import DataDir
 from appliance.pricing import CartLine
 from appliance.till import Till
 from compliance.probes import Reading
-from sync_agent import wire
 
 
 def png_bytes(width: int = 64, height: int = 48, color: tuple = (20, 120, 200)) -> bytes:
@@ -144,11 +143,3 @@ def set_region_key(ddir: DataDir, value: str) -> None:
     config = ddir.load_config()
     config.update("sync", region_public_key=value)
     ddir.config_path.write_text(tomli_w.dumps(config.data))
-
-
-def seal_ack(
-    key: SigningKey, device: str, seg_id: str, first: int, last: int, nonce: str = ""
-) -> bytes:
-    """A region's signed ack of segment ``seg_id`` (``nonce`` empty: a v1 ack)."""
-    ack = wire.Ack("demo", device, "ack", seg_id, first, last, last, seg_id, nonce=nonce)
-    return wire.seal_ack(key, ack)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from nacl.signing import SigningKey
 
 from appliance import keys
 from appliance.canonical import canonical_bytes
@@ -22,7 +23,6 @@ from compliance.testing import (
     FakeProbes,
     enroll_till,
     jpeg_bytes,
-    seal_ack,
     set_region_key,
     till_with_sales,
 )
@@ -102,6 +102,20 @@ def tamper_log(path: Path, *edits: tuple[str, tuple], rechain: bool = True) -> N
 def tamper() -> Callable[..., None]:
     """tamper_log(path, (sql, params), ..., rechain=True): edit the log, re-chain it."""
     return tamper_log
+
+
+def seal_ack(
+    key: SigningKey, device: str, seg_id: str, first: int, last: int, nonce: str = ""
+) -> bytes:
+    """A region's signed ack of segment ``seg_id`` (``nonce`` empty: a v1 ack)."""
+    ack = wire.Ack("demo", device, "ack", seg_id, first, last, last, seg_id, nonce=nonce)
+    return wire.seal_ack(key, ack)
+
+
+@pytest.fixture(name="seal_ack")
+def seal_ack_fixture() -> Callable[..., bytes]:
+    """seal_ack(key, device, seg_id, first, last, nonce=""): a region's signed ack."""
+    return seal_ack
 
 
 def seal_agent_segments(ddir: DataDir, ranges: list[tuple[int, int]]) -> list[str]:

@@ -17,7 +17,7 @@ from appliance.canonical import canonical_bytes
 from appliance.datadir import DataDir
 from compliance import zipcanon
 from compliance.bundle import export_bundle
-from compliance.testing import REGION, REGION_PUB, seal_ack
+from compliance.testing import REGION, REGION_PUB
 from compliance.verify import verify_bundle
 from sync_agent.store import AgentStore
 
@@ -102,7 +102,7 @@ def _swap_ack(seg_id: str, new: bytes):
     return lambda name, data: new if name == f"sync/acks/{seg_id}.tbak" else data
 
 
-def test_forged_acks_are_caught(synced, tmp_path):
+def test_forged_acks_are_caught(synced, tmp_path, seal_ack):
     ddir, ids = synced
     good = tmp_path / "good.zip"
     export_bundle(ddir, good)
