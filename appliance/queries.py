@@ -32,6 +32,28 @@ def latest_payload(log: EventLog, event_type: str) -> dict[str, Any] | None:
     return json.loads(row[0]) if row else None
 
 
+def recent_events(log: EventLog, wall_ms: int, limit: int) -> list[tuple[int, str, int]]:
+    """(seq, type, wall_ms) of up to ``limit`` events stamped at or after ``wall_ms``,
+    newest first (payloads are not read)."""
+    return log.conn.execute(
+        "SELECT seq, type, wall_ms FROM events WHERE wall_ms >= ? ORDER BY seq DESC LIMIT ?",
+        (wall_ms, limit),
+    ).fetchall()
+
+
+def latest_of_types(
+    log: EventLog, types: tuple[str, ...], limit: int
+) -> list[tuple[int, str, int, dict[str, Any]]]:
+    """(seq, type, wall_ms, payload) of the newest ``limit`` events of ``types``, newest first."""
+    marks = ",".join("?" * len(types))
+    rows = log.conn.execute(
+        f"SELECT seq, type, wall_ms, payload FROM events WHERE type IN ({marks}) "
+        "ORDER BY seq DESC LIMIT ?",
+        (*types, limit),
+    ).fetchall()
+    return [(seq, type_, when, json.loads(text)) for seq, type_, when, text in rows]
+
+
 def genesis_payload(log: EventLog) -> dict[str, Any] | None:
     """The payload of the device's first event (seq 1); None for an empty log."""
     row = log.conn.execute("SELECT payload FROM events WHERE seq = 1").fetchone()

@@ -35,7 +35,6 @@ SQL_NOT_YET_MOVED = {
     "edge/ingest.py",
     "edge/pgserver.py",
     "sync_agent/testing.py",
-    "ui/app.py",
 }
 
 _SQL_TEXT = re.compile(
