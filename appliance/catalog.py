@@ -11,9 +11,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from appliance.canonical import MAX_SAFE_INT
 from appliance.config import Setting
 from appliance.errors import RuleViolation
+from appliance.formats.canonical import MAX_SAFE_INT
 from appliance.identifiers import IDENTIFIER_RULE, is_identifier, shown
 
 _CURRENCY = re.compile(r"[A-Z]{3}")

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.canonical import canonical_bytes, canonical_text, canonical_text_checked
+from appliance.formats.canonical import canonical_bytes, canonical_text, canonical_text_checked
 
 FORMAT_VERSION = 1
 GENESIS_HASH = "0" * 64

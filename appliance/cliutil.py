@@ -13,8 +13,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from appliance.canonical import MAX_SAFE_INT
 from appliance.datadir import DataDir
+from appliance.formats.canonical import MAX_SAFE_INT
 
 if TYPE_CHECKING:
     from appliance.till import Till

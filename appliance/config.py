@@ -25,8 +25,8 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from appliance.canonical import MAX_SAFE_INT
 from appliance.errors import TillError
+from appliance.formats.canonical import MAX_SAFE_INT
 from appliance.identifiers import IDENTIFIER_RULE, is_identifier, shown
 
 ENTRY_POINT_GROUP = "tillbox.config"

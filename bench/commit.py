@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from appliance.canonical import canonical_text  # noqa: E402
 from appliance.datadir import DataDir  # noqa: E402
+from appliance.formats.canonical import canonical_text  # noqa: E402
 from appliance.pricing import CartLine  # noqa: E402
 from appliance.till import Till  # noqa: E402
 

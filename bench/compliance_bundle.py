@@ -40,7 +40,7 @@ def main(n: int) -> None:
             verify_us = (time.perf_counter() - started) / len(payloads) * 1e6
         # Baseline, same run: read every event and write its canonical line (what
         # `tillbox log export` does). Ratios against it survive a busy machine.
-        from appliance.canonical import canonical_bytes
+        from appliance.formats.canonical import canonical_bytes
         from appliance.log import EventLog
 
         log = EventLog.open(ddir.log_path, readonly=True)

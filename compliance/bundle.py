@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from appliance import keys, queries
-from appliance.canonical import canonical_bytes
 from appliance.chain import GENESIS_HASH
 from appliance.datadir import DataDir
 from appliance.errors import TillError
+from appliance.formats.canonical import canonical_bytes
 from appliance.fsutil import fsync_dir
 from appliance.log import EventLog
 from appliance.receipt_sig import (

@@ -23,9 +23,9 @@ from typing import Any
 
 from appliance import keys, queries
 from appliance.boundedio import SCAN_LIMIT, read_bounded
-from appliance.canonical import canonical_bytes
 from appliance.datadir import DataDir
 from appliance.errors import RuleViolation, TillError
+from appliance.formats.canonical import canonical_bytes
 from appliance.fsutil import atomic_write, fsync_dir
 from appliance.log import EventLog
 from appliance.till import Till

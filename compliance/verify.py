@@ -46,8 +46,8 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from appliance.boundedio import KEY_FILE_LIMIT, KiB, MiB, TooLarge, read_stream
-from appliance.canonical import CanonicalFormError, canonical_bytes
 from appliance.chain import Event
+from appliance.formats.canonical import CanonicalFormError, canonical_bytes
 from appliance.receipt_sig import RECEIPT_TYPES, key_id, parse_payload, tb2_fields_for_event
 from compliance import zipcanon
 from compliance.bundle import FORMAT, MANIFEST, SELFTEST_TYPE, SIGNATURE

@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 from nacl.signing import SigningKey, VerifyKey
 
-from appliance.canonical import CanonicalFormError, NotJSONError, parse_canonical
+from appliance.formats.canonical import CanonicalFormError, NotJSONError, parse_canonical
 from edge import ledger
 from edge.store import Store, is_transient, is_write_conflict
 from sync_agent import wire

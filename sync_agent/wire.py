@@ -32,7 +32,7 @@ from typing import Any
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-from appliance.canonical import canonical_bytes
+from appliance.formats.canonical import canonical_bytes
 
 SEGMENT_MAGIC = b"TBSG"
 ACK_MAGIC = b"TBAK"

@@ -11,8 +11,8 @@ import pytest
 from nacl.signing import VerifyKey
 from PIL import Image
 
-from appliance.canonical import canonical_bytes
 from appliance.errors import TillError
+from appliance.formats.canonical import canonical_bytes
 from appliance.till import Till
 from compliance import enroll
 from compliance.photos import read_exif

@@ -13,8 +13,8 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from appliance import keys
-from appliance.canonical import canonical_bytes
 from appliance.datadir import DataDir
+from appliance.formats.canonical import canonical_bytes
 from compliance import zipcanon
 from compliance.bundle import export_bundle
 from compliance.testing import REGION, REGION_PUB

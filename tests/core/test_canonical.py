@@ -1,6 +1,6 @@
 import pytest
 
-from appliance.canonical import CanonicalFormError, canonical_bytes
+from appliance.formats.canonical import CanonicalFormError, canonical_bytes
 
 
 def test_keys_sorted_no_whitespace_utf8_raw():
@@ -29,8 +29,8 @@ def test_largest_safe_integer_is_allowed():
 from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from appliance.canonical import canonical_text  # noqa: E402
 from appliance.chain import envelope, envelope_hash, event_hash  # noqa: E402
+from appliance.formats.canonical import canonical_text  # noqa: E402
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53 - 1), 2**53 - 1) | st.text(),
@@ -65,7 +65,7 @@ def test_writer_fast_hash_equals_the_specified_hash(payload, text, number):
 
 
 # -- the strict reader (issue 11, finding 4) ---------------------------------------------
-from appliance.canonical import NotJSONError, parse_canonical  # noqa: E402
+from appliance.formats.canonical import NotJSONError, parse_canonical  # noqa: E402
 
 
 @pytest.mark.parametrize(

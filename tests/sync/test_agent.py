@@ -11,7 +11,7 @@ import pytest
 import tomli_w
 
 from appliance import sync_state
-from appliance.canonical import canonical_bytes
+from appliance.formats.canonical import canonical_bytes
 from appliance.pricing import CartLine
 from appliance.till import Till
 from edge.broker import free_port

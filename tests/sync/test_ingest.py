@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from appliance.canonical import canonical_bytes
+from appliance.formats.canonical import canonical_bytes
 from appliance.pricing import CartLine
 from appliance.till import Till
 from edge import admin
