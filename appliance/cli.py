@@ -284,11 +284,7 @@ def cmd_log_export(args: argparse.Namespace) -> int:
     try:
         out = sys.stdout
         for event in log.events(args.since):
-            out.write(
-                json.dumps(
-                    event.to_json(), ensure_ascii=False, sort_keys=True, separators=(",", ":")
-                )
-            )
+            out.write(event.export_line().decode("utf-8"))
             out.write("\n")
     finally:
         log.close()

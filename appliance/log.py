@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from appliance import schema
-from appliance.chain import GENESIS_HASH, ChainReport, ChainVerifier, Event, envelope_hash
 from appliance.errors import IntegrityError, StorageError
 from appliance.formats.canonical import canonical_text
+from appliance.formats.chain import GENESIS_HASH, ChainReport, ChainVerifier, Event, envelope_hash
 from appliance.ids import new_id
 
 Projector = Callable[[sqlite3.Connection, Event], None]

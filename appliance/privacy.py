@@ -24,10 +24,10 @@ from nacl.secret import SecretBox
 from nacl.utils import random as nacl_random
 
 from appliance import queries
-from appliance.chain import Event
 from appliance.datadir import DataDir
 from appliance.errors import NotFound, RuleViolation
 from appliance.formats.canonical import canonical_bytes
+from appliance.formats.chain import Event
 from appliance.fsutil import atomic_write, fsync_dir
 from appliance.log import EventLog
 from appliance.till import Till

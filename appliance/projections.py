@@ -14,8 +14,8 @@ from typing import Any
 
 from appliance import events as ev
 from appliance import schema
-from appliance.chain import Event
 from appliance.formats.canonical import canonical_text
+from appliance.formats.chain import Event
 
 # One event's effect on the tables: (conn, seq, wall_ms, payload).
 Handler = Callable[[sqlite3.Connection, int, int, dict[str, Any]], None]

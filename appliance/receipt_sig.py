@@ -39,8 +39,8 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 from appliance import events as ev
-from appliance.chain import Event
 from appliance.errors import TillError
+from appliance.formats.chain import Event
 from appliance.identifiers import IDENTIFIER_RULE, is_identifier
 
 if TYPE_CHECKING:  # the Till imports nothing from here; keep the import one-way

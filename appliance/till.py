@@ -16,10 +16,10 @@ from typing import Any
 from appliance import events as ev
 from appliance import gate, keys, projections, sync_state, techpin
 from appliance.catalog import Catalog, TaxProfile, demo_catalog
-from appliance.chain import ChainReport, Event
 from appliance.datadir import Config, DataDir
 from appliance.errors import NotFound, RuleViolation, TillError
 from appliance.formats.canonical import CanonicalFormError
+from appliance.formats.chain import ChainReport, Event
 from appliance.identifiers import check_identifier
 from appliance.ids import new_id
 from appliance.log import EventLog, Transaction

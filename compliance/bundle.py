@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from appliance import keys, queries
-from appliance.chain import GENESIS_HASH
 from appliance.datadir import DataDir
 from appliance.errors import TillError
 from appliance.formats.canonical import canonical_bytes
+from appliance.formats.chain import GENESIS_HASH
 from appliance.fsutil import fsync_dir
 from appliance.log import EventLog
 from appliance.receipt_sig import (
@@ -247,7 +247,7 @@ def _write_events(
         paths["selftest.jsonl"].open("wb") as selftest_f,
     ):
         for event in log.events(first - 1, last):
-            line = canonical_bytes(event.to_json()) + b"\n"
+            line = event.export_line() + b"\n"
             events_f.write(line)
             summary["count"] += 1
             summary["last_hash"] = event.hash

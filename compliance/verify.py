@@ -46,8 +46,8 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from appliance.boundedio import KEY_FILE_LIMIT, KiB, MiB, TooLarge, read_stream
-from appliance.chain import Event
 from appliance.formats.canonical import CanonicalFormError, canonical_bytes
+from appliance.formats.chain import Event, line_hash_matches
 from appliance.receipt_sig import RECEIPT_TYPES, key_id, parse_payload, tb2_fields_for_event
 from compliance import zipcanon
 from compliance.bundle import FORMAT, MANIFEST, SELFTEST_TYPE, SIGNATURE
@@ -58,10 +58,6 @@ MANIFEST_LIMIT = 8 * MiB  # manifest.json: ~100 bytes a file; a real one is well
 SIGNATURE_LIMIT = 1 * KiB  # manifest.sig: 128 hex digits and a newline
 LINE_LIMIT = 32 * MiB  # one line of a .jsonl (an event; a catalog is capped at 16 MiB)
 ENROLLMENT_LIMIT = 8 * MiB  # one enrollment.json (names and hashes, no images)
-# canonical JSON's encoder without the value check (section 1); only for checked values
-_ENCODE = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
-).encode
 
 
 class _Meter:
@@ -429,8 +425,8 @@ def _events(
                 f"event chain broken at seq {event.seq}: its previous-hash does not "
                 "match the event before it"
             )
-        # The line passed the full canonical check, so its envelope needs no second one.
-        if hashlib.sha256(_ENCODE(event.envelope()).encode("utf-8")).hexdigest() != event.hash:
+        # The line passed the full canonical check and has exactly the export fields.
+        if not line_hash_matches(raw, event.hash):
             raise Problem(
                 f"event chain broken at seq {event.seq}: its hash does not match "
                 "its contents (the event was edited)"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from appliance.cliutil import OneLineParser, data_dir, emit, open_till, till_command
 
 if TYPE_CHECKING:
-    from appliance.chain import Event
+    from appliance.formats.chain import Event
     from appliance.services.printing import Till  # the core's, handed on to its services
     from drivers.devices import Devices
     from drivers.grbl import JobProgress

@@ -24,7 +24,6 @@ the nonce the agent sent with the segment (TBAK v2), so it answers that one publ
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from typing import NamedTuple
 from nacl.signing import SigningKey, VerifyKey
 
 from appliance.formats.canonical import CanonicalFormError, NotJSONError, parse_canonical
+from appliance.formats.chain import line_hash_matches
 from edge import ledger
 from edge.store import Store, is_transient, is_write_conflict
 from sync_agent import wire
@@ -99,7 +99,6 @@ def parse_events(raw: bytes, header: wire.SegmentHeader) -> list[ParsedEvent]:
     prev = None
     seq = header.first_seq - 1
     device = header.device
-    sha256 = hashlib.sha256
     for line in lines[:-1]:
         seq += 1
         try:
@@ -115,16 +114,7 @@ def parse_events(raw: bytes, header: wire.SegmentHeader) -> list[ParsedEvent]:
             raise Rejected("malformed", f"event seq {seq} has the wrong seq or device")
         if prev is not None and obj["prev"] != prev:
             raise Rejected("bad_event", f"event seq {seq} does not link to the one before")
-        # The line is the export form: the envelope's canonical JSON with "hash" spliced
-        # in (its keys sort between "device" and "id"). Cutting that field out again gives
-        # the hashed bytes without re-encoding (a 5x saving on the edge's hot path).
-        field = b'"hash":"' + digest.encode("ascii", "replace") + b'",'
-        cut = line.find(field)
-        if cut < 0:
-            raise Rejected("bad_event", f"event seq {seq} does not match its hash")
-        hasher = sha256(memoryview(line)[:cut])
-        hasher.update(memoryview(line)[cut + len(field) :])
-        if hasher.hexdigest() != digest:
+        if not line_hash_matches(line, digest):
             raise Rejected("bad_event", f"event seq {seq} does not match its hash")
         type_ = obj["type"]
         intent = None

@@ -4,33 +4,18 @@ The agent never writes to ``log.db`` and never holds a read transaction open
 between batches, so the cashier's writes never wait for it (SQLite WAL lets a
 writer commit while readers read).
 
-Each event leaves as its export form, ``canonical_bytes(Event.to_json())``.
-Building that from the row directly (the stored payload is already canonical
-text) is ~10x faster than parsing and re-encoding it; a test checks the two
-are byte-identical for every event type.
+Each event leaves as its export line (:func:`appliance.formats.chain.export_line`,
+built from the row without re-encoding the payload); a test checks it is
+byte-identical to ``canonical_bytes(Event.to_json())`` for every event type.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from appliance import queries
-from appliance.chain import FORMAT_VERSION
+from appliance.formats.chain import export_line
 from appliance.log import EventLog
-
-_str = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def event_line(row: tuple) -> bytes:
-    """Canonical JSON of one events row's export form (keys in sorted order)."""
-    seq, event_id, device_id, type_, payload, wall_ms, boot_id, mono_us, prev, digest = row
-    return (
-        f'{{"boot":{_str(boot_id)},"device":{_str(device_id)},"hash":{_str(digest)},'
-        f'"id":{_str(event_id)},"mono_us":{int(mono_us)},"payload":{payload},'
-        f'"prev":{_str(prev)},"seq":{int(seq)},"type":{_str(type_)},"v":{FORMAT_VERSION},'
-        f'"wall_ms":{int(wall_ms)}}}'
-    ).encode()
 
 
 class LogReader:
@@ -54,7 +39,7 @@ class LogReader:
 
     def lines(self, since: int, limit: int) -> list[bytes]:
         """Up to ``limit`` events after ``since``, in order, as canonical lines."""
-        return [event_line(row) for row in queries.export_rows(self.log, since, limit)]
+        return [export_line(row) for row in queries.export_rows(self.log, since, limit)]
 
     def close(self) -> None:
         self.log.close()

@@ -26,7 +26,6 @@ from appliance.datadir import DataDir
 from appliance.errors import TillError
 
 if TYPE_CHECKING:
-    from appliance.chain import Event
     from appliance.devices import (
         PrintDocument,
         Printer,
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
         ToolpathPlan,
         WorkAreaShape,
     )
+    from appliance.formats.chain import Event
     from appliance.services.printing import PrintOutcome
     from appliance.till import Till
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from appliance import events as ev
-from appliance.chain import Event
+from appliance.formats.chain import Event
 from appliance.till import Till
 
 OUTCOMES = {"completed": ev.ENGRAVING_COMPLETED, "cancelled": ev.ENGRAVING_CANCELLED}

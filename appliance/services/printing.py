@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from appliance import events as ev
 from appliance import projections
-from appliance.chain import Event
 from appliance.devices import DeviceError, PrintDocument
 from appliance.errors import NotFound
+from appliance.formats.chain import Event
 
 if TYPE_CHECKING:
     from appliance.devices import Printer, PrinterStatus

@@ -13,9 +13,9 @@ import pytest
 from nacl.signing import SigningKey
 
 from appliance import keys
-from appliance.chain import GENESIS_HASH, event_hash
 from appliance.datadir import DataDir
 from appliance.formats.canonical import canonical_bytes
+from appliance.formats.chain import GENESIS_HASH, event_hash
 from appliance.log import EventLog
 from compliance.testing import (
     REGION,

@@ -14,8 +14,8 @@ from nacl.signing import SigningKey
 
 from appliance import keys, privacy
 from appliance import receipt_sig as rs
-from appliance.chain import event_hash
 from appliance.formats.canonical import canonical_bytes
+from appliance.formats.chain import event_hash
 from appliance.till import Till
 from compliance.bundle import export_bundle
 from compliance.verify import verify_bundle

@@ -29,8 +29,14 @@ def test_largest_safe_integer_is_allowed():
 from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from appliance.chain import envelope, envelope_hash, event_hash  # noqa: E402
 from appliance.formats.canonical import canonical_text  # noqa: E402
+from appliance.formats.chain import (  # noqa: E402
+    Event,
+    envelope,
+    envelope_hash,
+    event_hash,
+    line_hash_matches,
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53 - 1), 2**53 - 1) | st.text(),
@@ -62,6 +68,34 @@ def test_writer_fast_hash_equals_the_specified_hash(payload, text, number):
     )
     specified = event_hash(envelope(payload=payload, **fields))
     assert envelope_hash(payload_text=canonical_text(payload), **fields) == specified
+
+
+@given(
+    st.dictionaries(st.text(alphabet="abcdefgh_", min_size=1), json_values, max_size=5),
+    st.text(),
+    st.integers(0, 2**53 - 1),
+)
+def test_export_line_is_the_canonical_export_form_and_verifies(payload, text, number):
+    """The one export encoder against the specified bytes (canonical JSON of to_json),
+    and the one fast verifier: it accepts that line and refuses any other hash."""
+    env = envelope(
+        seq=number,
+        event_id=text,
+        device_id=text[::-1],
+        type="sale.completed",
+        payload=payload,
+        wall_ms=number,
+        boot_id=text,
+        mono_us=number,
+        prev_hash="ab" * 32,
+    )
+    event = Event.from_json({**env, "hash": event_hash(env)})
+    line = event.export_line()
+    assert line == canonical_bytes(event.to_json())
+    assert line_hash_matches(line, event.hash)
+    other = "cd" * 32
+    assert not line_hash_matches(line.replace(event.hash.encode(), other.encode()), other)
+    assert not line_hash_matches(line, 7)
 
 
 # -- the strict reader (issue 11, finding 4) ---------------------------------------------

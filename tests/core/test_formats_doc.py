@@ -5,8 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from appliance.chain import GENESIS_HASH, envelope, event_hash
 from appliance.formats.canonical import canonical_bytes
+from appliance.formats.chain import GENESIS_HASH, envelope, event_hash
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "formats.md"
 BOOT = "6c1f0a52-3d1e-4b8e-9a57-0f3b5a6e2c11"

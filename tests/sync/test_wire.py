@@ -15,8 +15,8 @@ import zlib
 import pytest
 from nacl.signing import SigningKey, VerifyKey
 
-from appliance.chain import GENESIS_HASH, Event, envelope, event_hash
 from appliance.formats.canonical import canonical_bytes
+from appliance.formats.chain import GENESIS_HASH, Event, envelope, event_hash
 from sync_agent import wire
 
 DEVICE_SEED = bytes(range(32))  # 000102...1f

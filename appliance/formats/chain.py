@@ -51,6 +51,23 @@ class Event:
         """The export form: the envelope plus its hash (one JSON line per event)."""
         return {**self.envelope(), "hash": self.hash}
 
+    def export_line(self) -> bytes:
+        """The canonical bytes of :meth:`to_json`: one line of an export (no newline)."""
+        return export_line(
+            (
+                self.seq,
+                self.event_id,
+                self.device_id,
+                self.type,
+                canonical_text(self.payload),
+                self.wall_ms,
+                self.boot_id,
+                self.mono_us,
+                self.prev_hash,
+                self.hash,
+            )
+        )
+
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Event:
         return cls(
@@ -99,6 +116,30 @@ def event_hash(env: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_bytes(env)).hexdigest()
 
 
+def _spliced(
+    seq: int,
+    event_id: str,
+    device_id: str,
+    type: str,
+    payload_text: str,
+    wall_ms: int,
+    boot_id: str,
+    mono_us: int,
+    prev_hash: str,
+    digest: str | None,
+) -> str:
+    """The envelope's canonical text with the payload's canonical text spliced in, and
+    ``"hash"`` too when ``digest`` is given (the export line; its key sorts between
+    ``"device"`` and ``"id"``). The one encoder of both forms: keys in canonical order."""
+    enc = canonical_text_checked
+    hash_field = "" if digest is None else f'"hash":{enc(digest)},'
+    return (
+        f'{{"boot":{enc(boot_id)},"device":{enc(device_id)},{hash_field}"id":{enc(event_id)},'
+        f'"mono_us":{int(mono_us)},"payload":{payload_text},"prev":{enc(prev_hash)},'
+        f'"seq":{int(seq)},"type":{enc(type)},"v":{FORMAT_VERSION},"wall_ms":{int(wall_ms)}}}'
+    )
+
+
 def envelope_hash(
     *,
     seq: int,
@@ -113,16 +154,42 @@ def envelope_hash(
 ) -> str:
     """:func:`event_hash` for a writer that already holds the payload's canonical text.
 
-    Splices the payload text into the envelope instead of encoding it again; keys
-    appear in canonical (sorted) order. A test checks it against :func:`event_hash`.
+    Splices the payload text into the envelope instead of encoding it again. A test
+    checks it against :func:`event_hash`.
     """
-    enc = canonical_text_checked
-    text = (
-        f'{{"boot":{enc(boot_id)},"device":{enc(device_id)},"id":{enc(event_id)},'
-        f'"mono_us":{mono_us},"payload":{payload_text},"prev":{enc(prev_hash)},'
-        f'"seq":{seq},"type":{enc(type)},"v":{FORMAT_VERSION},"wall_ms":{wall_ms}}}'
+    text = _spliced(
+        seq, event_id, device_id, type, payload_text, wall_ms, boot_id, mono_us, prev_hash, None
     )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def export_line(row: tuple[int, str, str, str, str, int, str, int, str, str]) -> bytes:
+    """The export line of one stored event: ``canonical_bytes(Event.to_json())``.
+
+    ``row`` is the log's columns in order (seq, event_id, device_id, type, payload
+    text, wall_ms, boot_id, mono_us, prev_hash, hash); the stored payload is already
+    canonical, so it is spliced in, ~10x faster than parsing and re-encoding it.
+    """
+    return _spliced(*row).encode("utf-8")
+
+
+def line_hash_matches(line: bytes, digest: object) -> bool:
+    """The fast verifier: does the export ``line`` hash to its own ``digest``?
+
+    For a line already known to be canonical JSON with ``"hash": digest`` in it.
+    Cutting that field out again leaves the hashed envelope bytes, so nothing is
+    re-encoded (a 5x saving over hashing the parsed envelope).
+    """
+    if type(digest) is not str:  # a tampered line may carry any JSON value there
+        return False
+    field = b'"hash":"' + digest.encode("ascii", "replace") + b'",'
+    cut = line.find(field)
+    if cut < 0:
+        return False
+    view = memoryview(line)
+    hasher = hashlib.sha256(view[:cut])
+    hasher.update(view[cut + len(field) :])
+    return hasher.hexdigest() == digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +226,7 @@ class ChainVerifier:
             problem = "previous-hash link does not match the event before it"
         elif stored_payload is not None and stored_payload != canonical_text(ev.payload):
             problem = "payload is not in canonical form"
-        elif event_hash(ev.envelope()) != ev.hash:
+        elif self._hash(ev, stored_payload) != ev.hash:
             problem = "hash does not match the event's contents"
         if problem:
             self.failure = ChainReport(
@@ -170,6 +237,22 @@ class ChainVerifier:
         self.expected_seq += 1
         self.checked += 1
         return True
+
+    @staticmethod
+    def _hash(ev: Event, stored_payload: str | None) -> str:
+        if stored_payload is None:  # no canonical text at hand: encode (and check) it
+            return event_hash(ev.envelope())
+        return envelope_hash(
+            seq=ev.seq,
+            event_id=ev.event_id,
+            device_id=ev.device_id,
+            type=ev.type,
+            payload_text=stored_payload,
+            wall_ms=ev.wall_ms,
+            boot_id=ev.boot_id,
+            mono_us=ev.mono_us,
+            prev_hash=ev.prev_hash,
+        )
 
     def report(self) -> ChainReport:
         return self.failure or ChainReport(True, self.checked, self.expected_seq - 1, self.prev)
