@@ -40,7 +40,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from appliance import events as ev
 from appliance.errors import TillError
-from appliance.formats.chain import Event
+from appliance.formats.chain import GENESIS_HASH, Event
 from appliance.identifiers import IDENTIFIER_RULE, is_identifier
 
 if TYPE_CHECKING:  # the Till imports nothing from here; keep the import one-way
@@ -53,7 +53,6 @@ VERSION = TB2  # what new receipts print
 SEP = "*"
 KINDS = {ev.SALE_COMPLETED: "S", ev.REFUND_ISSUED: "R"}
 RECEIPT_TYPES = frozenset(KINDS)
-GENESIS_PREV = "0" * 64
 KEY_ID_BYTES = 8  # of SHA-256(public key): names the key, so keys can rotate
 EVENT_REF_BYTES = 24  # of the event's log hash: 192 bits, collision-safe (2^96 work)
 METHOD_MAX = 8  # the payment method's length on the receipt (cash, card)
@@ -286,7 +285,7 @@ def previous_receipt_hash(log: EventLog, seq: int, receipt_no: int | None = None
             (seq, seq),
         ).fetchone()
     if row is None or row[0] is None:
-        return GENESIS_PREV
+        return GENESIS_HASH
     prev = log.event(row[0])
     assert prev is not None  # the projections only name seqs that exist
     return prev.hash

@@ -101,15 +101,16 @@ def stage_cpu(root: Path, till, region: Region, n: int = 10_000) -> tuple[float,
     """CPU microseconds per event of each stage, measured in this process with
     process_time (so other load on the machine does not inflate it): the agent's
     read + seal (zlib, Ed25519) and the edge's verify + parse + store + ledgers."""
+    from appliance.formats import wire
+    from appliance.formats.chain import GENESIS_HASH
     from appliance.keys import load_signing_key as load_key
     from edge.ingest import Ingestor
     from edge.store import Store
-    from sync_agent import wire
     from sync_agent.reader import LogReader
 
     key = load_key(till.private_key_path)
     reader = LogReader(till.log_path)
-    segments, prev, seq = [], wire.GENESIS, 0
+    segments, prev, seq = [], GENESIS_HASH, 0
     c = time.process_time()
     while seq < n:
         lines = reader.lines(seq, 1000)

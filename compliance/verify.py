@@ -46,12 +46,12 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from appliance.boundedio import KEY_FILE_LIMIT, KiB, MiB, TooLarge, read_stream
+from appliance.formats import wire
 from appliance.formats.canonical import CanonicalFormError, canonical_bytes
 from appliance.formats.chain import Event, line_hash_matches
 from appliance.receipt_sig import RECEIPT_TYPES, key_id, parse_payload, tb2_fields_for_event
 from compliance import zipcanon
 from compliance.bundle import FORMAT, MANIFEST, SELFTEST_TYPE, SIGNATURE
-from sync_agent import wire
 
 Progress = Callable[[int, int], None]
 MANIFEST_LIMIT = 8 * MiB  # manifest.json: ~100 bytes a file; a real one is well under 1 MiB

@@ -9,10 +9,10 @@ from typing import Any
 from nacl.signing import VerifyKey
 
 from appliance.errors import TillError
+from appliance.formats.chain import GENESIS_HASH
 from appliance.identifiers import check_identifier
 from edge import ledger
 from edge.store import Store
-from sync_agent.wire import GENESIS
 
 
 def _valid_id(text: str, what: str) -> str:
@@ -43,7 +43,7 @@ def enroll(store: Store, device_id: str, public_key: VerifyKey, tenant: str) -> 
         store.execute(
             "INSERT INTO devices (device_id, tenant, public_key, enrolled_ms, last_seq, "
             "last_hash, tip) VALUES (?,?,?,?,0,?,?)",
-            (device_id, tenant, key_hex, time.time_ns() // 1_000_000, GENESIS, GENESIS),
+            (device_id, tenant, key_hex, time.time_ns() // 1_000_000, GENESIS_HASH, GENESIS_HASH),
         )
     return {
         "device_id": device_id,

@@ -35,7 +35,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from appliance.errors import TillError
-from sync_agent import wire
+from appliance.formats import wire
 from sync_agent.config import BrokerURL
 from sync_agent.mqttc import make_client
 

@@ -31,11 +31,11 @@ from typing import NamedTuple
 
 from nacl.signing import SigningKey, VerifyKey
 
+from appliance.formats import wire
 from appliance.formats.canonical import CanonicalFormError, NotJSONError, parse_canonical
 from appliance.formats.chain import line_hash_matches
 from edge import ledger
 from edge.store import Store, is_transient, is_write_conflict
-from sync_agent import wire
 
 log = logging.getLogger("tillbox.edge")
 

@@ -29,9 +29,9 @@ import paho.mqtt.client as mqtt
 from nacl.signing import SigningKey
 
 from appliance import sdnotify
+from appliance.formats import wire
 from edge.ingest import Ingestor, StoreUnavailable
 from edge.store import Store
-from sync_agent import wire
 from sync_agent.config import BrokerURL
 from sync_agent.mqttc import close_quietly, jittered_backoff_s, make_client, start_session
 

@@ -32,8 +32,8 @@ from paho.mqtt.properties import Properties
 from appliance import keys, sdnotify, sync_state
 from appliance.datadir import DataDir
 from appliance.errors import TillError
+from appliance.formats import wire
 from appliance.sync_state import SyncState
-from sync_agent import wire
 from sync_agent.config import SyncConfig
 from sync_agent.mqttc import close_quietly, jittered_backoff_s, make_client, start_session
 from sync_agent.reader import LogReader

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sync_agent.wire import GENESIS
+from appliance.formats.chain import GENESIS_HASH
 
 _DDL = [
     """CREATE TABLE IF NOT EXISTS segments (
@@ -124,7 +124,7 @@ class AgentStore:
     def base(self) -> tuple[int, str]:
         """Where sealing restarts after a rebase onto the edge's tip (0, genesis otherwise)."""
         seq = int(self.get("base_seq", "0"))
-        return seq, self.get("base_id", GENESIS)
+        return seq, self.get("base_id", GENESIS_HASH)
 
     def tip(self) -> tuple[int, str]:
         """(last sealed seq, id of the last segment): where the next segment continues."""

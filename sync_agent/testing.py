@@ -320,14 +320,15 @@ def read_state(folder: DataDir) -> dict:
 
 def seal_log(folder: DataDir, size: int = 50, tenant: str = "demo") -> list[bytes]:
     """Seal a till's whole log into chained segments, as the agent would (for tests)."""
+    from appliance.formats import wire
+    from appliance.formats.chain import GENESIS_HASH
     from appliance.keys import load_signing_key
-    from sync_agent import wire
     from sync_agent.reader import LogReader
 
     key = load_signing_key(folder.private_key_path)
     reader = LogReader(folder.log_path)
     try:
-        out, seq, prev = [], 0, wire.GENESIS
+        out, seq, prev = [], 0, GENESIS_HASH
         while True:
             lines = reader.lines(seq, size)
             if not lines:
@@ -356,8 +357,8 @@ def sign_raw(
     device: str | None = None,
 ) -> bytes:
     """A validly signed segment around arbitrary bytes (for bad-input tests)."""
+    from appliance.formats import wire
     from appliance.keys import load_signing_key
-    from sync_agent import wire
 
     key = load_signing_key(folder.private_key_path)
     return wire.seal_segment(

@@ -14,6 +14,7 @@ from nacl.signing import SigningKey
 
 from appliance import keys
 from appliance.datadir import DataDir
+from appliance.formats import wire
 from appliance.formats.canonical import canonical_bytes
 from appliance.formats.chain import GENESIS_HASH, event_hash
 from appliance.log import EventLog
@@ -26,7 +27,6 @@ from compliance.testing import (
     set_region_key,
     till_with_sales,
 )
-from sync_agent import wire
 from sync_agent.store import AgentStore
 
 
@@ -128,7 +128,7 @@ def seal_agent_segments(ddir: DataDir, ranges: list[tuple[int, int]]) -> list[st
     store = AgentStore(ddir.sync_dir / "agent.db")
     ids: list[str] = []
     for first, last in ranges:
-        prev = ids[-1] if ids else wire.GENESIS
+        prev = ids[-1] if ids else GENESIS_HASH
         data = wire.seal_segment(
             device_key,
             tenant="demo",

@@ -18,11 +18,11 @@ import time
 import pytest
 import tomli_w
 
+from appliance.formats import wire
 from edge import admin
 from edge.broker import ADMIN_USER
 from edge.publish import send_bytes
 from edge.store import Store
-from sync_agent import wire
 from sync_agent.config import BrokerURL
 from sync_agent.mqttc import make_client
 from sync_agent.testing import (

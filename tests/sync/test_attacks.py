@@ -12,11 +12,12 @@ import pytest
 from nacl.signing import SigningKey
 
 from appliance.errors import TillError
+from appliance.formats import wire
+from appliance.formats.chain import GENESIS_HASH
 from edge import admin
 from edge.broker import ADMIN_USER
 from edge.publish import send_bytes
 from edge.store import Store
-from sync_agent import wire
 from sync_agent.config import BrokerURL
 from sync_agent.reader import LogReader
 from sync_agent.testing import (
@@ -85,7 +86,7 @@ def test_attacks_are_rejected_counted_logged_and_never_stored(tmp_path, broker, 
             device="t1",
             first_seq=1,
             last_seq=5,
-            prev=wire.GENESIS,
+            prev=GENESIS_HASH,
             lines=lines,
         )
         as_admin(t1_topic, forged)

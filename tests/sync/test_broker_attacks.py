@@ -15,10 +15,10 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from appliance.formats import wire
 from edge import admin
 from edge.broker import ADMIN_USER
 from edge.store import Store
-from sync_agent import wire
 from sync_agent.testing import (
     ADMIN_PASSWORD,
     check_exactly_once,

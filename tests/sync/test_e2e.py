@@ -7,9 +7,9 @@ import json
 import pytest
 
 from appliance.catalog import demo_catalog
+from appliance.formats import wire
 from appliance.till import Till
 from edge.publish import send_bytes
-from sync_agent import wire
 from sync_agent.config import BrokerURL
 from sync_agent.testing import (
     ADMIN_PASSWORD,

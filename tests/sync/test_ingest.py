@@ -6,13 +6,14 @@ import json
 
 import pytest
 
+from appliance.formats import wire
 from appliance.formats.canonical import canonical_bytes
+from appliance.formats.chain import GENESIS_HASH
 from appliance.pricing import CartLine
 from appliance.till import Till
 from edge import admin
 from edge.ingest import Ingestor
 from edge.store import Store
-from sync_agent import wire
 from sync_agent.testing import (
     check_exactly_once,
     enroll,
@@ -154,7 +155,7 @@ def test_validly_signed_but_bad_contents_is_rejected_and_nothing_stored(
     till = make_till(tmp_path, "t1", region)
     sell(till, 3)
     enroll(any_db, till)
-    bad_json = sign_raw(till, [b'{"seq": 1, "oops"'], 1, wire.GENESIS)
+    bad_json = sign_raw(till, [b'{"seq": 1, "oops"'], 1, GENESIS_HASH)
     lines = seal_log(till)
     _h, raw = wire.open_segment(lines[0], till_key(till))
     events = [json.loads(x) for x in raw.split(b"\n")[:-1]]
@@ -163,9 +164,9 @@ def test_validly_signed_but_bad_contents_is_rejected_and_nothing_stored(
         till,
         [canonical_bytes(e) for e in events],
         1,
-        wire.GENESIS,
+        GENESIS_HASH,
     )
-    wrong_device = sign_raw(till, [raw.split(b"\n")[0]], 1, wire.GENESIS, device="t2")
+    wrong_device = sign_raw(till, [raw.split(b"\n")[0]], 1, GENESIS_HASH, device="t2")
     outcomes = [edge.handle(topic("t1"), d) for d in (bad_json, tampered, wrong_device)]
     assert [(o.status, o.reason) for o in outcomes] == [
         ("rejected", "malformed"),
@@ -263,7 +264,7 @@ def test_a_line_not_in_canonical_form_is_refused_with_a_signed_nack(
     bad = _bad_spellings(env)[case]
     assert json.loads(bad)["seq"] == seq  # the same value, spelled differently
     prefix = lines[: seq - 1]
-    data = sign_raw(till, [*prefix, bad], 1, wire.GENESIS)
+    data = sign_raw(till, [*prefix, bad], 1, GENESIS_HASH)
     out = edge.handle(topic("t1"), data, "ab" * 16)
     assert (out.status, out.reason) == ("rejected", "non_canonical"), case
     nack = wire.open_ack(out.ack, region.key.verify_key)
@@ -287,7 +288,7 @@ def test_a_quantity_beyond_2_pow_53_is_refused_not_retried_forever(tmp_path, any
     seq, env, lines = _first_sale(till)
     env["payload"]["lines"][0]["qty"] = 2**64 - 1
     bad = _rehash(_line(env).decode())
-    out = edge.handle(topic("t1"), sign_raw(till, [*lines[: seq - 1], bad], 1, wire.GENESIS))
+    out = edge.handle(topic("t1"), sign_raw(till, [*lines[: seq - 1], bad], 1, GENESIS_HASH))
     assert (out.status, out.reason) == ("rejected", "non_canonical")
     nack = wire.open_ack(out.ack, region.key.verify_key)
     assert nack.reason == "rejected:non_canonical" and nack.nonce == ""
@@ -316,12 +317,12 @@ def test_a_segment_the_database_cannot_hold_is_refused_rolled_back_and_counted(
     sell(till, 2, refund_every=0)
     enroll(any_db, till)
     bad, prefix = _overflowing_sale(till)
-    data = sign_raw(till, [*prefix, bad], 1, wire.GENESIS)
+    data = sign_raw(till, [*prefix, bad], 1, GENESIS_HASH)
     out = edge.handle(topic("t1"), data, "cd" * 16)
     assert (out.status, out.reason) == ("rejected", "unstorable")
     nack = wire.open_ack(out.ack, region.key.verify_key)
     assert (nack.status, nack.reason, nack.nonce) == ("nack", "rejected:unstorable", "cd" * 16)
-    assert (nack.stored_seq, nack.tip) == (0, wire.GENESIS)
+    assert (nack.stored_seq, nack.tip) == (0, GENESIS_HASH)
     store = Store.open(any_db)
     try:  # the transaction rolled back: not one of its rows is left
         for table in ("events", "segments", "sales", "stock", "tax_ledger"):

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from sync_agent import wire
+from appliance.formats import wire
 from sync_agent.store import AgentStore
 from sync_agent.testing import (
     edge_proc,

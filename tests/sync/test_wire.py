@@ -1,6 +1,6 @@
 """The wire formats, byte for byte: the test vectors of docs/formats.md (section 4).
 
-The vectors are checked twice: against ``sync_agent.wire`` and against a
+The vectors are checked twice: against ``appliance.formats.wire`` and against a
 from-scratch reader below that uses only hashlib, zlib, json and PyNaCl, as
 someone else's tool would.
 """
@@ -15,9 +15,9 @@ import zlib
 import pytest
 from nacl.signing import SigningKey, VerifyKey
 
+from appliance.formats import wire
 from appliance.formats.canonical import canonical_bytes
 from appliance.formats.chain import GENESIS_HASH, Event, envelope, event_hash
-from sync_agent import wire
 
 DEVICE_SEED = bytes(range(32))  # 000102...1f
 REGION_SEED = bytes(range(32, 64))  # 202122...3f
@@ -133,7 +133,7 @@ def seal(comp: str) -> bytes:
         device="t1",
         first_seq=1,
         last_seq=2,
-        prev=wire.GENESIS,
+        prev=GENESIS_HASH,
         lines=vector_lines(),
         comp=comp,
     )

@@ -39,7 +39,6 @@ ACK_MAGIC = b"TBAK"
 UPDATE_MAGIC = b"TBRU"
 VERSION = 1
 SIG_LEN = 64
-GENESIS = "0" * 64
 ZLIB_LEVEL = 6
 # Hard limits a receiver enforces before and while parsing (oversize, zip bombs).
 MAX_SEGMENT_BYTES = 8 * 1024 * 1024
