@@ -165,7 +165,7 @@ def _sale_report(till, result) -> tuple[dict, str]:  # noqa: ANN001 - Till, Sale
         text += f", change {till.money(out['change_minor'])}"
     # The signed receipt block (the QR payload). A missing key must not turn the
     # sale into a failure: say so and print without the code.
-    from appliance import receipt_sig
+    from appliance.formats import receipt as receipt_sig
 
     try:
         out["receipt_qr"] = receipt_sig.receipt_qr_payload(till, result.event)

@@ -9,8 +9,8 @@ refusal is one line with what to do; nothing is logged either way.
 
 from __future__ import annotations
 
-from appliance import receipt_sig
 from appliance.errors import RuleViolation
+from appliance.formats import receipt as receipt_sig
 from appliance.till import Till
 
 

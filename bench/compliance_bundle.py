@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from appliance import receipt_sig
 from appliance.datadir import DataDir
+from appliance.formats import receipt as receipt_sig
 from appliance.pricing import CartLine
 from appliance.till import Till
 from compliance.bundle import export_bundle

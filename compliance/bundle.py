@@ -41,9 +41,7 @@ from appliance.datadir import DataDir
 from appliance.errors import TillError
 from appliance.formats.canonical import canonical_bytes
 from appliance.formats.chain import GENESIS_HASH
-from appliance.fsutil import fsync_dir
-from appliance.log import EventLog
-from appliance.receipt_sig import (
+from appliance.formats.receipt import (
     RECEIPT_TYPES,
     device_tenant,
     key_id,
@@ -51,6 +49,8 @@ from appliance.receipt_sig import (
     sign_fields,
     tb2_fields_for_event,
 )
+from appliance.fsutil import fsync_dir
+from appliance.log import EventLog
 from compliance import zipcanon
 
 FORMAT = "tillbox-inspection/2"  # /2: export time, nonce and tenant signed; TB2 receipts

@@ -278,8 +278,8 @@ def cmd_inspect_verify(args: argparse.Namespace) -> int:
 
 # -- receipt -------------------------------------------------------------------------------
 def cmd_receipt_verify(args: argparse.Namespace) -> int:
+    from appliance.formats.receipt import TB2Fields, verify_receipt_payload
     from appliance.keys import load_verify_key
-    from appliance.receipt_sig import TB2Fields, verify_receipt_payload
 
     check = verify_receipt_payload(args.payload, load_verify_key(args.public_key))
     if check.ok and check.fields is not None:
@@ -307,7 +307,8 @@ def cmd_receipt_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_receipt_show(args: argparse.Namespace) -> int:
-    from appliance import queries, receipt_sig
+    from appliance import queries
+    from appliance.formats import receipt as receipt_sig
     from appliance.till import Till
 
     with Till.open(data_dir(args)) as till:

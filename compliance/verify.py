@@ -49,7 +49,7 @@ from appliance.boundedio import KEY_FILE_LIMIT, KiB, MiB, TooLarge, read_stream
 from appliance.formats import wire
 from appliance.formats.canonical import CanonicalFormError, canonical_bytes
 from appliance.formats.chain import Event, line_hash_matches
-from appliance.receipt_sig import RECEIPT_TYPES, key_id, parse_payload, tb2_fields_for_event
+from appliance.formats.receipt import RECEIPT_TYPES, key_id, parse_payload, tb2_fields_for_event
 from compliance import zipcanon
 from compliance.bundle import FORMAT, MANIFEST, SELFTEST_TYPE, SIGNATURE
 

@@ -198,7 +198,7 @@ class DeviceHub:
 
     @staticmethod
     def _qr(till: Till, event: Event) -> str | None:
-        from appliance import receipt_sig
+        from appliance.formats import receipt as receipt_sig
 
         try:
             return receipt_sig.receipt_qr_payload(till, event)

@@ -59,14 +59,14 @@ class PrintOutcome:
 
 def qr_caption(qr_payload: str | None) -> str:
     """The short code printed under the receipt's QR."""
-    from appliance.receipt_sig import short_code
+    from appliance.formats.receipt import short_code
 
     return short_code(qr_payload) if qr_payload else ""
 
 
 def default_qr_for(till: Till, event: Event) -> str | None:
-    """The receipt's signed QR payload (``appliance.receipt_sig``)."""
-    from appliance.receipt_sig import receipt_qr_payload
+    """The receipt's signed QR payload (``appliance.formats.receipt``)."""
+    from appliance.formats.receipt import receipt_qr_payload
 
     return receipt_qr_payload(till, event)
 

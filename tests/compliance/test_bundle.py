@@ -13,7 +13,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from appliance import keys, privacy
-from appliance import receipt_sig as rs
+from appliance.formats import receipt as rs
 from appliance.formats.canonical import canonical_bytes
 from appliance.formats.chain import event_hash
 from appliance.till import Till

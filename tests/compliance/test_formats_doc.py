@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
-from appliance import receipt_sig as rs
+from appliance.formats import receipt as rs
 from compliance import zipcanon
 from compliance.verify import verify_bundle
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey, VerifyKey
 
-from appliance import receipt_sig as rs
+from appliance.formats import receipt as rs
 from appliance.formats.chain import GENESIS_HASH
 from appliance.till import Till
 

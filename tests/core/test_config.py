@@ -90,7 +90,7 @@ def test_edge_enroll_refuses_a_non_ascii_device_id(cli, tmp_path):
 def test_a_failure_after_the_commit_reports_the_sale_done(cli, shop, monkeypatch):
     """Inject the failure that a non-ASCII device id caused (UnicodeEncodeError in the
     receipt QR): the sale is durable, so the command says so and exits 0."""
-    from appliance import receipt_sig
+    from appliance.formats import receipt as receipt_sig
 
     def broken(*_a, **_k):
         raise UnicodeEncodeError("ascii", "é", 0, 1, "ordinal not in range(128)")

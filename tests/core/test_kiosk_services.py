@@ -13,8 +13,9 @@ from dataclasses import replace
 import pytest
 from nacl.signing import SigningKey
 
-from appliance import inspection, keys, privacy, receipt_sig, refund_scan
+from appliance import inspection, keys, privacy, refund_scan
 from appliance.errors import RuleViolation
+from appliance.formats import receipt as receipt_sig
 from appliance.pricing import CartLine
 from appliance.services import consent
 from appliance.services.engraving import EngravingJob

@@ -10,7 +10,7 @@ import qrcode
 import zxingcpp
 from PIL import Image
 
-from appliance import receipt_sig
+from appliance.formats import receipt as receipt_sig
 from drivers.camera import Camera
 from drivers.common import DeviceFault
 

@@ -181,7 +181,7 @@ def test_open_devices_is_lazy_and_never_raises(ddir):
 
 def test_printed_qr_is_the_signed_receipt_payload(ddir):
     """Wiring with compliance: the QR on paper verifies against the till's public key."""
-    from appliance.receipt_sig import short_code, verify_receipt_payload
+    from appliance.formats.receipt import short_code, verify_receipt_payload
 
     devices = open_devices(ddir.load_config(), ddir)
     try:

@@ -440,7 +440,7 @@ def test_worst_case_tb2_qr_raster_fits_the_paper_and_decodes(paper_dots):
     without native QR: never wider than the head, and still readable."""
     from nacl.signing import SigningKey
 
-    from appliance import receipt_sig as rs
+    from appliance.formats import receipt as rs
     from drivers.layout import _qr_image, qr_module_dots
 
     key = SigningKey(bytes(range(32)))

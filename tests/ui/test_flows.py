@@ -168,7 +168,7 @@ def test_refund_part_of_a_sale_and_the_core_refuses_more(kiosk):
     message = kiosk.wait_text("refund-message", "Refund refused")
     assert "only 1 of 2 sold are left" in message
     # a handheld QR scanner (keyboard mode) types the receipt's QR text and Enter
-    from appliance import receipt_sig
+    from appliance.formats import receipt as receipt_sig
 
     kiosk.tap("key-C")
     with Till.open(kiosk.ddir) as till:

@@ -2,7 +2,7 @@
 
 The kiosk runs as a subprocess with ``camera = "sim://?scene=FILE"``: writing a QR image
 to FILE is holding a receipt in front of the lens. The payloads come from the core
-(``appliance.receipt_sig``), the QR images from the ``qrcode`` library, the taps are X
+(``appliance.formats.receipt``), the QR images from the ``qrcode`` library, the taps are X
 events, and the verdicts are read from the log through the core.
 """
 
@@ -15,7 +15,7 @@ import pytest
 import qrcode
 from nacl.signing import SigningKey
 
-from appliance import receipt_sig
+from appliance.formats import receipt as receipt_sig
 from appliance.till import Till
 from ui.testing import Kiosk, events, make_till
 

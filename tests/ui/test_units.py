@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from appliance import receipt_sig
 from appliance import techpin as pin
 from appliance.errors import RuleViolation, TillError
 from appliance.events import SELFTEST_OVERRIDE
+from appliance.formats import receipt as receipt_sig
 from ui import fmt, i18n
 from ui.session import Session
 
