@@ -43,7 +43,7 @@ class Setting:
 
     kinds: ``text`` (one line), ``ident`` (:mod:`appliance.identifiers`), ``int``,
     ``float`` (a TOML integer is accepted), ``bool``, ``text_list``, ``broker``
-    (:mod:`appliance.brokerurl`, or empty), ``int_map`` (text keys, int values),
+    (:mod:`appliance.formats.brokerurl`, or empty), ``int_map`` (text keys, int values),
     ``text_map`` (text keys and values), ``optional_text`` (text or absent/None).
     """
 
@@ -88,7 +88,7 @@ class Setting:
             if ok and self.choices:
                 ok = value in self.choices
             if ok and kind == "broker" and value:
-                from appliance.brokerurl import BrokerURL
+                from appliance.formats.brokerurl import BrokerURL
 
                 try:
                     BrokerURL.parse(value)

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from appliance import events, keys, queries, sync_state
-from appliance.brokerurl import BrokerURL
 from appliance.datadir import Config, DataDir
 from appliance.errors import TillError
+from appliance.formats.brokerurl import BrokerURL
 from appliance.log import EventLog
 from compliance import enroll
 from compliance.probes import Probes, Reading

@@ -21,8 +21,8 @@ from importlib import resources
 from pathlib import Path
 
 from appliance.errors import TillError
+from appliance.formats.brokerurl import BrokerURL
 from edge import identities
-from sync_agent.config import BrokerURL
 
 ADMIN_USER = "tillbox-test-admin"  # may publish anywhere: only for tests that bypass the ACL
 CONTROL_USER = "tillbox-broker-admin"  # sends the $CONTROL commands that add identities

@@ -42,8 +42,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace, identity) -> int:  # noqa: ANN001 - edge.identities.Identity
+    from appliance.formats.brokerurl import BrokerURL
     from edge import identities
-    from sync_agent.config import BrokerURL
 
     password = _read_secret(args.password_file, "--password-file")
     admin_password = _read_secret(args.admin_password_file, "--admin-password-file")

@@ -73,8 +73,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from appliance.formats.brokerurl import BrokerURL
     from edge.service import EdgeService, ServeOptions
-    from sync_agent.config import BrokerURL
 
     _setup_logging(args.verbose)
     key = _region_key(args)
@@ -186,8 +186,8 @@ def cmd_publish_update(args: argparse.Namespace) -> int:
 
     from appliance.boundedio import CATALOG_LIMIT, read_bounded
     from appliance.errors import TillError
+    from appliance.formats.brokerurl import BrokerURL
     from edge.publish import publish_update
-    from sync_agent.config import BrokerURL
 
     raw = read_bounded(args.catalog, CATALOG_LIMIT, "catalog")
     try:

@@ -36,7 +36,7 @@ import paho.mqtt.client as mqtt
 
 from appliance.errors import TillError
 from appliance.formats import wire
-from sync_agent.config import BrokerURL
+from appliance.formats.brokerurl import BrokerURL
 from sync_agent.mqttc import make_client
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"

@@ -17,7 +17,7 @@ from nacl.signing import SigningKey
 from appliance.catalog import Catalog
 from appliance.errors import TillError
 from appliance.formats import wire
-from sync_agent.config import BrokerURL
+from appliance.formats.brokerurl import BrokerURL
 from sync_agent.mqttc import make_client
 
 

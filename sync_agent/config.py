@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from appliance.boundedio import TEXT_FILE_LIMIT, read_text_bounded
-from appliance.brokerurl import BrokerURL
 from appliance.config import Section, Setting
 from appliance.errors import TillError
+from appliance.formats.brokerurl import BrokerURL
 
-__all__ = ["DEFAULTS", "SECTIONS", "BrokerURL", "SyncConfig", "load", "read_password"]
+__all__ = ["DEFAULTS", "SECTIONS", "SyncConfig", "load", "read_password"]
 
 
 def _num(kind: str, default: float, low: float, high: float) -> Setting:

@@ -15,10 +15,10 @@ import tomllib
 
 import pytest
 
-from appliance.brokerurl import BrokerURL
 from appliance.config import Config, ConfigError, schema, validate
 from appliance.datadir import DataDir
 from appliance.errors import TillError
+from appliance.formats.brokerurl import BrokerURL
 from appliance.identifiers import is_identifier
 from appliance.log import EventLog
 

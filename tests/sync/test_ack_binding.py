@@ -19,11 +19,11 @@ import pytest
 import tomli_w
 
 from appliance.formats import wire
+from appliance.formats.brokerurl import BrokerURL
 from edge import admin
 from edge.broker import ADMIN_USER
 from edge.publish import send_bytes
 from edge.store import Store
-from sync_agent.config import BrokerURL
 from sync_agent.mqttc import make_client
 from sync_agent.testing import (
     ADMIN_PASSWORD,

@@ -13,12 +13,12 @@ from nacl.signing import SigningKey
 
 from appliance.errors import TillError
 from appliance.formats import wire
+from appliance.formats.brokerurl import BrokerURL
 from appliance.formats.chain import GENESIS_HASH
 from edge import admin
 from edge.broker import ADMIN_USER
 from edge.publish import send_bytes
 from edge.store import Store
-from sync_agent.config import BrokerURL
 from sync_agent.reader import LogReader
 from sync_agent.testing import (
     ADMIN_PASSWORD,

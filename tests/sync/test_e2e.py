@@ -8,9 +8,9 @@ import pytest
 
 from appliance.catalog import demo_catalog
 from appliance.formats import wire
+from appliance.formats.brokerurl import BrokerURL
 from appliance.till import Till
 from edge.publish import send_bytes
-from sync_agent.config import BrokerURL
 from sync_agent.testing import (
     ADMIN_PASSWORD,
     PUBLISHER_PASSWORD,
