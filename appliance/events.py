@@ -1,8 +1,9 @@
-"""Event types: business intents, not row diffs.
+"""Event types: business intents, not row diffs. Every type name is defined here, once.
 
-The core's own types are listed here. Drivers, compliance and sync add their
-own (``device.fault``, ``power.lost``, ``engraving.started``, ...) through
-:meth:`appliance.till.Till.record`; any dotted lower-case name is accepted.
+The core writes the types in CORE_TYPES itself. The others (``device.fault``,
+``power.lost``, ``engraving.started``, ...) are recorded through
+:meth:`appliance.till.Till.record`, which also accepts any other dotted lower-case
+name (a plugin's own types).
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ ENGRAVING_STARTED = "engraving.started"
 ENGRAVING_COMPLETED = "engraving.completed"
 ENGRAVING_CANCELLED = "engraving.cancelled"
 ENGRAVING_FAILED = "engraving.failed"
+# Written by compliance (enrollment, the privacy workflow).
+ENROLLMENT_SIGNED = "enrollment.signed"
+CONSENT_RECORDED = "consent.recorded"
+PERSONAL_RECORDED = "personal.recorded"
+CONSENT_ERASED = "consent.erased"
 # The self-test's verdict and a technician's override of it: the sell path's gate reads
 # both (appliance.gate), so only the till's own methods write them.
 SELFTEST_RECORDED = "selftest.recorded"

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from appliance import queries
+from appliance import events, queries
 from appliance.log import EventLog
 
-SELFTEST_TYPES = ("selftest.recorded", "selftest.override")
+SELFTEST_TYPES = (events.SELFTEST_RECORDED, events.SELFTEST_OVERRIDE)
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def events_since(log: EventLog, wall_ms: int, limit: int = 200) -> list[LoggedEv
 
 def latest_enrollment_manifest(log: EventLog) -> dict[str, Any] | None:
     """The manifest of the newest ``enrollment.signed`` event, or None if never enrolled."""
-    payload = queries.latest_payload(log, "enrollment.signed")
+    payload = queries.latest_payload(log, events.ENROLLMENT_SIGNED)
     if payload is None:
         return None
     return payload.get("manifest", {})

@@ -26,15 +26,13 @@ from nacl.utils import random as nacl_random
 from appliance import queries
 from appliance.datadir import DataDir
 from appliance.errors import NotFound, RuleViolation
+from appliance.events import CONSENT_ERASED, CONSENT_RECORDED, PERSONAL_RECORDED
 from appliance.formats.canonical import canonical_bytes
 from appliance.formats.chain import Event
 from appliance.fsutil import atomic_write, fsync_dir
 from appliance.log import EventLog
 from appliance.till import Till
 
-CONSENT_RECORDED = "consent.recorded"
-PERSONAL_RECORDED = "personal.recorded"
-CONSENT_ERASED = "consent.erased"
 PRIVACY_TYPES = (CONSENT_RECORDED, PERSONAL_RECORDED, CONSENT_ERASED)
 
 # What personal data is for; a store names one of the purposes consented to.

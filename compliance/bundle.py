@@ -36,7 +36,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from appliance import keys, queries
+from appliance import events, keys, queries
 from appliance.datadir import DataDir
 from appliance.errors import TillError
 from appliance.formats.canonical import canonical_bytes
@@ -57,7 +57,7 @@ FORMAT = "tillbox-inspection/2"  # /2: export time, nonce and tenant signed; TB2
 NONCE_MAX = 200  # characters of an inspector's challenge (--nonce)
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
-SELFTEST_TYPE = "selftest.recorded"
+SELFTEST_TYPE = events.SELFTEST_RECORDED
 HTML_EVENT_LIMIT = 2000  # index.html lists at most this many events (the files hold all)
 HTML_RECEIPT_LIMIT = 5000  # ... and receipts (receipts.jsonl holds all)
 SKIP_SYNC_SUFFIXES = (".tmp", ".lock", "-wal", "-shm", "-journal", ".secret")
@@ -262,7 +262,7 @@ def _write_events(
                 entry = {
                     "seq": event.seq,
                     "receipt_no": event.payload["receipt_no"],
-                    "kind": "S" if event.type == "sale.completed" else "R",
+                    "kind": "S" if event.type == events.SALE_COMPLETED else "R",
                     "payload": payload,
                     "code": short_code(payload),
                 }

@@ -25,6 +25,7 @@ from appliance import keys, queries
 from appliance.boundedio import SCAN_LIMIT, read_bounded
 from appliance.datadir import DataDir
 from appliance.errors import RuleViolation, TillError
+from appliance.events import ENROLLMENT_SIGNED
 from appliance.formats.canonical import canonical_bytes
 from appliance.fsutil import atomic_write, fsync_dir
 from appliance.log import EventLog
@@ -32,7 +33,6 @@ from appliance.till import Till
 from compliance.probes import Probes
 
 FORMAT = "tillbox-enrollment/1"
-ENROLLMENT_SIGNED = "enrollment.signed"
 ASSET_TAG_PREFIX = "TBA1"  # QR label payload: TBA1*<device>*<tag>
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 

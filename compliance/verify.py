@@ -45,6 +45,7 @@ from typing import Any
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from appliance import events
 from appliance.boundedio import KEY_FILE_LIMIT, KiB, MiB, TooLarge, read_stream
 from appliance.formats import wire
 from appliance.formats.canonical import CanonicalFormError, canonical_bytes
@@ -436,12 +437,12 @@ def _events(
                 f"event {event.seq} belongs to device {event.device_id}, not "
                 f"{manifest['device_id']}"
             )
-        if event.type == "device.initialised" and event.payload.get("public_key") != key_hex:
+        if event.type == events.DEVICE_INITIALISED and event.payload.get("public_key") != key_hex:
             raise Problem(
                 "the log's device.initialised event names another public key: the "
                 "bundle was signed by another device"
             )
-        if event.type == "device.initialised" and event.payload.get("tenant") != manifest.get(
+        if event.type == events.DEVICE_INITIALISED and event.payload.get("tenant") != manifest.get(
             "tenant"
         ):
             raise Problem("the log's device.initialised event names another tenant")

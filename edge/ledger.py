@@ -20,8 +20,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-SALE = "sale.completed"
-REFUND = "refund.issued"
+from appliance import events
+
+SALE = events.SALE_COMPLETED
+REFUND = events.REFUND_ISSUED
 TYPES = frozenset({SALE, REFUND})
 
 

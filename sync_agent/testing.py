@@ -21,6 +21,7 @@ from typing import Any
 import tomli_w
 from nacl.signing import SigningKey
 
+from appliance import events
 from appliance.datadir import DataDir
 from appliance.pricing import CartLine
 from appliance.till import Till
@@ -393,6 +394,6 @@ def bulk_sales(folder: DataDir, n: int, batch: int = 5000) -> int:
                         idempotency_key=str(uuid.uuid4()),
                         receipt_no=receipt,
                     )
-                    tx.append("sale.completed", payload)
+                    tx.append(events.SALE_COMPLETED, payload)
             left -= batch
         return till.log.last()[0]
