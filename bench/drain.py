@@ -32,7 +32,7 @@ import paho.mqtt.client as mqtt
 
 from appliance.keys import generate, load_signing_key
 from edge.broker import ADMIN_USER, LocalBroker
-from sync_agent.testing import (
+from systest.sync import (
     ADMIN_PASSWORD,
     CARTS,
     EDGE_PASSWORD,

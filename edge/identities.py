@@ -37,7 +37,7 @@ import paho.mqtt.client as mqtt
 from appliance.errors import TillError
 from appliance.formats import wire
 from appliance.formats.brokerurl import BrokerURL
-from sync_agent.mqttc import make_client
+from mqttio.client import make_client
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = f"{CONTROL_TOPIC}/response"

@@ -18,7 +18,7 @@ from appliance.catalog import Catalog
 from appliance.errors import TillError
 from appliance.formats import wire
 from appliance.formats.brokerurl import BrokerURL
-from sync_agent.mqttc import make_client
+from mqttio.client import make_client
 
 
 def publish_update(

@@ -33,7 +33,7 @@ from appliance.formats import wire
 from appliance.formats.brokerurl import BrokerURL
 from edge.ingest import Ingestor, StoreUnavailable
 from edge.store import Store
-from sync_agent.mqttc import close_quietly, jittered_backoff_s, make_client, start_session
+from mqttio.client import close_quietly, jittered_backoff_s, make_client, start_session
 
 log = logging.getLogger("tillbox.edge")
 

@@ -34,8 +34,8 @@ from appliance.datadir import DataDir
 from appliance.errors import TillError
 from appliance.formats import wire
 from appliance.sync_state import SyncState
+from mqttio.client import close_quietly, jittered_backoff_s, make_client, start_session
 from sync_agent.config import SyncConfig
-from sync_agent.mqttc import close_quietly, jittered_backoff_s, make_client, start_session
 from sync_agent.reader import LogReader
 from sync_agent.store import AgentStore, Sealed
 

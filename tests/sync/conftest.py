@@ -5,11 +5,11 @@
 * ``proxy``: the TCP fault proxy (``sync_agent.faultproxy``) in front of it.
 * ``region``: the region's key pair (acks and updates are signed with it).
 * ``db_url``: an SQLite edge database; ``pg_url``: a fresh database in the suite's own
-  PostgreSQL cluster (``edge.pgserver``, started once per run on a free port; the
+  PostgreSQL cluster (``systest.postgres``, started once per run on a free port; the
   machine's own server is never used); ``any_db``: both.
 
 The helpers (tills with sales, processes, the set checker) live in
-``sync_agent.testing`` so ``bench/drain.py`` uses the same ones.
+``systest.sync`` so ``bench/drain.py`` uses the same ones.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 
 from edge.broker import LocalBroker
 from sync_agent.faultproxy import FaultProxy
-from sync_agent.testing import (
+from systest.sync import (
     ADMIN_PASSWORD,
     DEVICES,
     EDGE_PASSWORD,
@@ -73,7 +73,7 @@ def db_url(tmp_path) -> str:
 @pytest.fixture(scope="session")
 def pg_server():
     """Our own PostgreSQL cluster for the whole run (never the machine's server on 5432)."""
-    from edge.pgserver import LocalPostgres
+    from systest.postgres import LocalPostgres
 
     # Outside pytest's basetemp: a second pytest run on the machine prunes old basetemps,
     # which would delete a cluster still in use.

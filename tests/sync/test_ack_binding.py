@@ -24,8 +24,8 @@ from edge import admin
 from edge.broker import ADMIN_USER
 from edge.publish import send_bytes
 from edge.store import Store
-from sync_agent.mqttc import make_client
-from sync_agent.testing import (
+from mqttio.client import make_client
+from systest.sync import (
     ADMIN_PASSWORD,
     agent_proc,
     check_exactly_once,

@@ -16,7 +16,7 @@ from appliance.pricing import CartLine
 from appliance.till import Till
 from edge.broker import free_port
 from sync_agent.reader import LogReader
-from sync_agent.testing import (
+from systest.sync import (
     agent_proc,
     check_exactly_once,
     edge_proc,

@@ -20,7 +20,7 @@ from edge.broker import ADMIN_USER
 from edge.publish import send_bytes
 from edge.store import Store
 from sync_agent.reader import LogReader
-from sync_agent.testing import (
+from systest.sync import (
     ADMIN_PASSWORD,
     agent_proc,
     check_exactly_once,
@@ -154,7 +154,7 @@ def test_attacks_are_rejected_counted_logged_and_never_stored(tmp_path, broker, 
 def test_edge_stats_cli_reports_rejections(tmp_path, db_url, region):
     import subprocess
 
-    from sync_agent.testing import TILLBOX
+    from systest.sync import TILLBOX
 
     till = make_till(tmp_path, "t1", region)
     enroll(db_url, till)

@@ -19,7 +19,7 @@ from appliance.formats import wire
 from edge import admin
 from edge.broker import ADMIN_USER
 from edge.store import Store
-from sync_agent.testing import (
+from systest.sync import (
     ADMIN_PASSWORD,
     check_exactly_once,
     device_password,

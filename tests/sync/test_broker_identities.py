@@ -11,7 +11,7 @@ import pytest
 
 from appliance.errors import TillError
 from edge.broker import CONTROL_USER, LocalBroker
-from sync_agent.testing import run_tillbox
+from systest.sync import run_tillbox
 
 pytestmark = pytest.mark.slow
 

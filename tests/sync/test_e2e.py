@@ -11,7 +11,7 @@ from appliance.formats import wire
 from appliance.formats.brokerurl import BrokerURL
 from appliance.till import Till
 from edge.publish import send_bytes
-from sync_agent.testing import (
+from systest.sync import (
     ADMIN_PASSWORD,
     PUBLISHER_PASSWORD,
     PUBLISHER_USER,

@@ -15,7 +15,7 @@ import pytest
 
 from edge import admin
 from edge.store import Store
-from sync_agent.testing import (
+from systest.sync import (
     agent_proc,
     check_exactly_once,
     edge_proc,

@@ -14,7 +14,7 @@ from appliance.till import Till
 from edge import admin
 from edge.ingest import Ingestor
 from edge.store import Store
-from sync_agent.testing import (
+from systest.sync import (
     check_exactly_once,
     enroll,
     make_till,

@@ -9,7 +9,7 @@ import pytest
 
 from appliance.formats import wire
 from sync_agent.store import AgentStore
-from sync_agent.testing import (
+from systest.sync import (
     edge_proc,
     edge_ready,
     enroll,

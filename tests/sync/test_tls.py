@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from edge.broker import LocalBroker
-from sync_agent.testing import (
+from systest.sync import (
     EDGE_PASSWORD,
     EDGE_USER,
     check_exactly_once,
