@@ -116,27 +116,22 @@ def event_hash(env: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_bytes(env)).hexdigest()
 
 
-def _spliced(
-    seq: int,
-    event_id: str,
-    device_id: str,
-    type: str,
-    payload_text: str,
-    wall_ms: int,
-    boot_id: str,
-    mono_us: int,
-    prev_hash: str,
-    digest: str | None,
-) -> str:
+# The log's columns, in order: seq, event_id, device_id, type, payload (its canonical
+# text), wall_ms, boot_id, mono_us, prev_hash, then hash.
+EventRow = tuple[int, str, str, str, str, int, str, int, str, str]
+
+
+def _spliced(row: EventRow | tuple[int, str, str, str, str, int, str, int, str, None]) -> str:
     """The envelope's canonical text with the payload's canonical text spliced in, and
-    ``"hash"`` too when ``digest`` is given (the export line; its key sorts between
+    ``"hash"`` too unless the row's hash is None (the export line; its key sorts between
     ``"device"`` and ``"id"``). The one encoder of both forms: keys in canonical order."""
+    seq, event_id, device_id, type_, payload_text, wall_ms, boot_id, mono_us, prev, digest = row
     enc = canonical_text_checked
     hash_field = "" if digest is None else f'"hash":{enc(digest)},'
     return (
         f'{{"boot":{enc(boot_id)},"device":{enc(device_id)},{hash_field}"id":{enc(event_id)},'
-        f'"mono_us":{int(mono_us)},"payload":{payload_text},"prev":{enc(prev_hash)},'
-        f'"seq":{int(seq)},"type":{enc(type)},"v":{FORMAT_VERSION},"wall_ms":{int(wall_ms)}}}'
+        f'"mono_us":{int(mono_us)},"payload":{payload_text},"prev":{enc(prev)},'
+        f'"seq":{int(seq)},"type":{enc(type_)},"v":{FORMAT_VERSION},"wall_ms":{int(wall_ms)}}}'
     )
 
 
@@ -157,20 +152,17 @@ def envelope_hash(
     Splices the payload text into the envelope instead of encoding it again. A test
     checks it against :func:`event_hash`.
     """
-    text = _spliced(
-        seq, event_id, device_id, type, payload_text, wall_ms, boot_id, mono_us, prev_hash, None
-    )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    row = (seq, event_id, device_id, type, payload_text, wall_ms, boot_id, mono_us, prev_hash)
+    return hashlib.sha256(_spliced((*row, None)).encode("utf-8")).hexdigest()
 
 
-def export_line(row: tuple[int, str, str, str, str, int, str, int, str, str]) -> bytes:
+def export_line(row: EventRow) -> bytes:
     """The export line of one stored event: ``canonical_bytes(Event.to_json())``.
 
-    ``row`` is the log's columns in order (seq, event_id, device_id, type, payload
-    text, wall_ms, boot_id, mono_us, prev_hash, hash); the stored payload is already
-    canonical, so it is spliced in, ~10x faster than parsing and re-encoding it.
+    The stored payload is already canonical, so it is spliced in, ~10x faster than
+    parsing and re-encoding it.
     """
-    return _spliced(*row).encode("utf-8")
+    return _spliced(row).encode("utf-8")
 
 
 def line_hash_matches(line: bytes, digest: object) -> bool:
