@@ -8,8 +8,12 @@ identity to the running broker as that admin. Passwords only ever come from file
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from appliance.cliutil import OneLineParser, add_json, emit
+
+if TYPE_CHECKING:
+    from edge.identities import Identity
 
 ADMIN_USER = "tillbox-broker-admin"
 
@@ -41,7 +45,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add(args: argparse.Namespace, identity) -> int:  # noqa: ANN001 - edge.identities.Identity
+def _add(args: argparse.Namespace, identity: Identity) -> int:
     from appliance.formats.brokerurl import BrokerURL
     from edge import identities
 

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 from appliance.cliutil import OneLineParser, add_json, emit, whole_number
 from edge import broker_cli
+
+if TYPE_CHECKING:  # imported where used: `tillbox --help` stays fast
+    from nacl.signing import SigningKey
+
+    from edge.store import Store
 
 PASSWORD_ENV = "TILLBOX_MQTT_PASSWORD"
 KEY_ENV = "TILLBOX_REGION_KEY"
 
 
-def _open_store(args: argparse.Namespace):  # noqa: ANN202 - returns edge.store.Store
+def _open_store(args: argparse.Namespace) -> Store:
     from edge.store import Store
 
     return Store.open(args.db)
@@ -27,7 +33,7 @@ def _password(args: argparse.Namespace) -> str:
     return os.environ.get(PASSWORD_ENV, "")
 
 
-def _region_key(args: argparse.Namespace):  # noqa: ANN202 - returns nacl SigningKey
+def _region_key(args: argparse.Namespace) -> SigningKey:
     from pathlib import Path
 
     from appliance.errors import TillError
