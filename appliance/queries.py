@@ -119,6 +119,30 @@ def last_verified_point(log: EventLog, selftest_type: str) -> tuple[int, str]:
     return int(point.get("seq", 0)), str(point.get("hash", ""))
 
 
+def previous_receipt_seq(log: EventLog, seq: int, receipt_no: int | None = None) -> int | None:
+    """The seq of the latest receipt event (sale or refund) before ``seq``; None when none.
+
+    Given the event's ``receipt_no`` it uses the projections' primary keys (O(log n)):
+    receipt numbers are assigned in log order, so the previous number is the previous
+    receipt. Without it (a period that starts at an arbitrary seq) it scans by seq.
+    """
+    if receipt_no is not None:
+        row = log.conn.execute(
+            "SELECT MAX(s) FROM (SELECT seq AS s FROM sales WHERE receipt_no = "
+            "(SELECT MAX(receipt_no) FROM sales WHERE receipt_no < ?) "
+            "UNION ALL SELECT seq FROM refunds WHERE receipt_no = "
+            "(SELECT MAX(receipt_no) FROM refunds WHERE receipt_no < ?))",
+            (receipt_no, receipt_no),
+        ).fetchone()
+    else:
+        row = log.conn.execute(
+            "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM sales WHERE seq < ? "
+            "UNION ALL SELECT MAX(seq) FROM refunds WHERE seq < ?)",
+            (seq, seq),
+        ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 def refund_seq(log: EventLog, receipt_no: int | None) -> int | None:
     """The seq of the refund printed as ``receipt_no``; None when there is none."""
     row = log.conn.execute("SELECT seq FROM refunds WHERE receipt_no = ?", (receipt_no,)).fetchone()

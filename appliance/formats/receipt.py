@@ -39,6 +39,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 from appliance import events as ev
+from appliance import queries
 from appliance.errors import TillError
 from appliance.formats.chain import GENESIS_HASH, Event
 from appliance.identifiers import IDENTIFIER_RULE, is_identifier
@@ -270,23 +271,10 @@ def previous_receipt_hash(log: EventLog, seq: int, receipt_no: int | None = None
     are assigned in log order, so the previous number is the previous receipt.
     Without it (a period that starts at an arbitrary seq) it scans by seq.
     """
-    if receipt_no is not None:
-        row = log.conn.execute(
-            "SELECT MAX(s) FROM (SELECT seq AS s FROM sales WHERE receipt_no = "
-            "(SELECT MAX(receipt_no) FROM sales WHERE receipt_no < ?) "
-            "UNION ALL SELECT seq FROM refunds WHERE receipt_no = "
-            "(SELECT MAX(receipt_no) FROM refunds WHERE receipt_no < ?))",
-            (receipt_no, receipt_no),
-        ).fetchone()
-    else:
-        row = log.conn.execute(
-            "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM sales WHERE seq < ? "
-            "UNION ALL SELECT MAX(seq) FROM refunds WHERE seq < ?)",
-            (seq, seq),
-        ).fetchone()
-    if row is None or row[0] is None:
+    prev_seq = queries.previous_receipt_seq(log, seq, receipt_no)
+    if prev_seq is None:
         return GENESIS_HASH
-    prev = log.event(row[0])
+    prev = log.event(prev_seq)
     assert prev is not None  # the projections only name seqs that exist
     return prev.hash
 
