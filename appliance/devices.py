@@ -196,6 +196,17 @@ class ToolpathPlan(Protocol):
     def to_json(self) -> dict[str, Any]: ...
 
 
+class DeviceHealth(Protocol):
+    """A device's health in plain language (``drivers.common.DeviceState``): ``ok`` is
+    False when it cannot do its job now, and ``message`` says what to do."""
+
+    kind: str
+    url: str
+    ok: bool
+    message: str
+    detail: dict[str, Any]
+
+
 @runtime_checkable
 class DeviceSet(Protocol):
     """The till's configured devices, each built on first use (its ``state()`` says why it
@@ -218,6 +229,10 @@ class DeviceSet(Protocol):
         ...
 
     def work_area(self) -> WorkAreaShape: ...
+
+    def state(self, kind: str) -> DeviceHealth:
+        """One device's health; never raises (a crashing driver becomes a state too)."""
+        ...
 
     def close(self) -> None: ...
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from appliance.config import Config
     from appliance.datadir import DataDir
-    from drivers.devices import Devices
+    from appliance.devices import DeviceSet
 
 log = logging.getLogger("tillbox.compliance")
 
@@ -59,18 +59,19 @@ def _state_reading(state: Any) -> Reading:
 
 
 class DriversProbes:
-    """Readings through ``drivers.devices.open_devices``; opened lazily, closed once."""
+    """Readings through :func:`appliance.devices.open_devices`; opened lazily, closed once."""
 
-    def __init__(self, config: Config, data_dir: DataDir, devices: Devices | None = None) -> None:
-        """``devices``: an already open ``drivers.devices.Devices`` to share (the kiosk's);
-        it stays open after :meth:`close`, which only closes devices this object opened."""
+    def __init__(self, config: Config, data_dir: DataDir, devices: DeviceSet | None = None) -> None:
+        """``devices``: an already open device set to share (the kiosk's, from
+        :func:`appliance.devices.open_devices`); it stays open after :meth:`close`, which
+        only closes devices this object opened."""
         self.config = config
         self.data_dir = data_dir
-        self._devices: Devices | None = devices
+        self._devices: DeviceSet | None = devices
         self._owned = devices is None
         self._open_error = ""
 
-    def _open(self) -> Devices | None:
+    def _open(self) -> DeviceSet | None:
         if self._devices is None and not self._open_error:
             try:
                 from appliance.devices import open_devices
@@ -84,7 +85,7 @@ class DriversProbes:
                 self._open_error = f"opening the devices failed ({exc})"
         return self._devices
 
-    def devices(self) -> Devices | None:
+    def devices(self) -> DeviceSet | None:
         """The drivers' device set (opened on first use); None when it cannot be opened."""
         return self._open()
 
@@ -118,7 +119,7 @@ class DriversProbes:
             return missing
         devices = self._devices
         try:
-            # Devices.state(kind) never raises: a crashing driver becomes a state too
+            # DeviceSet.state(kind) never raises: a crashing driver becomes a state too
             state = devices.state(kind) if hasattr(devices, "state") else device.state()
         except Exception as exc:  # noqa: BLE001 - drivers promise not to raise; belt and braces
             return Reading(False, f"{kind} state failed: {exc}", {})
