@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from appliance import __version__
 from appliance.cliutil import (
@@ -26,6 +27,9 @@ from appliance.cliutil import (
 )
 from appliance.errors import TillError
 from appliance.plugins import load_command_plugins, run_shift_closed_hooks
+
+if TYPE_CHECKING:
+    from appliance.till import SaleResult, Till
 
 
 def _cart_item(text: str) -> tuple[str, int]:
@@ -42,7 +46,7 @@ def _cart_item(text: str) -> tuple[str, int]:
         ) from None
 
 
-def _open_till(args: argparse.Namespace):  # noqa: ANN202 - returns appliance.till.Till
+def _open_till(args: argparse.Namespace) -> Till:
     from appliance.till import Till
 
     return Till.open(data_dir(args))
@@ -155,7 +159,7 @@ def cmd_sale(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sale_report(till, result) -> tuple[dict, str]:  # noqa: ANN001 - Till, SaleResult
+def _sale_report(till: Till, result: SaleResult) -> tuple[dict, str]:
     out = result.to_json()
     text = (
         f"sale recorded: receipt {out['receipt_no']} (seq {out['seq']}), total "
@@ -192,7 +196,7 @@ def cmd_refund(args: argparse.Namespace) -> int:
     return 0
 
 
-def _format_z(till, z: dict) -> str:  # noqa: ANN001
+def _format_z(till: Till, z: dict) -> str:
     lines = [
         f"Z report, shift {z['shift_no']}",
         f"  sales {z['sales_count']}   refunds {z['refunds_count']}",

@@ -76,7 +76,7 @@ class Setting:
             "text_map": "a table of texts",
         }[self.kind]
 
-    def check(self, value: Any) -> Any:  # noqa: ANN401 - a TOML/JSON value
+    def check(self, value: Any) -> Any:
         """The value, normalised (``float`` for a float setting); ValueError when wrong."""
         kind = self.kind
         if kind == "optional_text" and value is None:
@@ -147,7 +147,7 @@ class Section:
         return {k: s.default for k, s in self.settings.items()}
 
 
-def _text(default: str = "", **kw: Any) -> Setting:  # noqa: ANN401
+def _text(default: str = "", **kw: Any) -> Setting:
     return Setting("text", default, **kw)
 
 
@@ -216,7 +216,7 @@ def _fail(where: str, message: str) -> ConfigError:
     return ConfigError(f"{where}: {message}; fix the file")
 
 
-def validate(data: Any, where: str = "tillbox.toml") -> dict[str, dict[str, Any]]:  # noqa: ANN401
+def validate(data: Any, where: str = "tillbox.toml") -> dict[str, dict[str, Any]]:
     """The file's own values, checked and normalised; ConfigError names the first bad key."""
     sections = schema()
     if not isinstance(data, dict):
@@ -285,7 +285,7 @@ class Config:
             return {table: dict(inner) for table, inner in values.items()}
         return {**base, **values}
 
-    def update(self, section: str, /, **values: Any) -> None:  # noqa: ANN401
+    def update(self, section: str, /, **values: Any) -> None:
         """Set keys of one section, checked against the schema (ConfigError when wrong)."""
         merged = {k: dict(v) for k, v in self.data.items()}
         merged.setdefault(section, {}).update(values)

@@ -127,7 +127,7 @@ class Engraver(Protocol):
         on_done: Callable[[Any], None] | None = None,
     ) -> EngraveJob: ...
 
-    def state(self) -> Any: ...  # noqa: ANN401 - the driver's DeviceState
+    def state(self) -> Any: ...
 
 
 class Photo(Protocol):

@@ -89,8 +89,8 @@ SHIFT_CLOSED_GROUP = "tillbox.shift_closed"
 
 def run_shift_closed_hooks(
     args: argparse.Namespace,
-    till: Any,  # noqa: ANN401 - appliance.till.Till (not imported: this module stays light)
-    event: Any,  # noqa: ANN401 - the shift.closed event
+    till: Any,
+    event: Any,
     entries: Iterable[EntryPoint] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the ``tillbox.shift_closed`` hooks (the hw plugin prints the Z report there).

@@ -25,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from appliance.datadir import DataDir  # noqa: E402
-from appliance.formats.canonical import canonical_text  # noqa: E402
-from appliance.pricing import CartLine  # noqa: E402
-from appliance.till import Till  # noqa: E402
+from appliance.datadir import DataDir
+from appliance.formats.canonical import canonical_text
+from appliance.pricing import CartLine
+from appliance.till import Till
 
 CART = [CartLine("MUG-01", 1), CartLine("HONEY", 3), CartLine("CAFE", 2)]
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ui.testing import TILLBOX, Kiosk, make_till, start_xvfb  # noqa: E402
+from ui.testing import TILLBOX, Kiosk, make_till, start_xvfb
 
 
 def pct(values: list[float], q: float) -> float:

@@ -106,7 +106,7 @@ class Devices:
             return Gpio(url, self.config.section("gpio"))
         raise KeyError(kind)
 
-    def get(self, kind: str) -> Any:  # noqa: ANN401 - the kind's driver; typed per kind below
+    def get(self, kind: str) -> Any:
         """The device object (built, not opened); raises DeviceFault for a bad URL."""
         with self._lock:
             if kind not in self._made:
@@ -174,7 +174,7 @@ class Devices:
             for dev in self._made.values():
                 try:
                     dev.shutdown()
-                except Exception:  # noqa: BLE001, S110 - closing must not raise
+                except Exception:  # noqa: BLE001 - closing must not raise
                     pass
             self._made.clear()
 

@@ -22,6 +22,10 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PIL import ImageFont
 
 log = logging.getLogger("tillbox.drivers.escpos_sim")
 
@@ -555,7 +559,7 @@ class PrinterSimulator:
         return render_blocks_png(blocks, self.columns, Path(path))
 
 
-def _font(size: int):  # noqa: ANN202 - a PIL font
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     from PIL import ImageFont
 
     for candidate in (

@@ -36,7 +36,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drivers.common import DeviceFault, DeviceState, DeviceURL, describe_os_error
 from drivers.grbl_space import MachineSpace, travel_problem
@@ -74,6 +74,9 @@ ERRORS = {
     20: "unsupported G-code command",
     22: "no feed rate set",
 }
+
+if TYPE_CHECKING:
+    from serial import Serial
 
 
 CRITICAL_ALARMS = (1, 2)  # hard and soft limit: GRBL waits for a soft reset
@@ -216,7 +219,7 @@ class Offsets:
         return tuple(a + b for a, b in zip(base, self.g92, strict=True))
 
 
-def _open_serial(url: str, baud: int, timeout: float, where: str | None = None):  # noqa: ANN202 - serial.Serial
+def _open_serial(url: str, baud: int, timeout: float, where: str | None = None) -> Serial:
     import serial
 
     try:
@@ -583,10 +586,10 @@ class EngraveJob:
             self.on_progress(
                 JobProgress(self.acked, len(self.lines), state, pos, elapsed, remaining)
             )
-        except Exception:  # noqa: BLE001 - a UI callback must not kill the job
+        except Exception:
             log.exception("progress callback failed")
 
-    def _finish(self, outcome: str, message: str, **kw: Any) -> None:  # noqa: ANN401
+    def _finish(self, outcome: str, message: str, **kw: Any) -> None:
         self.result = JobResult(
             outcome,
             message,
@@ -599,7 +602,7 @@ class EngraveJob:
         if self.on_done:
             try:
                 self.on_done(self.result)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("done callback failed")
 
     def _run(self) -> None:
@@ -998,7 +1001,7 @@ class Engraver:
             return f"engraver is busy ({status.state}); wait for it to finish"
         return None
 
-    def start_job(self, gcode: Sequence[str], **kw: Any) -> EngraveJob:  # noqa: ANN401
+    def start_job(self, gcode: Sequence[str], **kw: Any) -> EngraveJob:
         """Check the machine, then stream ``gcode`` in a worker thread."""
         problem = self.ready_problem()
         if problem:

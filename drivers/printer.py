@@ -143,7 +143,7 @@ def _timed_file_class() -> type[Escpos]:  # built lazily so escpos loads only wh
     return TimedFile
 
 
-def _TimedFile(devfile: str, timeout: float, **kw: object) -> Escpos:  # noqa: N802
+def _TimedFile(devfile: str, timeout: float, **kw: object) -> Escpos:
     return _timed_file_class()(devfile, timeout, **kw)
 
 
@@ -304,7 +304,7 @@ class ReceiptPrinter:
                     raise OSError("device not found")
             except DeviceFault:
                 raise
-            except Exception as exc:  # escpos wraps OS errors in its own types
+            except Exception as exc:  # noqa: BLE001 - escpos wraps OS errors in its own types
                 # escpos reports a missing USB device and a refused TCP connection with the
                 # same exception type; only the USB case means "not plugged in".
                 if self.parsed.scheme == "usb" and type(exc).__name__ == "DeviceNotFoundError":

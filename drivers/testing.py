@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:  # noqa: ANN401
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
     """Poll ``predicate`` until truthy and return its value; AssertionError after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:

@@ -237,7 +237,7 @@ class Ingestor:
         for attempt in (1, 2):
             try:
                 return self._store(*prepared)
-            except Exception as exc:  # noqa: BLE001 - sorted below: retry later or refuse
+            except Exception as exc:
                 # ROLLBACK already ran (Store.transaction): nothing of it is stored.
                 if is_transient(exc):
                     log.warning(

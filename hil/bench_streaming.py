@@ -18,13 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from appliance.datadir import DataDir  # noqa: E402
-from appliance.pricing import CartLine  # noqa: E402
-from appliance.services.printing import print_sale_receipt  # noqa: E402
-from appliance.till import Till  # noqa: E402
-from drivers.grbl import EngraveJob, Engraver  # noqa: E402
-from drivers.printer import ReceiptPrinter  # noqa: E402
-from drivers.toolpath import WorkArea, material, text_to_toolpath  # noqa: E402
+from appliance.datadir import DataDir
+from appliance.pricing import CartLine
+from appliance.services.printing import print_sale_receipt
+from appliance.till import Till
+from drivers.grbl import EngraveJob, Engraver
+from drivers.printer import ReceiptPrinter
+from drivers.toolpath import WorkArea, material, text_to_toolpath
 
 
 def job(n):

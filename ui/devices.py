@@ -136,7 +136,7 @@ class DeviceHub:
                 if failed:
                     self.post(lambda: failed(message))
                 return
-            except Exception as exc:  # noqa: BLE001 - a worker must report, never die silently
+            except Exception as exc:
                 log.exception("device work failed")
                 message = f"{type(exc).__name__}: {exc}"
                 if failed:
@@ -263,7 +263,7 @@ class DeviceHub:
 
     # -- self-test -------------------------------------------------------------------------
     def selftest(self, done: Callable[[Any], None], failed: Callable[[str], None]) -> None:
-        def work() -> Any:  # noqa: ANN401 - compliance.selftest.SelftestReport
+        def work() -> Any:
             from compliance.probes import DriversProbes
             from compliance.selftest import run_selftest
 
@@ -292,7 +292,7 @@ class DeviceHub:
     ) -> None:
         """Start a job; progress and the result come back on the UI thread."""
 
-        def work() -> Any:  # noqa: ANN401 - drivers.grbl.EngraveJob
+        def work() -> Any:
             return self.devices.engraver.start_job(
                 gcode,
                 estimated_s=estimated_s,
@@ -325,10 +325,10 @@ class DeviceHub:
     def export_bundle(
         self,
         out: Any,
-        done: Callable[[Any], None],  # noqa: ANN401
+        done: Callable[[Any], None],
         failed: Callable[[str], None],
     ) -> None:
-        def work() -> Any:  # noqa: ANN401 - compliance.bundle.ExportResult
+        def work() -> Any:
             from compliance.bundle import export_bundle
 
             return export_bundle(self.data_dir, out)

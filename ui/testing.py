@@ -33,9 +33,7 @@ TILLBOX = Path(sys.executable).with_name("tillbox")
 PIN = "2468"
 
 
-def wait_for(  # noqa: ANN401
-    predicate: Any, timeout: float = 10.0, what: str = "", interval: float = 0.02
-) -> Any:
+def wait_for(predicate: Any, timeout: float = 10.0, what: str = "", interval: float = 0.02) -> Any:
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -133,7 +131,7 @@ class Kiosk:
         cmd = [str(TILLBOX), "kiosk", "--data-dir", str(ddir.root), "--size", size]
         if lang:
             cmd += ["--lang", lang]
-        self.log = open(ddir.root.parent / f"kiosk-{size}.log", "wb")  # noqa: SIM115
+        self.log = open(ddir.root.parent / f"kiosk-{size}.log", "wb")
         self.proc = subprocess.Popen(
             cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -172,7 +170,7 @@ class Kiosk:
         except (OSError, ValueError):
             return {}
 
-    def wait(self, predicate: Any, timeout: float = 10.0, what: str = "") -> dict[str, Any]:  # noqa: ANN401
+    def wait(self, predicate: Any, timeout: float = 10.0, what: str = "") -> dict[str, Any]:
         found = {}
 
         def check() -> bool:

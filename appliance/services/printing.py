@@ -136,7 +136,7 @@ def _send_checked(printer: Printer, data: bytes, what: str) -> PrinterStatus:
         status = after.to_json()
         if after.paper == "out" or after.online is False or after.cover_open:
             raise DeviceError(f"printer stopped while printing {what} ({after.problem()})")
-    except Exception as exc:  # noqa: BLE001 - a print problem must never reach the sale
+    except Exception as exc:
         if isinstance(exc, DeviceError):
             reason = str(exc)
         else:
@@ -178,7 +178,7 @@ def print_sale_receipt(
         reprint = reprint or printed_before(
             till, ev.RECEIPT_PRINTED, "receipt_no", receipt_no, after_seq
         )
-    except Exception:  # noqa: BLE001 - an unreadable log must not stop the receipt
+    except Exception:
         log.exception("could not tell whether receipt %s printed before", receipt_no)
         reprint = True  # a second original is the worse mistake
     base = {
@@ -191,7 +191,7 @@ def print_sale_receipt(
         try:
             document = receipt_document(till, payload, qr_payload, wall_ms, reprint)
             data = printer.compose(document)
-        except Exception as exc:  # noqa: BLE001 - a layout bug must not reach the sale
+        except Exception as exc:
             log.exception("receipt %s could not be laid out", receipt_no)
             raise _PrintFailed(
                 f"receipt could not be printed ({type(exc).__name__}: {exc}); reprint it later",
@@ -227,7 +227,7 @@ def print_z_report(
         reprint = reprint or printed_before(
             till, ev.Z_REPORT_PRINTED, "shift_no", shift_no, shift_event.seq
         )
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.exception("could not tell whether the Z report of shift %s printed before", shift_no)
         reprint = True
     base = {"shift_no": shift_no, "printer": getattr(printer, "url", ""), "reprint": reprint}
@@ -248,7 +248,7 @@ def print_z_report(
         reason = f"{failed.reason} (`tillbox hw reprint` prints it again)"
         event = till.record(ev.Z_REPORT_FAILED, {**base, "reason": reason, "sent": failed.sent})
         return PrintOutcome(False, 0, reason, False, event.seq, failed.status, shift_no)
-    except Exception as exc:  # noqa: BLE001 - a printer problem never fails the close
+    except Exception as exc:
         log.exception("%s failed", what)
         reason = f"{what} could not be printed ({type(exc).__name__}: {exc}); reprint it later"
         event = till.record(ev.Z_REPORT_FAILED, {**base, "reason": reason, "sent": False})

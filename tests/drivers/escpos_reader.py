@@ -267,7 +267,7 @@ def c_visible(char: str) -> bool:
     return not char.isspace()
 
 
-def raster_to_image(raster: RasterImage, scale: int = 1):  # noqa: ANN201 - a PIL image
+def raster_to_image(raster: RasterImage, scale: int = 1):
     """The raster as a black-on-white PIL image with a white margin (for a QR decoder)."""
     from PIL import Image
 

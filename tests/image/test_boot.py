@@ -91,7 +91,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def broker(tmp_path: Path):  # noqa: ANN201 - yields the port
+def broker(tmp_path: Path):
     if shutil.which("mosquitto") is None:
         pytest.skip("mosquitto missing: `make test` installs it")
     port = free_port()

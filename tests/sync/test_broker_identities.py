@@ -29,14 +29,14 @@ def publish_reason(port: int, username: str, password: str, topic: str) -> str:
     done, out = threading.Event(), {}
     client = login(port, username, password, "anything")
 
-    def on_connect(c, u, f, reason, p):  # noqa: ANN001, ANN202
+    def on_connect(c, u, f, reason, p):
         if reason.is_failure:
             out["reason"] = f"connect: {reason}"
             done.set()
         else:
             c.publish(topic, b"x", qos=1)
 
-    def on_publish(c, u, mid, reason, p):  # noqa: ANN001, ANN202
+    def on_publish(c, u, mid, reason, p):
         out["reason"] = str(reason)
         done.set()
 
