@@ -85,6 +85,33 @@ def render_config(shipped: str, replace: dict[str, str | None], extra: list[str]
     return "\n\n".join(out).rstrip("\n") + "\n\n" + "\n".join(extra) + "\n"
 
 
+def start_server(
+    what: str, argv: list[str], log_path: Path, port: int, timeout: float
+) -> subprocess.Popen:
+    """Start a local server process logging to ``log_path`` and wait until ``port``
+    answers; a server that does not come up is stopped and named with its log."""
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    try:
+        wait_port(port, timeout)
+    except TillError:
+        stop_process(proc)
+        raise TillError(f"{what} did not start on port {port}; see {log_path}") from None
+    return proc
+
+
+def stop_process(proc: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
+    """Signal ``proc`` and reap it; SIGKILL after 10 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 class LocalBroker:
     def __init__(
         self,
@@ -164,21 +191,13 @@ class LocalBroker:
     def start(self, timeout: float = 10.0) -> LocalBroker:
         if self.proc is not None and self.proc.poll() is None:
             return self
-        log = open(self.dir / "mosquitto.log", "ab")
-        self.proc = subprocess.Popen(
+        self.proc = start_server(
+            "mosquitto",
             ["mosquitto", "-c", str(self.dir / "mosquitto.conf")],
-            stdout=log,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
+            self.dir / "mosquitto.log",
+            self.port,
+            timeout,
         )
-        log.close()
-        try:
-            wait_port(self.port, timeout)
-        except TillError:
-            self.stop()
-            raise TillError(
-                f"mosquitto did not start on port {self.port}; see {self.dir / 'mosquitto.log'}"
-            ) from None
         if not self.provisioned:  # the plugin saves them: a restart keeps them
             control = self.control()
             for identity, password in self.identities:
@@ -192,14 +211,7 @@ class LocalBroker:
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc, sig)
 
     def restart(self) -> LocalBroker:
         self.stop()

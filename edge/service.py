@@ -33,7 +33,13 @@ from appliance.formats import wire
 from appliance.formats.brokerurl import BrokerURL
 from edge.ingest import Ingestor, StoreUnavailable
 from edge.store import Store
-from mqttio.client import close_quietly, jittered_backoff_s, make_client, start_session
+from mqttio.client import (
+    SessionCallbacks,
+    close_quietly,
+    jittered_backoff_s,
+    session_client,
+    start_session,
+)
 
 log = logging.getLogger("tillbox.edge")
 
@@ -82,19 +88,13 @@ class EdgeService:
 
     def _connect(self) -> None:
         o = self.opts
-        client = make_client(
+        client = session_client(
             o.client_id,
-            username=o.username,
-            password=o.password,
-            tls=o.broker.tls,
-            tls_ca=o.tls_ca,
-            tls_cert=o.tls_cert,
-            tls_key=o.tls_key,
+            o,
+            SessionCallbacks(
+                self._on_connect, self._on_subscribe, self._on_disconnect, self._on_message
+            ),
         )
-        client.on_connect = self._on_connect
-        client.on_subscribe = self._on_subscribe
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
         self.client = client
         self.connecting_since = time.monotonic()
         try:

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import random
 import ssl
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+if TYPE_CHECKING:
+    from appliance.formats.brokerurl import BrokerURL
 
 
 def make_client(
@@ -41,6 +45,51 @@ def make_client(
         if tls_cert:
             context.load_cert_chain(tls_cert, tls_key or None)
         client.tls_set_context(context)
+    return client
+
+
+class BrokerLogin(Protocol):
+    """How a service reaches the broker: the sync agent's ``[sync]`` settings and the
+    edge's serve options both have these."""
+
+    broker: BrokerURL
+    username: str
+    password: str
+    tls_ca: str
+    tls_cert: str
+    tls_key: str
+
+
+class SessionCallbacks(NamedTuple):
+    """A long-running service's reactions to its session (paho's callback API v2)."""
+
+    on_connect: Callable[..., None]
+    on_subscribe: Callable[..., None]
+    on_disconnect: Callable[..., None]
+    on_message: Callable[..., None]
+
+
+def session_client(
+    client_id: str,
+    login: BrokerLogin,
+    callbacks: SessionCallbacks,
+    connect_timeout_s: float = 10.0,
+) -> mqtt.Client:
+    """A client for ``login``, wired to ``callbacks``; connect it with :func:`start_session`."""
+    client = make_client(
+        client_id,
+        username=login.username,
+        password=login.password,
+        tls=login.broker.tls,
+        tls_ca=login.tls_ca,
+        tls_cert=login.tls_cert,
+        tls_key=login.tls_key,
+        connect_timeout_s=connect_timeout_s,
+    )
+    client.on_connect = callbacks.on_connect
+    client.on_subscribe = callbacks.on_subscribe
+    client.on_disconnect = callbacks.on_disconnect
+    client.on_message = callbacks.on_message
     return client
 
 

@@ -34,7 +34,13 @@ from appliance.datadir import DataDir
 from appliance.errors import TillError
 from appliance.formats import wire
 from appliance.sync_state import SyncState
-from mqttio.client import close_quietly, jittered_backoff_s, make_client, start_session
+from mqttio.client import (
+    SessionCallbacks,
+    close_quietly,
+    jittered_backoff_s,
+    session_client,
+    start_session,
+)
 from sync_agent.config import SyncConfig
 from sync_agent.reader import LogReader
 from sync_agent.store import AgentStore, Sealed
@@ -123,21 +129,15 @@ class Agent:
 
     def _connect(self, now: float) -> None:
         cfg = self.cfg
-        client = make_client(
+        client = session_client(
             # the region broker binds the client id to the login (docs/sync.md)
             cfg.client_id or cfg.username or f"tillbox-{self.tenant}-{self.device}",
-            username=cfg.username,
-            password=cfg.password,
-            tls=cfg.broker.tls,
-            tls_ca=cfg.tls_ca,
-            tls_cert=cfg.tls_cert,
-            tls_key=cfg.tls_key,
+            cfg,
+            SessionCallbacks(
+                self._on_connect, self._on_subscribe, self._on_disconnect, self._on_message
+            ),
             connect_timeout_s=cfg.connect_timeout_s,
         )
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
         self.client = client
         self.connecting_since = now
         try:

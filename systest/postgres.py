@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 
 from appliance.errors import TillError
-from edge.broker import free_port, wait_port
+from edge.broker import free_port, start_server
 
 PG_USER = "postgres"  # the cluster's superuser name
 
@@ -104,8 +104,8 @@ class LocalPostgres:
         if self.proc is not None and self.proc.poll() is None:
             return self
         self._prepare()
-        log = open(self.dir / "postgres.log", "ab")
-        self.proc = subprocess.Popen(
+        self.proc = start_server(
+            "PostgreSQL",
             self._run_as_owner(
                 [
                     str(self.bindir / "postgres"),
@@ -127,19 +127,15 @@ class LocalPostgres:
                     "max_connections=200",
                 ]
             ),
-            stdout=log,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
+            self.dir / "postgres.log",
+            self.port,
+            timeout,
         )
-        log.close()
         try:
-            wait_port(self.port, timeout)
             self._wait_ready(timeout)
         except TillError:
             self.stop()
-            raise TillError(
-                f"PostgreSQL did not start on port {self.port}; see {self.dir / 'postgres.log'}"
-            ) from None
+            raise
         return self
 
     def _wait_ready(self, timeout: float) -> None:
