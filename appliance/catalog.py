@@ -7,12 +7,14 @@ used can be traced in the log.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from appliance.config import Setting
-from appliance.errors import RuleViolation
+from appliance.errors import RuleViolation, TillError
 from appliance.formats.canonical import MAX_SAFE_INT
 from appliance.identifiers import IDENTIFIER_RULE, is_identifier, shown
 
@@ -305,3 +307,15 @@ def demo_catalog() -> Catalog:
     return Catalog(
         {i.sku: i for i in items}, {p.id: p for p in profiles}, tuple(promos), version="demo-1"
     )
+
+
+def read_catalog_file(path: str | Path) -> Any:
+    """A catalog file's JSON, read with the catalog size cap (``tillbox catalog apply``
+    and ``tillbox edge publish-update`` read the same files the same way)."""
+    from appliance.boundedio import CATALOG_LIMIT, read_bounded
+
+    raw = read_bounded(path, CATALOG_LIMIT, "catalog")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise TillError(f"cannot read catalog {path} ({exc}); give a JSON catalog file") from None

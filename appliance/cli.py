@@ -8,7 +8,6 @@ their heavy dependencies (Kivy, paho, pyserial) inside their handlers.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -112,15 +111,9 @@ def cmd_catalog_list(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog_apply(args: argparse.Namespace) -> int:
-    from appliance.boundedio import CATALOG_LIMIT, read_bounded
+    from appliance.catalog import read_catalog_file
 
-    raw = read_bounded(args.file, CATALOG_LIMIT, "catalog")
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise TillError(
-            f"cannot read catalog {args.file} ({exc}); give a JSON catalog file"
-        ) from None
+    data = read_catalog_file(args.file)
     with _open_till(args) as till:
         event = till.apply_catalog(data)
         emit(

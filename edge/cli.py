@@ -188,20 +188,11 @@ def cmd_stock_set(args: argparse.Namespace) -> int:
 
 
 def cmd_publish_update(args: argparse.Namespace) -> int:
-    import json
-
-    from appliance.boundedio import CATALOG_LIMIT, read_bounded
-    from appliance.errors import TillError
+    from appliance.catalog import read_catalog_file
     from appliance.formats.brokerurl import BrokerURL
     from edge.publish import publish_update
 
-    raw = read_bounded(args.catalog, CATALOG_LIMIT, "catalog")
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise TillError(
-            f"cannot read catalog {args.catalog} ({exc}); give a JSON catalog file"
-        ) from None
+    data = read_catalog_file(args.catalog)
     broker = BrokerURL.parse(args.broker)
     info = publish_update(
         broker,
