@@ -16,6 +16,7 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from appliance.errors import RuleViolation
+from appliance.projections import selftest_gate_rows
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,8 @@ class SellingBlocked(RuleViolation):
     """A fatal self-test check failed and no technician has overridden it."""
 
 
-_STATE = (
-    "SELECT name, seq, result, fatal, value, fix, "
-    "(SELECT COALESCE(MAX(seq), 0) FROM selftest_overrides) FROM selftest_checks ORDER BY name"
-)
-
-
 def state(conn: sqlite3.Connection) -> GateState:
-    rows = conn.execute(_STATE).fetchall()
+    rows = selftest_gate_rows(conn)
     if not rows:
         return GateState(ran=False)
     override_seq = rows[0][6]

@@ -262,3 +262,59 @@ def refund_seq(conn: sqlite3.Connection, receipt_no: int) -> int | None:
         "SELECT seq FROM refunds WHERE receipt_no = ?", (int(receipt_no),)
     ).fetchone()
     return row[0] if row else None
+
+
+# -- reads inside the till's write transactions (appliance.till, appliance.gate) -------------
+# Each takes the transaction's connection, so it reads what that ``BEGIN IMMEDIATE`` holds.
+
+# One round trip for everything a sale needs to know; this is the cashier's hot path.
+_SALE_CONTEXT = (
+    "SELECT (SELECT seq FROM sales WHERE idem_key = ?),"
+    " (SELECT shift_no FROM shifts WHERE closed_seq IS NULL ORDER BY shift_no DESC LIMIT 1),"
+    " MAX(COALESCE((SELECT MAX(receipt_no) FROM sales), 0),"
+    "     COALESCE((SELECT MAX(receipt_no) FROM refunds), 0)),"
+    " (SELECT body FROM catalog_meta WHERE key = 'catalog_seq')"
+)
+
+
+def sale_context(
+    conn: sqlite3.Connection, idem_key: str
+) -> tuple[int | None, int | None, int, str | None]:
+    """(seq of the sale with ``idem_key`` or None, the open shift or None, the last receipt
+    number or 0, the catalog version or None)."""
+    return conn.execute(_SALE_CONTEXT, (idem_key,)).fetchone()
+
+
+def last_receipt_no(conn: sqlite3.Connection) -> int | None:
+    """The highest receipt number a sale or refund holds; None before the first."""
+    row = conn.execute(
+        "SELECT MAX(n) FROM (SELECT MAX(receipt_no) AS n FROM sales "
+        "UNION ALL SELECT MAX(receipt_no) FROM refunds)"
+    ).fetchone()
+    return row[0]
+
+
+def sale_lines(conn: sqlite3.Connection, receipt_no: int) -> list[tuple]:
+    """(line, sku, qty, refunded_qty, refundable) of each line of sale ``receipt_no``."""
+    return conn.execute(
+        "SELECT line, sku, qty, refunded_qty, refundable FROM sale_lines "
+        "WHERE receipt_no = ? ORDER BY line",
+        (receipt_no,),
+    ).fetchall()
+
+
+def last_shift_no(conn: sqlite3.Connection) -> int:
+    """The highest shift number ever opened; 0 before the first."""
+    return conn.execute("SELECT COALESCE(MAX(shift_no), 0) FROM shifts").fetchone()[0]
+
+
+_GATE_ROWS = (
+    "SELECT name, seq, result, fatal, value, fix, "
+    "(SELECT COALESCE(MAX(seq), 0) FROM selftest_overrides) FROM selftest_checks ORDER BY name"
+)
+
+
+def selftest_gate_rows(conn: sqlite3.Connection) -> list[tuple]:
+    """(name, seq, result, fatal, value, fix, latest override seq or 0) of each check's
+    latest self-test result, by name."""
+    return conn.execute(_GATE_ROWS).fetchall()

@@ -173,6 +173,85 @@ def customers(log: EventLog, event_type: str) -> list[str]:
     return [customer for (customer,) in rows]
 
 
+# -- the till's reads (appliance.till) --------------------------------------------------------
+# The till calls some of these inside its write transactions too: they read the log's one
+# connection, which is the transaction's, so they see what the transaction sees.
+
+
+def catalog_version(log: EventLog) -> str | None:
+    """The seq (as text) of the catalog in force; None before any catalog is applied."""
+    row = log.conn.execute("SELECT body FROM catalog_meta WHERE key = 'catalog_seq'").fetchone()
+    return row[0] if row else None
+
+
+def catalog_body(log: EventLog) -> str:
+    """The canonical text of the catalog in force (call only once one is applied)."""
+    return log.conn.execute("SELECT body FROM catalog_meta WHERE key = 'catalog'").fetchone()[0]
+
+
+def stock(log: EventLog) -> dict[str, int]:
+    """Units in stock of every tracked SKU, by SKU."""
+    return dict(log.conn.execute("SELECT sku, qty FROM stock ORDER BY sku"))
+
+
+def open_shift_no(log: EventLog) -> int | None:
+    """The number of the open shift; None when no shift is open."""
+    row = log.conn.execute(
+        "SELECT shift_no FROM shifts WHERE closed_seq IS NULL ORDER BY shift_no DESC LIMIT 1"
+    ).fetchone()
+    return row[0] if row else None
+
+
+def sale_seq_by_receipt(log: EventLog, receipt_no: int | str) -> int | None:
+    """The seq of the sale printed as ``receipt_no``; None when there is none."""
+    row = log.conn.execute("SELECT seq FROM sales WHERE receipt_no = ?", (receipt_no,)).fetchone()
+    return row[0] if row else None
+
+
+def sale_seq_by_id(log: EventLog, sale_id: str) -> int | None:
+    """The seq of the sale ``sale_id``; None when there is none."""
+    row = log.conn.execute("SELECT seq FROM sales WHERE sale_id = ?", (sale_id,)).fetchone()
+    return row[0] if row else None
+
+
+def card_total_after(log: EventLog, seq: int) -> int:
+    """The card money (minor units) of the sales logged after ``seq``."""
+    row = log.conn.execute(
+        "SELECT COALESCE(SUM(total_minor), 0) FROM sales WHERE method = 'card' AND seq > ?",
+        (seq,),
+    ).fetchone()
+    return row[0]
+
+
+def failed_receipts(log: EventLog) -> list[int]:
+    """Receipt numbers whose last print attempt failed, oldest first."""
+    return [
+        r[0]
+        for r in log.conn.execute(
+            "SELECT receipt_no FROM receipt_status WHERE state = 'failed' ORDER BY receipt_no"
+        )
+    ]
+
+
+def shift_totals(log: EventLog, shift_no: int) -> list[tuple]:
+    """(kind, key, count, gross, tax, net) of ``shift_no``'s running totals, by kind and key."""
+    return log.conn.execute(
+        "SELECT kind, key, count, gross_minor, tax_minor, net_minor FROM shift_totals "
+        "WHERE shift_no = ? ORDER BY kind, key",
+        (shift_no,),
+    ).fetchall()
+
+
+def opening_float_minor(log: EventLog, shift_no: int) -> int:
+    """The float counted into the drawer when ``shift_no`` opened; 0 when none was given."""
+    opened = log.conn.execute(
+        "SELECT json_extract(e.payload, '$.opening_float_minor') FROM shifts AS s "
+        "JOIN events AS e ON e.seq = s.opened_seq WHERE s.shift_no = ?",
+        (shift_no,),
+    ).fetchone()
+    return int(opened[0] or 0) if opened else 0
+
+
 # The sync agent's own database (``sync/agent.db``), read-only, for the inspection export:
 # compliance may not import the agent (they are peers), so the one read it needs lives here.
 

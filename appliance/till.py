@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance import events as ev
-from appliance import gate, keys, projections, sync_state, techpin
+from appliance import gate, keys, projections, queries, sync_state, techpin
 from appliance.catalog import Catalog, TaxProfile, demo_catalog
 from appliance.datadir import Config, DataDir
 from appliance.errors import NotFound, RuleViolation, TillError
@@ -153,10 +153,7 @@ class Till:
 
     # -- reading ---------------------------------------------------------------------------
     def catalog(self) -> Catalog:
-        row = self.log.conn.execute(
-            "SELECT body FROM catalog_meta WHERE key = 'catalog_seq'"
-        ).fetchone()
-        return self._catalog_at(row[0] if row else None)
+        return self._catalog_at(queries.catalog_version(self.log))
 
     def _catalog_at(self, version: str | None) -> Catalog:
         """The parsed catalog, re-read from the projection only when its version changed."""
@@ -166,9 +163,7 @@ class Till:
                 "`tillbox catalog apply FILE` (or init with --demo)"
             )
         if self._catalog is None or self._catalog[0] != version:
-            body = self.log.conn.execute(
-                "SELECT body FROM catalog_meta WHERE key = 'catalog'"
-            ).fetchone()[0]
+            body = queries.catalog_body(self.log)
             self._catalog = (version, Catalog.from_json(json.loads(body)))
         return self._catalog[1]
 
@@ -176,13 +171,10 @@ class Till:
         return self.catalog().profile(self.config.section("shop")["tax_profile"])
 
     def stock(self) -> dict[str, int]:
-        return dict(self.log.conn.execute("SELECT sku, qty FROM stock ORDER BY sku"))
+        return queries.stock(self.log)
 
     def current_shift(self) -> int | None:
-        row = self.log.conn.execute(
-            "SELECT shift_no FROM shifts WHERE closed_seq IS NULL ORDER BY shift_no DESC LIMIT 1"
-        ).fetchone()
-        return row[0] if row else None
+        return queries.open_shift_no(self.log)
 
     def quote(self, cart: Sequence[CartLine], promo_code: str | None = None) -> Quote:
         return price_cart(self.catalog(), self.profile(), cart, promo_code)
@@ -200,28 +192,24 @@ class Till:
     def find_sale(self, ref: str | int) -> Event:
         """A sale by its id or its receipt number."""
         text = str(ref).strip()
-        column = "receipt_no" if text.isdigit() else "sale_id"
-        value: Any = int(text) if text.isdigit() and len(text) <= 15 else text
-        row = self.log.conn.execute(
-            f"SELECT seq FROM sales WHERE {column} = ?", (value,)
-        ).fetchone()
-        if row is None:
+        if text.isdigit():
+            value = int(text) if len(text) <= 15 else text
+            seq = queries.sale_seq_by_receipt(self.log, value)
+        else:
+            seq = queries.sale_seq_by_id(self.log, text)
+        if seq is None:
             raise NotFound(
                 f"no sale {text} on this till; check the receipt number "
                 "(`tillbox log export` lists every sale)"
             )
-        event = self.log.event(row[0])
+        event = self.log.event(seq)
         assert event is not None  # the projection only names seqs that exist
         return event
 
     def card_exposure_minor(self) -> int:
         """Card money taken but not yet confirmed by the region (offline risk)."""
         acked = sync_state.read(self.data_dir.sync_dir).acked_seq
-        row = self.log.conn.execute(
-            "SELECT COALESCE(SUM(total_minor), 0) FROM sales WHERE method = 'card' AND seq > ?",
-            (acked,),
-        ).fetchone()
-        return row[0]
+        return queries.card_total_after(self.log, acked)
 
     def sync_view(self, now_ms: int | None = None) -> sync_state.SyncView:
         """What waits to sync, counted from this log, and whether the agent is alive."""
@@ -238,23 +226,14 @@ class Till:
 
     def reprint_queue(self) -> list[int]:
         """Receipt numbers whose last print attempt failed, oldest first."""
-        return [
-            r[0]
-            for r in self.log.conn.execute(
-                "SELECT receipt_no FROM receipt_status WHERE state = 'failed' ORDER BY receipt_no"
-            )
-        ]
+        return queries.failed_receipts(self.log)
 
     def verify(self, since: int = 0) -> ChainReport:
         return self.log.verify(since)
 
     # -- selling ---------------------------------------------------------------------------
     def _next_receipt_no(self, tx: Transaction) -> int:
-        row = tx.conn.execute(
-            "SELECT MAX(n) FROM (SELECT MAX(receipt_no) AS n FROM sales "
-            "UNION ALL SELECT MAX(receipt_no) FROM refunds)"
-        ).fetchone()
-        return (row[0] or 0) + 1
+        return (projections.last_receipt_no(tx.conn) or 0) + 1
 
     def _require_shift(self) -> int:
         shift = self.current_shift()
@@ -305,15 +284,6 @@ class Till:
             payment["offline"] = True
         return payment
 
-    # One round trip for everything a sale needs to know; this is the cashier's hot path.
-    _SALE_CONTEXT = (
-        "SELECT (SELECT seq FROM sales WHERE idem_key = ?),"
-        " (SELECT shift_no FROM shifts WHERE closed_seq IS NULL ORDER BY shift_no DESC LIMIT 1),"
-        " MAX(COALESCE((SELECT MAX(receipt_no) FROM sales), 0),"
-        "     COALESCE((SELECT MAX(receipt_no) FROM refunds), 0)),"
-        " (SELECT body FROM catalog_meta WHERE key = 'catalog_seq')"
-    )
-
     def sell(
         self,
         cart: Sequence[CartLine],
@@ -330,9 +300,8 @@ class Till:
         """
         key = idempotency_key or new_id()
         with self.log.transaction() as tx:
-            seen, shift, last_receipt, catalog_version = tx.conn.execute(
-                self._SALE_CONTEXT, (key,)
-            ).fetchone()
+            # One round trip for everything a sale needs to know: the cashier's hot path.
+            seen, shift, last_receipt, catalog_version = projections.sale_context(tx.conn, key)
             if seen is not None:
                 event = self.log.event(seen)
                 assert event is not None
@@ -366,11 +335,7 @@ class Till:
             sale = self.find_sale(sale_ref)
             shift = self._require_shift()
             p = sale.payload
-            rows = tx.conn.execute(
-                "SELECT line, sku, qty, refunded_qty, refundable FROM sale_lines "
-                "WHERE receipt_no = ? ORDER BY line",
-                (p["receipt_no"],),
-            ).fetchall()
+            rows = projections.sale_lines(tx.conn, p["receipt_no"])
             by_line = {ln["line"]: ln for ln in p["lines"]}
             plan = _plan_refund(p["receipt_no"], rows, items)
             lines = []
@@ -433,18 +398,16 @@ class Till:
                 raise RuleViolation(
                     f"shift {current} is already open; close it first (`tillbox shift close`)"
                 )
-            row = tx.conn.execute("SELECT COALESCE(MAX(shift_no), 0) FROM shifts").fetchone()
             return tx.append(
                 ev.SHIFT_OPENED,
-                {"shift_no": row[0] + 1, "opening_float_minor": opening_float_minor},
+                {
+                    "shift_no": projections.last_shift_no(tx.conn) + 1,
+                    "opening_float_minor": opening_float_minor,
+                },
             )
 
     def z_report(self, shift_no: int) -> dict[str, Any]:
-        rows = self.log.conn.execute(
-            "SELECT kind, key, count, gross_minor, tax_minor, net_minor FROM shift_totals "
-            "WHERE shift_no = ? ORDER BY kind, key",
-            (shift_no,),
-        ).fetchall()
+        rows = queries.shift_totals(self.log, shift_no)
         taxes = [
             {"rate": k, "gross_minor": g, "tax_minor": t, "net_minor": n}
             for kind, k, _c, g, t, n in rows
@@ -461,12 +424,7 @@ class Till:
             if kind == "refund"
         ]
         rounding = sum(g for kind, _k, _c, g, _t, _n in rows if kind == "rounding")
-        opened = self.log.conn.execute(
-            "SELECT json_extract(e.payload, '$.opening_float_minor') FROM shifts AS s "
-            "JOIN events AS e ON e.seq = s.opened_seq WHERE s.shift_no = ?",
-            (shift_no,),
-        ).fetchone()
-        opening_float = int(opened[0] or 0) if opened else 0
+        opening_float = queries.opening_float_minor(self.log, shift_no)
         # Cash takings are already net of cash refunds (a refund subtracts from "pay").
         cash = sum(p["total_minor"] for p in payments if p["method"] == "cash")
         return {
