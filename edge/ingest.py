@@ -42,7 +42,6 @@ log = logging.getLogger("tillbox.edge")
 _EVENT_KEYS = frozenset(
     {"v", "seq", "id", "device", "type", "payload", "wall_ms", "boot", "mono_us", "prev", "hash"}
 )
-_CHUNK = 400
 
 
 @dataclass(frozen=True)
@@ -148,9 +147,7 @@ class Ingestor:
 
     def _device(self, device: str) -> tuple[str, VerifyKey] | None:
         if device not in self._keys:
-            row = self.key_store.one(
-                "SELECT tenant, public_key FROM devices WHERE device_id = ?", (device,)
-            )
+            row = self.key_store.device_key(device)
             if row is None:
                 return None
             self._keys[device] = (row[0], VerifyKey(bytes.fromhex(row[1])))
@@ -204,7 +201,7 @@ class Ingestor:
         nonce: str,
     ) -> Outcome:
         """The signed NACK ``rejected:<reason>`` for a validly signed segment."""
-        row = store.one("SELECT last_seq, tip FROM devices WHERE device_id = ?", (device,))
+        stored_seq, tip = store.device_tip(device)
         nack = wire.Ack(
             tenant=tenant,
             device=device,
@@ -212,8 +209,8 @@ class Ingestor:
             segment=seg_id,
             first_seq=header.first_seq,
             last_seq=header.last_seq,
-            stored_seq=int(row[0]),
-            tip=row[1],
+            stored_seq=stored_seq,
+            tip=tip,
             resend_from=0,
             reason=f"rejected:{reason}",
             nonce=nonce,
@@ -322,13 +319,9 @@ class Ingestor:
             assert row is not None  # enrolled devices are never deleted
             _dev, _tenant, last_seq, last_hash, tip = row
             status, reason, resend = "stored", "", 0
-            if s.one("SELECT 1 FROM segments WHERE id = ?", (seg_id,)):
+            if s.segment_stored(seg_id):
                 status, reason = "duplicate", "duplicate"
-                s.execute(
-                    "UPDATE devices SET duplicates_dropped = duplicates_dropped + ? "
-                    "WHERE device_id = ?",
-                    (header.count, device),
-                )
+                s.count_duplicates(device, header.count)
             elif header.first_seq != last_seq + 1:
                 status, resend = "nack", last_seq + 1
                 reason = "gap" if header.first_seq > last_seq + 1 else "overlap"
@@ -338,11 +331,7 @@ class Ingestor:
                 self._insert(tenant, device, header, seg_id, size, events)
                 last_seq, tip = header.last_seq, seg_id
             if status != "stored":
-                s.execute(
-                    "INSERT INTO rejections (device_id, reason, count) VALUES (?, ?, 1) "
-                    "ON CONFLICT (device_id, reason) DO UPDATE SET count = rejections.count + 1",
-                    (device, reason),
-                )
+                s.record_rejection(device, reason)
         ack = wire.Ack(
             tenant=tenant,
             device=device,
@@ -377,15 +366,6 @@ class Ingestor:
             wire.topic_ack(tenant, device),
         )
 
-    def _lookup(self, sql: str, tenant: str, values: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for i in range(0, len(values), _CHUNK):
-            chunk = values[i : i + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for key, value in self.store.all(sql.format(marks=marks), (tenant, *chunk)):
-                found[key] = value
-        return found
-
     def _insert(
         self,
         tenant: str,
@@ -399,75 +379,33 @@ class Ingestor:
         intents = [e for e in events if e.intent is not None]
         sale_keys = [e.intent.idem_key for e in intents if e.type == ledger.SALE]
         refunded = [e.intent.sale_id for e in intents if e.type == ledger.REFUND]
-        known = (
-            self._lookup(
-                "SELECT idem_key, sale_id FROM sales WHERE tenant = ? AND idem_key IN ({marks})",
-                tenant,
-                sale_keys,
-            )
-            if sale_keys
-            else {}
-        )
-        profiles = (
-            self._lookup(
-                "SELECT sale_id, tax_profile FROM sales WHERE tenant = ? AND sale_id IN ({marks})",
-                tenant,
-                refunded,
-            )
-            if refunded
-            else {}
-        )
+        known = s.sale_ids_by_key(tenant, sale_keys) if sale_keys else {}
+        profiles = s.sale_profiles(tenant, refunded) if refunded else {}
         delta = ledger.LedgerDelta()
         dups = delta.dups
         for e in intents:
             delta.add(tenant, device, e.seq, e.intent, known.__contains__, profiles.get)
-        s.executemany(
-            "INSERT INTO events (device_id, seq, type, hash, body, dup_of) VALUES (?,?,?,?,?,?)",
+        s.insert_events(
             [
                 (device, e.seq, e.type, e.hash, e.line.decode(), dups.get((device, e.seq)))
                 for e in events
-            ],
+            ]
         )
         if delta.sales:
-            s.executemany(
-                "INSERT INTO sales (tenant, idem_key, sale_id, device_id, seq, tax_profile) "
-                "VALUES (?,?,?,?,?,?)",
-                [(t, key, *value) for (t, key), value in delta.sales.items()],
-            )
+            s.insert_sales([(t, key, *value) for (t, key), value in delta.sales.items()])
         for (t, sku), change in sorted(delta.stock.items()):
-            qty, tracked = s.one(
-                "INSERT INTO stock (tenant, sku, qty) VALUES (?,?,?) ON CONFLICT (tenant, sku) "
-                "DO UPDATE SET qty = stock.qty + excluded.qty RETURNING qty, tracked",
-                (t, sku, change),
-            )
+            qty, tracked = s.add_stock(t, sku, change)
             if tracked and qty < 0 and (t, sku) in delta.touched:
                 # Two tills sold the last one offline: the sale happened; tell the merchant.
-                s.execute(
-                    "INSERT INTO stock_flags (tenant, sku, device_id, seq, qty_after) "
-                    "VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
-                    (t, sku, device, delta.touched[(t, sku)], qty),
-                )
+                s.flag_stock(t, sku, device, delta.touched[(t, sku)], qty)
                 log.warning(
                     "edge stock negative tenant=%s sku=%s qty=%d device=%s", t, sku, qty, device
                 )
         for (t, profile, rate), (count, gross, tax, net) in sorted(delta.tax.items()):
-            s.execute(
-                "INSERT INTO tax_ledger (tenant, tax_profile, rate, sales, gross_minor, "
-                "tax_minor, net_minor) VALUES (?,?,?,?,?,?,?) ON CONFLICT "
-                "(tenant, tax_profile, rate) DO UPDATE SET sales = tax_ledger.sales + "
-                "excluded.sales, gross_minor = tax_ledger.gross_minor + excluded.gross_minor, "
-                "tax_minor = tax_ledger.tax_minor + excluded.tax_minor, "
-                "net_minor = tax_ledger.net_minor + excluded.net_minor",
-                (t, profile, rate, count, gross, tax, net),
-            )
-        s.execute(
-            "INSERT INTO segments (id, device_id, first_seq, last_seq, size, stored_ms) "
-            "VALUES (?,?,?,?,?,?)",
-            (seg_id, device, header.first_seq, header.last_seq, size, time.time_ns() // 1_000_000),
+            s.add_tax(t, profile, rate, count, gross, tax, net)
+        s.insert_segment(
+            seg_id, device, header.first_seq, header.last_seq, size, time.time_ns() // 1_000_000
         )
-        s.execute(
-            "UPDATE devices SET last_seq = ?, last_hash = ?, tip = ?, "
-            "events_stored = events_stored + ?, segments_stored = segments_stored + 1, "
-            "duplicates_dropped = duplicates_dropped + ? WHERE device_id = ?",
-            (header.last_seq, events[-1].hash, seg_id, len(events), len(delta.dups), device),
+        s.advance_device(
+            device, header.last_seq, events[-1].hash, seg_id, len(events), len(delta.dups)
         )

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS region_updates (
 """
 
 _TRACE = bool(os.environ.get("TILLBOX_SQL_TRACE"))
+_CHUNK = 400  # values per IN (...) list: well under SQLite's bound-parameter limit
 
 
 class Store:
@@ -180,13 +181,214 @@ class Store:
             (device_id,),
         )
 
+    # -- devices ------------------------------------------------------------------------------
+    def device_key(self, device_id: str) -> tuple[str, str] | None:
+        """(tenant, public key hex) of an enrolled device, or None."""
+        row = self.one("SELECT tenant, public_key FROM devices WHERE device_id = ?", (device_id,))
+        return None if row is None else (row[0], row[1])
+
+    def device_tip(self, device_id: str) -> tuple[int, str]:
+        """(last stored seq, chain tip) of an enrolled device."""
+        row = self.one("SELECT last_seq, tip FROM devices WHERE device_id = ?", (device_id,))
+        return int(row[0]), row[1]
+
+    def insert_device(
+        self, device_id: str, tenant: str, public_key: str, enrolled_ms: int, genesis: str
+    ) -> None:
+        """A newly enrolled device: nothing stored yet, its chain starts at ``genesis``."""
+        self.execute(
+            "INSERT INTO devices (device_id, tenant, public_key, enrolled_ms, last_seq, "
+            "last_hash, tip) VALUES (?,?,?,?,0,?,?)",
+            (device_id, tenant, public_key, enrolled_ms, genesis, genesis),
+        )
+
+    def advance_device(
+        self, device_id: str, last_seq: int, last_hash: str, tip: str, events: int, dups: int
+    ) -> None:
+        """The device's new chain tip and counters after a stored segment."""
+        self.execute(
+            "UPDATE devices SET last_seq = ?, last_hash = ?, tip = ?, "
+            "events_stored = events_stored + ?, segments_stored = segments_stored + 1, "
+            "duplicates_dropped = duplicates_dropped + ? WHERE device_id = ?",
+            (last_seq, last_hash, tip, events, dups, device_id),
+        )
+
+    def count_duplicates(self, device_id: str, events: int) -> None:
+        """A segment came again: its events are counted as dropped duplicates."""
+        self.execute(
+            "UPDATE devices SET duplicates_dropped = duplicates_dropped + ? WHERE device_id = ?",
+            (events, device_id),
+        )
+
+    def device_stats(self) -> list[tuple]:
+        """(device_id, tenant, events_stored, last_seq, segments_stored, duplicates_dropped)."""
+        return self.all(
+            "SELECT device_id, tenant, events_stored, last_seq, segments_stored, "
+            "duplicates_dropped FROM devices ORDER BY device_id"
+        )
+
+    # -- rejections ---------------------------------------------------------------------------
+    def record_rejection(self, device_id: str, reason: str) -> None:
+        """Count one rejection inside the caller's transaction."""
+        self.execute(
+            "INSERT INTO rejections (device_id, reason, count) VALUES (?, ?, 1) "
+            "ON CONFLICT (device_id, reason) DO UPDATE SET count = rejections.count + 1",
+            (device_id, reason),
+        )
+
     def count_rejection(self, device_id: str, reason: str) -> None:
+        """Count one rejection in a transaction of its own."""
         with self.transaction():
-            self.execute(
-                "INSERT INTO rejections (device_id, reason, count) VALUES (?, ?, 1) "
-                "ON CONFLICT (device_id, reason) DO UPDATE SET count = rejections.count + 1",
-                (device_id, reason),
-            )
+            self.record_rejection(device_id, reason)
+
+    def rejection_counts(self) -> list[tuple]:
+        """(device_id, reason, count), ordered."""
+        return self.all(
+            "SELECT device_id, reason, count FROM rejections ORDER BY device_id, reason"
+        )
+
+    # -- segments and events ------------------------------------------------------------------
+    def segment_stored(self, seg_id: str) -> bool:
+        return self.one("SELECT 1 FROM segments WHERE id = ?", (seg_id,)) is not None
+
+    def insert_segment(
+        self, seg_id: str, device_id: str, first_seq: int, last_seq: int, size: int, stored_ms: int
+    ) -> None:
+        self.execute(
+            "INSERT INTO segments (id, device_id, first_seq, last_seq, size, stored_ms) "
+            "VALUES (?,?,?,?,?,?)",
+            (seg_id, device_id, first_seq, last_seq, size, stored_ms),
+        )
+
+    def insert_events(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows of (device_id, seq, type, hash, body, dup_of)."""
+        self.executemany(
+            "INSERT INTO events (device_id, seq, type, hash, body, dup_of) VALUES (?,?,?,?,?,?)",
+            rows,
+        )
+
+    def stored_events(self, device_id: str) -> list[tuple]:
+        """(seq, hash) of a device's stored events, in order."""
+        return self.all(
+            "SELECT seq, hash FROM events WHERE device_id = ? ORDER BY seq", (device_id,)
+        )
+
+    def events_of_types(self, types: Sequence[str]) -> list[tuple]:
+        """(tenant, device_id, seq, type, body, dup_of) of the stored events of ``types``,
+        in ingest order."""
+        marks = ",".join("?" * len(types))
+        return self.all(
+            "SELECT d.tenant, e.device_id, e.seq, e.type, e.body, e.dup_of FROM events e "
+            f"JOIN devices d ON d.device_id = e.device_id WHERE e.type IN ({marks}) "
+            "ORDER BY e.ingest_id",
+            tuple(types),
+        )
+
+    # -- sales --------------------------------------------------------------------------------
+    def _lookup(self, sql: str, tenant: str, values: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for i in range(0, len(values), _CHUNK):
+            chunk = values[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for key, value in self.all(sql.format(marks=marks), (tenant, *chunk)):
+                found[key] = value
+        return found
+
+    def sale_ids_by_key(self, tenant: str, idem_keys: Sequence[str]) -> dict[str, str]:
+        """Idempotency key -> sale id, for the keys the tenant's stored sales already hold."""
+        return self._lookup(
+            "SELECT idem_key, sale_id FROM sales WHERE tenant = ? AND idem_key IN ({marks})",
+            tenant,
+            idem_keys,
+        )
+
+    def sale_profiles(self, tenant: str, sale_ids: Sequence[str]) -> dict[str, str]:
+        """Sale id -> tax profile, for the tenant's stored sales among ``sale_ids``."""
+        return self._lookup(
+            "SELECT sale_id, tax_profile FROM sales WHERE tenant = ? AND sale_id IN ({marks})",
+            tenant,
+            sale_ids,
+        )
+
+    def insert_sales(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows of (tenant, idem_key, sale_id, device_id, seq, tax_profile)."""
+        self.executemany(
+            "INSERT INTO sales (tenant, idem_key, sale_id, device_id, seq, tax_profile) "
+            "VALUES (?,?,?,?,?,?)",
+            rows,
+        )
+
+    # -- stock --------------------------------------------------------------------------------
+    def add_stock(self, tenant: str, sku: str, change: int) -> tuple[int, bool]:
+        """Add ``change`` to the SKU's level: (the new level, whether the SKU is tracked)."""
+        qty, tracked = self.one(
+            "INSERT INTO stock (tenant, sku, qty) VALUES (?,?,?) ON CONFLICT (tenant, sku) "
+            "DO UPDATE SET qty = stock.qty + excluded.qty RETURNING qty, tracked",
+            (tenant, sku, change),
+        )
+        return int(qty), bool(tracked)
+
+    def flag_stock(self, tenant: str, sku: str, device_id: str, seq: int, qty_after: int) -> None:
+        """A tracked SKU went negative at (device, seq); once per event."""
+        self.execute(
+            "INSERT INTO stock_flags (tenant, sku, device_id, seq, qty_after) "
+            "VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
+            (tenant, sku, device_id, seq, qty_after),
+        )
+
+    def stock_flags(self) -> list[tuple]:
+        """(tenant, sku, device_id, seq, qty_after), ordered."""
+        return self.all(
+            "SELECT tenant, sku, device_id, seq, qty_after FROM stock_flags "
+            "ORDER BY tenant, sku, device_id, seq"
+        )
+
+    def stock_qty(self, tenant: str, sku: str) -> int | None:
+        row = self.one("SELECT qty FROM stock WHERE tenant = ? AND sku = ?", (tenant, sku))
+        return None if row is None else int(row[0])
+
+    def set_counted_stock(
+        self, tenant: str, sku: str, qty: int, delta: int, wall_ms: int, note: str
+    ) -> None:
+        """A counted level: the adjustment that explains it, and the level, now tracked."""
+        self.execute(
+            "INSERT INTO stock_adjustments (tenant, sku, delta, wall_ms, note) VALUES (?,?,?,?,?)",
+            (tenant, sku, delta, wall_ms, note),
+        )
+        self.execute(
+            "INSERT INTO stock (tenant, sku, qty, tracked) VALUES (?,?,?,1) "
+            "ON CONFLICT (tenant, sku) DO UPDATE SET qty = excluded.qty, tracked = 1",
+            (tenant, sku, qty),
+        )
+
+    def stock_adjustments(self) -> list[tuple]:
+        """(tenant, sku, delta) of every counted adjustment."""
+        return self.all("SELECT tenant, sku, delta FROM stock_adjustments")
+
+    def stock_levels(self) -> list[tuple]:
+        """(tenant, sku, qty) of every SKU."""
+        return self.all("SELECT tenant, sku, qty FROM stock")
+
+    # -- tax ----------------------------------------------------------------------------------
+    def add_tax(
+        self, tenant: str, profile: str, rate: str, sales: int, gross: int, tax: int, net: int
+    ) -> None:
+        self.execute(
+            "INSERT INTO tax_ledger (tenant, tax_profile, rate, sales, gross_minor, "
+            "tax_minor, net_minor) VALUES (?,?,?,?,?,?,?) ON CONFLICT "
+            "(tenant, tax_profile, rate) DO UPDATE SET sales = tax_ledger.sales + "
+            "excluded.sales, gross_minor = tax_ledger.gross_minor + excluded.gross_minor, "
+            "tax_minor = tax_ledger.tax_minor + excluded.tax_minor, "
+            "net_minor = tax_ledger.net_minor + excluded.net_minor",
+            (tenant, profile, rate, sales, gross, tax, net),
+        )
+
+    def tax_ledger(self) -> list[tuple]:
+        """(tenant, tax_profile, rate, sales, gross_minor, tax_minor, net_minor)."""
+        return self.all(
+            "SELECT tenant, tax_profile, rate, sales, gross_minor, tax_minor, net_minor "
+            "FROM tax_ledger"
+        )
 
 
 def _psycopg_errors() -> tuple[type, type, type] | None:

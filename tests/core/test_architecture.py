@@ -25,11 +25,9 @@ SQL_HOMES = {
     "edge/store.py",  # the region's database
     "sync_agent/store.py",  # the agent's own agent.db
 }
-# SQL still outside its home, each owned by another part of issue 12 (strict xfail: the
-# entry must go when its SQL moves, so this list only shrinks).
-SQL_NOT_YET_MOVED = {
-    "edge/admin.py",
-    "edge/ingest.py",
+# The test harness reads the databases itself on purpose: a checker must not go through
+# the code it checks, or a wrong named query would pass its own test.
+SQL_IN_TEST_HARNESS = {
     "systest/postgres.py",
     "systest/sync.py",
 }
@@ -81,15 +79,15 @@ def _sql_cases() -> list[object]:
     cases = []
     for path in _sources():
         rel = _rel(path)
-        if rel in SQL_HOMES:
+        if rel in SQL_HOMES or rel in SQL_IN_TEST_HARNESS:
             continue
-        marks = (
-            [pytest.mark.xfail(strict=True, reason="owned by another part of issue 12")]
-            if rel in SQL_NOT_YET_MOVED
-            else []
-        )
-        cases.append(pytest.param(path, id=rel, marks=marks))
+        cases.append(pytest.param(path, id=rel))
     return cases
+
+
+def test_the_harness_allow_list_names_only_existing_harness_files() -> None:
+    for rel in SQL_IN_TEST_HARNESS:
+        assert rel.startswith("systest/") and (ROOT / rel).is_file(), rel
 
 
 @pytest.mark.parametrize("path", _sql_cases())
