@@ -22,12 +22,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from importlib.metadata import entry_points
 from typing import Any
 
 from appliance.errors import TillError
 from appliance.formats.canonical import MAX_SAFE_INT
 from appliance.identifiers import IDENTIFIER_RULE, is_identifier, shown
+from appliance.plugins import installed
 
 ENTRY_POINT_GROUP = "tillbox.config"
 MAX_TEXT = 4096  # no setting needs more; a bigger value is a mistake (or a pasted file)
@@ -198,7 +198,7 @@ INITIAL_SYNC_KEYS = ("broker", "segment_max_events", "segment_max_age_s")
 def schema() -> dict[str, Section]:
     """Every section: the core's and each installed plugin's."""
     sections = dict(CORE_SECTIONS)
-    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+    for entry in installed(ENTRY_POINT_GROUP):
         for name, section in entry.load().items():
             if name in sections:  # pragma: no cover - two owners of one section
                 raise AssertionError(f"config section [{name}] declared twice ({entry.name})")

@@ -247,9 +247,9 @@ def open_devices(config: Config, data_dir: DataDir | None = None) -> DeviceSet:
     registers its factory under the ``tillbox.devices`` entry point, as backends are
     chosen by configuration and installation, not by the caller's imports.
     """
-    from importlib.metadata import entry_points
+    from appliance.plugins import installed
 
-    found = sorted(entry_points(group=DEVICES_GROUP), key=lambda e: e.name)
+    found = installed(DEVICES_GROUP)
     if not found:
         raise DeviceError(
             "no device drivers are installed (entry point tillbox.devices); reinstall "

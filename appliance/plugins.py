@@ -18,6 +18,19 @@ from typing import Any, TextIO
 GROUP = "tillbox.commands"
 
 
+def installed(group: str, entries: Iterable[EntryPoint] | None = None) -> list[EntryPoint]:
+    """The entry points of ``group`` in name order, so plugins load, and win a clash, in
+    the same order on every machine (``entries`` replaces the installed ones in tests)."""
+    found = entries if entries is not None else entry_points(group=group)
+    return sorted(found, key=lambda e: e.name)
+
+
+def _reason(exc: BaseException) -> str:
+    """``Type: first line of the message``: one line, whatever the plugin raised."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
 class CommandClash(Exception):
     """A plugin tried to add a command name that already exists."""
 
@@ -59,8 +72,7 @@ def load_command_plugins(
     """Let each plugin register its commands; returns the names of those that failed."""
     out = stderr if stderr is not None else sys.stderr
     failed: list[str] = []
-    found = entries if entries is not None else entry_points(group=GROUP)
-    for entry in sorted(found, key=lambda e: e.name):
+    for entry in installed(GROUP, entries):
         guard = _GuardedCommands(sub, entry.name)
         try:
             register: Callable[[Any], None] = entry.load()
@@ -75,10 +87,9 @@ def load_command_plugins(
         except Exception as exc:  # noqa: BLE001 - any failure of a plugin is reported, not fatal
             guard.rollback()
             failed.append(entry.name)
-            reason = str(exc).splitlines()[0] if str(exc) else ""
             out.write(
                 f"tillbox: warning: plugin {entry.name} ({entry.value}) failed to load "
-                f"({type(exc).__name__}: {reason}); its commands are unavailable: reinstall "
+                f"({_reason(exc)}); its commands are unavailable: reinstall "
                 "it (`make venv`) or remove it\n"
             )
     return failed
@@ -99,17 +110,14 @@ def run_shift_closed_hooks(
     they run, so a hook that fails to load or raises becomes a result with its reason,
     never a failed command.
     """
-    found = entries if entries is not None else entry_points(group=SHIFT_CLOSED_GROUP)
     results: list[dict[str, Any]] = []
-    for entry in sorted(found, key=lambda e: e.name):
+    for entry in installed(SHIFT_CLOSED_GROUP, entries):
         try:
             result = dict(entry.load()(args, till, event))
         except Exception as exc:  # noqa: BLE001 - a plugin must not undo a durable close
-            reason = str(exc).splitlines()[0] if str(exc) else ""
             result = {
                 "printed": False,
-                "message": f"Z report not printed: plugin {entry.name} failed "
-                f"({type(exc).__name__}: {reason})",
+                "message": f"Z report not printed: plugin {entry.name} failed ({_reason(exc)})",
             }
         results.append({"hook": entry.name, **result})
     return results

@@ -28,8 +28,8 @@ def test_the_installed_drivers_implement_the_seams(tmp_path):
 
 
 def test_no_drivers_installed_is_one_clear_error(monkeypatch, tmp_path):
-    import importlib.metadata
+    from appliance import plugins
 
-    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [])
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [])
     with pytest.raises(seams.DeviceError, match="no device drivers are installed.*make venv"):
         seams.open_devices(None, None)  # type: ignore[arg-type]

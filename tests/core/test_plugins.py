@@ -43,7 +43,11 @@ def _real_plus(*extra: FakeEntry) -> list:
 def with_plugins(monkeypatch):
     def install(*extra: FakeEntry) -> None:
         entries = _real_plus(*extra)
-        monkeypatch.setattr(plugins, "entry_points", lambda group: entries)
+        monkeypatch.setattr(
+            plugins,
+            "entry_points",
+            lambda group: entries if group == plugins.GROUP else entry_points(group=group),
+        )
 
     return install
 
