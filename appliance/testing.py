@@ -10,10 +10,13 @@ import json
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from appliance.datadir import DataDir
 from appliance.till import Till
+
+if TYPE_CHECKING:
+    from appliance.formats.receipt import TB2Fields
 
 DEMO_DEVICE = "t1"  # the device id of the suites' demo till
 
@@ -63,3 +66,24 @@ def run_cli(*argv: str) -> CliResult:
         except SystemExit as exc:  # argparse usage errors
             code = exc.code if isinstance(exc.code, int) else 1
     return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def worst_case_tb2_fields(key_id: str, event_ref: str = "ab" * 24) -> TB2Fields:
+    """The largest TB2 receipt the signer may produce (docs/formats.md, C1): 64-character
+    tenant and device id, 9-digit receipt numbers, three rates with 11-digit amounts and
+    the longest method; the receipt layout and the size tests print and sign this one."""
+    from appliance.formats import receipt as rs
+
+    return rs.TB2Fields(
+        key_id,
+        "t" * 64,
+        "d" * 64,
+        999_999_999,
+        "R",
+        9_999_999_999,
+        "EUR",
+        ((0, -99_999_999_999), (700, -99_999_999_999), (2000, -99_999_999_999)),
+        "a" * rs.METHOD_MAX,
+        999_999_999,
+        event_ref,
+    )

@@ -29,6 +29,7 @@ from appliance.services.printing import (
     receipt_event,
 )
 from appliance.testing import run_cli as run
+from appliance.testing import worst_case_tb2_fields
 from appliance.till import Till
 from drivers.printer import ReceiptPrinter
 
@@ -444,19 +445,7 @@ def test_worst_case_tb2_qr_raster_fits_the_paper_and_decodes(paper_dots):
     from drivers.layout import _qr_image, qr_module_dots
 
     key = SigningKey(bytes(range(32)))
-    fields = rs.TB2Fields(
-        rs.key_id(key.verify_key),
-        "t" * 64,
-        "d" * 64,
-        999_999_999,
-        "R",
-        9_999_999_999,
-        "EUR",
-        ((0, -99_999_999_999), (700, -99_999_999_999), (2000, -99_999_999_999)),
-        "a" * rs.METHOD_MAX,
-        999_999_999,
-        "ab" * 24,
-    )
+    fields = worst_case_tb2_fields(rs.key_id(key.verify_key))
     payload = rs.sign_fields(fields, key)
     assert len(payload) > 340  # really the worst case, not a short one
     module = qr_module_dots(paper_dots)
