@@ -9,7 +9,8 @@ import pytest
 import serial
 
 from drivers.common import DeviceFault
-from drivers.grbl import EngraveJob, Engraver, GrblStatus
+from drivers.grbl import EngraveJob, Engraver
+from drivers.grbl_protocol import GrblStatus
 from drivers.grbl_sim import HOMING, RX_BUFFER, GrblSimulator
 from drivers.testing import wait_for
 from drivers.toolpath import WorkArea, frame_gcode, material, text_to_toolpath
