@@ -142,6 +142,19 @@ psk = "wifi-secret-0815"
 """
 
 
+def probe_report(console_text: str) -> dict | None:
+    """The probe's JSON report from the serial console, once its line is complete.
+
+    The console file grows while QEMU writes it, so the last line may be cut mid-way
+    (the report is a few KB); only newline-terminated lines count.
+    """
+    complete = console_text.split("\n")[:-1]
+    for line in reversed(complete):
+        if "TILLBOX-BOOTTEST " in line:
+            return json.loads(line.split("TILLBOX-BOOTTEST ", 1)[1])
+    return None
+
+
 def test_image_builds_provisions_and_boots(image_xz: Path, tmp_path: Path, broker: int):
     # -- the artefacts
     sums = image_xz.with_name(image_xz.name + ".sha256").read_text().split()
@@ -244,10 +257,7 @@ def test_image_builds_provisions_and_boots(image_xz: Path, tmp_path: Path, broke
     probe = None
     try:
         while time.monotonic() - started < BOOT_TIMEOUT_S and qemu.poll() is None:
-            text = console.read_text(errors="replace") if console.exists() else ""
-            for line in text.splitlines():
-                if "TILLBOX-BOOTTEST " in line:
-                    probe = json.loads(line.split("TILLBOX-BOOTTEST ", 1)[1])
+            probe = probe_report(console.read_text(errors="replace") if console.exists() else "")
             if probe is not None:
                 break
             time.sleep(1)
@@ -259,6 +269,8 @@ def test_image_builds_provisions_and_boots(image_xz: Path, tmp_path: Path, broke
             qemu.kill()
             qemu.wait(timeout=30)
     text = console.read_text(errors="replace")
+    if probe is None:  # the probe's line and the power-off fell between two looks
+        probe = probe_report(text)
     qemu_err = qemu.stderr.read().decode(errors="replace") if qemu.stderr else ""
     assert probe is not None, (
         f"no TILLBOX-BOOTTEST line; qemu: {qemu_err}\nconsole:\n{text[-6000:]}"
