@@ -140,6 +140,12 @@ def assert_till_id(doc):
     assert LONG_ID in "".join(doc.texts), doc.text()
 
 
+def read_qr(img):
+    """QR symbols only, as the till's scanner reads them: with every format on, zxing
+    now and then also finds a short Codabar inside a QR's modules (seen in CI)."""
+    return zxingcpp.read_barcodes(img, formats=zxingcpp.BarcodeFormat.QRCode)
+
+
 def assert_qr(doc, mm, data):
     (qr,) = doc.qr_codes
     assert (qr.model, qr.ec_level, qr.data) == (2, "M", data)
@@ -152,7 +158,7 @@ def assert_qr(doc, mm, data):
     code.make(fit=True)
     img = code.make_image().get_image().convert("L")
     assert img.width <= DOTS[mm], (img.width, DOTS[mm])
-    (found,) = zxingcpp.read_barcodes(img)
+    (found,) = read_qr(img)
     assert found.text == data and found.ec_level == "M"
 
 
@@ -352,7 +358,7 @@ def test_raster_qr_for_printers_without_native_qr_decodes(tmp_path, till, sale, 
     assert not doc.qr_codes
     (raster,) = doc.rasters
     assert raster.width_dots <= 384  # POS-5890's head, whatever the configured roll
-    found = zxingcpp.read_barcodes(reader.raster_to_image(raster))
+    found = read_qr(reader.raster_to_image(raster))
     assert [(f.text, f.ec_level) for f in found] == [(qr, "M")]
     assert_fits(doc, 58)
 
@@ -452,5 +458,5 @@ def test_worst_case_tb2_qr_raster_fits_the_paper_and_decodes(paper_dots):
     assert module >= 5
     img = _qr_image(payload, module, paper_dots)
     assert img.width <= paper_dots
-    found = zxingcpp.read_barcodes(img.convert("L"))
+    found = read_qr(img.convert("L"))
     assert [r.text for r in found] == [payload]
