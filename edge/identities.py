@@ -5,12 +5,13 @@ it); this module is the one home of what each kind of identity may do. Every ide
 is one dynsec client whose client id is fixed to its username (and the listeners set
 ``use_username_as_clientid``), plus a role of its own that names its exact topics:
 
-* a device (a till) publishes only ``tillbox/v1/<tenant>/<device>/seg`` and subscribes
-  only to its own ack topic and its own tenant's region topics: its tenant is fixed here,
-  in the broker, not chosen by the device;
-* an ingest worker subscribes to the segments only through ``$share/tillbox-ingest``,
-  writes acks, and may write to segment topics (to clear a retained copy a device left);
-* a publisher writes the region's signed updates.
+* a device (a till) publishes only ``tillbox/v1/<tenant>/<device>/seg`` and ``.../health``
+  and subscribes only to its own ack topic, its own ``.../down/#`` messages and its own
+  tenant's region topics: its tenant is fixed here, in the broker, not chosen by the device;
+* an ingest worker subscribes to the segments and the health messages only through
+  ``$share/tillbox-ingest``, writes acks, and may write to segment topics (to clear a
+  retained copy a device left);
+* a publisher writes the region's signed updates and the per-device ``down`` messages.
 
 The file is created once with an admin (:func:`initial_config`, broker stopped).
 Identities are added while the broker runs, through its ``$CONTROL`` topic (the JSON
@@ -72,13 +73,22 @@ def check_name(what: str, name: str) -> str:
 def device(tenant: str, device_id: str) -> Identity:
     check_name("tenant", tenant)
     check_name("device id", device_id)
+    if device_id == "region":
+        # tillbox/v1/<tenant>/region/# is the tenant's broadcast tree: a device of that name
+        # would publish into it and read every other till's messages there
+        raise TillError("device id 'region' is reserved for the region's topics; choose another")
     seg, ack = wire.topic_seg(tenant, device_id), wire.topic_ack(tenant, device_id)
+    health = wire.topic_health(tenant, device_id)
+    down = wire.topic_down(tenant, device_id, "#")
     region = f"tillbox/v1/{tenant}/region/#"
     return Identity(
         device_id,
         "device",
         (
             ("publishClientSend", seg),
+            ("publishClientSend", health),
+            ("subscribePattern", down),
+            ("publishClientReceive", down),
             ("subscribeLiteral", ack),
             ("publishClientReceive", ack),
             ("subscribePattern", region),
@@ -95,7 +105,9 @@ def worker(name: str) -> Identity:
         (
             # the subscribe ACL sees the whole filter, $share prefix included
             ("subscribeLiteral", wire.SHARED_SEG_SUBSCRIPTION),
+            ("subscribeLiteral", wire.SHARED_HEALTH_SUBSCRIPTION),
             ("publishClientReceive", "tillbox/v1/+/+/seg"),
+            ("publishClientReceive", "tillbox/v1/+/+/health"),
             ("publishClientSend", "tillbox/v1/+/+/ack"),
             ("publishClientSend", "tillbox/v1/+/+/seg"),  # only to clear a retained copy
         ),
@@ -104,7 +116,14 @@ def worker(name: str) -> Identity:
 
 def publisher(name: str) -> Identity:
     check_name("publisher name", name)
-    return Identity(name, "publisher", (("publishClientSend", "tillbox/v1/+/region/#"),))
+    return Identity(
+        name,
+        "publisher",
+        (
+            ("publishClientSend", "tillbox/v1/+/region/#"),
+            ("publishClientSend", "tillbox/v1/+/+/down/#"),
+        ),
+    )
 
 
 def superuser(name: str) -> Identity:

@@ -57,6 +57,37 @@ CREATE TABLE IF NOT EXISTS rejections (
 CREATE TABLE IF NOT EXISTS region_updates (
     tenant TEXT NOT NULL, kind TEXT NOT NULL, version BIGINT NOT NULL,
     body {blob} NOT NULL, PRIMARY KEY (tenant, kind));
+-- the console's side of the region (issue 13): revoked keys, a device's stall and label,
+-- rollups that ingest keeps in the segment's transaction so pages never scan events (day
+-- and hour are UTC, of the wall clock of the event: "tillbox edge check" recomputes them), and
+-- each device's latest signed telemetry with a bounded history
+CREATE TABLE IF NOT EXISTS device_revocations (
+    device_id TEXT PRIMARY KEY, revoked_ms BIGINT NOT NULL, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS device_profiles (
+    device_id TEXT PRIMARY KEY, stall TEXT NOT NULL DEFAULT '', label TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS rollup_sales (
+    tenant TEXT NOT NULL, device_id TEXT NOT NULL, event_id TEXT NOT NULL, day TEXT NOT NULL,
+    hour INTEGER NOT NULL, currency TEXT NOT NULL, sales BIGINT NOT NULL,
+    gross_minor BIGINT NOT NULL, refunds BIGINT NOT NULL, refund_minor BIGINT NOT NULL,
+    PRIMARY KEY (tenant, device_id, event_id, day, hour, currency));
+CREATE TABLE IF NOT EXISTS rollup_tax (
+    tenant TEXT NOT NULL, tax_profile TEXT NOT NULL, rate TEXT NOT NULL,
+    rate_bp BIGINT NOT NULL, day TEXT NOT NULL, event_id TEXT NOT NULL, sales BIGINT NOT NULL,
+    gross_minor BIGINT NOT NULL, tax_minor BIGINT NOT NULL, net_minor BIGINT NOT NULL,
+    PRIMARY KEY (tenant, tax_profile, rate, rate_bp, day, event_id));
+CREATE TABLE IF NOT EXISTS rollup_items (
+    tenant TEXT NOT NULL, day TEXT NOT NULL, sku TEXT NOT NULL, name TEXT NOT NULL,
+    qty BIGINT NOT NULL, gross_minor BIGINT NOT NULL, PRIMARY KEY (tenant, day, sku));
+CREATE TABLE IF NOT EXISTS rollup_promos (
+    tenant TEXT NOT NULL, event_id TEXT NOT NULL, day TEXT NOT NULL, code TEXT NOT NULL,
+    redemptions BIGINT NOT NULL, discount_minor BIGINT NOT NULL,
+    PRIMARY KEY (tenant, event_id, day, code));
+CREATE TABLE IF NOT EXISTS telemetry_latest (
+    device_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, received_ms BIGINT NOT NULL,
+    sent_ms BIGINT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS telemetry_history (
+    id {serial}, device_id TEXT NOT NULL, received_ms BIGINT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS telemetry_history_by_device ON telemetry_history (device_id, id);
 """
 
 _TRACE = bool(os.environ.get("TILLBOX_SQL_TRACE"))

@@ -68,13 +68,29 @@ def topic_region(tenant: str, kind: str = "catalog") -> str:
     return f"tillbox/v1/{tenant}/region/{kind}"
 
 
+def topic_health(tenant: str, device: str) -> str:
+    """The device's signed telemetry (its health), written by the sync agent."""
+    return f"tillbox/v1/{tenant}/{device}/health"
+
+
+def topic_down(tenant: str, device: str, kind: str) -> str:
+    """Signed region messages for one device only (an enrollment decision, ...)."""
+    return f"tillbox/v1/{tenant}/{device}/down/{kind}"
+
+
 SHARED_SEG_SUBSCRIPTION = "$share/tillbox-ingest/tillbox/v1/+/+/seg"
+SHARED_HEALTH_SUBSCRIPTION = "$share/tillbox-ingest/tillbox/v1/+/+/health"
 
 
 def parse_seg_topic(topic: str) -> tuple[str, str] | None:
     """(tenant, device) of a segment topic, None if it is not one."""
+    return parse_device_topic(topic, "seg")
+
+
+def parse_device_topic(topic: str, leaf: str) -> tuple[str, str] | None:
+    """(tenant, device) of ``tillbox/v1/<tenant>/<device>/<leaf>``, None otherwise."""
     parts = topic.split("/")
-    if len(parts) != 5 or parts[:2] != ["tillbox", "v1"] or parts[4] != "seg":
+    if len(parts) != 5 or parts[:2] != ["tillbox", "v1"] or parts[4] != leaf:
         return None
     return parts[2], parts[3]
 
