@@ -10,9 +10,10 @@ STAMP  := $(VENV)/.installed-stamp
 #   receipt preview, libusb for usb:// receipt printers (pyusb's backend);
 # - the test suite, on top: a real broker (mosquitto, openssl for its TLS test), a real
 #   PostgreSQL server (the suite starts its own cluster on a free port), a real X server
-#   with real input events (xvfb, xdotool), systemd-analyze for the units.
+#   with real input events (xvfb, xdotool), systemd-analyze for the units, and a real
+#   browser for the region console (chromium, driven by Playwright).
 RUN_PACKAGES    ?= libgl1 libegl1 libgl1-mesa-dri libmtdev1 fonts-dejavu-core libusb-1.0-0
-SYSTEM_PACKAGES ?= $(RUN_PACKAGES) mosquitto openssl postgresql xvfb xdotool systemd
+SYSTEM_PACKAGES ?= $(RUN_PACKAGES) mosquitto openssl postgresql xvfb xdotool systemd chromium
 
 # $(call apt_install,PACKAGES,WHY): install those of PACKAGES that dpkg does not have.
 define apt_install
