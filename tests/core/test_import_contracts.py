@@ -15,7 +15,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("appliance", "drivers", "mqttio", "ui", "sync_agent", "edge", "compliance", "systest")
+PACKAGES = (
+    "appliance",
+    "drivers",
+    "mqttio",
+    "ui",
+    "sync_agent",
+    "edge",
+    "compliance",
+    "console",
+    "systest",
+)
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
@@ -59,6 +69,9 @@ def tree_copy(tmp_path_factory) -> Path:
         ),
         ("ui/_probe_side.py", "import drivers.grbl", "the drivers and the kiosk"),
         ("appliance/_probe_ext.py", "import paho.mqtt.client", "the core knows nothing"),
+        ("edge/_probe_up.py", "import console.scope", "front ends and services above"),
+        ("console/_probe_till.py", "import sync_agent.agent", "the region console stands"),
+        ("edge/_probe_web.py", "import fastapi", "only the console knows the web"),
         (
             "edge/_probe_harness.py",
             "import systest.sync",
@@ -99,4 +112,6 @@ CONTRACT_KEYS = (
     "the drivers and the kiosk",
     "the core knows nothing",
     "the product never imports the system-test",
+    "the region console stands",
+    "only the console knows the web",
 )

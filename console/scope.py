@@ -1,0 +1,54 @@
+"""Who is asking, and what they may see: the one home of the console's access rules.
+
+Every query function in the console takes a :class:`Scope` and adds its conditions to
+the SQL it runs (:meth:`Scope.tenant_filter`), so a page or API route that forgets a
+check still cannot read another tenant's rows. A route asks :meth:`Scope.require` for
+its role first; a request outside the scope raises :class:`OutOfScope`, which the web
+layer answers with 403.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ROLES = ("admin", "merchant", "promoter", "tax", "inspector", "technician")
+# Roles that see every tenant of the region (a technician looks after the whole fleet;
+# a tax reporter of the region files for every merchant; an admin runs the region).
+REGION_WIDE = frozenset({"admin", "technician", "tax"})
+
+
+class OutOfScope(Exception):
+    """The caller may not see this (answered with 403, never with another tenant's data)."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A signed-in user's reach: their role, their tenant (if any), and for promoters and
+    inspectors the events or stalls they were given."""
+
+    user: str
+    role: str
+    tenant: str | None = None
+    events: frozenset[str] = field(default_factory=frozenset)
+    stalls: frozenset[str] = field(default_factory=frozenset)
+
+    def require(self, *roles: str) -> Scope:
+        if self.role not in roles:
+            raise OutOfScope(f"the {self.role} role cannot open this page")
+        return self
+
+    def may_see_tenant(self, tenant: str) -> bool:
+        return self.role in REGION_WIDE or (self.tenant is not None and self.tenant == tenant)
+
+    def check_tenant(self, tenant: str) -> str:
+        if not self.may_see_tenant(tenant):
+            raise OutOfScope(f"tenant {tenant!r} is outside your scope")
+        return tenant
+
+    def tenant_filter(self, column: str = "tenant") -> tuple[str, tuple[str, ...]]:
+        """An SQL condition and its parameters that keep only this caller's tenants."""
+        if self.role in REGION_WIDE:
+            return "1 = 1", ()
+        if self.tenant is None:
+            return "1 = 0", ()
+        return f"{column} = ?", (self.tenant,)
