@@ -28,7 +28,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: run test lint format bench system-deps run-deps python-venv venv clean image image-test
+.PHONY: region run test lint format bench system-deps run-deps python-venv venv clean image image-test
 
 venv: $(STAMP)
 
@@ -66,6 +66,12 @@ run: $(STAMP) run-deps
 	  echo "make: demo till created in $(DATA)/ (technician PIN 0000)"; \
 	fi
 	$(BIN)/tillbox kiosk --data-dir $(DATA)
+
+# The whole region on this machine: broker, edge, console and two tills that sell
+# (systest/region.py). Open the console at http://127.0.0.1:8080/; logins in
+# region-demo/logins.txt.
+region: $(STAMP) system-deps
+	$(BIN)/python -m systest.region --dir region-demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
