@@ -45,6 +45,24 @@ class Scope:
             raise OutOfScope(f"tenant {tenant!r} is outside your scope")
         return tenant
 
+    def may_see_event(self, event_id: str) -> bool:
+        return self.role in REGION_WIDE or event_id in self.events
+
+    def check_event(self, event_id: str) -> str:
+        if not self.may_see_event(event_id):
+            raise OutOfScope(f"event {event_id!r} is outside your scope")
+        return event_id
+
+    def event_filter(self, column: str = "event_id") -> tuple[str, tuple[str, ...]]:
+        """An SQL condition and its parameters that keep only this caller's events (a
+        promoter's or inspector's; the region-wide roles see every event)."""
+        if self.role in REGION_WIDE:
+            return "1 = 1", ()
+        if not self.events:
+            return "1 = 0", ()
+        marks = ",".join("?" * len(self.events))
+        return f"{column} IN ({marks})", tuple(sorted(self.events))
+
     def tenant_filter(self, column: str = "tenant") -> tuple[str, tuple[str, ...]]:
         """An SQL condition and its parameters that keep only this caller's tenants."""
         if self.role in REGION_WIDE:

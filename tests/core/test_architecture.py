@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("appliance", "compliance", "drivers", "edge", "sync_agent", "systest", "ui")
+PACKAGES = ("appliance", "compliance", "console", "drivers", "edge", "sync_agent", "systest", "ui")
 
 # The storage modules: the one home of each database's SQL.
 SQL_HOMES = {
@@ -23,12 +23,14 @@ SQL_HOMES = {
     "appliance/queries.py",  # the named reads the layers above ask for
     "appliance/schema.py",  # the DDL
     "edge/store.py",  # the region's database
+    "console/reports/store.py",  # the tax and promoter reports' reads and their own tables
     "sync_agent/store.py",  # the agent's own agent.db
 }
 # The test harness reads the databases itself on purpose: a checker must not go through
 # the code it checks, or a wrong named query would pass its own test.
 SQL_IN_TEST_HARNESS = {
     "systest/postgres.py",
+    "systest/reports.py",
     "systest/sync.py",
 }
 

@@ -1,12 +1,11 @@
-"""Fixtures for the sync tests: a real mosquitto, a fault proxy, the region key, databases.
+"""Fixtures for the sync tests: a real mosquitto and a fault proxy.
 
 * ``broker``: mosquitto on a free port with the shipped ``edge/mosquitto/mosquitto.conf``
   and identities for t1-t3, two ingest workers and a publisher; SIGKILLed at the end.
 * ``proxy``: the TCP fault proxy (``sync_agent.faultproxy``) in front of it.
-* ``region``: the region's key pair (acks and updates are signed with it).
-* ``db_url``: an SQLite edge database; ``pg_url``: a fresh database in the suite's own
-  PostgreSQL cluster (``systest.postgres``, started once per run on a free port; the
-  machine's own server is never used); ``any_db``: both.
+
+``region``, ``db_url``, ``pg_url`` and ``any_db`` are shared with the console's tests:
+they live in tests/conftest.py.
 
 The helpers (tills with sales, processes, the set checker) live in
 ``systest.sync`` so ``bench/drain.py`` uses the same ones.
@@ -15,8 +14,6 @@ The helpers (tills with sales, processes, the set checker) live in
 from __future__ import annotations
 
 import signal
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -29,20 +26,8 @@ from systest.sync import (
     PUBLISHER_PASSWORD,
     PUBLISHER_USER,
     WORKERS,
-    Region,
     device_password,
 )
-
-
-@pytest.fixture(scope="session")
-def region(tmp_path_factory) -> Region:
-    from appliance.keys import generate, load_signing_key
-
-    folder = tmp_path_factory.mktemp("region")
-    generate(folder / "region.key", folder / "region.pub")
-    return Region(
-        load_signing_key(folder / "region.key"), folder / "region.key", folder / "region.pub"
-    )
 
 
 @pytest.fixture
@@ -63,34 +48,3 @@ def proxy(broker):
     p = FaultProxy(broker.port).start()
     yield p
     p.close()
-
-
-@pytest.fixture
-def db_url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'edge.db'}"
-
-
-@pytest.fixture(scope="session")
-def pg_server():
-    """Our own PostgreSQL cluster for the whole run (never the machine's server on 5432)."""
-    from systest.postgres import LocalPostgres
-
-    # Outside pytest's basetemp: a second pytest run on the machine prunes old basetemps,
-    # which would delete a cluster still in use.
-    with tempfile.TemporaryDirectory(prefix="tillbox-pg-") as folder:
-        with LocalPostgres(Path(folder)) as server:
-            yield server
-
-
-@pytest.fixture
-def pg_url(pg_server):
-    url = pg_server.create_database("tillbox_sync")
-    yield url
-    pg_server.drop_database(url)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def any_db(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'edge.db'}"
-    return request.getfixturevalue("pg_url")

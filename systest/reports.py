@@ -1,0 +1,198 @@
+"""Helpers for the console's report tests: tills that trade on chosen days, a sync
+straight into an :class:`edge.ingest.Ingestor`, and an independent fold of the tills'
+own logs into the per-day tax figures a report must show.
+
+* :func:`trading_at` sets the till log's wall clock (the only clock a sale's day comes
+  from) to a chosen UTC time; everything else about the sale is the real till's.
+* :func:`push` seals a till's log from the edge's stored tip and ingests it, as the
+  sync agent would after a cut (the segments really are signed and verified).
+* :func:`tax_by_day_from_logs` is the oracle: it reads the tills' logs, never the edge,
+  and folds them with rules written here, not imported from the code under test.
+* :func:`fill_rollups_from_stored_events` stands in for ingest's rollups until the
+  ingest side lands (issue 13, ``edge/rollups.py``): TEMPORARY, replace it with the
+  ingest itself and delete it then.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import types
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+
+import appliance.log
+from appliance import events
+from appliance.datadir import DataDir
+from appliance.formats import wire
+from appliance.keys import load_signing_key
+from appliance.till import Till
+from edge import ledger
+from edge.ingest import Ingestor
+from edge.store import Store
+
+
+def ms_at(when: str) -> int:
+    """``2026-11-28T10:15`` (UTC) in milliseconds."""
+    return int(dt.datetime.fromisoformat(when).replace(tzinfo=dt.UTC).timestamp() * 1000)
+
+
+@contextmanager
+def trading_at(when: str) -> Iterator[None]:
+    """Inside the block, the till log stamps events from ``when`` (UTC) on, one second
+    apart. Only the log's clock moves: ids, monotonic time and the ingest's own clock
+    stay real."""
+    start_ns = ms_at(when) * 1_000_000
+    ticks = iter(range(10**9))
+    fake = types.SimpleNamespace(
+        time_ns=lambda: start_ns + next(ticks) * 1_000_000_000,
+        monotonic_ns=time.monotonic_ns,
+    )
+    real = appliance.log.time
+    appliance.log.time = fake  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        appliance.log.time = real
+
+
+def push(edge: Ingestor, folder: DataDir, tenant: str = "demo", size: int = 25) -> list[str]:
+    """Ingest what ``folder``'s till logged since the edge's stored tip; the outcomes."""
+    from sync_agent.reader import LogReader
+
+    device = folder.load_config().device_id
+    seq, prev = edge.store.device_tip(device)
+    key = load_signing_key(folder.private_key_path)
+    reader = LogReader(folder.log_path)
+    statuses = []
+    try:
+        while lines := reader.lines(seq, size):
+            data = wire.seal_segment(
+                key,
+                tenant=tenant,
+                device=device,
+                first_seq=seq + 1,
+                last_seq=seq + len(lines),
+                prev=prev,
+                lines=lines,
+            )
+            out = edge.handle(wire.topic_seg(tenant, device), data)
+            statuses.append(out.status)
+            if out.status != "stored":
+                return statuses
+            seq, prev = seq + len(lines), wire.segment_id(data)
+    finally:
+        reader.close()
+    return statuses
+
+
+def _day_hour(wall_ms: int) -> tuple[str, int]:
+    at = dt.datetime.fromtimestamp(wall_ms / 1000, dt.UTC)
+    return at.date().isoformat(), at.hour
+
+
+def tax_by_day_from_logs(
+    folders: Iterable[DataDir],
+) -> dict[tuple[str, str, int, str], list[int]]:
+    """(tenant, tax_profile, rate_bp, day) -> [net, tax, gross], folded from the tills'
+    own logs: a sale adds under its profile, a refund subtracts under the profile of the
+    sale it refunds (looked up across every till of the tenant), on its own day; a sale
+    whose idempotency key the tenant already sold is counted once."""
+    logged = []
+    for folder in folders:
+        tenant = folder.load_config().section("device")["tenant"]
+        with Till.open(folder) as till:
+            logged += [(tenant, e) for e in till.log.events()]
+    profile_of: dict[tuple[str, str], str] = {}
+    seen: set[tuple[str, str]] = set()
+    counted = []
+    for tenant, e in logged:
+        if e.type == events.SALE_COMPLETED:
+            key = (tenant, e.payload["idempotency_key"])
+            if key in seen:
+                continue
+            seen.add(key)
+            profile_of[(tenant, e.payload["sale_id"])] = e.payload["tax_profile"]
+            counted.append((tenant, e, 1))
+        elif e.type == events.REFUND_ISSUED:
+            counted.append((tenant, e, -1))
+    out: dict[tuple[str, str, int, str], list[int]] = {}
+    for tenant, e, sign in counted:
+        profile = profile_of.get((tenant, e.payload["sale_id"]), "unknown")
+        day = _day_hour(e.wall_ms)[0]
+        for t in e.payload["taxes"]:
+            row = out.setdefault((tenant, profile, t["rate_bp"], day), [0, 0, 0])
+            row[0] += sign * t["net_minor"]
+            row[1] += sign * t["tax_minor"]
+            row[2] += sign * t["gross_minor"]
+    return out
+
+
+def fill_rollups_from_stored_events(
+    store: Store, event_of: Callable[[str], str] = lambda _device: ""
+) -> None:
+    """TEMPORARY stand-in for ingest's rollups: rebuild rollup_tax, rollup_sales and
+    rollup_promos from the stored events (``event_of``: a device's event id)."""
+    rows = store.events_of_types((ledger.SALE, ledger.REFUND))
+    profiles: dict[tuple[str, str], str] = {}
+    tax: dict[tuple, list[int]] = {}
+    sales: dict[tuple, list[int]] = {}
+    promos: dict[tuple, list[int]] = {}
+    for tenant, device, _seq, type_, body, dup_of in rows:
+        event = json.loads(body)
+        p = event["payload"]
+        day, hour = _day_hour(event["wall_ms"])
+        where = event_of(device)
+        if type_ == ledger.SALE:
+            if dup_of:
+                continue
+            profiles[(tenant, p["sale_id"])] = profile = p["tax_profile"]
+            sign = 1
+            s = sales.setdefault((tenant, device, where, day, hour, p["currency"]), [0, 0, 0, 0])
+            s[0] += 1
+            s[1] += p["total_minor"]
+            for promo in p.get("promotions", []):
+                if promo.get("code"):
+                    r = promos.setdefault((tenant, where, day, promo["code"]), [0, 0])
+                    r[0] += 1
+                    r[1] += promo["discount_minor"]
+        else:
+            profile = profiles.get((tenant, p["sale_id"]), "unknown")
+            sign = -1
+            s = sales.setdefault((tenant, device, where, day, hour, p["currency"]), [0, 0, 0, 0])
+            s[2] += 1
+            s[3] += p["total_minor"]
+        for t in p["taxes"]:
+            r = tax.setdefault((tenant, profile, t["rate"], t["rate_bp"], day, where), [0, 0, 0, 0])
+            r[0] += 1 if sign == 1 else 0
+            r[1] += sign * t["gross_minor"]
+            r[2] += sign * t["tax_minor"]
+            r[3] += sign * t["net_minor"]
+    with store.transaction():
+        for table in ("rollup_tax", "rollup_sales", "rollup_promos"):
+            store.execute(f"DELETE FROM {table}")
+        store.executemany(
+            "INSERT INTO rollup_tax (tenant, tax_profile, rate, rate_bp, day, event_id, sales, "
+            "gross_minor, tax_minor, net_minor) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(*k, *v) for k, v in tax.items()],
+        )
+        store.executemany(
+            "INSERT INTO rollup_sales (tenant, device_id, event_id, day, hour, currency, sales, "
+            "gross_minor, refunds, refund_minor) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(*k, *v) for k, v in sales.items()],
+        )
+        store.executemany(
+            "INSERT INTO rollup_promos (tenant, event_id, day, code, redemptions, "
+            "discount_minor) VALUES (?,?,?,?,?,?)",
+            [(*k, *v) for k, v in promos.items()],
+        )
+
+
+def set_stall(store: Store, device_id: str, stall: str) -> None:
+    """A device's stall in its profile (the console's device pages will own this)."""
+    store.execute(
+        "INSERT INTO device_profiles (device_id, stall) VALUES (?, ?) ON CONFLICT (device_id) "
+        "DO UPDATE SET stall = excluded.stall",
+        (device_id, stall),
+    )
