@@ -1,0 +1,127 @@
+"""A region that traded for three days, for the console's report tests and demos.
+
+:func:`build_world` makes real tills (systest.sync.make_till), trades on chosen days
+(systest.reports.trading_at), enrolls them and ingests their signed segments:
+
+* tenant ``demo``: till t1 at event ``fair-1`` sells under ``eu-market`` on day 1 and 2,
+  is switched to ``us-fair`` on day 2, and on day 2 refunds a day-1 sale (which must
+  count under ``eu-market``, on day 2); till t2 at ``fair-2`` sells under
+  ``ch-festival``; till t3 at ``fair-1`` (``eu-market``) sells on day 2 but stays offline
+  until a test pushes it (the late sales of a filed period);
+* tenant ``other``: till t9 at ``fair-1`` (``eu-market``), so every report must keep
+  tenants apart.
+
+Until ingest keeps the rollups itself, :meth:`World.refresh` fills them from the stored
+events with systest.reports' stand-in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomli_w
+
+from appliance.datadir import DataDir
+from appliance.pricing import CartLine
+from appliance.till import Till
+from edge.ingest import Ingestor
+from edge.store import Store
+from systest.reports import fill_rollups_from_stored_events, ms_at, push, trading_at
+from systest.sync import Region, enroll, make_till
+
+D1, D2, D3 = "2026-11-27", "2026-11-28", "2026-11-29"
+AFTER = ms_at("2026-12-01T09:00")  # when the periods are filed
+EVENTS = {"t1": "fair-1", "t2": "fair-2", "t3": "fair-1", "t9": "fair-1"}
+
+
+def set_profile(folder: DataDir, profile: str) -> None:
+    config = folder.load_config()
+    config.update("shop", tax_profile=profile)
+    folder.config_path.write_text(tomli_w.dumps(config.data))
+
+
+@dataclass
+class World:
+    url: str
+    store: Store
+    edge: Ingestor
+    tills: dict[str, DataDir]
+    audit_log: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def audit(self, user: str, action: str, detail: str) -> None:
+        self.audit_log.append((user, action, detail))
+
+    def refresh(self) -> None:
+        fill_rollups_from_stored_events(self.store, EVENTS.__getitem__)
+
+    def push(self, *devices: str) -> None:
+        for device in devices:
+            tenant = "other" if device == "t9" else "demo"
+            statuses = push(self.edge, self.tills[device], tenant=tenant)
+            assert statuses and set(statuses) == {"stored"}, statuses
+        self.refresh()
+
+    def folders(self, *devices: str) -> list[DataDir]:
+        return [self.tills[d] for d in devices]
+
+
+def _trade(tills: dict[str, DataDir]) -> None:
+    mug, honey, cafe = CartLine("MUG-01", 1), CartLine("HONEY", 3), CartLine("CAFE", 2)
+    tee, card, brat = CartLine("TEE-M", 1), CartLine("POSTCARD", 4), CartLine("BRATW", 2)
+    with Till.open(tills["t1"]) as t1:
+        with trading_at(f"{D1}T09:30"):
+            first = t1.sell([mug, honey], "cash")
+            t1.sell([tee], "card", promo_code="MARKET10")
+            t1.sell([cafe, card], "cash")
+        with trading_at(f"{D2}T10:05"):
+            t1.sell([brat], "cash", promo_code="MARKET10")
+            t1.sell([honey, mug], "card")
+    set_profile(tills["t1"], "us-fair")
+    with Till.open(tills["t1"]) as t1:
+        with trading_at(f"{D2}T14:40"):
+            second = t1.sell([tee, cafe], "cash")
+            t1.sell([card], "cash", promo_code="FIVEOFF")
+            t1.refund(first.payload["sale_id"])  # a day-1 eu-market sale, refunded on day 2
+        with trading_at(f"{D3}T16:20"):
+            t1.sell([mug], "card")
+            t1.refund(second.payload["sale_id"], [("CAFE", 1)])
+    with Till.open(tills["t2"]) as t2:
+        with trading_at(f"{D1}T11:00"):
+            t2.sell([honey], "cash")
+            t2.sell([mug, brat], "cash", promo_code="MARKET10")
+        with trading_at(f"{D3}T12:00"):
+            gone = t2.sell([tee], "card")
+            t2.refund(gone.payload["sale_id"])
+    with Till.open(tills["t9"]) as t9:
+        with trading_at(f"{D2}T10:30"):
+            t9.sell([mug, mug, tee], "cash")
+            t9.sell([honey], "cash", promo_code="MARKET10")
+    with Till.open(tills["t3"]) as t3:  # offline: a test pushes it after filing
+        with trading_at(f"{D2}T13:15"):
+            t3.sell([tee, honey], "cash")
+            late = t3.sell([mug], "card", promo_code="MARKET10")
+        with trading_at(f"{D2}T17:45"):
+            t3.refund(late.payload["sale_id"])
+        with trading_at(f"{D3}T09:00"):
+            t3.sell([cafe], "cash")
+
+
+def build_world(root: Path, url: str, region: Region) -> World:
+    """The three days' trade on the edge database at ``url`` (t3 not yet pushed)."""
+    tills = {}
+    for device, profile in (
+        ("t1", "eu-market"),
+        ("t2", "ch-festival"),
+        ("t3", "eu-market"),
+        ("t9", "eu-market"),
+    ):
+        tenant = "other" if device == "t9" else "demo"
+        tills[device] = make_till(root, device, region, tenant=tenant)
+        set_profile(tills[device], profile)
+    _trade(tills)
+    enroll(url, *tills.values())
+    store = Store.open(url)
+    w = World(url, store, Ingestor(store, region.key), tills)
+    w.push("t1", "t2", "t9")
+    return w
