@@ -7,7 +7,8 @@ own logs into the per-day tax figures a report must show.
 * :func:`push` seals a till's log from the edge's stored tip and ingests it, as the
   sync agent would after a cut (the segments really are signed and verified).
 * :func:`tax_by_day_from_logs` is the oracle: it reads the tills' logs, never the edge,
-  and folds them with rules written here, not imported from the code under test.
+  and folds them with rules written here, not imported from the code under test;
+  :func:`edge_tax_ledger` reads the edge's own all-time ``tax_ledger``.
 * :func:`fill_rollups_from_stored_events` stands in for ingest's rollups until the
   ingest side lands (issue 13, ``edge/rollups.py``): TEMPORARY, replace it with the
   ingest itself and delete it then.
@@ -24,6 +25,7 @@ from contextlib import contextmanager
 
 import appliance.log
 from appliance import events
+from appliance.catalog import demo_catalog
 from appliance.datadir import DataDir
 from appliance.formats import wire
 from appliance.keys import load_signing_key
@@ -126,6 +128,21 @@ def tax_by_day_from_logs(
             row[0] += sign * t["net_minor"]
             row[1] += sign * t["tax_minor"]
             row[2] += sign * t["gross_minor"]
+    return out
+
+
+def edge_tax_ledger(store: Store, tenant: str) -> dict[tuple[str, int], list[int]]:
+    """The edge's own ``tax_ledger`` (kept per profile and rate *name* at ingest) keyed by
+    profile and ``rate_bp`` through the demo catalog's profiles: [net, tax, gross]."""
+    catalog = demo_catalog()
+    out: dict[tuple[str, int], list[int]] = {}
+    for t, profile, rate, _sales, gross, tax, net in store.tax_ledger():
+        if t != tenant:
+            continue
+        row = out.setdefault((profile, catalog.profile(profile).rates[rate]), [0, 0, 0])
+        row[0] += int(net)
+        row[1] += int(tax)
+        row[2] += int(gross)
     return out
 
 

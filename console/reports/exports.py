@@ -147,7 +147,8 @@ def export_ledger(
         f"tax.export.{fmt}",
         detail(
             tenant=tenant,
-            period=period.label().replace(" ", ""),
+            **{"from": period.start, "to": period.end},
+            event=period.event_id,
             tax_profile=tax_profile,
             total_gross_minor=ledger.total_gross_minor,
             sha256=out.sha256,

@@ -5,31 +5,14 @@ from __future__ import annotations
 import pytest
 
 from appliance import events
-from appliance.catalog import demo_catalog
 from appliance.till import Till
 from console.reports.period import Period, ReportInputError, day_of_ms
 from console.reports.tax import tax_ledger
 from console.scope import OutOfScope, Scope
-from systest.reports import tax_by_day_from_logs
+from systest.reports import edge_tax_ledger, tax_by_day_from_logs
 from systest.tradeworld import D1, D2, D3
 
 TAX = Scope(user="tina", role="tax")
-
-
-def edge_ledger(store, tenant: str) -> dict[tuple[str, int], list[int]]:
-    """The edge's tax_ledger (per profile and rate name) keyed by profile and rate_bp,
-    the rate names mapped through the catalog's profiles: [net, tax, gross]."""
-    catalog = demo_catalog()
-    out: dict[tuple[str, int], list[int]] = {}
-    for t, profile, rate, _sales, gross, tax, net in store.tax_ledger():
-        if t != tenant:
-            continue
-        bp = catalog.profile(profile).rates[rate]
-        row = out.setdefault((profile, bp), [0, 0, 0])
-        row[0] += int(net)
-        row[1] += int(tax)
-        row[2] += int(gross)
-    return out
 
 
 def as_dict(ledger) -> dict[tuple[str, int], list[int]]:
@@ -41,7 +24,7 @@ def as_dict(ledger) -> dict[tuple[str, int], list[int]]:
 @pytest.mark.parametrize("tenant", ["demo", "other"])
 def test_every_day_traded_equals_the_edge_tax_ledger_to_the_cent(world, tenant):
     ledger = tax_ledger(world.store, TAX, tenant, Period(D1, D3))
-    expected = edge_ledger(world.store, tenant)
+    expected = edge_tax_ledger(world.store, tenant)
     assert expected  # the world traded
     assert as_dict(ledger) == expected
     assert ledger.total_gross_minor == sum(v[2] for v in expected.values())
