@@ -168,9 +168,9 @@ def fill_rollups_from_stored_events(
             sign = 1
             s = sales.setdefault((tenant, device, where, day, hour, p["currency"]), [0, 0, 0, 0])
             s[0] += 1
-            s[1] += p["total_minor"]
+            s[1] += sum(t["gross_minor"] for t in p["taxes"])  # before cash rounding
             for promo in p.get("promotions", []):
-                if promo.get("code"):
+                if promo["code"] is not None:
                     r = promos.setdefault((tenant, where, day, promo["code"]), [0, 0])
                     r[0] += 1
                     r[1] += promo["discount_minor"]
@@ -179,7 +179,7 @@ def fill_rollups_from_stored_events(
             sign = -1
             s = sales.setdefault((tenant, device, where, day, hour, p["currency"]), [0, 0, 0, 0])
             s[2] += 1
-            s[3] += p["total_minor"]
+            s[3] += sum(t["gross_minor"] for t in p["taxes"])
         for t in p["taxes"]:
             r = tax.setdefault((tenant, profile, t["rate"], t["rate_bp"], day, where), [0, 0, 0, 0])
             r[0] += 1 if sign == 1 else 0

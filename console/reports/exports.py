@@ -54,10 +54,19 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _cell(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``...)
+    is quoted with a leading apostrophe; numbers stay numbers. Identifiers and days
+    never start so; a user's name might."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def _csv(rows: list[list[object]]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180
-    writer.writerows(rows)
+    writer.writerows([[_cell(v) for v in row] for row in rows])
     return out.getvalue().encode("utf-8")
 
 

@@ -209,7 +209,7 @@ def file_period(
 
 def get_filing(store: Store, scope: Scope, filing_id: int) -> Filing:
     scope.require(*TAX_ROLES)
-    if isinstance(filing_id, bool) or not isinstance(filing_id, int) or filing_id < 1:
+    if isinstance(filing_id, bool) or not isinstance(filing_id, int) or not 0 < filing_id < 2**63:
         raise ReportInputError(f"a filing id is a positive whole number, got {filing_id!r}")
     row = db.filing(store, scope, filing_id)
     if row is None:

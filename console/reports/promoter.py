@@ -10,7 +10,8 @@ only those (:meth:`Scope.event_filter`), across every tenant trading at the even
 * **Takings**: the event's aggregate (every tenant together) always; per stall only
   for the tenants whose merchant opted in (``share_stall_takings``, default off,
   console.reports.settings). A stall is the ``stall`` of the till's device profile,
-  or the till itself when it has none. Takings are gross sales minus refunds.
+  or the till itself when it has none. Takings are gross sales minus refunds (the
+  taxes' gross, before cash rounding, as the tax ledger counts them).
 
 All amounts are integer minor units, per currency.
 """

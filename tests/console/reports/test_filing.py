@@ -11,7 +11,7 @@ import pytest
 from pypdf import PdfReader
 
 from appliance import events
-from appliance.errors import RuleViolation
+from appliance.errors import NotFound, RuleViolation
 from appliance.pricing import CartLine
 from appliance.till import Till
 from console.reports import store as db
@@ -169,6 +169,8 @@ def test_the_database_refuses_to_change_a_filing(world):
         with pytest.raises(Exception, match=db.LOCKED):
             world.store.execute(sql, (filed.id,))
     assert get_filing(world.store, TAX, filed.id).rows == filed.rows
+    with pytest.raises(NotFound, match=f"there is no filing {filed.id + 1}"):
+        get_filing(world.store, TAX, filed.id + 1)
 
 
 def test_two_reporters_filing_overlapping_periods_at_once_cannot_both_win(world):
@@ -230,3 +232,19 @@ def test_a_filings_exports_show_what_was_filed_and_what_came_late(world):
         "tax.filing.export.csv",
         "tax.filing.export.pdf",
     ]
+
+
+def test_a_filers_name_cannot_become_a_spreadsheet_formula(world):
+    sneaky = Scope(user='=HYPERLINK("http://x","y")', role="tax")
+    filed = file_period(
+        world.store, sneaky, "demo", "eu-market", Period(D1, D2), audit=world.audit, now_ms=AFTER
+    )
+    out = export_filing(world.store, TAX, filed.id, "csv", audit=world.audit)
+    names = {line["filed_by"] for line in csv.DictReader(io.StringIO(out.content.decode()))}
+    assert names == {"'" + sneaky.user}
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2**63, True, "1"])
+def test_a_filing_id_out_of_range_is_one_clear_message(world, bad):
+    with pytest.raises(ReportInputError, match="a filing id is a positive whole number"):
+        get_filing(world.store, TAX, bad)

@@ -90,12 +90,13 @@ def takings_from_logs(entries) -> dict[tuple, list[int]]:
     out: dict[tuple, list[int]] = {}
     for key, e in entries:
         row = out.setdefault((*key, e.payload["currency"]), [0, 0, 0, 0])
+        gross = sum(t["gross_minor"] for t in e.payload["taxes"])  # before cash rounding
         if e.type == events.SALE_COMPLETED:
             row[0] += 1
-            row[1] += e.payload["total_minor"]
+            row[1] += gross
         else:
             row[2] += 1
-            row[3] += e.payload["total_minor"]
+            row[3] += gross
     return out
 
 
