@@ -24,6 +24,8 @@ PROVISION_LIMIT = 256 * KiB  # tillbox.toml on the boot partition (a few KiB)
 KEY_FILE_LIMIT = 4 * KiB  # a public-key file: 64 hex digits and a newline
 TEXT_FILE_LIMIT = 1 * MiB  # an attestation statement, a password file
 SCAN_LIMIT = 32 * MiB  # one permit scan or equipment photo for an enrollment
+# an enrollment export (its manifest, scans and photos) as the region imports it
+ENROLLMENT_EXPORT_LIMIT = 256 * MiB
 CHUNK = 1 << 16
 
 

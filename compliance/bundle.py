@@ -18,7 +18,7 @@ Layout (docs/formats.md, "Inspection bundle", has the exact bytes)::
     manifest.json              canonical JSON: every file above with SHA-256 and size
     manifest.sig               Ed25519 signature of manifest.json by the device key, hex
 
-Entries are stored uncompressed, sorted, with fixed metadata (compliance/zipcanon.py):
+Entries are stored uncompressed, sorted, with fixed metadata (appliance/formats/zipcanon.py):
 the archive is a pure function of its contents, so the same log gives the same bytes
 and a verifier catches a changed byte anywhere by rebuilding it.
 The export only reads the data folder (the log is opened read-only).
@@ -26,11 +26,9 @@ The export only reads the data folder (the log is opened read-only).
 
 from __future__ import annotations
 
-import hashlib
-import os
 import tempfile
 import time as time_module
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -41,6 +39,12 @@ from appliance.datadir import DataDir
 from appliance.errors import TillError
 from appliance.formats.canonical import canonical_bytes
 from appliance.formats.chain import GENESIS_HASH
+from appliance.formats.inspection import (
+    FORMAT,
+    nonce_problem,
+    sha256_file,
+    write_signed_zip,
+)
 from appliance.formats.receipt import (
     RECEIPT_TYPES,
     device_tenant,
@@ -49,14 +53,8 @@ from appliance.formats.receipt import (
     sign_fields,
     tb2_fields_for_event,
 )
-from appliance.fsutil import fsync_dir
 from appliance.log import EventLog
-from compliance import zipcanon
 
-FORMAT = "tillbox-inspection/2"  # /2: export time, nonce and tenant signed; TB2 receipts
-NONCE_MAX = 200  # characters of an inspector's challenge (--nonce)
-MANIFEST = "manifest.json"
-SIGNATURE = "manifest.sig"
 SELFTEST_TYPE = events.SELFTEST_RECORDED
 HTML_EVENT_LIMIT = 2000  # index.html lists at most this many events (the files hold all)
 HTML_RECEIPT_LIMIT = 5000  # ... and receipts (receipts.jsonl holds all)
@@ -210,13 +208,9 @@ def export_bundle(
 
 
 def _check_nonce(nonce: str | None) -> None:
-    if nonce is None:
-        return
-    if not nonce or len(nonce) > NONCE_MAX or not nonce.isprintable():
-        raise TillError(
-            f"--nonce must be 1-{NONCE_MAX} printable characters (the inspector's "
-            "challenge, e.g. a date and a random word); give it again"
-        )
+    problem = nonce_problem(nonce)
+    if problem:
+        raise TillError(problem)
 
 
 def _write_events(
@@ -418,67 +412,14 @@ def _add_region_key(
     files["sync/region.pub"] = target
 
 
-def _sha256_file(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
-
-
-def _file_chunks(path: Path) -> Callable[[], Iterator[bytes]]:
-    def chunks() -> Iterator[bytes]:
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                yield chunk
-
-    return chunks
-
-
 def _write_zip(
     out: Path, head: dict[str, Any], files: dict[str, Path], key: Any, summary: dict[str, Any]
 ) -> ExportResult:
-    out = Path(out)
-    if not out.parent.is_dir():
-        raise TillError(
-            f"folder {out.parent} does not exist; plug in the USB stick or give "
-            "an existing folder in --out"
-        )
-    listing = []
-    for name in sorted(files):
-        digest, size = _sha256_file(files[name])
-        listing.append({"path": name, "sha256": digest, "size": size})
-    manifest = {**head, "files": listing}
-    manifest_bytes = canonical_bytes(manifest)
-    signature = key.sign(manifest_bytes).signature.hex() + "\n"
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        entries = [(name, _file_chunks(files[name])) for name in sorted(files)]
-        entries += [
-            (MANIFEST, lambda: [manifest_bytes]),
-            (SIGNATURE, lambda: [signature.encode("ascii")]),
-        ]
-        with tmp.open("wb") as f:
-            zipcanon.write(f, entries)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-        fsync_dir(out.parent)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise TillError(
-            f"cannot write {out} ({exc.strerror or exc}); check the USB stick has "
-            "space and is writable, then export again"
-        ) from None
-    except ValueError as exc:  # beyond what a ZIP without ZIP64 holds
-        tmp.unlink(missing_ok=True)
-        raise TillError(f"{exc}") from None
-    digest, size = _sha256_file(out)
+    manifest = write_signed_zip(out, head, files, key)
+    digest, size = sha256_file(Path(out))
     return ExportResult(
-        out,
-        len(listing) + 2,
+        Path(out),
+        len(manifest["files"]) + 2,
         size,
         summary["count"],
         summary["receipt_count"],

@@ -6,8 +6,10 @@ described by a manifest (docs/formats.md, "Enrollment manifest") that holds
 every file's SHA-256, the attestation, the device id and public key. The
 manifest is signed by the device key and appended to the log as
 ``enrollment.signed``; re-enrolling (a renewed permit) adds a new one, never
-edits the old. The signed manifest file is what the region's enrollment
-approval reads (``tillbox edge enroll`` registers ``device_id`` + ``public_key``).
+edits the old. ``tillbox enrollment export`` packs the latest one with its media for
+the region (:mod:`appliance.formats.enrollment`), where a reviewer approves or rejects
+it (``tillbox edge enrollment import|review``; ``tillbox edge enroll`` registers
+``device_id`` + ``public_key`` first).
 """
 
 from __future__ import annotations
@@ -27,12 +29,12 @@ from appliance.datadir import DataDir
 from appliance.errors import RuleViolation, TillError
 from appliance.events import ENROLLMENT_SIGNED
 from appliance.formats.canonical import canonical_bytes
+from appliance.formats.enrollment import FORMAT
 from appliance.fsutil import atomic_write, fsync_dir
 from appliance.log import EventLog
 from appliance.till import Till
 from compliance.probes import Probes
 
-FORMAT = "tillbox-enrollment/1"
 ASSET_TAG_PREFIX = "TBA1"  # QR label payload: TBA1*<device>*<tag>
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -333,15 +335,57 @@ def latest_signed(till: Till) -> dict[str, Any]:
 
 
 def export_for_region(till: Till, out: Path) -> dict[str, Any]:
-    """The signed manifest as a file the region's approval imports (crash-safe write)."""
+    """The enrollment export (docs/formats.md C3.1): the latest signed manifest with every
+    permit scan, photo and file it lists, as one archive the region imports. Each file is
+    read back and checked against the signed hash first (a scan changed on the card is
+    refused here, not at the region). Written crash-safely (tmp, fsync, rename)."""
+    from appliance.formats import enrollment as export_format
+    from appliance.formats import zipcanon
+
     signed = latest_signed(till)
-    atomic_write(Path(out), canonical_bytes(signed) + b"\n")
     m = signed["manifest"]
+    body = canonical_bytes(m)
+    folder = enrollment_folder(till.data_dir, m["sequence"])
+    media: dict[str, bytes] = {}
+    for item in export_format.media_items(m):
+        blob = read_bounded(folder / item.path, SCAN_LIMIT, f"enrollment file {item.path}")
+        if _sha256(blob) != item.sha256:
+            raise TillError(
+                f"{folder / item.path} changed since it was enrolled; restore the data "
+                "folder from a backup or re-enroll (`tillbox enroll`)"
+            )
+        media[item.path] = blob
+    entries = export_format.export_entries(
+        m["device_id"],
+        body,
+        signed["signature"],
+        {path: (lambda b=blob: [b]) for path, blob in media.items()},
+    )
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise TillError(f"folder {out.parent} does not exist; give an existing folder in --out")
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        with tmp.open("wb") as f:
+            zipcanon.write(f, entries)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+        fsync_dir(out.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise TillError(
+            f"cannot write {out} ({exc.strerror or exc}); check the folder is writable "
+            "and has space, then export again"
+        ) from None
     return {
         "path": str(out),
         "device_id": m["device_id"],
         "public_key": m["public_key"],
         "sequence": m["sequence"],
+        "manifest_sha256": _sha256(body),
+        "files": len(media),
+        "bytes": out.stat().st_size,
     }
 
 

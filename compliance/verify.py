@@ -47,12 +47,12 @@ from nacl.signing import VerifyKey
 
 from appliance import events
 from appliance.boundedio import KEY_FILE_LIMIT, KiB, MiB, TooLarge, read_stream
-from appliance.formats import wire
+from appliance.formats import wire, zipcanon
 from appliance.formats.canonical import CanonicalFormError, canonical_bytes
 from appliance.formats.chain import Event, line_hash_matches
+from appliance.formats.inspection import FORMAT, MANIFEST, SIGNATURE
 from appliance.formats.receipt import RECEIPT_TYPES, key_id, parse_payload, tb2_fields_for_event
-from compliance import zipcanon
-from compliance.bundle import FORMAT, MANIFEST, SELFTEST_TYPE, SIGNATURE
+from compliance.bundle import SELFTEST_TYPE
 
 Progress = Callable[[int, int], None]
 MANIFEST_LIMIT = 8 * MiB  # manifest.json: ~100 bytes a file; a real one is well under 1 MiB

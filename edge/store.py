@@ -88,6 +88,20 @@ CREATE TABLE IF NOT EXISTS telemetry_latest (
 CREATE TABLE IF NOT EXISTS telemetry_history (
     id {serial}, device_id TEXT NOT NULL, received_ms BIGINT NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS telemetry_history_by_device ON telemetry_history (device_id, id);
+-- onboarding (issue 13): each imported enrollment export (the device-signed manifest, kept
+-- byte for byte), its media (one row per file, by hash), and the region's signed reviews
+CREATE TABLE IF NOT EXISTS enrollments (
+    device_id TEXT NOT NULL, manifest_sha256 TEXT NOT NULL, tenant TEXT NOT NULL,
+    sequence BIGINT NOT NULL, manifest TEXT NOT NULL, signature TEXT NOT NULL,
+    imported_ms BIGINT NOT NULL, PRIMARY KEY (device_id, manifest_sha256));
+CREATE TABLE IF NOT EXISTS enrollment_media (
+    device_id TEXT NOT NULL, sha256 TEXT NOT NULL, size BIGINT NOT NULL,
+    body {blob} NOT NULL, PRIMARY KEY (device_id, sha256));
+CREATE TABLE IF NOT EXISTS enrollment_reviews (
+    id {serial}, device_id TEXT NOT NULL, manifest_sha256 TEXT NOT NULL,
+    decision TEXT NOT NULL, reason TEXT NOT NULL, reviewer TEXT NOT NULL,
+    decided_ms BIGINT NOT NULL, message {blob} NOT NULL);
+CREATE INDEX IF NOT EXISTS enrollment_reviews_by_device ON enrollment_reviews (device_id, id);
 """
 
 _TRACE = bool(os.environ.get("TILLBOX_SQL_TRACE"))
@@ -419,6 +433,116 @@ class Store:
         return self.all(
             "SELECT tenant, tax_profile, rate, sales, gross_minor, tax_minor, net_minor "
             "FROM tax_ledger"
+        )
+
+    # -- enrollments --------------------------------------------------------------------------
+    def insert_enrollment(
+        self,
+        device_id: str,
+        manifest_sha256: str,
+        tenant: str,
+        sequence: int,
+        manifest: str,
+        signature: str,
+        imported_ms: int,
+    ) -> bool:
+        """Store an imported manifest; False when that manifest was imported before."""
+        row = self.one(
+            "INSERT INTO enrollments (device_id, manifest_sha256, tenant, sequence, manifest, "
+            "signature, imported_ms) VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING "
+            "RETURNING device_id",
+            (device_id, manifest_sha256, tenant, sequence, manifest, signature, imported_ms),
+        )
+        return row is not None
+
+    def insert_enrollment_media(self, device_id: str, sha256: str, body: bytes) -> None:
+        """One file of an enrollment, by hash (a file two enrollments share is kept once)."""
+        self.execute(
+            "INSERT INTO enrollment_media (device_id, sha256, size, body) VALUES (?,?,?,?) "
+            "ON CONFLICT DO NOTHING",
+            (device_id, sha256, len(body), body),
+        )
+
+    def enrollment_rows(self, tenant: str | None = None) -> list[tuple]:
+        """(device_id, manifest_sha256, tenant, sequence, manifest, signature, imported_ms),
+        by device and enrollment number (all tenants when ``tenant`` is None)."""
+        sql = (
+            "SELECT device_id, manifest_sha256, tenant, sequence, manifest, signature, "
+            "imported_ms FROM enrollments"
+        )
+        if tenant is None:
+            return self.all(sql + " ORDER BY device_id, sequence, imported_ms")
+        return self.all(
+            sql + " WHERE tenant = ? ORDER BY device_id, sequence, imported_ms", (tenant,)
+        )
+
+    def enrollment_row(self, device_id: str, manifest_sha256: str | None = None) -> tuple | None:
+        """One enrollment (columns as :meth:`enrollment_rows`): the given manifest, or the
+        device's latest (highest enrollment number)."""
+        sql = (
+            "SELECT device_id, manifest_sha256, tenant, sequence, manifest, signature, "
+            "imported_ms FROM enrollments WHERE device_id = ?"
+        )
+        if manifest_sha256 is not None:
+            return self.one(sql + " AND manifest_sha256 = ?", (device_id, manifest_sha256))
+        return self.one(sql + " ORDER BY sequence DESC, imported_ms DESC LIMIT 1", (device_id,))
+
+    def enrollment_media(self, device_id: str, sha256: str) -> bytes | None:
+        row = self.one(
+            "SELECT body FROM enrollment_media WHERE device_id = ? AND sha256 = ?",
+            (device_id, sha256),
+        )
+        return None if row is None else bytes(row[0])
+
+    def insert_review(
+        self,
+        device_id: str,
+        manifest_sha256: str,
+        decision: str,
+        reason: str,
+        reviewer: str,
+        decided_ms: int,
+        message: bytes,
+    ) -> None:
+        self.execute(
+            "INSERT INTO enrollment_reviews (device_id, manifest_sha256, decision, reason, "
+            "reviewer, decided_ms, message) VALUES (?,?,?,?,?,?,?)",
+            (device_id, manifest_sha256, decision, reason, reviewer, decided_ms, message),
+        )
+
+    def review_rows(self, device_id: str, manifest_sha256: str | None = None) -> list[tuple]:
+        """(manifest_sha256, decision, reason, reviewer, decided_ms, message) of a device's
+        reviews (of one manifest, when given), oldest first."""
+        sql = (
+            "SELECT manifest_sha256, decision, reason, reviewer, decided_ms, message "
+            "FROM enrollment_reviews WHERE device_id = ?"
+        )
+        if manifest_sha256 is None:
+            return self.all(sql + " ORDER BY id", (device_id,))
+        return self.all(sql + " AND manifest_sha256 = ? ORDER BY id", (device_id, manifest_sha256))
+
+    # -- what the region's inspection package reads --------------------------------------------
+    def device_event_lines(self, device_id: str) -> Iterator[tuple[int, str, str]]:
+        """(seq, type, body) of a device's stored events in seq order, fetched in pages."""
+        after = 0
+        while True:
+            rows = self.all(
+                "SELECT seq, type, body FROM events WHERE device_id = ? AND seq > ? "
+                "ORDER BY seq LIMIT 2000",
+                (device_id, after),
+            )
+            if not rows:
+                return
+            for seq, type_, body in rows:
+                yield int(seq), type_, body
+            after = int(rows[-1][0])
+
+    def device_segments(self, device_id: str) -> list[tuple]:
+        """(id, first_seq, last_seq, size, stored_ms) of a device's stored segments."""
+        return self.all(
+            "SELECT id, first_seq, last_seq, size, stored_ms FROM segments WHERE device_id = ? "
+            "ORDER BY first_seq",
+            (device_id,),
         )
 
 

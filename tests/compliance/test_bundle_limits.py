@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
-from compliance import zipcanon
+from appliance.formats import zipcanon
 from compliance.bundle import export_bundle
 from compliance.testing import REGION_PUB, till_with_sales
 from compliance.verify import verify_bundle

@@ -12,7 +12,7 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from appliance.formats import receipt as rs
-from compliance import zipcanon
+from appliance.formats import zipcanon
 from compliance.verify import verify_bundle
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "formats.md"

@@ -14,8 +14,8 @@ from nacl.signing import SigningKey
 
 from appliance import keys
 from appliance.datadir import DataDir
+from appliance.formats import zipcanon
 from appliance.formats.canonical import canonical_bytes
-from compliance import zipcanon
 from compliance.bundle import export_bundle
 from compliance.testing import REGION, REGION_PUB
 from compliance.verify import verify_bundle

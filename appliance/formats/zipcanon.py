@@ -1,4 +1,5 @@
-"""The inspection bundle's container: a ZIP whose every byte follows from its contents.
+"""The container of inspection bundles and enrollment exports: a ZIP whose every byte
+follows from its contents (the till's bundle, the region's package, the enrollment export).
 
 Entries are STORED (no compression), with fixed metadata, in a fixed order. So
 the whole archive is a pure function of the (name, bytes) list: a verifier
