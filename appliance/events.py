@@ -35,6 +35,9 @@ ENROLLMENT_SIGNED = "enrollment.signed"
 CONSENT_RECORDED = "consent.recorded"
 PERSONAL_RECORDED = "personal.recorded"
 CONSENT_ERASED = "consent.erased"
+# Written by the sync agent: the region's signed review of the till's enrollment, as it
+# arrived and verified (appliance.formats.review); the self-test and the bundle read it.
+ENROLLMENT_REVIEWED = "enrollment.reviewed"
 # The self-test's verdict and a technician's override of it: the sell path's gate reads
 # both (appliance.gate), so only the till's own methods write them.
 SELFTEST_RECORDED = "selftest.recorded"

@@ -11,6 +11,7 @@ Layout (docs/formats.md, "Inspection bundle", has the exact bytes)::
     sync/segments.jsonl        the sync agent's sealed segments (ids, chain, acked or not)
     sync/segments/*.tbsg       the signed bytes of segments the region has not acked yet
     sync/acks/<id>.tbak        the region's signed acks, exactly as the agent received them
+    enrollment/<n>/review.tber the region's signed review of enrollment n (as recorded)
     sync/region.pub            the region's public key from [sync] region_public_key
     sync/...                   any other file the sync agent keeps there, as found
     personal/<customer>.json   only with --include-personal-data
@@ -26,6 +27,7 @@ The export only reads the data folder (the log is opened read-only).
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import time as time_module
 from collections.abc import Iterator
@@ -41,6 +43,7 @@ from appliance.formats.canonical import canonical_bytes
 from appliance.formats.chain import GENESIS_HASH
 from appliance.formats.inspection import (
     FORMAT,
+    REVIEW_FILE,
     nonce_problem,
     sha256_file,
     write_signed_zip,
@@ -59,6 +62,8 @@ SELFTEST_TYPE = events.SELFTEST_RECORDED
 HTML_EVENT_LIMIT = 2000  # index.html lists at most this many events (the files hold all)
 HTML_RECEIPT_LIMIT = 5000  # ... and receipts (receipts.jsonl holds all)
 SKIP_SYNC_SUFFIXES = (".tmp", ".lock", "-wal", "-shm", "-journal", ".secret")
+REVIEW_LIMIT = 10_000  # enrollment.reviewed events read (a till has a handful)
+REVIEW_SHOWN = ("decision", "reason", "reviewer", "decided_wall_ms", "region_key_fingerprint")
 SYNC_DB = "agent.db"  # the sync agent's SQLite state: exported as JSON lines, not copied
 
 
@@ -171,6 +176,7 @@ def export_bundle(
             (tmp / "device.pub").write_text(public_hex + "\n")
             files["device.pub"] = tmp / "device.pub"
             enrollments = _add_enrollments(data_dir, tmp, files, photos)
+            _add_reviews(log, tmp, files, enrollments)
             sync_summary = _add_sync(data_dir, tmp, files)
             personal: dict[str, Any] = {}
             if include_personal:
@@ -311,6 +317,32 @@ def _add_enrollments(
             }
         )
     return out
+
+
+def _add_reviews(
+    log: EventLog, tmp: Path, files: dict[str, Path], enrollments: list[dict[str, Any]]
+) -> None:
+    """``enrollment/<NNNN>/review.tber``: the region's latest signed review of each
+    enrollment, byte for byte as the sync agent verified and recorded it (whole log,
+    not only the period: it is about the enrollment, not the days exported)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for _seq, _type, _when, payload in queries.latest_of_types(
+        log, (events.ENROLLMENT_REVIEWED,), REVIEW_LIMIT
+    ):
+        latest.setdefault(str(payload.get("manifest_sha256")), payload)  # newest first
+    for entry in enrollments:
+        try:
+            digest = hashlib.sha256(canonical_bytes(entry["signed"]["manifest"])).hexdigest()
+            review = latest.get(digest)
+            message = bytes.fromhex(review["message"]) if review else None
+        except (KeyError, TypeError, ValueError):
+            continue  # an unreadable folder or event: the verifier reports the folder
+        if message is None:
+            continue
+        target = tmp / f"review-{entry['folder']}.tber"
+        target.write_bytes(message)
+        files[f"enrollment/{entry['folder']}/{REVIEW_FILE}"] = target
+        entry["review"] = {k: review.get(k) for k in REVIEW_SHOWN}
 
 
 def _add_sync(data_dir: DataDir, tmp: Path, files: dict[str, Path]) -> dict[str, Any]:

@@ -163,7 +163,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     if out["label_problems"]:
         text += f"\nlabels not printed: {'; '.join(out['label_problems'])}"
     if args.out:
-        text += f"\nsigned manifest for the region written to {args.out}"
+        text += f"\nenrollment export for the region written to {args.out}"
     emit(args, out, text)
     return 0
 
@@ -175,7 +175,13 @@ def cmd_enrollment(args: argparse.Namespace) -> int:
     with Till.open(data_dir(args)) as till:
         if args.action == "export":
             out = enroll.export_for_region(till, args.out)
-            emit(args, out, f"signed enrollment {out['sequence']} written to {out['path']}")
+            emit(
+                args,
+                out,
+                f"enrollment {out['sequence']} exported to {out['path']} (signed manifest and "
+                f"{out['files']} file(s), {out['bytes']} bytes): import it at the region with "
+                "`tillbox edge enrollment import --db URL FILE`",
+            )
         else:
             signed = enroll.latest_signed(till)
             m = signed["manifest"]
@@ -260,14 +266,27 @@ def cmd_inspect_verify(args: argparse.Namespace) -> int:
         return 4
     when = datetime.fromtimestamp(verdict.exported_at_ms / 1000, UTC)
     proved = verdict.proved()
+    if verdict.built_by == "region":
+        head = (
+            f"VERDICT: INTACT. region-built package for device {verdict.device_id} (tenant "
+            f"{verdict.tenant}), {verdict.files} files, {verdict.events} events (seq "
+            f"{verdict.first_seq}-{verdict.last_seq}) chained; built {when:%Y-%m-%d %H:%M:%S} "
+            "UTC by the region's clock"
+        )
+    else:
+        head = (
+            f"VERDICT: INTACT. device {verdict.device_id} (tenant {verdict.tenant}), "
+            f"{verdict.files} files, {verdict.events} events (seq {verdict.first_seq}-"
+            f"{verdict.last_seq}) chained, {verdict.receipts} receipt signatures valid; "
+            f"exported {when:%Y-%m-%d %H:%M:%S} UTC by the till's clock"
+        )
     lines = [
-        f"VERDICT: INTACT. device {verdict.device_id} (tenant {verdict.tenant}), "
-        f"{verdict.files} files, {verdict.events} events (seq {verdict.first_seq}-"
-        f"{verdict.last_seq}) chained, {verdict.receipts} receipt signatures valid; "
-        f"exported {when:%Y-%m-%d %H:%M:%S} UTC by the till's clock",
+        head,
+        f"built by: {proved['built_by']}",
         f"device signature: {proved['device_signature']}",
         f"chain: {proved['chain']}",
         f"region acks: {proved['region_acks']}",
+        f"enrollment review: {proved['enrollment_review']}",
         f"nonce: {proved['nonce']}",
     ]
     if verdict.unproved:
@@ -453,14 +472,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a piece of equipment to tag (QR label); repeat for more",
     )
     p.add_argument("--no-labels", action="store_true", help="do not print asset QR labels")
-    p.add_argument("--out", metavar="FILE", help="also write the signed manifest for the region")
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="also write the enrollment export for the region (signed manifest, scans, photos)",
+    )
     p.set_defaults(handler=cmd_enroll)
 
-    enrollment = _sub(sub.add_parser("enrollment", help="show or export the signed enrollment"))
+    enrollment = _sub(
+        sub.add_parser("enrollment", help="show or export the signed enrollment for the region")
+    )
     p = till_command(enrollment, "show", help="the latest signed enrollment manifest")
     p.set_defaults(handler=cmd_enrollment)
-    p = till_command(enrollment, "export", help="write the signed manifest for the region")
-    p.add_argument("--out", required=True, metavar="FILE", help="where to write it")
+    p = till_command(
+        enrollment,
+        "export",
+        help="write the enrollment export the region imports: the signed manifest, every "
+        "permit scan and photo it lists",
+    )
+    p.add_argument("--out", required=True, metavar="FILE", help="the export .zip to write")
     p.set_defaults(handler=cmd_enrollment)
 
     inspect = _sub(sub.add_parser("inspect", help="inspection bundles: export and verify"))

@@ -221,6 +221,18 @@ def _enrollment(enr: dict[str, Any]) -> str:
             ],
         )
     )
+    review = enr.get("review")
+    if review:
+        verb = "approved" if review.get("decision") == "approve" else "rejected"
+        out.append(
+            f"<p><b>Region review</b>: {verb} on {_t(review.get('decided_wall_ms'))} by "
+            f"{escape(str(review.get('reviewer', '')))}: {escape(str(review.get('reason', '')))}"
+            f" (signed by the region key with fingerprint <code>"
+            f"{escape(str(review.get('region_key_fingerprint', '')))}</code>; "
+            f"{_link(f'enrollment/{folder}/review.tber', 'review.tber')})</p>"
+        )
+    else:
+        out.append("<p><b>Region review</b>: none recorded on this till.</p>")
     att = m.get("attestation") or {}
     if att:
         out.append(

@@ -25,7 +25,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ CHECK_NAMES = (
     "clock",
     "device_key",
     "permits",
+    "enrollment",
     "secrets",
     "broker",
     "sync",
@@ -440,6 +441,66 @@ def check_permits(ctx: Context) -> CheckResult:
     return _pass("permits", value)
 
 
+def check_enrollment(ctx: Context) -> CheckResult:
+    """The region's review of the latest enrollment (recorded by the sync agent).
+
+    Approved passes; rejected fails (loud: the region refuses this stall's enrollment;
+    add "enrollment" to [selftest] fatal to stop sales on it); not reviewed yet is a
+    warning (a till may trade before the region's reviewer has looked).
+    """
+    from appliance.formats import review as review_format
+    from appliance.formats.wire import WireError
+
+    if ctx.log is None:
+        return _warn("enrollment", "cannot read the log", "fix the log first")
+    enrollment = enroll.latest_enrollment(ctx.log)
+    if enrollment is None:
+        return _warn(
+            "enrollment",
+            "not enrolled: nothing for the region to review",
+            "enroll the till (`tillbox enroll`), then export it for the region "
+            "(`tillbox enrollment export --out FILE`)",
+        )
+    number = enrollment["manifest"].get("sequence", "?")
+    recorded = queries.latest_payload(ctx.log, events.ENROLLMENT_REVIEWED)
+    if recorded is None or recorded.get("manifest_sha256") != enrollment.get("manifest_sha256"):
+        return _warn(
+            "enrollment",
+            f"enrollment {number} not reviewed by the region yet",
+            "give the region the enrollment export (`tillbox enrollment export --out FILE`); "
+            "its review arrives with the next sync",
+        )
+    key_text = str(ctx.config.section("sync").get("region_public_key") or "")
+    if not key_text:
+        return _fail(
+            "enrollment",
+            f"the review of enrollment {number} cannot be checked: [sync] region_public_key "
+            "is not set",
+            "set [sync] region_public_key in tillbox.toml to the region's public key",
+        )
+    try:
+        review = review_format.from_event(recorded, keys.load_verify_key(key_text))
+    except (TillError, WireError) as exc:
+        return _fail(
+            "enrollment",
+            f"the recorded review of enrollment {number} does not verify with [sync] "
+            f"region_public_key ({str(exc).split(';')[0]})",
+            "set [sync] region_public_key to the region's key; if it is right, the log "
+            "holds a forged review: keep this card for the inspector",
+        )
+    day = datetime.fromtimestamp(review.decided_wall_ms / 1000, UTC).date().isoformat()
+    if review.approved:
+        return _pass(
+            "enrollment", f"enrollment approved by the region on {day} ({review.reviewer})"
+        )
+    return _fail(
+        "enrollment",
+        f"enrollment rejected by the region on {day} ({review.reviewer}): {review.reason}",
+        "fix what the region names, re-enroll (`tillbox enroll`) and give the region the "
+        "new enrollment export",
+    )
+
+
 def check_broker(ctx: Context) -> CheckResult:
     broker = str(ctx.config.section("sync").get("broker", "") or "")
     if not broker:
@@ -521,6 +582,7 @@ CHECKS: dict[str, Callable[[Context], CheckResult]] = {
     "clock": check_clock,
     "device_key": check_device_key,
     "permits": check_permits,
+    "enrollment": check_enrollment,
     "secrets": check_secrets,
     "broker": check_broker,
     "sync": check_sync,

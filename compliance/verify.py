@@ -47,10 +47,18 @@ from nacl.signing import VerifyKey
 
 from appliance import events
 from appliance.boundedio import KEY_FILE_LIMIT, KiB, MiB, TooLarge, read_stream
-from appliance.formats import wire, zipcanon
+from appliance.formats import inspection, wire, zipcanon
+from appliance.formats import review as review_format
 from appliance.formats.canonical import CanonicalFormError, canonical_bytes
 from appliance.formats.chain import Event, line_hash_matches
-from appliance.formats.inspection import FORMAT, MANIFEST, SIGNATURE
+from appliance.formats.inspection import (
+    BUILT_BY_REGION,
+    FORMAT,
+    MANIFEST,
+    REGION_SEGMENTS,
+    REVIEW_FILE,
+    SIGNATURE,
+)
 from appliance.formats.receipt import RECEIPT_TYPES, key_id, parse_payload, tb2_fields_for_event
 from compliance.bundle import SELFTEST_TYPE
 
@@ -105,11 +113,21 @@ class Verdict:
     region_key_pinned: bool = False  # acks checked against --region-key
     nonce_asked: str | None = None
     unproved: list[str] = field(default_factory=list)  # asked for, not proved: exit 5
+    built_by: str = "device"  # "region": a package the region built and signed
+    reviews: list[dict[str, Any]] = field(default_factory=list)  # the region's, checked
 
     def proved(self) -> dict[str, str]:
         """What the checks proved, part by part, in words an inspector can quote."""
-        if self.acks and self.region_key_pinned:
-            acks = f"proved with the pinned region key: stored through seq {self.acked_seq}"
+        region = self.built_by == BUILT_BY_REGION
+        pinned = "proved with the pinned region key"
+        if region:
+            acks = (
+                f"the region's signed package states it stored every event through seq "
+                f"{self.acked_seq} (region/segments.jsonl): "
+                + (pinned if self.region_key_pinned else "NOT proved; pass --region-key")
+            )
+        elif self.acks and self.region_key_pinned:
+            acks = f"{pinned}: stored through seq {self.acked_seq}"
         elif self.acks:
             acks = (
                 f"NOT proved (signed by the bundle's own sync/region.pub, which claims storage "
@@ -123,14 +141,57 @@ class Verdict:
             nonce = "matches --nonce: made after you asked"
         else:
             nonce = "NOT proved: " + ("absent" if self.nonce is None else "another nonce")
-        return {
-            "device_signature": "proved with the pinned device key"
-            if self.device_key_pinned
-            else "checked with the bundle's own device.pub only; pass --public-key",
+        if region:
+            device = (
+                "the package is signed by the region, not the device: its events chain from "
+                "the device.initialised event naming device.pub, and its enrollments are "
+                "device-signed; device.pub "
+                + (
+                    "is the pinned device key"
+                    if self.device_key_pinned
+                    else "is the region's word only; pass --public-key"
+                )
+            )
+        elif self.device_key_pinned:
+            device = "proved with the pinned device key"
+        else:
+            device = "checked with the bundle's own device.pub only; pass --public-key"
+        out = {
+            "built_by": (
+                "the region (region.pub signed the manifest): "
+                + (pinned if self.region_key_pinned else "NOT proved; pass --region-key")
+            )
+            if region
+            else "the till (its device key signed the manifest)",
+            "device_signature": device,
             "chain": "proved" if self.ok else "not proved",
             "region_acks": acks,
+            "enrollment_review": self._review_text(),
             "nonce": nonce,
         }
+        return out
+
+    def _review_text(self) -> str:
+        """The newest enrollment's review, and what its key check is worth."""
+        if not self.reviews:
+            return "none in the bundle"
+        r = self.reviews[-1]
+        day = _day(r["decided_wall_ms"])
+        said = (
+            f"enrollment {r['sequence']} approved by the region on {day} ({r['reviewer']})"
+            if r["decision"] == "approve"
+            else f"enrollment {r['sequence']} REJECTED by the region on {day} "
+            f"({r['reviewer']}): {r['reason']}"
+        )
+        fp = r["region_key_fingerprint"]
+        if self.region_key_pinned:
+            return f"{said}: proved with the pinned region key (fingerprint {fp})"
+        where = "region.pub" if self.built_by == BUILT_BY_REGION else "sync/region.pub"
+        return (
+            f"{said}: signed by {where}, whose fingerprint {fp} the review names (the till "
+            "verified it with the key it pins); NOT proved unless that fingerprint is the "
+            "region's: pass --region-key"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -153,6 +214,8 @@ class Verdict:
             "proved": self.proved() if self.ok else {},
             "unproved": self.unproved,
             "complete": self.ok and not self.unproved,
+            "built_by": self.built_by,
+            "reviews": self.reviews,
         }
 
 
@@ -241,7 +304,7 @@ def verify_bundle(
             if verdict.nonce is None
             else "the bundle carries another nonce than --nonce: it was made for another request"
         )
-    if region_key is not None and not verdict.acks:
+    if region_key is not None and not verdict.acks and verdict.built_by != BUILT_BY_REGION:
         verdict.unproved.append(
             "--region-key was given but the bundle holds no region acks: nothing proves "
             "what the region stored"
@@ -268,18 +331,26 @@ def _verify(
         _stored_only(infos)
         key = _key(expected_key, zf, names)
         verdict.checks.append("public key")
+        # A region-built package carries its signer at the top; which key signs is
+        # decided here, before anything is parsed, and the signed manifest must agree.
+        region_built = inspection.REGION_PUB in names
+        signer = _package_key(zf, expected_region) if region_built else key
         # The signature first: nothing of the manifest is parsed before it verifies.
         manifest_bytes = _member(zf, MANIFEST, MANIFEST_LIMIT)
         sig_bytes = _member(zf, SIGNATURE, SIGNATURE_LIMIT)
         try:
-            key.verify(manifest_bytes, bytes.fromhex(sig_bytes.decode("ascii").strip()))
+            signer.verify(manifest_bytes, bytes.fromhex(sig_bytes.decode("ascii").strip()))
         except (ValueError, BadSignatureError):
             raise Problem(
-                "manifest signature does not verify with the device key: the "
+                "manifest signature does not verify with the region key: the manifest was "
+                "edited or signed by another region"
+                if region_built
+                else "manifest signature does not verify with the device key: the "
                 "manifest was edited or signed by another device"
             ) from None
         verdict.checks.append("manifest signature")
         manifest = _manifest(manifest_bytes)
+        _builder(manifest, region_built, signer, verdict)
         verdict.device_id = manifest["device_id"]
         verdict.public_key = manifest["public_key"]
         verdict.tenant = manifest["tenant"]
@@ -299,19 +370,111 @@ def _verify(
         verdict.checks.append("file hashes")
         receipt_events, self_lines = _events(zf, manifest, key, verdict, meter)
         verdict.checks.append("event chain")
-        _receipts(zf, manifest, key, receipt_events, verdict, meter)
-        verdict.checks.append("receipt signatures")
+        if region_built:
+            _region_only(names)
+        else:
+            _receipts(zf, manifest, key, receipt_events, verdict, meter)
+            verdict.checks.append("receipt signatures")
         _selftests(zf, self_lines)
         verdict.checks.append("self-test history")
-        _enrollments(zf, manifest, key)
+        digests = _enrollments(zf, manifest, key)
         verdict.checks.append("enrollment manifests")
-        records = _segments(zf, key, names)
-        verdict.checks.append("sync segments")
-        _acks(zf, manifest, names, records, expected_region, verdict)
-        verdict.checks.append("region acks")
+        _reviews(
+            zf,
+            manifest,
+            names,
+            digests,
+            (lambda first: signer)
+            if region_built
+            else (lambda first: _region_key(zf, names, expected_region, first)),
+            verdict,
+        )
+        verdict.checks.append("enrollment reviews")
+        if region_built:
+            _region_segments(zf, manifest, names, verdict)
+            verdict.checks.append("region segments")
+        else:
+            records = _segments(zf, key, names)
+            verdict.checks.append("sync segments")
+            _acks(zf, manifest, names, records, expected_region, verdict)
+            verdict.checks.append("region acks")
         _container(path, [*sorted(set(names) - {MANIFEST, SIGNATURE}), MANIFEST, SIGNATURE], crcs)
         verdict.checks.append("zip container")
         meter.finish()
+
+
+def _day(wall_ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(wall_ms / 1000, UTC).date().isoformat()
+
+
+def _package_key(zf: zipfile.ZipFile, expected: str | None) -> VerifyKey:
+    """A region-built package's signer: the inspector's region key (region.pub must be
+    it), else region.pub itself (the verdict then says it is not proved)."""
+    raw = _member(zf, inspection.REGION_PUB, KEY_FILE_LIMIT)
+    stated = raw.decode("ascii", "replace").strip().lower()
+    if expected is not None and expected.strip().lower() != stated:
+        raise Problem(
+            f"the package is signed by region key {stated[:16]}..., not the expected "
+            f"{expected.strip().lower()[:16]}...: a package from another region"
+        )
+    try:
+        return VerifyKey(bytes.fromhex(stated))
+    except (ValueError, TypeError):
+        raise Problem("region.pub is not 64 hex digits") from None
+
+
+def _builder(
+    manifest: dict[str, Any], region_built: bool, signer: VerifyKey, verdict: Verdict
+) -> None:
+    """The signed manifest says who built it, and that must be who signed it."""
+    built_by = manifest.get("built_by", "device")
+    if region_built != (built_by == BUILT_BY_REGION) or built_by not in ("device", "region"):
+        raise Problem(
+            f"the manifest says it was built by {built_by!r}, but "
+            + ("the region key signed it" if region_built else "the device key signed it")
+        )
+    if not region_built:
+        return
+    if str(manifest.get("region_public_key", "")).lower() != signer.encode().hex():
+        raise Problem("region.pub differs from the manifest's region_public_key")
+    verdict.built_by = BUILT_BY_REGION
+    verdict.region_key = signer.encode().hex()
+
+
+def _region_only(names: list[str]) -> None:
+    """A region-built package has no till-side records: nothing unchecked rides along."""
+    for name in names:
+        if name == "receipts.jsonl" or name.startswith("sync/"):
+            raise Problem(
+                f"{name} is in a region-built package; the region never writes it (receipts "
+                "and sync records come only from the till's own bundle)"
+            )
+
+
+def _region_segments(
+    zf: zipfile.ZipFile, manifest: dict[str, Any], names: list[str], verdict: Verdict
+) -> None:
+    """region/segments.jsonl: the stored segments, gapless from seq 1 to the last event."""
+    if REGION_SEGMENTS not in names:
+        raise Problem(f"{REGION_SEGMENTS} is missing from the region-built package")
+    expected = 1
+    for number, raw in _lines(zf, REGION_SEGMENTS):
+        record = _json_line(REGION_SEGMENTS, number, raw)
+        first, last = record.get("first_seq"), record.get("last_seq")
+        if type(first) is not int or type(last) is not int or first != expected or last < first:
+            raise Problem(
+                f"{REGION_SEGMENTS} line {number} holds seqs {first}-{last}; expected a "
+                f"segment from seq {expected} (segments removed or reordered)"
+            )
+        expected = last + 1
+    if expected - 1 != manifest["events"]["last_seq"]:
+        raise Problem(
+            f"{REGION_SEGMENTS} covers seqs up to {expected - 1}; the package's events end at "
+            f"{manifest['events']['last_seq']}"
+        )
+    verdict.acked_seq = expected - 1
 
 
 def _manifest(raw: bytes) -> dict[str, Any]:
@@ -516,8 +679,13 @@ def _selftests(zf: zipfile.ZipFile, expected: list[bytes]) -> None:
         raise Problem("selftest.jsonl differs from the self-test events in events.jsonl")
 
 
-def _enrollments(zf: zipfile.ZipFile, manifest: dict[str, Any], key: VerifyKey) -> None:
+def _enrollments(
+    zf: zipfile.ZipFile, manifest: dict[str, Any], key: VerifyKey
+) -> dict[str, tuple[str, int]]:
+    """Each enrollment folder (``enrollment/<NNNN>/``) -> (SHA-256 of its manifest's
+    canonical bytes, its number), after checking its signature and file hashes."""
     hashes = {f["path"]: f["sha256"] for f in manifest["files"]}
+    digests: dict[str, tuple[str, int]] = {}
     for name in sorted(hashes):
         if not (name.startswith("enrollment/") and name.endswith("/enrollment.json")):
             continue
@@ -537,6 +705,48 @@ def _enrollments(zf: zipfile.ZipFile, manifest: dict[str, Any], key: VerifyKey) 
             path = folder + item["file"]
             if hashes.get(path) != item["sha256"]:
                 raise Problem(f"{path} does not match the hash in its signed enrollment")
+        digests[folder] = (hashlib.sha256(body).hexdigest(), m.get("sequence", 0))
+    return digests
+
+
+def _reviews(
+    zf: zipfile.ZipFile,
+    manifest: dict[str, Any],
+    names: list[str],
+    digests: dict[str, tuple[str, int]],
+    key_for: Callable[[str], VerifyKey],
+    verdict: Verdict,
+) -> None:
+    """Each ``enrollment/<NNNN>/review.tber``: the region's signed review of that folder's
+    manifest, for this device and tenant, naming the key that signed it.
+
+    In a till's bundle the key is ``--region-key``, else ``sync/region.pub``, so the
+    review's fingerprint ties sync/region.pub to a statement the region signed about
+    this very enrollment (and that the till verified on receipt with the key it pins).
+    """
+    for name in sorted(n for n in names if n.startswith("enrollment/")):
+        if not name.endswith("/" + REVIEW_FILE):
+            continue
+        folder = name[: -len(REVIEW_FILE)]
+        if folder not in digests:
+            raise Problem(f"{name} has no enrollment.json beside it: a review of nothing")
+        key = key_for(name)
+        verdict.region_key = key.encode().hex()
+        try:
+            review = review_format.open_review(_member(zf, name, review_format.MAX_BYTES), key)
+        except wire.WireError as exc:
+            if exc.reason == "bad_signature":
+                raise Problem(
+                    f"{name}: the review's signature does not verify with the region key "
+                    f"{verdict.region_key[:16]}... (altered, or signed by another key)"
+                ) from None
+            raise Problem(f"{name} is not a region review ({exc})") from None
+        digest, sequence = digests[folder]
+        if (review.device_id, review.tenant) != (manifest["device_id"], manifest["tenant"]):
+            raise Problem(f"{name} reviews device {review.tenant}/{review.device_id}, not this one")
+        if review.manifest_sha256 != digest or review.sequence != sequence:
+            raise Problem(f"{name} reviews another enrollment than {folder}enrollment.json")
+        verdict.reviews.append({"folder": folder.rstrip("/"), **review.to_json()})
 
 
 SEGMENT_MAGIC = b"TBSG"  # the sync agent's signed segment (docs/formats.md, segments)

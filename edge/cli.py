@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING
 
 from appliance.cliutil import OneLineParser, add_json, emit, whole_number
-from edge import broker_cli
+from edge import broker_cli, enrollment_cli
 
 if TYPE_CHECKING:  # imported where used: `tillbox --help` stays fast
     from nacl.signing import SigningKey
@@ -296,3 +296,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(handler=cmd_publish_update)
     broker_cli.register(cmds)
+    enrollment_cli.register(cmds)

@@ -463,17 +463,22 @@ class Store:
             (device_id, sha256, len(body), body),
         )
 
-    def enrollment_rows(self, tenant: str | None = None) -> list[tuple]:
+    def enrollment_rows(
+        self, tenant: str | None = None, device_id: str | None = None
+    ) -> list[tuple]:
         """(device_id, manifest_sha256, tenant, sequence, manifest, signature, imported_ms),
-        by device and enrollment number (all tenants when ``tenant`` is None)."""
-        sql = (
+        by device and enrollment number; of one tenant and/or device when given."""
+        where, params = [], []
+        for column, value in (("tenant", tenant), ("device_id", device_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        return self.all(
             "SELECT device_id, manifest_sha256, tenant, sequence, manifest, signature, "
             "imported_ms FROM enrollments"
-        )
-        if tenant is None:
-            return self.all(sql + " ORDER BY device_id, sequence, imported_ms")
-        return self.all(
-            sql + " WHERE tenant = ? ORDER BY device_id, sequence, imported_ms", (tenant,)
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY device_id, sequence, imported_ms",
+            params,
         )
 
     def enrollment_row(self, device_id: str, manifest_sha256: str | None = None) -> tuple | None:

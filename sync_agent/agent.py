@@ -33,6 +33,7 @@ from appliance import keys, sdnotify, sync_state
 from appliance.datadir import DataDir
 from appliance.errors import TillError
 from appliance.formats import wire
+from appliance.formats.review import KIND as REVIEW_KIND
 from appliance.sync_state import SyncState
 from mqttio.client import (
     SessionCallbacks,
@@ -42,6 +43,7 @@ from mqttio.client import (
     start_session,
 )
 from sync_agent.config import SyncConfig
+from sync_agent.enrollment import handle_review
 from sync_agent.reader import LogReader
 from sync_agent.store import AgentStore, Sealed
 
@@ -86,6 +88,8 @@ class Agent:
         self.seg_topic = wire.topic_seg(self.tenant, self.device)
         self.ack_topic = wire.topic_ack(self.tenant, self.device)
         self.region_topic = wire.topic_region(self.tenant, "catalog")
+        # the region's signed review of this till's enrollment (sync_agent/enrollment.py)
+        self.review_topic = wire.topic_down(self.tenant, self.device, REVIEW_KIND)
         self.queue: list[Sealed] = self.store.unacked()
         self.inflight: dict[str, float] = {}
         # nonce (hex) -> segment id of each publish not answered yet: the only answers
@@ -158,7 +162,7 @@ class Agent:
             self._backoff(time.monotonic(), f"broker refused the connection ({reason})")
             return
         self.connected = True
-        client.subscribe([(self.ack_topic, 1), (self.region_topic, 1)])
+        client.subscribe([(self.ack_topic, 1), (self.region_topic, 1), (self.review_topic, 1)])
         log.info(
             "sync connected broker=%s session_present=%s",
             self.cfg.broker.redacted(),
@@ -170,7 +174,11 @@ class Agent:
     ) -> None:
         if client is not self.client:
             return
-        if any(r.is_failure for r in reasons):
+        if len(reasons) > 2 and reasons[2].is_failure:
+            # Reviews are not needed to sync: a broker whose ACL predates the down topics
+            # must not stop the sales from reaching the region.
+            log.warning("sync enrollment review subscription refused (%s)", reasons[2])
+        if any(r.is_failure for r in reasons[:2]):
             log.error(
                 "sync subscribe refused reasons=%s; check the broker ACL", [str(r) for r in reasons]
             )
@@ -198,6 +206,15 @@ class Agent:
                 self._handle_ack(msg.payload)
             elif msg.topic == self.region_topic:
                 self._handle_update(msg.payload)
+            elif msg.topic == self.review_topic:
+                handle_review(
+                    self.data_dir,
+                    self.region_key,
+                    self.device,
+                    self.tenant,
+                    msg.payload,
+                    self.store,
+                )
         except TillError as exc:
             log.error("sync message on %s not handled: %s", msg.topic, exc)
 
@@ -529,7 +546,7 @@ def status(data_dir: DataDir) -> dict[str, Any]:
         store = AgentStore(path)
         try:
             counters = store.counters(
-                ("acks_rejected", "acks_ignored", "updates_", "segments_refused")
+                ("acks_rejected", "acks_ignored", "updates_", "segments_refused", "reviews_")
             )
             segments = store.segment_counts()
             state["region_catalog_version"] = int(store.get("region_catalog_version", "0"))

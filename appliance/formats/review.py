@@ -154,3 +154,28 @@ def open_review(data: bytes, key: VerifyKey) -> Review:
             "wrong_key", "the review names another region key's fingerprint than its signer"
         )
     return Review(**obj)
+
+
+def event_payload(review: Review, message: bytes) -> dict[str, Any]:
+    """The ``enrollment.reviewed`` event: the signed message (hex) and what it says."""
+    return {
+        **review.to_json(),
+        "message": message.hex(),
+        "message_sha256": hashlib.sha256(message).hexdigest(),
+    }
+
+
+def from_event(payload: dict[str, Any], key: VerifyKey) -> Review:
+    """Re-verify a recorded review with ``key``; its stated fields must be the message's.
+
+    Raises :class:`wire.WireError` (as :func:`open_review`, or ``mismatch``).
+    """
+    try:
+        message = bytes.fromhex(payload["message"])
+    except (KeyError, TypeError, ValueError):
+        raise wire.WireError("malformed", "the recorded review holds no message") from None
+    review = open_review(message, key)
+    stated = {k: payload.get(k) for k in review.to_json()}
+    if stated != review.to_json():
+        raise wire.WireError("mismatch", "the recorded fields differ from the signed review")
+    return review
