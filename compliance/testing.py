@@ -7,6 +7,7 @@ demo till with sales and an enrollment of it, all on real files.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,3 +144,38 @@ def set_region_key(ddir: DataDir, value: str) -> None:
     config = ddir.load_config()
     config.update("sync", region_public_key=value)
     ddir.config_path.write_text(tomli_w.dumps(config.data))
+
+
+def forge_bundle(
+    src: Path, dst: Path, ddir: DataDir, change: Callable[[str, bytes], bytes | None]
+) -> None:
+    """What a till's owner could do to a bundle: ``change(name, data)`` each file (None
+    drops it), re-sign the manifest with the device key and rebuild the canonical zip,
+    so only a key the owner does not hold (the region's) can object."""
+    import hashlib
+    import json
+    import zipfile
+
+    from appliance import keys
+    from appliance.formats import zipcanon
+    from appliance.formats.canonical import canonical_bytes
+
+    with zipfile.ZipFile(src) as zin:
+        files = {n: zin.read(n) for n in zin.namelist() if not n.startswith("manifest.")}
+        manifest = json.loads(zin.read("manifest.json"))
+    for name in list(files):
+        new = change(name, files[name])
+        if new is None:
+            del files[name]
+        else:
+            files[name] = new
+    manifest["files"] = [
+        {"path": n, "sha256": hashlib.sha256(files[n]).hexdigest(), "size": len(files[n])}
+        for n in sorted(files)
+    ]
+    body = canonical_bytes(manifest)
+    sig = keys.load_signing_key(ddir.private_key_path).sign(body).signature.hex() + "\n"
+    entries = [(n, (lambda d=files[n]: [d])) for n in sorted(files)]
+    entries += [("manifest.json", lambda: [body]), ("manifest.sig", lambda: [sig.encode()])]
+    with dst.open("wb") as f:
+        zipcanon.write(f, entries)

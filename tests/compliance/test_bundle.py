@@ -83,6 +83,7 @@ def test_intact_bundle_verifies_with_every_check(bundle, enrolled):
         "receipt signatures",
         "self-test history",
         "enrollment manifests",
+        "enrollment reviews",
         "sync segments",
         "region acks",
         "zip container",

@@ -127,8 +127,16 @@ def test_corrupt_image_and_bad_specs(till_dir, permit_file, tmp_path, make_probe
         enroll.parse_photo("nolabel")
 
 
+def _open_export(path, ddir):
+    """The export as the region reads it, with the till's own key as the region's."""
+    from appliance.formats.enrollment import open_export
+
+    key = VerifyKey(bytes.fromhex(ddir.public_key_path.read_text().strip()))
+    return open_export(path.read_bytes(), lambda device: key)
+
+
 def test_cli_enroll_and_export_for_the_region(till_dir, permit_file, photo_file, tmp_path):
-    out = tmp_path / "region.json"
+    out = tmp_path / "region.zip"
     run = [sys.executable, "-m", "appliance.cli"]
     res = subprocess.run(
         [
@@ -161,9 +169,11 @@ def test_cli_enroll_and_export_for_the_region(till_dir, permit_file, photo_file,
     )
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)
-    region = json.loads(out.read_text())
-    assert region["manifest"]["device_id"] == "till-1"
-    assert region["manifest"]["public_key"] == info["public_key"]
+    region = _open_export(out, till_dir)
+    assert region.manifest["device_id"] == "till-1"
+    assert region.manifest["public_key"] == info["public_key"]
+    assert region.media[region.manifest["permits"][0]["file"]] == permit_file.read_bytes()
+    assert region.media[region.manifest["photos"][0]["file"]] == photo_file.read_bytes()
     show = subprocess.run(
         [*run, "enrollment", "show", "--data-dir", str(till_dir.root)],
         capture_output=True,
@@ -287,8 +297,10 @@ def test_guided_enrollment_in_a_terminal(till_dir, permit_file, photo_file):
 
 def test_region_export_verifies_and_edits_are_refused(enrolled, tmp_path):
     with Till.open(enrolled) as till:
-        enroll.export_for_region(till, tmp_path / "region.json")
-    signed = json.loads((tmp_path / "region.json").read_text())
+        out = enroll.export_for_region(till, tmp_path / "region.zip")
+    assert out["files"] == 3  # the permit scan, the photo, the attestation
+    opened = _open_export(tmp_path / "region.zip", enrolled)
+    signed = {"manifest": opened.manifest, "signature": opened.signature}
     info = enroll.verify_signed_manifest(signed)
     assert info["device_id"] == "till-1"
     assert info["public_key"] == enrolled.public_key_path.read_text().strip()
@@ -298,3 +310,13 @@ def test_region_export_verifies_and_edits_are_refused(enrolled, tmp_path):
         enroll.verify_signed_manifest(signed)
     with pytest.raises(TillError, match="malformed"):
         enroll.verify_signed_manifest({"manifest": {"format": enroll.FORMAT}})
+
+
+def test_export_refuses_a_scan_changed_on_the_card(enrolled, tmp_path):
+    folder = enrolled.root / "compliance" / "enrollment" / "0001"
+    scan = next((folder / "permits").iterdir())
+    scan.chmod(0o644)
+    scan.write_bytes(scan.read_bytes() + b"edited")
+    with Till.open(enrolled) as till, pytest.raises(TillError, match="changed since"):
+        enroll.export_for_region(till, tmp_path / "region.zip")
+    assert not (tmp_path / "region.zip").exists()

@@ -50,12 +50,13 @@ def test_all_good_passes_and_is_recorded(enrolled, probes):
     report = run_selftest(enrolled, probes, **ALWAYS)
     checks = by_name(report)
     assert list(checks) == list(CHECK_NAMES)
-    offline = ("broker", "sync")
+    offline = ("broker", "sync", "enrollment")
     assert all(checks[n].result == "pass" for n in CHECK_NAMES if n not in offline), [
         (c.name, c.result, c.value) for c in report.checks
     ]
     assert checks["broker"].result == "warn"  # none configured: offline is fine
     assert checks["sync"].result == "warn"  # and no sync agent has run
+    assert checks["enrollment"].result == "warn"  # so the region has not reviewed it yet
     assert report.ok and report.recorded_seq
     history = recorded(enrolled)
     assert history[-1]["verdict"] == "pass"
