@@ -129,8 +129,13 @@ def _member(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
     info = zf.getinfo(name)
     if info.file_size > limit:
         raise ExportError("oversize", f"{name} is {info.file_size} bytes, over {limit}")
-    with zf.open(info) as f:
-        data = f.read(limit + 1)
+    try:
+        with zf.open(info) as f:
+            data = f.read(limit + 1)
+    except zipfile.BadZipFile:  # its CRC-32 fails: the bytes changed after export
+        raise ExportError(
+            "mismatch", f"{name} does not match its SHA-256 (nor its zip CRC): it was altered"
+        ) from None
     if len(data) != info.file_size:
         raise ExportError("malformed", f"{name} is not the size its zip header states")
     return data
