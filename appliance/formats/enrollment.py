@@ -234,4 +234,8 @@ def _manifest(raw: bytes, device_id: str, key: VerifyKey) -> dict[str, Any]:
     tenant, sequence = manifest.get("tenant"), manifest.get("sequence")
     if not is_identifier(tenant) or type(sequence) is not int or sequence < 1:
         raise ExportError("malformed", "the manifest's tenant or sequence is malformed")
+    for part in ("operator", "business"):
+        value = manifest.get(part)
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+            raise ExportError("malformed", f"the manifest's {part} has no name")
     return manifest

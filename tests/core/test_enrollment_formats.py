@@ -129,6 +129,8 @@ def _manifest(**changes) -> dict:
         "device_id": "t1",
         "tenant": "demo",
         "public_key": DEVICE.verify_key.encode().hex(),
+        "operator": {"name": "Ann Trader", "contact": ""},
+        "business": {"name": "Riverside", "registration": "", "address": ""},
         "permits": [
             {
                 "kind": "trading",
@@ -219,6 +221,7 @@ def test_exports_that_are_not_what_the_device_signed_are_refused():
     traversal = _manifest()
     traversal["photos"][0]["file"] = "photos/../../../etc/passwd"
     assert _reason(_export(traversal, media={})) == "malformed"
+    assert _reason(_export(_manifest(business="Riverside"))) == "malformed"
     assert _reason(b"not a zip at all") == "malformed"
     assert _reason(b"PK\x03\x04" + b"\0" * 100) == "malformed"
 

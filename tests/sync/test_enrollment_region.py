@@ -280,3 +280,14 @@ def test_an_approval_travels_down_and_the_till_shows_it_after_its_next_sync(
     assert verify.returncode == 0, verify.stdout
     assert "enrollment review: enrollment 1 approved by the region on" in verify.stdout
     assert "proved with the pinned region key" in verify.stdout
+
+
+def test_a_huge_export_file_is_refused_before_it_is_read(tmp_path, db_url):
+    from appliance.boundedio import ENROLLMENT_EXPORT_LIMIT
+
+    big = tmp_path / "huge.zip"
+    with big.open("wb") as f:
+        f.truncate(ENROLLMENT_EXPORT_LIMIT + 1)  # sparse: no disk space taken
+    res = run_tillbox("edge", "enrollment", "import", "--db", db_url, str(big))
+    assert res.returncode == 1 and res.stderr.count("\n") == 1, res.stderr
+    assert "larger than 256 MiB" in res.stderr
