@@ -3,54 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
-from typing import TYPE_CHECKING
 
 from appliance.cliutil import OneLineParser, add_json, emit, whole_number
 from edge import broker_cli, enrollment_cli
-
-if TYPE_CHECKING:  # imported where used: `tillbox --help` stays fast
-    from nacl.signing import SigningKey
-
-    from edge.store import Store
-
-PASSWORD_ENV = "TILLBOX_MQTT_PASSWORD"
-KEY_ENV = "TILLBOX_REGION_KEY"
-
-
-def _open_store(args: argparse.Namespace) -> Store:
-    from edge.store import Store
-
-    return Store.open(args.db)
-
-
-def _password(args: argparse.Namespace) -> str:
-
-    if getattr(args, "password_file", None):
-        from appliance.boundedio import TEXT_FILE_LIMIT, read_text_bounded
-
-        return read_text_bounded(args.password_file, TEXT_FILE_LIMIT, "--password-file").strip()
-    return os.environ.get(PASSWORD_ENV, "")
-
-
-def _region_key(args: argparse.Namespace) -> SigningKey:
-    from pathlib import Path
-
-    from appliance.errors import TillError
-    from appliance.keys import load_signing_key
-
-    path = args.key or os.environ.get(KEY_ENV)
-    if not path:
-        raise TillError(
-            f"no region key; pass --key FILE or set {KEY_ENV} (create one with "
-            "`tillbox edge keygen --out FILE`)"
-        )
-    if not Path(path).is_file():
-        raise TillError(
-            f"region key {path} does not exist; create it with `tillbox edge keygen "
-            "--out FILE` (once per region) or point --key at it"
-        )
-    return load_signing_key(Path(path))
+from edge.cliopts import KEY_ENV, PASSWORD_ENV
+from edge.cliopts import add_db as _add_db
+from edge.cliopts import open_store as _open_store
+from edge.cliopts import password as _password
+from edge.cliopts import region_key as _region_key
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -210,12 +170,6 @@ def cmd_publish_update(args: argparse.Namespace) -> int:
         f"({info['bytes']} bytes, retained)",
     )
     return 0
-
-
-def _add_db(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--db", required=True, metavar="URL", help="sqlite:///PATH or postgresql://USER@HOST/DB"
-    )
 
 
 def _add_broker(p: argparse.ArgumentParser, username: str) -> None:

@@ -8,6 +8,7 @@ import argparse
 import time
 
 from appliance.cliutil import OneLineParser, add_json, emit
+from edge.cliopts import add_db as _add_db
 
 PUBLISHER = "tillbox-publisher"
 
@@ -24,7 +25,7 @@ def _day(ms: int) -> str:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from appliance.boundedio import ENROLLMENT_EXPORT_LIMIT, read_bounded
-    from edge.cli import _open_store
+    from edge.cliopts import open_store as _open_store
     from edge.enrollments import import_enrollment
 
     data = read_bounded(args.file, ENROLLMENT_EXPORT_LIMIT, "enrollment export")
@@ -48,7 +49,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from edge.cli import _open_store
+    from edge.cliopts import open_store as _open_store
     from edge.enrollments import list_enrollments
 
     store = _open_store(args)
@@ -73,7 +74,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace, record: object) -> dict:
     from appliance.formats.brokerurl import BrokerURL
-    from edge.cli import _password
+    from edge.cliopts import password as _password
     from edge.review import publish_review
 
     broker = BrokerURL.parse(args.broker)
@@ -83,7 +84,8 @@ def _publish(args: argparse.Namespace, record: object) -> dict:
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    from edge.cli import _open_store, _region_key
+    from edge.cliopts import open_store as _open_store
+    from edge.cliopts import region_key as _region_key
     from edge.review import review_enrollment
 
     key = _region_key(args)
@@ -119,7 +121,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from edge.cli import _open_store
+    from edge.cliopts import open_store as _open_store
     from edge.review import latest_review
 
     store = _open_store(args)
@@ -137,7 +139,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_inspect_package(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from edge.cli import _open_store, _region_key
+    from edge.cliopts import open_store as _open_store
+    from edge.cliopts import region_key as _region_key
     from edge.inspection_package import build_package
 
     key = _region_key(args)
@@ -157,14 +160,8 @@ def cmd_inspect_package(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_db(p: argparse.ArgumentParser) -> None:
-    from edge.cli import _add_db as add
-
-    add(p)
-
-
 def _add_publish(p: argparse.ArgumentParser, required: bool) -> None:
-    from edge.cli import PASSWORD_ENV
+    from edge.cliopts import PASSWORD_ENV
 
     p.add_argument(
         "--broker",
@@ -180,7 +177,7 @@ def _add_publish(p: argparse.ArgumentParser, required: bool) -> None:
 
 def register(cmds: argparse._SubParsersAction) -> None:
     """Add ``tillbox edge enrollment ...`` and ``tillbox edge inspect-package``."""
-    from edge.cli import KEY_ENV
+    from edge.cliopts import KEY_ENV
 
     enrollment = cmds.add_parser(
         "enrollment", help="tills' enrollments at the region: import, list, review, publish"
