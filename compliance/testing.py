@@ -147,11 +147,18 @@ def set_region_key(ddir: DataDir, value: str) -> None:
 
 
 def forge_bundle(
-    src: Path, dst: Path, ddir: DataDir, change: Callable[[str, bytes], bytes | None]
+    src: Path,
+    dst: Path,
+    ddir: DataDir | None,
+    change: Callable[[str, bytes], bytes | None],
+    *,
+    add: dict[str, bytes] | None = None,
+    key: SigningKey | None = None,
 ) -> None:
     """What a till's owner could do to a bundle: ``change(name, data)`` each file (None
-    drops it), re-sign the manifest with the device key and rebuild the canonical zip,
-    so only a key the owner does not hold (the region's) can object."""
+    drops it), ``add`` files, re-sign the manifest with the device key of ``ddir`` (or
+    ``key``) and rebuild the canonical zip, so only a key the forger does not hold can
+    object."""
     import hashlib
     import json
     import zipfile
@@ -169,12 +176,14 @@ def forge_bundle(
             del files[name]
         else:
             files[name] = new
+    files.update(add or {})
     manifest["files"] = [
         {"path": n, "sha256": hashlib.sha256(files[n]).hexdigest(), "size": len(files[n])}
         for n in sorted(files)
     ]
     body = canonical_bytes(manifest)
-    sig = keys.load_signing_key(ddir.private_key_path).sign(body).signature.hex() + "\n"
+    signer = key or keys.load_signing_key(ddir.private_key_path)
+    sig = signer.sign(body).signature.hex() + "\n"
     entries = [(n, (lambda d=files[n]: [d])) for n in sorted(files)]
     entries += [("manifest.json", lambda: [body]), ("manifest.sig", lambda: [sig.encode()])]
     with dst.open("wb") as f:

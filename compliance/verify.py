@@ -18,12 +18,20 @@ Order of checks (each needs the previous one to mean anything):
    its event (fields and previous-receipt hash) and its signature verified;
 7. selftest.jsonl: exactly the selftest.recorded lines of events.jsonl;
 8. enrollment manifests: signature by the same key, every referenced file's hash;
+   each enrollment's review (``review.tber``): signed by the region key (pinned, else
+   sync/region.pub), naming that key's fingerprint, this device and tenant and the
+   SHA-256 of the manifest beside it;
 9. unacked sync segments: id = SHA-256, signed by the device key;
 10. the region's signed acks (sync/acks/*.tbak): each verifies with the region key
     (``--region-key``, else sync/region.pub), is a positive ack for this device, and
     names a segment in sync/segments.jsonl with the same seqs; the verdict states the
     highest seq they prove stored (``acked_seq``);
 11. the zip container is the canonical one.
+
+A package the region built (``tillbox edge inspect-package``) has ``region.pub`` at the
+top: its manifest is checked with the region key instead (``--region-key``, else
+region.pub), must say ``"built_by": "region"``, holds no receipts or sync records, and
+lists the region's stored segments (``region/segments.jsonl``) in place of acks.
 
 The verdict also says which parts were *proved* and which only checked against
 keys the bundle itself carries (``proved``/``unproved``): the device key is pinned

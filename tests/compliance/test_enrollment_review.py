@@ -221,3 +221,15 @@ def test_verify_refuses_a_review_region_pub_did_not_sign_or_of_another_enrollmen
     forge_bundle(good, bare, enrolled, lambda n, d: None if n == "sync/region.pub" else d)
     assert "pass --region-key" in verify_bundle(bare).problem
     assert verify_bundle(bare, region_key=REGION_PUB).ok
+
+
+def test_a_till_bundle_cannot_pass_for_a_region_package(enrolled, tmp_path):
+    """The device key's holder adds a top-level region.pub naming their own key."""
+    good = tmp_path / "good.zip"
+    export_bundle(enrolled, good)
+    device_pub = enrolled.public_key_path.read_bytes()
+    posing = tmp_path / "posing.zip"
+    forge_bundle(good, posing, enrolled, lambda n, d: d, add={"region.pub": device_pub})
+    verdict = verify_bundle(posing)
+    assert not verdict.ok and "built by 'device', but the region key signed it" in verdict.problem
+    assert "another region" in verify_bundle(posing, region_key=REGION_PUB).problem

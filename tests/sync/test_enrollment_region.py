@@ -14,7 +14,7 @@ import pytest
 from appliance.datadir import DataDir
 from appliance.formats import review as review_format
 from appliance.formats import wire
-from compliance.testing import enroll_till, jpeg_bytes
+from compliance.testing import enroll_till, forge_bundle, jpeg_bytes
 from edge.enrollments import enrollment_media, get_enrollment, import_enrollment, list_enrollments
 from edge.ingest import Ingestor
 from edge.review import review_enrollment
@@ -61,7 +61,7 @@ def ingest_all(db: str, till: DataDir, region: Region) -> None:
     try:
         ingestor = Ingestor(store, region.key)
         device = till.load_config().device_id
-        for data in seal_log(till):
+        for data in seal_log(till, size=5):  # several segments
             outcome = ingestor.handle(wire.topic_seg("demo", device), data, "ab" * 16)
             assert outcome.status == "stored", outcome
     finally:
@@ -218,6 +218,23 @@ def test_the_region_package_verifies_with_the_real_cli_and_tampering_is_refused(
                 zout.writestr(item, zin.read(item.filename))
     code, verdict = verify(stripped)
     assert code == 4 and "does not verify with the device key" in verdict["problem"]
+    # even the region's own key cannot slip till-side records or a segment gap past it
+    receipts = tmp_path / "with-receipts.zip"
+    forge_bundle(out, receipts, None, lambda n, d: d, add={"receipts.jsonl": b""}, key=region.key)
+    code, verdict = verify(receipts)
+    assert code == 4 and "receipts.jsonl is in a region-built package" in verdict["problem"]
+    gap = tmp_path / "gap.zip"
+    forge_bundle(
+        out,
+        gap,
+        None,
+        lambda n, d: (
+            b"".join(d.splitlines(keepends=True)[1:]) if n == "region/segments.jsonl" else d
+        ),
+        key=region.key,
+    )
+    code, verdict = verify(gap)
+    assert code == 4 and "expected a segment from seq 1" in verdict["problem"]
 
 
 @pytest.mark.slow
