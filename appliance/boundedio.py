@@ -18,6 +18,7 @@ from appliance.errors import TillError
 
 KiB = 1 << 10
 MiB = 1 << 20
+GiB = 1 << 30
 
 CATALOG_LIMIT = 16 * MiB  # a catalog JSON (thousands of items are well under 1 MiB)
 PROVISION_LIMIT = 256 * KiB  # tillbox.toml on the boot partition (a few KiB)
@@ -26,6 +27,7 @@ TEXT_FILE_LIMIT = 1 * MiB  # an attestation statement, a password file
 SCAN_LIMIT = 32 * MiB  # one permit scan or equipment photo for an enrollment
 # an enrollment export (its manifest, scans and photos) as the region imports it
 ENROLLMENT_EXPORT_LIMIT = 256 * MiB
+UPDATE_BUNDLE_LIMIT = 2 * GiB  # a release bundle (a compressed root file system: ~250 MiB)
 CHUNK = 1 << 16
 
 

@@ -42,6 +42,20 @@ ENROLLMENT_REVIEWED = "enrollment.reviewed"
 # both (appliance.gate), so only the till's own methods write them.
 SELFTEST_RECORDED = "selftest.recorded"
 SELFTEST_OVERRIDE = "selftest.override"
+# A/B system updates (appliance.services.updates): each carries the versions, the slots
+# and, for a failure or a rollback, the reason. They sync up like any other event.
+UPDATE_STARTED = "update.started"
+UPDATE_INSTALLED = "update.installed"
+UPDATE_COMMITTED = "update.committed"
+UPDATE_ROLLED_BACK = "update.rolled_back"
+UPDATE_FAILED = "update.failed"
+UPDATE_TYPES = (
+    UPDATE_STARTED,
+    UPDATE_INSTALLED,
+    UPDATE_COMMITTED,
+    UPDATE_ROLLED_BACK,
+    UPDATE_FAILED,
+)
 
 # Types that only the core may write, because projections and money depend on them.
 CORE_TYPES = frozenset(

@@ -1,0 +1,294 @@
+"""Installing, committing and rolling back system updates, and recording each step.
+
+The rules are :mod:`appliance.updates`; the updater is a seam (:class:`Updater`); this
+module runs one against the other for a till and writes the log:
+
+* ``update.started`` once the bundle's signature, hardware and version checked out,
+  just before the updater writes the other slot (with ``forced`` for a downgrade a
+  technician forced);
+* ``update.installed`` when the slot is written and the bootloader will try it next;
+* ``update.failed`` when the updater failed, or an install was cut off (seen at the
+  next boot);
+* ``update.committed`` when the new system proved healthy and marked its slot good;
+* ``update.rolled_back`` when it did not, or the bootloader fell back by itself.
+
+A bundle is first copied onto the data partition (``DIR/updates/``): a USB stick may be
+pulled half-way, and the updater then checks and installs a file nobody else can change.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from appliance import events as ev
+from appliance import queries, saleopen
+from appliance.boundedio import CHUNK, UPDATE_BUNDLE_LIMIT, MiB
+from appliance.errors import RuleViolation, StorageError, TillError
+from appliance.fsutil import fsync_dir
+from appliance.updates import (
+    TECHNICIAN,
+    Activity,
+    BootAction,
+    BundleInfo,
+    By,
+    Health,
+    InstallPlan,
+    LastUpdate,
+    Progress,
+    Updater,
+    after_boot,
+    check_install_time,
+    plan_install,
+)
+
+if TYPE_CHECKING:
+    from appliance.datadir import DataDir
+    from appliance.till import Till
+
+# Kept free on the data partition after staging a bundle: the log must still be
+# able to take a day's sales while the update waits for the reboot.
+DATA_RESERVE = 64 * MiB
+BUNDLE_SUFFIX = ".raucb"
+MAX_BUNDLES_LISTED = 100  # a stick with more files is not a release stick
+
+
+def updates_dir(data_dir: DataDir) -> Path:
+    return data_dir.root / "updates"
+
+
+def activity(till: Till) -> Activity:
+    return Activity(
+        shift_open=till.current_shift() is not None,
+        sale_open=saleopen.is_open(till.data_dir),
+    )
+
+
+def last_update(till: Till) -> LastUpdate | None:
+    rows = queries.latest_of_types(till.log, ev.UPDATE_TYPES, 1)
+    if not rows:
+        return None
+    seq, type_, _wall_ms, payload = rows[0]
+    return LastUpdate(seq, type_, payload)
+
+
+# -- finding and staging a bundle -----------------------------------------------------------
+def find_bundles(folder: Path) -> list[Path]:
+    """The ``*.raucb`` files at the top of ``folder`` (a USB stick), sorted by name."""
+    try:
+        with os.scandir(folder) as entries:
+            found = []
+            for n, entry in enumerate(entries):
+                if n >= 10 * MAX_BUNDLES_LISTED:
+                    break
+                if entry.name.endswith(BUNDLE_SUFFIX) and entry.is_file(follow_symlinks=False):
+                    found.append(Path(entry.path))
+    except OSError as exc:
+        raise TillError(
+            f"cannot read {folder} ({exc.strerror or exc}); check the USB stick is mounted"
+        ) from None
+    return sorted(found)[:MAX_BUNDLES_LISTED]
+
+
+def stage(source: Path, data_dir: DataDir, limit: int = UPDATE_BUNDLE_LIMIT) -> Path:
+    """Copy ``source`` to ``DIR/updates/incoming.raucb`` (fsynced); refuse a file over
+    ``limit`` and one that would leave less than DATA_RESERVE free."""
+    folder = updates_dir(data_dir)
+    folder.mkdir(mode=0o750, exist_ok=True)
+    target = folder / f"incoming{BUNDLE_SUFFIX}"
+    tmp = folder / f".incoming{BUNDLE_SUFFIX}.tmp"
+    try:
+        src = open(source, "rb")
+    except OSError as exc:
+        raise TillError(
+            f"cannot read the bundle {source} ({exc.strerror or exc}); check the path"
+        ) from None
+    with src:
+        size = os.fstat(src.fileno()).st_size
+        if size > limit:
+            raise TillError(
+                f"{source} is {size // MiB} MiB, larger than a release bundle can be "
+                f"({limit // MiB} MiB); check it is the right file"
+            )
+        for old in (tmp, target):
+            old.unlink(missing_ok=True)  # an earlier, unfinished staging
+        free = _free_bytes(folder)
+        if free - size < DATA_RESERVE:
+            raise StorageError(
+                f"the data partition has {free // MiB} MiB free and the bundle needs "
+                f"{size // MiB} MiB plus {DATA_RESERVE // MiB} MiB kept for the log; free "
+                "space (old photos, exports) or use a bigger card"
+            )
+        try:
+            _copy(src, tmp, limit, source)
+            os.replace(tmp, target)
+            fsync_dir(folder)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(
+                f"cannot copy the bundle to {folder} ({exc.strerror or exc}); check the "
+                "data partition (`tillbox selftest --only disk`) and the USB stick"
+            ) from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return target
+
+
+def _free_bytes(folder: Path) -> int:
+    st = os.statvfs(folder)
+    return st.f_bavail * st.f_frsize
+
+
+def _copy(src: Any, tmp: Path, limit: int, source: Path) -> None:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o640)
+    try:
+        copied = 0
+        while chunk := src.read(CHUNK):
+            copied += len(chunk)
+            if copied > limit:  # the file grew while we read it
+                raise TillError(f"{source} grew past {limit // MiB} MiB while it was copied")
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def install_lock(data_dir: DataDir) -> Iterator[None]:
+    """One install at a time (the CLI, the kiosk, the till's own timer)."""
+    folder = updates_dir(data_dir)
+    folder.mkdir(mode=0o750, exist_ok=True)
+    fd = os.open(folder / "install.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuleViolation(
+                "another update is being installed; wait for it (`tillbox update status`)"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def install_running(data_dir: DataDir) -> bool:
+    path = updates_dir(data_dir) / "install.lock"
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+# -- installing -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InstallResult:
+    plan: InstallPlan
+    seq: int  # of update.installed
+
+
+def install(
+    till: Till,
+    updater: Updater,
+    source: Path,
+    *,
+    by: By = TECHNICIAN,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> InstallResult:
+    """Check, stage, verify and install ``source`` into the other slot, and record it.
+
+    Nothing is recorded for a bundle refused before the install starts (a bad
+    signature, other hardware, a downgrade, no room): nothing happened to the till.
+    """
+    check_install_time(activity(till), by)
+    with install_lock(till.data_dir):
+        staged = stage(source, till.data_dir)
+        try:
+            info = updater.inspect(staged)  # the signature is checked before anything else
+            info = _named(info, source)
+            plan = plan_install(updater.status(), info, by=by, force=force)
+            check_install_time(activity(till), by)  # a sale may have opened meanwhile
+            till.record(ev.UPDATE_STARTED, plan.payload(bundle=source.name, size=info.size))
+            try:
+                updater.install(staged, progress)
+            except TillError as exc:
+                till.record(ev.UPDATE_FAILED, plan.payload(reason=str(exc)[:500]))
+                raise
+            event = till.record(ev.UPDATE_INSTALLED, plan.payload())
+        finally:
+            staged.unlink(missing_ok=True)
+    return InstallResult(plan, event.seq)
+
+
+def _named(info: BundleInfo, source: Path) -> BundleInfo:
+    """The bundle's info with the name the technician knows (not the staging copy's)."""
+    return replace(info, path=str(source))
+
+
+# -- after a boot ---------------------------------------------------------------------------
+def selftest_this_boot(till: Till, boot_id: str) -> tuple[str, tuple[str, ...]]:
+    """("pass"|"fail"|"missing", failed fatal checks) of this boot's latest self-test."""
+    for seq, _type, _wall, payload in queries.latest_of_types(
+        till.log, (ev.SELFTEST_RECORDED,), 20
+    ):
+        event = till.log.event(seq)
+        if event is None or event.boot_id != boot_id:
+            continue
+        failed = tuple(
+            str(c.get("name"))
+            for c in payload.get("checks", [])
+            if isinstance(c, dict) and c.get("fatal") and c.get("result") == "fail"
+        )
+        return ("fail" if failed else "pass"), failed
+    return "missing", ()
+
+
+def settle_boot(till: Till, updater: Updater, health: Health, *, reboot: bool = True) -> BootAction:
+    """The boot-time check: commit, reject or record the last update; keep the booted
+    slot good. Called once the kiosk is READY and the sync agent has started (or has
+    had its time). A rejected system is marked bad and restarted into the old one."""
+    last = last_update(till)
+    status = updater.status()
+    action = after_boot(last, status, health, install_running=install_running(till.data_dir))
+    base: dict[str, Any] = dict(last.payload) if last else {}
+    if action.kind == "reject":
+        updater.mark_bad()
+        till.record(ev.UPDATE_ROLLED_BACK, base | {"reason": action.reason, "by": "health"})
+        if reboot:
+            updater.reboot()
+        return action
+    if action.mark_good:
+        updater.mark_good()
+    if action.kind == "commit":
+        till.record(ev.UPDATE_COMMITTED, base | {"by": "health"})
+    elif action.kind == "rolled_back":
+        till.record(ev.UPDATE_ROLLED_BACK, base | {"reason": action.reason, "by": "bootloader"})
+    elif action.kind == "interrupted":
+        till.record(ev.UPDATE_FAILED, base | {"reason": action.reason})
+    return action
+
+
+def mark_good(till: Till, updater: Updater) -> BootAction:
+    """A technician's ``mark-good``: the booted slot is good; a trial boot commits."""
+    last = last_update(till)
+    status = updater.status()
+    action = after_boot(last, status, install_running=install_running(till.data_dir))
+    updater.mark_good()
+    if action.kind == "trial":
+        till.record(ev.UPDATE_COMMITTED, dict(last.payload if last else {}) | {"by": TECHNICIAN})
+        return BootAction("commit", mark_good=True)
+    return action
