@@ -171,6 +171,11 @@ def rejection(bundle: Path, reason: str) -> TillError:
     low = reason.lower()
     if "no such file" in low:
         return TillError(f"bundle {bundle} does not exist; check the path")
+    if "payload is corrupted" in low or "verification of data area failed" in low:
+        return BundleRejected(
+            f"{name} was changed or damaged after it was signed (its contents do not match "
+            "its signed hash tree); download or copy it again"
+        )
     if "signature verification failed" in low:
         if "verify error" in low:  # the chain: an unknown signer, a wrong purpose, expired
             detail = reason.split("Verify error:", 1)[-1].strip()
@@ -246,6 +251,17 @@ def extract(
         result = run([*conf_args, "extract", str(bundle), str(dest)], timeout=INSTALL_S)
     if result.code != 0:
         raise rejection(bundle, result.last_error())
+
+
+def check_payload(bundle: Path, *, keyring: Path) -> None:
+    """Verify every byte of ``bundle``, not only its signed manifest: a verity bundle's
+    ``rauc info`` checks the manifest's signature, and its blocks only as an install
+    reads them. Unpacks it into a temporary folder beside it, then removes that."""
+    work = Path(tempfile.mkdtemp(prefix=".check-", dir=Path(bundle).absolute().parent))
+    try:
+        extract(bundle, work / "content", keyring=keyring)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def bundle(content: Path, out: Path, *, cert: Path, key: Path, keyring: Path) -> None:

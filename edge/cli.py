@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from appliance.cliutil import OneLineParser, add_json, emit, whole_number
-from edge import broker_cli, enrollment_cli
+from edge import broker_cli, enrollment_cli, release_cli
 from edge.cliopts import KEY_ENV, PASSWORD_ENV
 from edge.cliopts import add_db as _add_db
 from edge.cliopts import open_store as _open_store
@@ -251,3 +251,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_publish_update)
     broker_cli.register(cmds)
     enrollment_cli.register(cmds)
+    release_cli.register(cmds)
