@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from appliance.boundedio import KiB, TooLarge, read_bounded
+from appliance.boundedio import KiB, read_bounded
 from appliance.fsutil import atomic_write
 from appliance.updates import (
     BundleInfo,
@@ -93,12 +93,20 @@ class SimulatedUpdater:
     def env(self) -> dict[str, str]:
         return uboot.read(self.env_path)
 
-    def _slots(self) -> dict[str, Any]:
-        try:
-            data = json.loads(read_bounded(self.folder / "slots.json", STATE_LIMIT, "slot status"))
-        except (FileNotFoundError, ValueError, TooLarge):
+    def _read_json(self, name: str) -> dict[str, Any]:
+        path = self.folder / name
+        if not path.exists():
             return {}
+        try:
+            data = json.loads(read_bounded(path, STATE_LIMIT, f"the simulated card's {name}"))
+        except ValueError:
+            raise UpdaterError(
+                f"{path} is not JSON; fix or delete it (the simulated card's state)"
+            ) from None
         return data if isinstance(data, dict) else {}
+
+    def _slots(self) -> dict[str, Any]:
+        return self._read_json("slots.json")
 
     def _save_slots(self, data: dict[str, Any]) -> None:
         atomic_write(self.folder / "slots.json", json.dumps(data, sort_keys=True).encode())
@@ -123,11 +131,7 @@ class SimulatedUpdater:
         self.power_on()
 
     def _faults(self) -> dict[str, Any]:
-        try:
-            data = json.loads(read_bounded(self.folder / "faults.json", STATE_LIMIT, "faults"))
-        except (FileNotFoundError, ValueError, TooLarge):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return self._read_json("faults.json")
 
     # -- RAUC's side --------------------------------------------------------------------------
     def _booted_or_fail(self) -> str:

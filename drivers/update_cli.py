@@ -1,0 +1,206 @@
+"""``tillbox update ...``: the till's A/B system updates, for a technician.
+
+``status`` shows the slots and the last update; ``install`` takes a bundle from a file
+or a USB stick's folder, checks it (signature, hardware, version), installs it into
+the other slot and says when it starts; ``mark-good`` commits the running system by
+hand; ``reboot`` restarts into an installed update now.
+
+Exit status: 0 done; 1 refused (an open sale, other hardware, a downgrade not forced,
+no bundle on the stick, the updater missing); 2 usage (a URL: downloads come with the
+online delivery); 3 storage (the data partition is full, the card failed the install);
+4 a bundle that is not trusted or not whole (a bad signature, an unknown signer, a
+truncated file). Nothing is installed, and the running slot is untouched, on any error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from appliance.cliutil import OneLineParser, emit, open_till, till_command
+from appliance.errors import TillError
+
+if TYPE_CHECKING:
+    from appliance.till import Till
+    from appliance.updates import Updater
+
+_URL_PREFIXES = ("http://", "https://", "ftp://")
+
+
+def _updater(till: Till) -> Updater:
+    from drivers.updates import open_updater
+
+    return open_updater(till.config, till.data_dir)
+
+
+def _pending_text(kind: str, last: Any) -> str:
+    p = last.payload if last else {}
+    to = f"{p.get('to_version')} in slot {p.get('to_slot')}"
+    return {
+        "none": "no update pending",
+        "in_progress": f"installing {to} now",
+        "interrupted": f"the install of {to} was cut off; it is discarded at the next check",
+        "awaiting_reboot": f"{to} is installed; it starts at shift close or with "
+        "`tillbox update reboot`",
+        "trial": f"running {to} on trial: it commits once the self-test, the kiosk and the "
+        "sync agent are up (or `tillbox update mark-good`)",
+        "rolled_back": f"{to} did not start healthy; the till went back to the previous system",
+    }.get(kind, kind)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from appliance.services import updates as service
+    from appliance.updates import after_boot, running_version
+
+    with open_till(args) as till:
+        updater = _updater(till)
+        status = updater.status()
+        last = service.last_update(till)
+        action = after_boot(last, status, install_running=service.install_running(till.data_dir))
+        out = {
+            "backend": updater.url,
+            "running_version": running_version(status),
+            "slots": status.to_json(),
+            "pending": action.kind,
+            "last_update": None
+            if last is None
+            else {"seq": last.seq, "type": last.type, **last.payload},
+        }
+        booted, other = status.booted, status.other
+        text = "\n".join(
+            [
+                f"running {out['running_version']} from slot {booted.bootname} "
+                f"({'bootable' if booted.good else 'not marked good'}); hardware "
+                f"{status.compatible}",
+                f"slot {other.bootname}: {other.version or 'empty'}, "
+                f"{'bootable' if other.good else 'not bootable'}"
+                f"{', starts next' if status.primary == other.bootname else ''}",
+                _pending_text(action.kind, last),
+            ]
+        )
+        emit(args, out, text)
+    return 0
+
+
+def _choose_bundle(source: Path, updater: Updater) -> Path:
+    """The bundle a path names: the file, or the newest bundle for this till in a folder."""
+    from appliance.formats.release import parse_version
+    from appliance.services.updates import find_bundles
+
+    if not source.is_dir():
+        return source
+    found = find_bundles(source)
+    if not found:
+        raise TillError(
+            f"no update bundle (*.raucb) in {source}; copy the release bundle to the top "
+            "folder of the USB stick"
+        )
+    if len(found) == 1:
+        return found[0]
+    compatible = updater.status().compatible
+    best: tuple[Any, Path] | None = None
+    for path in found:
+        try:
+            info = updater.inspect(path)
+        except TillError:
+            continue  # a damaged or foreign bundle on the stick: not offered
+        if info.compatible == compatible:
+            version = parse_version(info.version)
+            if best is None or version > best[0]:
+                best = (version, path)
+    if best is None:
+        raise TillError(
+            f"none of the {len(found)} bundles in {source} is a trusted bundle for "
+            f"{compatible}; copy the right one to the stick"
+        )
+    return best[1]
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    from appliance.services import updates as service
+
+    if args.source.startswith(_URL_PREFIXES):
+        sys.stderr.write(
+            "tillbox: error: downloading a bundle is not built yet (it comes with the "
+            "online delivery); copy the bundle to a USB stick and pass its path\n"
+        )
+        return 2
+    with open_till(args) as till:
+        updater = _updater(till)
+        bundle = _choose_bundle(Path(args.source), updater)
+
+        def progress(percent: int, what: str) -> None:
+            if not args.json:
+                sys.stderr.write(f"{percent:3d}% {what}\n")
+
+        result = service.install(
+            till, updater, bundle, force=args.force_downgrade, progress=progress
+        )
+        plan = result.plan
+        note = " (a forced downgrade, logged)" if plan.forced else ""
+        emit(
+            args,
+            plan.payload(seq=result.seq, bundle=str(bundle)),
+            f"installed {plan.to_version} into slot {plan.to_slot}{note}; the till runs "
+            f"{plan.from_version} until it restarts: at shift close, or now with "
+            "`tillbox update reboot`",
+        )
+    return 0
+
+
+def cmd_mark_good(args: argparse.Namespace) -> int:
+    from appliance.services import updates as service
+
+    with open_till(args) as till:
+        action = service.mark_good(till, _updater(till))
+        committed = action.kind == "commit"
+        emit(
+            args,
+            {"committed": committed, "pending": action.kind},
+            "the running system is marked good"
+            + (" and the update is committed" if committed else ""),
+        )
+    return 0
+
+
+def cmd_reboot(args: argparse.Namespace) -> int:
+    from appliance.services import updates as service
+    from appliance.updates import TECHNICIAN, check_reboot_time
+
+    with open_till(args) as till:
+        check_reboot_time(service.activity(till), TECHNICIAN)
+        updater = _updater(till)
+        emit(args, {"rebooting": True}, "restarting the till")
+        updater.reboot()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``tillbox update`` and its subcommands."""
+    update = sub.add_parser("update", help="A/B system updates: status, install, commit")
+    cmds = update.add_subparsers(
+        dest="action", metavar="ACTION", parser_class=OneLineParser, required=True
+    )
+    p = till_command(cmds, "status", help="the slots, the running version, the last update")
+    p.set_defaults(handler=cmd_status)
+
+    p = till_command(cmds, "install", help="install a bundle (a file or a USB stick's folder)")
+    p.add_argument(
+        "source",
+        metavar="BUNDLE_OR_PATH",
+        help="a .raucb file, or a folder (USB stick) holding one",
+    )
+    p.add_argument(
+        "--force-downgrade",
+        action="store_true",
+        help="install an older (or the same) version; logged as forced",
+    )
+    p.set_defaults(handler=cmd_install)
+
+    p = till_command(cmds, "mark-good", help="mark the running system good (commit an update)")
+    p.set_defaults(handler=cmd_mark_good)
+
+    p = till_command(cmds, "reboot", help="restart now, into an installed update")
+    p.set_defaults(handler=cmd_reboot)
