@@ -54,15 +54,19 @@ class Result:
 
     def last_error(self) -> str:
         """rauc's own reason, on one line (its last error line, without log noise)."""
-        lines = [
-            ln.strip()
-            for ln in (self.err + "\n" + self.out).splitlines()
-            if ln.strip() and "rauc-Message" not in ln and not ln.startswith("(rauc:")
-        ]
-        for line in reversed(lines):
-            if line.startswith("LastError:"):
-                return line.removeprefix("LastError:").strip()
-        return lines[-1] if lines else f"rauc exited with status {self.code}"
+        for text in (self.out, self.err):
+            for line in text.splitlines():
+                if line.startswith("LastError:"):  # the service's reason, from `install`
+                    return line.removeprefix("LastError:").strip()
+        for text in (self.err, self.out):  # its errors go to stderr, its progress to stdout
+            lines = [
+                ln.strip()
+                for ln in text.splitlines()
+                if ln.strip() and "rauc-Message" not in ln and not ln.startswith("(rauc:")
+            ]
+            if lines:
+                return lines[-1]
+        return f"rauc exited with status {self.code}"
 
 
 def run(
@@ -122,6 +126,7 @@ def system_conf(
     keyring: Path,
     data_directory: Path,
     bootloader: str = "uboot",
+    mount_prefix: Path | None = None,
 ) -> str:
     """The till's ``/etc/rauc/system.conf``: the root slots by boot name (A, B), U-Boot,
     RAUC's own status kept on the data partition (the slots are read-only)."""
@@ -129,8 +134,9 @@ def system_conf(
         "[system]\n"
         f"compatible={compatible}\n"
         f"bootloader={bootloader}\n"
-        f"data-directory={data_directory}\n\n"
-        f"{keyring_section(keyring)}"
+        f"data-directory={data_directory}\n"
+        + (f"mountprefix={mount_prefix}\n" if mount_prefix else "")
+        + f"\n{keyring_section(keyring)}"
     )
     for index, (bootname, device) in enumerate(sorted(slots.items())):
         text += f"\n[slot.{ROOT_CLASS}.{index}]\ndevice={device}\ntype=ext4\nbootname={bootname}\n"

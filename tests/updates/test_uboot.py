@@ -1,0 +1,106 @@
+"""U-Boot's environment bytes against the real tools, and RAUC's boot script, step by step.
+
+The bytes are checked against U-Boot's own `mkenvimage` and libubootenv's
+`fw_printenv`/`fw_setenv` (what RAUC runs on the till). The boot script's behaviour is
+RAUC's documented one (contrib/uboot.sh): first slot in BOOT_ORDER with attempts left
+loses one and boots; none left resets the counters to 3 and resets the board.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from drivers import uboot
+
+ENV = {"BOOT_ORDER": "B A", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "2", "bootcmd": "run x; boot"}
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"needs {name} (Debian: u-boot-tools, libubootenv-tool)")
+    return path
+
+
+def test_our_bytes_are_mkenvimages_bytes(tmp_path):
+    text = tmp_path / "env.txt"
+    text.write_text("".join(f"{k}={ENV[k]}\n" for k in sorted(ENV)))
+    image = tmp_path / "uboot.env"
+    subprocess.run(
+        [tool("mkenvimage"), "-s", str(uboot.ENV_SIZE), "-o", str(image), str(text)], check=True
+    )
+    assert uboot.encode(ENV) == image.read_bytes()
+    assert uboot.decode(image.read_bytes()) == ENV
+
+
+def test_fw_printenv_reads_ours_and_we_read_fw_setenv(tmp_path):
+    env_file, config = tmp_path / "uboot.env", tmp_path / "fw_env.config"
+    config.write_text(f"{env_file} 0x0000 {uboot.ENV_SIZE:#x}\n")
+    uboot.write(env_file, ENV)
+    printed = subprocess.run(
+        [tool("fw_printenv"), "-c", str(config)], capture_output=True, text=True, check=True
+    ).stdout
+    assert dict(line.split("=", 1) for line in printed.splitlines()) == ENV
+    subprocess.run([tool("fw_setenv"), "-c", str(config), "BOOT_B_LEFT", "0"], check=True)
+    assert uboot.read(env_file) == ENV | {"BOOT_B_LEFT": "0"}
+
+
+def test_a_damaged_environment_is_refused():
+    blob = bytearray(uboot.encode(ENV))
+    blob[10] ^= 0xFF
+    with pytest.raises(uboot.EnvError, match="CRC"):
+        uboot.decode(bytes(blob))
+    with pytest.raises(uboot.EnvError):
+        uboot.encode({"BAD=NAME": "1"})
+
+
+def test_a_fresh_card_boots_a_and_takes_an_attempt_off():
+    slot, env = uboot.choose_slot({})
+    assert slot == "A"
+    assert env == {"BOOT_ORDER": "A B", "BOOT_A_LEFT": "2", "BOOT_B_LEFT": "3"}
+
+
+def test_a_new_slot_gets_three_tries_then_the_old_one_boots():
+    env = uboot.set_primary({"BOOT_ORDER": "A B", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "0"}, "B")
+    assert env["BOOT_ORDER"] == "B A" and env["BOOT_B_LEFT"] == "3"
+    booted = []
+    for _ in range(4):  # never marked good: it crashes each time
+        slot, env = uboot.choose_slot(env)
+        booted.append(slot)
+    assert booted == ["B", "B", "B", "A"]
+    assert uboot.primary(env) == "A" and not uboot.slot_good(env, "B")
+
+
+def test_mark_good_gives_the_attempts_back():
+    env = uboot.set_primary(uboot.choose_slot({})[1], "B")
+    slot, env = uboot.choose_slot(env)
+    assert (slot, env["BOOT_B_LEFT"]) == ("B", "2")
+    env = uboot.mark_good(env, "B")
+    assert env["BOOT_B_LEFT"] == "3"
+    for _ in range(10):  # a system that says so at every boot keeps booting
+        slot, env = uboot.choose_slot(env)
+        env = uboot.mark_good(env, slot)
+        assert slot == "B"
+
+
+def test_mark_bad_takes_the_slot_out_of_the_order():
+    env = uboot.mark_bad({"BOOT_ORDER": "B A", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "2"}, "B")
+    assert env == {"BOOT_ORDER": "A", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "0"}
+    assert uboot.choose_slot(env)[0] == "A"
+
+
+def test_no_slot_left_resets_the_counters_and_the_board():
+    env = {"BOOT_ORDER": "B A", "BOOT_A_LEFT": "0", "BOOT_B_LEFT": "0"}
+    slot, env = uboot.choose_slot(env)
+    assert slot is None and env["BOOT_A_LEFT"] == env["BOOT_B_LEFT"] == "3"
+    assert uboot.choose_slot(env)[0] == "B"  # after the reset: the order's first again
+
+
+def test_attempts_read_as_rauc_reads_them():
+    # RAUC parses the counter as hex (g_ascii_strtoull(..., 16)); setexpr writes hex
+    assert uboot.attempts({"BOOT_A_LEFT": "a"}, "A") == 10
+    assert uboot.attempts({"BOOT_A_LEFT": "zz"}, "A") == 0
+    assert uboot.attempts({}, "A") == 0
