@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 DATA_RESERVE = 64 * MiB
 BUNDLE_SUFFIX = ".raucb"
 MAX_BUNDLES_LISTED = 100  # a stick with more files is not a release stick
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}\.raucb")
 
 
 def updates_dir(data_dir: DataDir) -> Path:
@@ -96,12 +98,17 @@ def find_bundles(folder: Path) -> list[Path]:
 
 
 def stage(source: Path, data_dir: DataDir, limit: int = UPDATE_BUNDLE_LIMIT) -> Path:
-    """Copy ``source`` to ``DIR/updates/incoming.raucb`` (fsynced); refuse a file over
+    """Copy ``source`` into ``DIR/updates/incoming/`` (fsynced); refuse a file over
     ``limit`` and one that would leave less than DATA_RESERVE free."""
-    folder = updates_dir(data_dir)
-    folder.mkdir(mode=0o750, exist_ok=True)
-    target = folder / f"incoming{BUNDLE_SUFFIX}"
-    tmp = folder / f".incoming{BUNDLE_SUFFIX}.tmp"
+    folder = updates_dir(data_dir) / "incoming"
+    folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()  # an earlier, unfinished staging
+    # the copy keeps the bundle's name: rauc's messages (and ours) name the file the
+    # technician knows
+    name = source.name if _SAFE_NAME.fullmatch(source.name) else f"bundle{BUNDLE_SUFFIX}"
+    target = folder / name
+    tmp = folder / f".{name}.tmp"
     try:
         src = open(source, "rb")
     except OSError as exc:
@@ -115,8 +122,6 @@ def stage(source: Path, data_dir: DataDir, limit: int = UPDATE_BUNDLE_LIMIT) -> 
                 f"{source} is {size // MiB} MiB, larger than a release bundle can be "
                 f"({limit // MiB} MiB); check it is the right file"
             )
-        for old in (tmp, target):
-            old.unlink(missing_ok=True)  # an earlier, unfinished staging
         free = _free_bytes(folder)
         if free - size < DATA_RESERVE:
             raise StorageError(

@@ -1,0 +1,291 @@
+"""`tillbox update ...` on a till whose card is the simulator, and the boot-time check.
+
+Bundles are real (signed by the kit's release key, checked by real rauc); the log is
+the till's real log; the card is the simulated one (U-Boot's boot counting included).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from appliance import events as ev
+from appliance.datadir import DataDir
+from appliance.saleopen import SaleMark
+from appliance.services import updates as service
+from appliance.testing import run_cli
+from appliance.till import Till
+from appliance.updates import Health
+from drivers.update_sim import PowerCut
+from drivers.updates import open_updater, sim_folder
+
+from .conftest import COMPATIBLE
+
+HEALTHY = Health(selftest="pass", kiosk_ready=True, sync_started=True)
+KIOSK_DIES = Health(selftest="pass", kiosk_ready=False, sync_started=True)
+
+
+def cli(ddir: DataDir, *argv: str):
+    return run_cli("update", *argv, "--data-dir", str(ddir.root))
+
+
+def one_line_error(result, code: int) -> str:
+    assert result.code == code, result
+    assert result.err.splitlines()[-1].startswith("tillbox: error: "), result
+    assert len([ln for ln in result.err.splitlines() if "error" in ln]) == 1, result
+    assert "internal error" not in result.err
+    return result.err.splitlines()[-1]
+
+
+def update_events(ddir: DataDir) -> list[tuple[str, dict]]:
+    with Till.open(ddir) as till:
+        return [(e.type, e.payload) for e in till.log.events() if e.type.startswith("update.")]
+
+
+def card(ddir: DataDir):
+    with Till.open(ddir) as till:
+        return open_updater(till.config, ddir)
+
+
+def test_status_of_a_new_till(sim_till):
+    result = cli(sim_till, "status", "--json")
+    assert result.code == 0, result
+    out = result.json()
+    assert out["backend"] == "sim://" and out["pending"] == "none"
+    assert out["slots"]["booted"]["bootname"] == "A"
+    assert out["slots"]["compatible"] == COMPATIBLE
+    text = cli(sim_till, "status").out
+    assert f"running {out['running_version']} from slot A" in text
+
+
+def test_install_from_a_usb_stick_then_reboot_and_commit(sim_till, kit, tmp_path):
+    stick = tmp_path / "usb"
+    stick.mkdir()
+    (stick / "tillbox-2.1.0.raucb").write_bytes(kit.bundle("2.1.0", COMPATIBLE).read_bytes())
+    (stick / "notes.txt").write_text("not a bundle")
+    result = cli(sim_till, "install", str(stick), "--json")
+    assert result.code == 0, result
+    assert result.json()["to_version"] == "2.1.0" and result.json()["to_slot"] == "B"
+    assert not list((sim_till.root / "updates" / "incoming").iterdir())  # the copy is gone
+    assert [t for t, _ in update_events(sim_till)] == [ev.UPDATE_STARTED, ev.UPDATE_INSTALLED]
+    started = update_events(sim_till)[0][1]
+    assert (started["from_version"], started["to_version"], started["bundle"]) == (
+        "0.1.0",
+        "2.1.0",
+        "tillbox-2.1.0.raucb",
+    )
+    assert cli(sim_till, "status", "--json").json()["pending"] == "awaiting_reboot"
+    assert cli(sim_till, "reboot").code == 0
+    assert cli(sim_till, "status", "--json").json()["pending"] == "trial"
+    result = cli(sim_till, "mark-good", "--json")
+    assert result.code == 0 and result.json()["committed"], result
+    types = [t for t, _ in update_events(sim_till)]
+    assert types[-1] == ev.UPDATE_COMMITTED
+    status = cli(sim_till, "status", "--json").json()
+    assert status["running_version"] == "2.1.0" and status["pending"] == "none"
+    assert run_cli("log", "verify", "--data-dir", str(sim_till.root)).code == 0
+
+
+def test_a_technician_installs_during_a_shift_but_never_during_a_sale(sim_till, kit):
+    bundle = str(kit.bundle("2.1.0", COMPATIBLE))
+    with Till.open(sim_till) as till:
+        till.open_shift()
+    mark = SaleMark(sim_till)
+    mark.set(True)  # the kiosk has a cart on its screen
+    try:
+        assert "a sale is open" in one_line_error(cli(sim_till, "install", bundle), 1)
+        assert "a sale is open" in one_line_error(cli(sim_till, "reboot"), 1)
+    finally:
+        mark.close()
+    assert update_events(sim_till) == []
+    assert cli(sim_till, "install", bundle).code == 0  # the shift is open: a technician may
+
+
+def test_the_till_itself_waits_for_the_shift_to_close(sim_till, kit):
+    with Till.open(sim_till) as till:
+        till.open_shift()
+        updater = open_updater(till.config, sim_till)
+        with pytest.raises(Exception, match="a shift is open"):
+            service.install(till, updater, kit.bundle("2.1.0", COMPATIBLE), by="schedule")
+
+
+def test_a_downgrade_is_refused_unless_forced_and_forcing_is_logged(sim_till, kit):
+    assert cli(sim_till, "install", str(kit.bundle("2.1.0", COMPATIBLE))).code == 0
+    assert cli(sim_till, "reboot").code == 0
+    assert cli(sim_till, "mark-good").code == 0
+    older = str(kit.bundle("2.0.0", COMPATIBLE))
+    err = one_line_error(cli(sim_till, "install", older), 1)
+    assert "older than the running 2.1.0" in err and "--force-downgrade" in err
+    same = one_line_error(cli(sim_till, "install", str(kit.bundle("2.1.0", COMPATIBLE))), 1)
+    assert "the version it already runs" in same
+    result = cli(sim_till, "install", older, "--force-downgrade")
+    assert result.code == 0 and "forced downgrade" in result.out, result
+    started = [p for t, p in update_events(sim_till) if t == ev.UPDATE_STARTED][-1]
+    assert started["forced"] and started["downgrade"] and started["to_version"] == "2.0.0"
+
+
+def test_every_refusal_is_one_line_and_installs_nothing(sim_till, kit, other_kit, tmp_path, flip):
+    good = kit.bundle("2.1.0", COMPATIBLE, bundle_format="verity")
+    sim = sim_folder(sim_till)
+    cli(sim_till, "status")  # the card exists
+    before = ((sim / "uboot.env").read_bytes(), (sim / "slot-B.img").read_bytes())
+    truncated = tmp_path / "cut.raucb"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size - 100])
+    empty_stick = tmp_path / "stick"
+    empty_stick.mkdir()
+    plain = kit.bundle("2.1.0", COMPATIBLE, bundle_format="plain")
+    cases = [
+        (flip(plain, tmp_path / "bad.raucb", 6000), 4, "changed or damaged after it was signed"),
+        # a byte changed in the signature's certificate: it no longer chains to the keyring
+        (flip(good, tmp_path / "badsig.raucb", -300), 4, "badsig.raucb is not signed by a"),
+        (truncated, 4, "not a complete RAUC bundle"),
+        (other_kit.bundle("2.1.0", COMPATIBLE), 4, "not signed by a release key"),
+        (kit.bundle("2.1.0", "tillbox-rpi4"), 1, "is for 'tillbox-rpi4' hardware"),
+        (tmp_path / "nothere.raucb", 1, "cannot read the bundle"),
+        (empty_stick, 1, "no update bundle (*.raucb)"),
+    ]
+    for source, code, what in cases:
+        assert what in one_line_error(cli(sim_till, "install", str(source)), code), source
+    assert update_events(sim_till) == []
+    assert ((sim / "uboot.env").read_bytes(), (sim / "slot-B.img").read_bytes()) == before
+
+
+def test_a_verity_bundle_damaged_inside_fails_its_install(sim_till, kit, tmp_path, flip):
+    """A verity bundle's signature covers its manifest and the hash tree of its blocks;
+    the blocks themselves are checked as the install reads them. So a damaged block is
+    found once the install has started: it fails, is logged, and nothing boots from it."""
+    damaged = flip(
+        kit.bundle("2.1.0", COMPATIBLE, bundle_format="verity"), tmp_path / "d.raucb", 6000
+    )
+    err = one_line_error(cli(sim_till, "install", str(damaged)), 4)
+    assert "changed or damaged after it was signed" in err
+    (started, _), (failed, payload) = update_events(sim_till)
+    assert (started, failed) == (ev.UPDATE_STARTED, ev.UPDATE_FAILED)
+    assert "damaged" in payload["reason"]
+    status = card(sim_till).status()
+    assert status.primary == "A" and status.booted.bootname == "A"
+
+
+def test_a_url_is_for_the_online_delivery(sim_till):
+    result = cli(sim_till, "install", "https://region.example/tillbox-2.1.0.raucb")
+    assert result.code == 2 and "not built yet" in result.err and result.err.count("\n") == 1
+
+
+def test_a_full_data_partition_is_refused_before_copying(sim_till, kit, monkeypatch):
+    monkeypatch.setattr(service, "DATA_RESERVE", 1 << 60)  # more than any disk has free
+    err = one_line_error(cli(sim_till, "install", str(kit.bundle("2.1.0", COMPATIBLE))), 3)
+    assert "the data partition has" in err and "MiB free" in err
+    assert update_events(sim_till) == []
+
+
+def test_the_newest_bundle_for_this_till_is_taken_from_a_stick(sim_till, kit, other_kit, tmp_path):
+    stick = tmp_path / "usb"
+    stick.mkdir()
+    for name, path in [
+        ("a-2.1.0.raucb", kit.bundle("2.1.0", COMPATIBLE)),
+        ("b-2.2.0.raucb", kit.bundle("2.2.0", COMPATIBLE)),
+        ("c-9.0.0-other.raucb", kit.bundle("9.0.0", "tillbox-rpi4")),
+        ("d-9.9.9-foreign.raucb", other_kit.bundle("9.9.9", COMPATIBLE)),
+    ]:
+        (stick / name).write_bytes(path.read_bytes())
+    result = cli(sim_till, "install", str(stick), "--json")
+    assert result.code == 0, result
+    assert result.json()["to_version"] == "2.2.0"
+
+
+# -- the boot-time check ----------------------------------------------------------------------
+def installed_and_rebooted(ddir: DataDir, kit) -> None:
+    assert cli(ddir, "install", str(kit.bundle("2.1.0", COMPATIBLE))).code == 0
+    assert cli(ddir, "reboot").code == 0
+
+
+def test_a_healthy_new_system_commits_itself(sim_till, kit):
+    installed_and_rebooted(sim_till, kit)
+    with Till.open(sim_till) as till:
+        action = service.settle_boot(till, open_updater(till.config, sim_till), HEALTHY)
+    assert action.kind == "commit"
+    assert update_events(sim_till)[-1] == (
+        ev.UPDATE_COMMITTED,
+        update_events(sim_till)[-2][1] | {"by": "health"},
+    )
+    assert card(sim_till).env()["BOOT_B_LEFT"] == "3"
+
+
+def test_an_unhealthy_new_system_rolls_back_at_once(sim_till, kit):
+    installed_and_rebooted(sim_till, kit)
+    with Till.open(sim_till) as till:
+        action = service.settle_boot(till, open_updater(till.config, sim_till), KIOSK_DIES)
+    assert action.kind == "reject"
+    kind, payload = update_events(sim_till)[-1]
+    assert kind == ev.UPDATE_ROLLED_BACK
+    assert payload["reason"] == "2.1.0 was not healthy: the kiosk did not draw its first frame"
+    assert (payload["from_version"], payload["to_version"]) == ("0.1.0", "2.1.0")
+    status = card(sim_till).status()  # the check restarted the till: into A
+    assert status.booted.bootname == "A" and not status.other.good
+    with Till.open(sim_till) as till:  # and the next boot's check has nothing left to do
+        assert service.settle_boot(till, card(sim_till), HEALTHY).kind == "none"
+    assert [t for t, _ in update_events(sim_till)].count(ev.UPDATE_ROLLED_BACK) == 1
+
+
+def test_a_crashing_new_system_is_rolled_back_by_the_bootloader(sim_till, kit):
+    installed_and_rebooted(sim_till, kit)  # 2.1.0 crashes before any check can run ...
+    sim = card(sim_till)
+    for _ in range(3):  # ... at every attempt: U-Boot gives up on it
+        sim.reboot()
+    assert sim.status().booted.bootname == "A"
+    with Till.open(sim_till) as till:
+        action = service.settle_boot(till, sim, HEALTHY)
+    assert action.kind == "rolled_back"
+    kind, payload = update_events(sim_till)[-1]
+    assert kind == ev.UPDATE_ROLLED_BACK and payload["by"] == "bootloader"
+    assert "did not confirm it was healthy within its boot attempts" in payload["reason"]
+    assert card(sim_till).env()["BOOT_A_LEFT"] == "3"  # the old system stays good
+
+
+def test_a_power_cut_mid_install_is_discarded_at_the_next_boot(sim_till, kit):
+    cli(sim_till, "status")
+    folder = sim_folder(sim_till)
+    (folder / "faults.json").write_text(json.dumps({"power_cut_after_bytes": 4096}))
+    with Till.open(sim_till) as till, pytest.raises(PowerCut):
+        service.install(till, open_updater(till.config, sim_till), kit.bundle("2.1.0", COMPATIBLE))
+    (folder / "faults.json").unlink()
+    sim = card(sim_till)
+    assert sim.power_on() == "A"  # the power comes back
+    assert cli(sim_till, "status", "--json").json()["pending"] == "interrupted"
+    with Till.open(sim_till) as till:
+        action = service.settle_boot(till, sim, HEALTHY)
+    assert action.kind == "interrupted"
+    kind, payload = update_events(sim_till)[-1]
+    assert kind == ev.UPDATE_FAILED and "cut off" in payload["reason"]
+    assert cli(sim_till, "install", str(kit.bundle("2.1.0", COMPATIBLE))).code == 0
+
+
+def test_selftest_of_this_boot_reads_the_log(till):
+    from appliance.log import boot_id
+
+    assert service.selftest_this_boot(till, boot_id()) == ("missing", ())
+    checks = [
+        {"name": "disk", "result": "fail", "fatal": True, "value": "98 %", "fix": "free space"},
+        {"name": "printer", "result": "fail", "fatal": False, "value": "off", "fix": "plug"},
+    ]
+    till.record_selftest({"verdict": "fail", "trigger": "boot", "checks": checks})
+    assert service.selftest_this_boot(till, boot_id()) == ("fail", ("disk",))
+    assert service.selftest_this_boot(till, "another-boot") == ("missing", ())
+
+
+def test_stage_leaves_nothing_half_copied(sim_till, kit, monkeypatch):
+    import os
+
+    real_write = os.write
+
+    def failing_write(fd, data):
+        real_write(fd, bytes(data)[:100])  # a little lands, then the card is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", failing_write)
+    bundle = kit.bundle("2.1.0", COMPATIBLE)
+    with pytest.raises(Exception, match="No space left on device"):
+        service.stage(bundle, sim_till, limit=1 << 30)
+    assert list(Path(sim_till.root / "updates" / "incoming").iterdir()) == []
