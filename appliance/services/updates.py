@@ -272,16 +272,16 @@ def settle_boot(till: Till, updater: Updater, health: Health, *, reboot: bool = 
     base: dict[str, Any] = dict(last.payload) if last else {}
     if action.kind == "reject":
         updater.mark_bad()
-        till.record(ev.UPDATE_ROLLED_BACK, base | {"reason": action.reason, "by": "health"})
+        till.record(ev.UPDATE_ROLLED_BACK, base | {"reason": action.reason, "decided_by": "health"})
         if reboot:
             updater.reboot()
         return action
     if action.mark_good:
         updater.mark_good()
     if action.kind == "commit":
-        till.record(ev.UPDATE_COMMITTED, base | {"by": "health"})
+        till.record(ev.UPDATE_COMMITTED, base | {"decided_by": "health"})
     elif action.kind == "rolled_back":
-        till.record(ev.UPDATE_ROLLED_BACK, base | {"reason": action.reason, "by": "bootloader"})
+        till.record(ev.UPDATE_ROLLED_BACK, base | {"reason": action.reason, "decided_by": "bootloader"})
     elif action.kind == "interrupted":
         till.record(ev.UPDATE_FAILED, base | {"reason": action.reason})
     return action
@@ -294,6 +294,6 @@ def mark_good(till: Till, updater: Updater) -> BootAction:
     action = after_boot(last, status, install_running=install_running(till.data_dir))
     updater.mark_good()
     if action.kind == "trial":
-        till.record(ev.UPDATE_COMMITTED, dict(last.payload if last else {}) | {"by": TECHNICIAN})
+        till.record(ev.UPDATE_COMMITTED, dict(last.payload if last else {}) | {"decided_by": TECHNICIAN})
         return BootAction("commit", mark_good=True)
     return action

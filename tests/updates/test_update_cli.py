@@ -208,7 +208,7 @@ def test_a_healthy_new_system_commits_itself(sim_till, kit):
     assert action.kind == "commit"
     assert update_events(sim_till)[-1] == (
         ev.UPDATE_COMMITTED,
-        update_events(sim_till)[-2][1] | {"by": "health"},
+        update_events(sim_till)[-2][1] | {"decided_by": "health"},
     )
     assert card(sim_till).env()["BOOT_B_LEFT"] == "3"
 
@@ -239,7 +239,7 @@ def test_a_crashing_new_system_is_rolled_back_by_the_bootloader(sim_till, kit):
         action = service.settle_boot(till, sim, HEALTHY)
     assert action.kind == "rolled_back"
     kind, payload = update_events(sim_till)[-1]
-    assert kind == ev.UPDATE_ROLLED_BACK and payload["by"] == "bootloader"
+    assert kind == ev.UPDATE_ROLLED_BACK and payload["decided_by"] == "bootloader"
     assert "did not confirm it was healthy within its boot attempts" in payload["reason"]
     assert card(sim_till).env()["BOOT_A_LEFT"] == "3"  # the old system stays good
 
