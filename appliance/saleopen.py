@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 from appliance.datadir import DataDir
 
@@ -48,25 +49,25 @@ class SaleMark:
 
     def __init__(self, data_dir: DataDir) -> None:
         self._path = lock_path(data_dir)
-        self._fd: int | None = None
+        self._file: BinaryIO | None = None  # a file object: garbage collection closes it
 
     @property
     def held(self) -> bool:
-        return self._fd is not None
+        return self._file is not None
 
     def set(self, sale_open: bool) -> None:
-        if sale_open and self._fd is None:
-            fd = _open(self._path)
+        if sale_open and self._file is None:
+            file = os.fdopen(_open(self._path), "rb", buffering=0)
             try:
                 # Blocks only while an asker holds its shared lock: microseconds.
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                fcntl.flock(file.fileno(), fcntl.LOCK_EX)
             except OSError:
-                os.close(fd)
+                file.close()
                 raise
-            self._fd = fd
-        elif not sale_open and self._fd is not None:
-            os.close(self._fd)  # closing drops the lock
-            self._fd = None
+            self._file = file
+        elif not sale_open and self._file is not None:
+            self._file.close()  # closing drops the lock
+            self._file = None
 
     def close(self) -> None:
         self.set(False)

@@ -17,6 +17,7 @@ from appliance import refund_scan
 from appliance.catalog import Item
 from appliance.errors import RuleViolation, TillError
 from appliance.pricing import CartLine, Quote
+from appliance.saleopen import SaleMark
 from appliance.till import RefundResult, SaleResult, Till
 
 
@@ -62,6 +63,7 @@ class Session:
         self._unrecorded_failed: list[str] = []
         self._overridden_unrecorded = False
         self.last_sale: SaleResult | None = None
+        self._sale_mark = SaleMark(till.data_dir)
 
     @staticmethod
     def _new_key() -> str:
@@ -85,6 +87,14 @@ class Session:
     def _changed(self) -> None:
         """Any change to the cart is a new sale: a new idempotency key."""
         self.key = self._new_key()
+        self._mark_sale()
+
+    def _mark_sale(self) -> None:
+        """Let other processes see whether a sale is open (an update waits for it)."""
+        try:
+            self._sale_mark.set(bool(self.cart))
+        except OSError:
+            pass  # a sale is never refused for this; an update only waits less for it
 
     def add(self, sku: str, personalisation: dict[str, Any] | None = None) -> None:
         self.till.catalog().item(sku)  # an unknown SKU is refused here, with the reason
@@ -169,6 +179,7 @@ class Session:
         self.last_sale = result
         self.cart = []
         self.promo = None
+        self._mark_sale()
         # the key stays until the cart changes: a late second tap replays this sale
         return result
 

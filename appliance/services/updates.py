@@ -281,7 +281,9 @@ def settle_boot(till: Till, updater: Updater, health: Health, *, reboot: bool = 
     if action.kind == "commit":
         till.record(ev.UPDATE_COMMITTED, base | {"decided_by": "health"})
     elif action.kind == "rolled_back":
-        till.record(ev.UPDATE_ROLLED_BACK, base | {"reason": action.reason, "decided_by": "bootloader"})
+        till.record(
+            ev.UPDATE_ROLLED_BACK, base | {"reason": action.reason, "decided_by": "bootloader"}
+        )
     elif action.kind == "interrupted":
         till.record(ev.UPDATE_FAILED, base | {"reason": action.reason})
     return action
@@ -294,6 +296,8 @@ def mark_good(till: Till, updater: Updater) -> BootAction:
     action = after_boot(last, status, install_running=install_running(till.data_dir))
     updater.mark_good()
     if action.kind == "trial":
-        till.record(ev.UPDATE_COMMITTED, dict(last.payload if last else {}) | {"decided_by": TECHNICIAN})
+        till.record(
+            ev.UPDATE_COMMITTED, dict(last.payload if last else {}) | {"decided_by": TECHNICIAN}
+        )
         return BootAction("commit", mark_good=True)
     return action

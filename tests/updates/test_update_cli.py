@@ -289,3 +289,19 @@ def test_stage_leaves_nothing_half_copied(sim_till, kit, monkeypatch):
     with pytest.raises(Exception, match="No space left on device"):
         service.stage(bundle, sim_till, limit=1 << 30)
     assert list(Path(sim_till.root / "updates" / "incoming").iterdir()) == []
+
+
+def test_the_kiosks_cart_holds_off_an_install(sim_till, kit):
+    from ui.session import Session
+
+    bundle = str(kit.bundle("2.1.0", COMPATIBLE))
+    with Till.open(sim_till) as till:
+        till.open_shift()
+        session = Session(till)
+        session.add("CAFE")
+        assert "a sale is open" in one_line_error(cli(sim_till, "install", bundle), 1)
+        session.pay("cash", 500)  # paid: the cart is empty again
+        assert cli(sim_till, "install", bundle).code == 0
+        session.add("CAFE")
+        session.clear()
+        assert cli(sim_till, "reboot").code == 0
