@@ -233,7 +233,7 @@ def cmd_shift(args: argparse.Namespace) -> int:
             emit(
                 args,
                 {"shift_no": z["shift_no"], "seq": event.seq, "z_report": z, "printing": printing},
-                "\n".join([_format_z(till, z), *(p["message"] for p in printing)]),
+                "\n".join([_format_z(till, z), *(p["message"] for p in printing if p["message"])]),
             )
         else:
             shift = till.current_shift()

@@ -177,6 +177,18 @@ def cmd_reboot(args: argparse.Namespace) -> int:
     return 0
 
 
+def restart_at_close(args: argparse.Namespace, till: Till, event: Any) -> dict[str, Any]:
+    """``tillbox shift close`` hook (after the Z report's): restart into an installed
+    update now that the shift is closed. Never raises: the close is durable already."""
+    from appliance.services.updates import restart_for_update
+
+    try:
+        message = restart_for_update(till, lambda: _updater(till))
+    except Exception as exc:  # noqa: BLE001 - a broken updater must not fail the close
+        message = f"the installed update did not start ({exc}); `tillbox update reboot`"
+    return {"printed": False, "message": message}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``tillbox update`` and its subcommands."""
     update = sub.add_parser("update", help="A/B system updates: status, install, commit")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +33,7 @@ from appliance.boundedio import CHUNK, UPDATE_BUNDLE_LIMIT, MiB
 from appliance.errors import RuleViolation, StorageError, TillError
 from appliance.fsutil import fsync_dir
 from appliance.updates import (
+    SCHEDULE,
     TECHNICIAN,
     Activity,
     BootAction,
@@ -45,6 +46,7 @@ from appliance.updates import (
     Updater,
     after_boot,
     check_install_time,
+    check_reboot_time,
     plan_install,
 )
 
@@ -287,6 +289,23 @@ def settle_boot(till: Till, updater: Updater, health: Health, *, reboot: bool = 
     elif action.kind == "interrupted":
         till.record(ev.UPDATE_FAILED, base | {"reason": action.reason})
     return action
+
+
+def restart_for_update(till: Till, open_updater: Callable[[], Updater]) -> str:
+    """At shift close: restart into an installed update, if one waits (else "").
+
+    The updater is only opened when the log says an install happened: most closes have
+    nothing to do and must not wait for (or depend on) the updater."""
+    last = last_update(till)
+    if last is None or last.type != ev.UPDATE_INSTALLED:
+        return ""
+    updater = open_updater()
+    action = after_boot(last, updater.status(), install_running=install_running(till.data_dir))
+    if action.kind != "awaiting_reboot":
+        return ""
+    check_reboot_time(activity(till), SCHEDULE)
+    updater.reboot()
+    return f"restarting into update {last.payload.get('to_version')}"
 
 
 def mark_good(till: Till, updater: Updater) -> BootAction:

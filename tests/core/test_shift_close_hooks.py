@@ -24,7 +24,8 @@ def _missing_module():
 
 def test_the_hw_plugin_offers_the_z_report_hook():
     assert {e.name: e.value for e in entry_points(group=plugins.SHIFT_CLOSED_GROUP)} == {
-        "hw": "drivers.cli:print_z_at_close"
+        "hw": "drivers.cli:print_z_at_close",
+        "update": "drivers.update_cli:restart_at_close",  # after it: hooks run in name order
     }
 
 

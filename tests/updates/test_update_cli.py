@@ -305,3 +305,25 @@ def test_the_kiosks_cart_holds_off_an_install(sim_till, kit):
         session.add("CAFE")
         session.clear()
         assert cli(sim_till, "reboot").code == 0
+
+
+def test_the_till_restarts_into_an_installed_update_at_shift_close(sim_till, kit):
+    shift = ["shift", "open", "--data-dir", str(sim_till.root)]
+    assert run_cli(*shift).code == 0
+    assert cli(sim_till, "install", str(kit.bundle("2.1.0", COMPATIBLE))).code == 0
+    assert card(sim_till).status().booted.bootname == "A"  # not during the shift
+    result = run_cli("shift", "close", "--data-dir", str(sim_till.root))
+    assert result.code == 0, result
+    assert "restarting into update 2.1.0" in result.out
+    assert card(sim_till).status().booted.bootname == "B"
+    # nothing waits now: the next close is an ordinary one
+    assert run_cli(*shift).code == 0
+    result = run_cli("shift", "close", "--data-dir", str(sim_till.root))
+    assert result.code == 0 and "restarting" not in result.out
+    assert card(sim_till).status().booted.bootname == "B"
+
+
+def test_a_close_with_no_update_waiting_never_opens_the_updater(sim_till):
+    assert run_cli("shift", "open", "--data-dir", str(sim_till.root)).code == 0
+    assert run_cli("shift", "close", "--data-dir", str(sim_till.root)).code == 0
+    assert not sim_folder(sim_till).exists()
