@@ -127,6 +127,8 @@ def cmd_install(args: argparse.Namespace) -> int:
             "online delivery); copy the bundle to a USB stick and pass its path\n"
         )
         return 2
+    if any(ord(c) < 32 or ord(c) == 127 for c in args.source):
+        raise TillError("the bundle's path holds control characters; give the path again")
     with open_till(args) as till:
         updater = _updater(till)
         bundle = _choose_bundle(Path(args.source), updater)

@@ -167,10 +167,10 @@ class SimulatedUpdater:
         return rauc.info(bundle, keyring=self._keyring())
 
     def _keyring(self) -> Path:
-        if self.keyring is None:
+        if self.keyring is None or not self.keyring.is_file():
             raise UpdaterError(
-                "no release keyring for the simulated updater; set [updates] keyring in "
-                "tillbox.toml to the release certificate"
+                f"the simulated updater's keyring {self.keyring or '(none)'} does not exist; "
+                "set [updates] keyring in tillbox.toml to the release certificate"
             )
         return self.keyring
 

@@ -70,13 +70,14 @@ class ReleaseKit:
             releases.keygen(self.key_path, self.cert, name)
 
     def rootfs(self, version: str) -> Path:
+        """The root file system of ``version`` (made once: every bundle of it holds it)."""
+        path = self.folder / f"rootfs-{version}.ext4"
+        if path.exists():
+            return path
         # a random-looking payload: a verity bundle's squashfs must exceed 4 KiB
         noise = os.urandom(24 * 1024)
         release = f"tillbox {version}\n".encode()
-        return rootfs_image(
-            self.folder / f"rootfs-{version}.ext4",
-            {"etc/tillbox-release": release, "opt/tillbox/blob": noise},
-        )
+        return rootfs_image(path, {"etc/tillbox-release": release, "opt/tillbox/blob": noise})
 
     def bundle(
         self, version: str, compatible: str, *, bundle_format: str = "plain", name: str = ""

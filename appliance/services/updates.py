@@ -90,7 +90,11 @@ def find_bundles(folder: Path) -> list[Path]:
             for n, entry in enumerate(entries):
                 if n >= 10 * MAX_BUNDLES_LISTED:
                     break
-                if entry.name.endswith(BUNDLE_SUFFIX) and entry.is_file(follow_symlinks=False):
+                if (
+                    entry.name.endswith(BUNDLE_SUFFIX)
+                    and entry.name.isprintable()  # its name goes into one-line messages
+                    and entry.is_file(follow_symlinks=False)
+                ):
                     found.append(Path(entry.path))
     except OSError as exc:
         raise TillError(
@@ -104,6 +108,8 @@ def stage(source: Path, data_dir: DataDir, limit: int = UPDATE_BUNDLE_LIMIT) -> 
     ``limit`` and one that would leave less than DATA_RESERVE free."""
     folder = updates_dir(data_dir) / "incoming"
     folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+    if Path(source).absolute().parent == folder.absolute():
+        raise TillError(f"{source} is the kiosk's own staging copy; pass the bundle itself")
     for old in folder.iterdir():
         old.unlink()  # an earlier, unfinished staging
     # the copy keeps the bundle's name: rauc's messages (and ours) name the file the
