@@ -112,10 +112,12 @@ class SimulatedUpdater:
         atomic_write(self.folder / "slots.json", json.dumps(data, sort_keys=True).encode())
 
     def booted(self) -> str | None:
-        try:
-            return (self.folder / "booted").read_text().strip() or None
-        except FileNotFoundError:
-            return None
+        path = self.folder / "booted"
+        if not path.exists():
+            return None  # powered off
+        return (
+            read_bounded(path, STATE_LIMIT, "the simulated card's booted").decode().strip() or None
+        )
 
     def power_on(self) -> str:
         """Boot: U-Boot's script picks the slot (resetting the board at most once)."""

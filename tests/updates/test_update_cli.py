@@ -355,3 +355,14 @@ def test_any_source_gets_a_documented_status_and_one_line(sim_till, source):
     [line] = error_lines(result)
     assert line.startswith("tillbox: error: ") and "internal error" not in line, result
     assert update_events(sim_till) == []
+
+
+def test_a_huge_file_is_refused_unread(sim_till, tmp_path):
+    from appliance.boundedio import UPDATE_BUNDLE_LIMIT
+
+    huge = tmp_path / "huge.raucb"
+    with huge.open("wb") as f:
+        f.truncate(UPDATE_BUNDLE_LIMIT + 1)  # sparse: no disk space taken
+    err = one_line_error(cli(sim_till, "install", str(huge)), 1)
+    assert "larger than a release bundle can be (2048 MiB)" in err
+    assert list((sim_till.root / "updates" / "incoming").iterdir()) == []
