@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance import events as ev
-from appliance import gate, keys, projections, queries, sync_state, techpin
+from appliance import gate, keys, projections, queries, region, sync_state, techpin
+from appliance import log as eventlog
+from appliance import schedule as sched
 from appliance.catalog import Catalog, TaxProfile, demo_catalog
 from appliance.datadir import Config, DataDir
 from appliance.errors import NotFound, RuleViolation, TillError
@@ -94,6 +96,8 @@ class Till:
         self.log = log
         self.config = data_dir.load_config()
         self._catalog: tuple[str, Catalog] | None = None
+        self.lists = region.Lists()  # the region's schedule and roster, parsed once each
+        self._tenant: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -151,6 +155,14 @@ class Till:
     def public_key_hex(self) -> str:
         return self.data_dir.public_key_path.read_text().strip()
 
+    @property
+    def tenant(self) -> str:
+        """The tenant the log was created for (its first event's; the config can change)."""
+        if self._tenant is None:
+            first = queries.genesis_payload(self.log) or {}
+            self._tenant = str(first.get("tenant", ""))
+        return self._tenant
+
     # -- reading ---------------------------------------------------------------------------
     def catalog(self) -> Catalog:
         return self._catalog_at(queries.catalog_version(self.log))
@@ -168,7 +180,102 @@ class Till:
         return self._catalog[1]
 
     def profile(self) -> TaxProfile:
-        return self.catalog().profile(self.config.section("shop")["tax_profile"])
+        """The tax profile a sale made now is taxed under: the current event's, else the
+        shop's (``[shop] tax_profile``)."""
+        pick, _current, _version = self._event_context(self.log.conn, eventlog.now_ms())
+        return self._profile_for(self.catalog(), pick)
+
+    def _profile_for(self, catalog: Catalog, pick: sched.Pick) -> TaxProfile:
+        if pick.event is None:
+            return catalog.profile(self.config.section("shop")["tax_profile"])
+        profile = catalog.tax_profiles.get(pick.event.tax_profile)
+        if profile is None:
+            raise RuleViolation(
+                f"event {pick.event.id}'s tax profile {pick.event.tax_profile!r} is not in "
+                "this till's catalog; apply the region's catalog that defines it"
+            )
+        return profile
+
+    # -- the event the till trades at (appliance.schedule) ---------------------------------
+    def _event_context(
+        self, conn: Any, now_ms: int
+    ) -> tuple[sched.Pick, dict[str, Any] | None, int]:
+        """(the pick for ``now_ms``, the event in progress's ``event.started`` payload,
+        the schedule's version); cheap when no schedule was ever applied."""
+        schedule = self.lists.schedule(conn)
+        current, choice = projections.event_state(conn)
+        if schedule is None:
+            return sched.Pick(sched.NO_SCHEDULE), current, 0
+        result, boot, last_ms = projections.clock_state(conn)
+        confirmed = sched.clock_confirmed(
+            result, boot, eventlog.current_boot_id(), last_ms, now_ms
+        )
+        stall = self.lists.stall(conn, self.device_id)
+        pick = sched.pick(schedule, stall, now_ms, confirmed, sched.Choice.from_payload(choice))
+        return pick, current, region.version(conn, "schedule")
+
+    def current_event(self, now_ms: int | None = None) -> sched.Pick:
+        """Which event a sale made now belongs to, or what the cashier must be asked."""
+        at = eventlog.now_ms() if now_ms is None else now_ms
+        return self._event_context(self.log.conn, at)[0]
+
+    def event_in_progress(self) -> dict[str, Any] | None:
+        """The ``event.started`` payload of the event the log says is in progress."""
+        return projections.event_state(self.log.conn)[0]
+
+    def choose_event(self, event_id: str) -> Event:
+        """The cashier's answer when asked: an event of the schedule, or "" for none."""
+        with self.log.transaction() as tx:
+            pick, current, version = self._event_context(tx.conn, eventlog.now_ms())
+            if pick.how == sched.NO_SCHEDULE:
+                raise RuleViolation(
+                    "no event schedule has been applied to this till; there is nothing to "
+                    "choose (apply one with `tillbox event apply FILE`)"
+                )
+            if pick.how == sched.CLOCK:
+                raise RuleViolation(
+                    f"the confirmed clock says event {pick.event_id} is current; there is "
+                    "nothing to choose"
+                )
+            assert pick.question is not None
+            schedule = self.lists.schedule(tx.conn)
+            assert schedule is not None
+            chosen = schedule.event(event_id) if event_id else None
+            stall = self.lists.stall(tx.conn, self.device_id)
+            if event_id and (chosen is None or not chosen.for_stall(stall)):
+                known = ", ".join(e.id for e in schedule.for_stall(stall)) or "none"
+                raise NotFound(
+                    f"event {event_id!r} is not in this stall's schedule (known: {known}); "
+                    "choose one of them or --none"
+                )
+            event = tx.append(
+                ev.EVENT_CHOSEN,
+                {
+                    "event_id": event_id,
+                    "question": pick.question.to_json(),
+                    "schedule_version": version,
+                },
+            )
+            sched.observe(tx, sched.Pick(sched.CHOSEN, chosen, pick.question), current, version)
+            return event
+
+    def _trading_event(self, tx: Transaction, *, ask: bool = True) -> sched.Pick:
+        """The pick for something recorded now, with the switch recorded before it.
+
+        ``ask``: an open question refuses (a sale must know its tax profile). Without
+        it (refunds: money back is never refused for this) the event in progress stays.
+        """
+        pick, current, version = self._event_context(tx.conn, eventlog.now_ms())
+        if pick.how == sched.ASK:
+            if ask:
+                raise RuleViolation(_ask_message(pick))
+            if current is None:
+                return sched.Pick(sched.ASK, None, pick.question)
+            schedule = self.lists.schedule(tx.conn)
+            ongoing = schedule.event(current["event_id"]) if schedule else None
+            return sched.Pick(sched.ASK, ongoing, pick.question)
+        sched.observe(tx, pick, current, version)
+        return pick
 
     def stock(self) -> dict[str, int]:
         return queries.stock(self.log)
@@ -177,7 +284,11 @@ class Till:
         return queries.open_shift_no(self.log)
 
     def quote(self, cart: Sequence[CartLine], promo_code: str | None = None) -> Quote:
-        return price_cart(self.catalog(), self.profile(), cart, promo_code)
+        pick = self.current_event()
+        catalog = self.catalog()
+        return price_cart(
+            catalog, self._profile_for(catalog, pick), cart, promo_code, event_id=pick.event_id
+        )
 
     def money(self, minor: int) -> str:
         return format_minor(minor, self.profile().currency)
@@ -300,31 +411,48 @@ class Till:
         """
         key = idempotency_key or new_id()
         with self.log.transaction() as tx:
-            # One round trip for everything a sale needs to know: the cashier's hot path.
-            seen, shift, last_receipt, catalog_version = projections.sale_context(tx.conn, key)
-            if seen is not None:
-                event = self.log.event(seen)
-                assert event is not None
-                return SaleResult(event, replayed=True)
-            gate.require_open(tx.conn)
-            if shift is None:
-                self._require_shift()  # raises with the fix
-            catalog = self._catalog_at(catalog_version)
-            profile = catalog.profile(self.config.section("shop")["tax_profile"])
-            quote = price_cart(catalog, profile, cart, promo_code)
-            payment = self._payment(quote, method, tendered)
-            payload = {
-                "sale_id": new_id(),
-                "receipt_no": last_receipt + 1,
-                "shift_no": shift,
-                "idempotency_key": key,
-                **quote.to_json(),
-                "payment": payment,
-            }
-            try:
-                return SaleResult(tx.append(ev.SALE_COMPLETED, payload))
-            except CanonicalFormError as exc:
-                raise RuleViolation(f"sale refused: {exc}") from None
+            return self._sell(tx, cart, method, tendered, promo_code, key)
+
+    def _sell(
+        self,
+        tx: Transaction,
+        cart: Sequence[CartLine],
+        method: str,
+        tendered: int | None,
+        promo_code: str | None,
+        key: str,
+        extra: dict[str, Any] | None = None,
+    ) -> SaleResult:
+        """The sale inside the caller's transaction (``extra``: more payload keys, such as
+        the booking a pickup pays for)."""
+        # One round trip for everything a sale needs to know: the cashier's hot path.
+        seen, shift, last_receipt, catalog_version = projections.sale_context(tx.conn, key)
+        if seen is not None:
+            event = self.log.event(seen)
+            assert event is not None
+            return SaleResult(event, replayed=True)
+        gate.require_open(tx.conn)
+        if shift is None:
+            self._require_shift()  # raises with the fix
+        catalog = self._catalog_at(catalog_version)
+        pick = self._trading_event(tx)
+        profile = self._profile_for(catalog, pick)
+        quote = price_cart(catalog, profile, cart, promo_code, event_id=pick.event_id)
+        payment = self._payment(quote, method, tendered)
+        payload = {
+            "sale_id": new_id(),
+            "receipt_no": last_receipt + 1,
+            "shift_no": shift,
+            "idempotency_key": key,
+            **quote.to_json(),
+            "payment": payment,
+            "event_id": pick.event_id,
+            **(extra or {}),
+        }
+        try:
+            return SaleResult(tx.append(ev.SALE_COMPLETED, payload))
+        except CanonicalFormError as exc:
+            raise RuleViolation(f"sale refused: {exc}") from None
 
     def refund(
         self, sale_ref: str | int, items: Sequence[tuple[str, int]] | None = None
@@ -342,23 +470,11 @@ class Till:
             for line_no, qty, already in plan:
                 sold = by_line[line_no]
                 lines.append(_refund_line(sold, qty, already))
-            taxes: dict[str, dict[str, Any]] = {}
-            for ln in lines:
-                t = taxes.setdefault(
-                    ln["tax_rate"],
-                    {
-                        "rate": ln["tax_rate"],
-                        "rate_bp": ln["rate_bp"],
-                        "net_minor": 0,
-                        "tax_minor": 0,
-                        "gross_minor": 0,
-                    },
-                )
-                for k in ("net_minor", "tax_minor", "gross_minor"):
-                    t[k] += ln[k]
+            taxes = refund_taxes(lines)
             gross = sum(ln["gross_minor"] for ln in lines)
             method = p["payment"]["method"]
             step = p.get("cash_rounding_minor", 0) if method == "cash" else 0
+            pick = self._trading_event(tx, ask=False)
             payload = {
                 "refund_id": new_id(),
                 "sale_id": p["sale_id"],
@@ -367,10 +483,11 @@ class Till:
                 "shift_no": shift,
                 "currency": p["currency"],
                 "lines": lines,
-                "taxes": [taxes[k] for k in sorted(taxes)],
+                "taxes": taxes,
                 "gross_minor": gross,
                 "total_minor": round_to_step(gross, step),
                 "payment": {"method": method},
+                "event_id": pick.event_id,
             }
             return RefundResult(tx.append(ev.REFUND_ISSUED, payload))
 
@@ -427,6 +544,30 @@ class Till:
         opening_float = queries.opening_float_minor(self.log, shift_no)
         # Cash takings are already net of cash refunds (a refund subtracts from "pay").
         cash = sum(p["total_minor"] for p in payments if p["method"] == "cash")
+        extra: dict[str, Any] = {}
+        events = [
+            {"event_id": k, "sales_count": c, "gross_minor": g, "tax_minor": t, "net_minor": n}
+            for kind, k, c, g, t, n in rows
+            if kind == "event"
+        ]
+        if events:  # only a till that traded at scheduled events has these
+            rest = {
+                "event_id": "",
+                "sales_count": sum(p["count"] for p in payments)
+                - sum(e["sales_count"] for e in events),
+            }
+            for key in ("gross_minor", "tax_minor", "net_minor"):
+                rest[key] = sum(t[key] for t in taxes) - sum(e[key] for e in events)
+            if any(rest[k] for k in rest if k != "event_id"):
+                events.append(rest)
+            extra["events"] = events
+        bookings = [
+            {"payment": k, "count": c, "due_minor": g}
+            for kind, k, c, g, _t, _n in rows
+            if kind == "booking"
+        ]
+        if bookings:
+            extra["bookings"] = bookings
         return {
             "shift_no": shift_no,
             "sales_count": sum(p["count"] for p in payments),
@@ -440,6 +581,7 @@ class Till:
             "takings_minor": sum(p["total_minor"] for p in payments),
             "opening_float_minor": opening_float,
             "expected_cash_minor": opening_float + cash,
+            **extra,
         }
 
     def close_shift(self) -> Event:
@@ -516,6 +658,40 @@ class Till:
             return self.log.append(type, payload)
         except CanonicalFormError as exc:
             raise RuleViolation(f"event refused: {exc}") from None
+
+
+def refund_taxes(lines: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A refund's ``taxes[]``: its lines' amounts summed per rate, by rate code."""
+    taxes: dict[str, dict[str, Any]] = {}
+    for ln in lines:
+        t = taxes.setdefault(
+            ln["tax_rate"],
+            {
+                "rate": ln["tax_rate"],
+                "rate_bp": ln["rate_bp"],
+                "net_minor": 0,
+                "tax_minor": 0,
+                "gross_minor": 0,
+            },
+        )
+        for k in ("net_minor", "tax_minor", "gross_minor"):
+            t[k] += ln[k]
+    return [taxes[k] for k in sorted(taxes)]
+
+
+def _ask_message(pick: sched.Pick) -> str:
+    """The one line that tells the cashier to choose the event (and from what)."""
+    assert pick.question is not None
+    why = {
+        sched.CLOCK_UNCONFIRMED: "the clock is not confirmed (no time source since boot)",
+        sched.OVERLAP: "two events of the schedule are on now",
+        sched.NONE_CURRENT: "no event of the schedule is on now",
+    }[pick.question.reason]
+    offer = ", ".join(e.id for e in pick.candidates) or "no events"
+    return (
+        f"which event is this sale at? {why}; choose one with `tillbox event choose ID` "
+        f"({offer}) or `tillbox event choose --none`"
+    )
 
 
 def _plan_refund(
