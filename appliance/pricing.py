@@ -292,3 +292,22 @@ def price_cart(
     promotions = _apply_promotions(lines, items, _active_promotions(catalog, promo_code, event_id))
     taxes = _apply_tax(lines, profile)
     return Quote(profile, lines, promotions, taxes)
+
+
+def taxes_by_rate(lines: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``taxes[]`` of lines already taxed (a refund's): their amounts summed per rate code."""
+    taxes: dict[str, dict[str, Any]] = {}
+    for ln in lines:
+        t = taxes.setdefault(
+            ln["tax_rate"],
+            {
+                "rate": ln["tax_rate"],
+                "rate_bp": ln["rate_bp"],
+                "net_minor": 0,
+                "tax_minor": 0,
+                "gross_minor": 0,
+            },
+        )
+        for k in ("net_minor", "tax_minor", "gross_minor"):
+            t[k] += ln[k]
+    return [taxes[k] for k in sorted(taxes)]

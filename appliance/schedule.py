@@ -135,7 +135,9 @@ def pick(
     return Pick(ASK, None, question, candidates)
 
 
-def clock_confirmed(result: str | None, recorded_boot: str | None, boot: str, last_ms: int, now_ms: int) -> bool:
+def clock_confirmed(
+    result: str | None, recorded_boot: str | None, boot: str, last_ms: int, now_ms: int
+) -> bool:
     """The clock is trusted when this boot's latest ``clock`` self-test passed (a time
     source confirmed it) and it is not behind the log's last event (no jump back)."""
     return result == "pass" and recorded_boot == boot and now_ms >= last_ms

@@ -13,20 +13,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from appliance import crossrefund, gate, keys, projections, queries, region, sync_state, techpin
 from appliance import events as ev
-from appliance import gate, keys, projections, queries, region, sync_state, techpin
 from appliance import log as eventlog
 from appliance import schedule as sched
 from appliance.catalog import Catalog, TaxProfile, demo_catalog
+from appliance.crossrefund import ForeignSale
 from appliance.datadir import Config, DataDir
 from appliance.errors import NotFound, RuleViolation, TillError
 from appliance.formats.canonical import CanonicalFormError
 from appliance.formats.chain import ChainReport, Event
+from appliance.formats.region import Booking
 from appliance.identifiers import check_identifier
 from appliance.ids import new_id
 from appliance.log import EventLog, Transaction
 from appliance.money import div_round, format_minor, round_to_step
-from appliance.pricing import CartLine, Quote, price_cart
+from appliance.pricing import CartLine, Quote, price_cart, taxes_by_rate
 
 PAYMENT_METHODS = ("cash", "card")
 MAX_FLOAT_MINOR = 10_000_000  # 100,000.00: far above any stall's drawer, below any overflow
@@ -76,7 +78,11 @@ class RefundResult:
 
     def to_json(self) -> dict[str, Any]:
         p = self.event.payload
+        other = {k: p[k] for k in ("sale_device", "sale_event_ref") if k in p}
         return {
+            **other,
+            "sale_receipt_no": p["sale_receipt_no"],
+            "event_id": p.get("event_id", ""),
             "refund_id": p["refund_id"],
             "sale_id": p["sale_id"],
             "seq": self.event.seq,
@@ -207,9 +213,7 @@ class Till:
         if schedule is None:
             return sched.Pick(sched.NO_SCHEDULE), current, 0
         result, boot, last_ms = projections.clock_state(conn)
-        confirmed = sched.clock_confirmed(
-            result, boot, eventlog.current_boot_id(), last_ms, now_ms
-        )
+        confirmed = sched.clock_confirmed(result, boot, eventlog.current_boot_id(), last_ms, now_ms)
         stall = self.lists.stall(conn, self.device_id)
         pick = sched.pick(schedule, stall, now_ms, confirmed, sched.Choice.from_payload(choice))
         return pick, current, region.version(conn, "schedule")
@@ -470,7 +474,7 @@ class Till:
             for line_no, qty, already in plan:
                 sold = by_line[line_no]
                 lines.append(_refund_line(sold, qty, already))
-            taxes = refund_taxes(lines)
+            taxes = taxes_by_rate(lines)
             gross = sum(ln["gross_minor"] for ln in lines)
             method = p["payment"]["method"]
             step = p.get("cash_rounding_minor", 0) if method == "cash" else 0
@@ -490,6 +494,112 @@ class Till:
                 "event_id": pick.event_id,
             }
             return RefundResult(tx.append(ev.REFUND_ISSUED, payload))
+
+    def refund_foreign(
+        self, sale: ForeignSale, items: Sequence[tuple[str, int]] | None = None
+    ) -> RefundResult:
+        """Refund another till's verified receipt (appliance.crossrefund: the rules)."""
+        with self.log.transaction() as tx:
+            gate.require_open(tx.conn, "refunding")
+            shift = self._require_shift()
+            catalog = self._catalog_at(queries.catalog_version(self.log))
+            pick = self._trading_event(tx, ask=False)
+            profile = self._profile_for(catalog, pick)
+            refunded = projections.foreign_refunded(tx.conn, sale.device_id, sale.receipt_no)
+            lines, taxes = crossrefund.plan(sale, refunded, catalog, profile, items)
+            gross = sum(t["gross_minor"] for t in taxes)
+            step = profile.cash_rounding_minor if sale.method == "cash" else 0
+            payload = {
+                "refund_id": new_id(),
+                "sale_id": "",  # not known here: the region links the refund by sale_*
+                **sale.ref(),
+                "receipt_no": self._next_receipt_no(tx),
+                "shift_no": shift,
+                "currency": sale.currency,
+                "lines": lines,
+                "taxes": taxes,
+                "gross_minor": gross,
+                "total_minor": round_to_step(gross, step),
+                "payment": {"method": sale.method},
+                "event_id": pick.event_id,
+            }
+            return RefundResult(tx.append(ev.REFUND_ISSUED, payload))
+
+    # -- bookings (appliance.bookings: finding them, the list) ------------------------------
+    def redeem_booking(
+        self,
+        booking: Booking,
+        cart: Sequence[CartLine],
+        via: str,
+        bookings_version: int,
+        *,
+        method: str | None = None,
+        tendered: int | None = None,
+    ) -> tuple[Event, SaleResult | None]:
+        """Hand a booking over, once on this till: a paid one with nothing due, one paid at
+        pickup as a sale in the same transaction. (``booking.redeemed``, and the sale.)"""
+        with self.log.transaction() as tx:
+            done = projections.booking_redemption(tx.conn, booking.id)
+            if done is not None:
+                raise RuleViolation(
+                    f"booking {booking.number} was already handed over at this till (seq "
+                    f"{done[0]}); do not hand it over again"
+                )
+            gate.require_open(tx.conn, "handing over bookings")
+            shift = self._require_shift()
+            sale = None
+            if booking.paid:
+                pick = self._trading_event(tx, ask=False)  # nothing is taxed here
+                catalog = self._catalog_at(queries.catalog_version(self.log))
+                lines = []
+                for number, entry in enumerate(cart, start=1):
+                    line = {
+                        "line": number,
+                        "sku": entry.sku,
+                        "name": catalog.item(entry.sku).name,
+                        "qty": entry.qty,
+                    }
+                    if entry.personalisation is not None:
+                        line["personalisation"] = entry.personalisation
+                    lines.append(line)
+                due, sale_id, receipt_no, event_id = 0, "", 0, pick.event_id
+            else:
+                assert method is not None
+                sale = self._sell(
+                    tx, cart, method, tendered, None, new_id(), {"booking_id": booking.id}
+                )
+                p = sale.payload
+                lines = [
+                    {
+                        **{k: ln[k] for k in ("line", "sku", "name", "qty")},
+                        **(
+                            {"personalisation": ln["personalisation"]}
+                            if "personalisation" in ln
+                            else {}
+                        ),
+                    }
+                    for ln in p["lines"]
+                ]
+                due, sale_id, receipt_no = p["payment"]["due_minor"], p["sale_id"], p["receipt_no"]
+                event_id = p["event_id"]
+            event = tx.append(
+                ev.BOOKING_REDEEMED,
+                {
+                    "redemption_id": new_id(),
+                    "booking_id": booking.id,
+                    "booking_number": booking.number,
+                    "payment": booking.payment,
+                    "due_minor": due,
+                    "sale_id": sale_id,
+                    "receipt_no": receipt_no,
+                    "lines": lines,
+                    "event_id": event_id,
+                    "shift_no": shift,
+                    "via": via,
+                    "bookings_version": bookings_version,
+                },
+            )
+            return event, sale
 
     # -- shifts ----------------------------------------------------------------------------
     def open_shift(self, opening_float_minor: int = 0) -> Event:
@@ -658,25 +768,6 @@ class Till:
             return self.log.append(type, payload)
         except CanonicalFormError as exc:
             raise RuleViolation(f"event refused: {exc}") from None
-
-
-def refund_taxes(lines: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A refund's ``taxes[]``: its lines' amounts summed per rate, by rate code."""
-    taxes: dict[str, dict[str, Any]] = {}
-    for ln in lines:
-        t = taxes.setdefault(
-            ln["tax_rate"],
-            {
-                "rate": ln["tax_rate"],
-                "rate_bp": ln["rate_bp"],
-                "net_minor": 0,
-                "tax_minor": 0,
-                "gross_minor": 0,
-            },
-        )
-        for k in ("net_minor", "tax_minor", "gross_minor"):
-            t[k] += ln[k]
-    return [taxes[k] for k in sorted(taxes)]
 
 
 def _ask_message(pick: sched.Pick) -> str:

@@ -242,7 +242,9 @@ def _device(raw: Any, where: str) -> RosterDevice:
     if not (isinstance(key, str) and len(key) == 64 and all(c in "0123456789abcdef" for c in key)):
         raise _bad(f"{where} public_key must be 64 lower-case hex digits")
     return RosterDevice(
-        _ident(o["device_id"], f"{where} device_id"), key, _ident(o["stall"], f"{where} stall", empty=True)
+        _ident(o["device_id"], f"{where} device_id"),
+        key,
+        _ident(o["stall"], f"{where} stall", empty=True),
     )
 
 
