@@ -238,7 +238,8 @@ def cmd_region_status(args: argparse.Namespace) -> int:
                 {"version": row[0], "seq": row[1], "issued_wall_ms": row[2]} if row else None
             )
         stall = till.lists.stall(till.log.conn, till.device_id)
-    info = {"tenant": till.tenant, "stall": stall, "lists": lists}
+        tenant = till.tenant
+    info = {"tenant": tenant, "stall": stall, "lists": lists}
     text = [f"tenant {info['tenant']}, stall {stall or '(none in the roster)'}"]
     for kind, row in lists.items():
         text.append(f"{kind:<9} " + (f"version {row['version']}" if row else "none applied"))
