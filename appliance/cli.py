@@ -187,14 +187,13 @@ def cmd_refund(args: argparse.Namespace) -> int:
         else:
             result = till.refund(args.sale, args.item or None)
         out = result.to_json()
-        sold_at = f" of till {out['sale_device']}'s receipt {out['sale_receipt_no']}"
-        emit(
-            args,
-            out,
+        text = (
             f"refund recorded: receipt {out['receipt_no']} (seq {out['seq']}), "
             f"{till.money(out['total_minor'])} back by {out['method']}"
-            + (sold_at if "sale_device" in out else ""),
         )
+        if "sale_device" in out:  # the kiosk says which till sold it, and so does this
+            text += f" of till {out['sale_device']}'s receipt {out['sale_receipt_no']}"
+        emit(args, out, text)
     return 0
 
 

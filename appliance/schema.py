@@ -118,16 +118,16 @@ GATE_BACKFILL = [
 # states its gross per rate, so that is what a refund at another till is bounded by).
 # No backfill: logs before schema 3 hold none of these events.
 REGION_DDL = [
-    """CREATE TABLE region_data (
+    """CREATE TABLE IF NOT EXISTS region_data (
         kind TEXT PRIMARY KEY, version INTEGER NOT NULL, seq INTEGER NOT NULL,
         issued_wall_ms INTEGER NOT NULL, body TEXT NOT NULL
     ) WITHOUT ROWID""",
-    "CREATE TABLE event_state (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, body TEXT NOT NULL)"
+    "CREATE TABLE IF NOT EXISTS event_state (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, body TEXT NOT NULL)"
     " WITHOUT ROWID",
-    """CREATE TABLE booking_redemptions (
+    """CREATE TABLE IF NOT EXISTS booking_redemptions (
         booking_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, receipt_no INTEGER NOT NULL
     ) WITHOUT ROWID""",
-    """CREATE TABLE foreign_refunds (
+    """CREATE TABLE IF NOT EXISTS foreign_refunds (
         device_id TEXT NOT NULL, receipt_no INTEGER NOT NULL, rate_bp INTEGER NOT NULL,
         gross_minor INTEGER NOT NULL, PRIMARY KEY (device_id, receipt_no, rate_bp)
     ) WITHOUT ROWID""",
