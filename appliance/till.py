@@ -209,9 +209,9 @@ class Till:
         """(the pick for ``now_ms``, the event in progress's ``event.started`` payload,
         the schedule's version); cheap when no schedule was ever applied."""
         schedule = self.lists.schedule(conn)
+        if schedule is None:  # never had one (a schedule is replaced, never removed)
+            return sched.Pick(sched.NO_SCHEDULE), None, 0
         current, choice = projections.event_state(conn)
-        if schedule is None:
-            return sched.Pick(sched.NO_SCHEDULE), current, 0
         result, boot, last_ms = projections.clock_state(conn)
         confirmed = sched.clock_confirmed(result, boot, eventlog.current_boot_id(), last_ms, now_ms)
         stall = self.lists.stall(conn, self.device_id)

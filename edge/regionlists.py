@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +27,7 @@ from nacl.signing import SigningKey
 from appliance.errors import RuleViolation, TillError
 from appliance.formats import region as fmt
 from appliance.formats import wire
-from edge.store import Store
+from edge.store import Store, is_write_conflict
 
 
 @dataclass(frozen=True)
@@ -64,13 +66,28 @@ def _next_version(previous: int, asked: int | None) -> int:
     return asked
 
 
+@contextmanager
+def _one_writer(store: Store, tenant: str, kind: str) -> Iterator[None]:
+    """A transaction; a concurrent first write of the same list (no row to lock yet,
+    PostgreSQL) loses with a line that says to try again."""
+    try:
+        with store.transaction():
+            yield
+    except Exception as exc:
+        if is_write_conflict(exc):
+            raise TillError(
+                f"the {kind} list of {tenant} was changed at the same moment; try again"
+            ) from None
+        raise
+
+
 def _keep(
     store: Store, key: SigningKey, tenant: str, value: fmt.RegionData, version: int | None
 ) -> Kept:
     kind = {fmt.Schedule: fmt.SCHEDULE, fmt.Roster: fmt.ROSTER, fmt.Bookings: fmt.BOOKINGS}[
         type(value)
     ]
-    with store.transaction():
+    with _one_writer(store, tenant, kind):
         kept = store.region_update(tenant, kind, lock=True)
         chosen = _next_version(kept[0] if kept else 0, version)
         data = _seal(key, tenant, value, chosen)
@@ -135,7 +152,7 @@ def add_booking(
 ) -> tuple[Kept, fmt.Booking, str]:
     """Add one booking (``id`` and ``number`` chosen when absent) to the tenant's list:
     (the kept list, the booking, its QR payload for the customer)."""
-    with store.transaction():
+    with _one_writer(store, tenant, fmt.BOOKINGS):
         kept = store.region_update(tenant, fmt.BOOKINGS, lock=True)
         current = kept_bookings(store, key, tenant)
         raw = dict(booking)

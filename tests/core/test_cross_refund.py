@@ -55,6 +55,11 @@ def test_a_receipt_of_another_roster_till_is_refunded_with_its_sale_reference(ti
         # this till's own sale numbers are untouched by the other till's receipt number
         assert projections.snapshot(till_b.log.conn)["sale_lines"] == []
         assert projections.rebuild(till_b.log.conn) == projections.snapshot(till_b.log.conn)
+        # b's own refund receipt: signed by b, naming a1's receipt number as refunded
+        printed = receipt_sig.receipt_qr_payload(till_b, refund)
+        check = receipt_sig.verify_receipt_payload(printed, till_b.public_key_hex())
+        assert check.ok and check.fields.kind == "R" and check.fields.device_id == "b1"
+        assert check.fields.refunded_receipt_no == sale["receipt_no"]
     # the CLI does the same, says which till sold it, and bounds what is left
     out = cli("refund", "--data-dir", str(b.root), "--receipt-qr", qr, "--json")
     assert out.code == 0, out.err
