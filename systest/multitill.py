@@ -19,6 +19,7 @@ from typing import Any
 
 import tomli_w
 
+from appliance import events as ev
 from appliance import region
 from appliance.datadir import DataDir
 from appliance.formats import region as fmt
@@ -104,3 +105,43 @@ def ingest_all(edge: Any, folders: Iterable[DataDir], tenant: str = "demo") -> N
     for folder in folders:
         outcomes = push(edge, folder, tenant)
         assert all(o == "stored" for o in outcomes), outcomes
+
+
+def over_refunds_from_logs(folders: Iterable[DataDir]) -> dict[tuple[str, int], int]:
+    """The oracle of reconciliation's over-refund flags: (selling device, receipt number)
+    -> the amount over, folded from the tills' own logs only (no edge data, no code of
+    ``edge/reconcile.py``): per tax rate, what all refunds of a receipt gave back beyond
+    what the sale took."""
+    sold: dict[tuple[str, int], dict[int, int]] = {}
+    back: dict[tuple[str, int], dict[int, int]] = {}
+    for folder in folders:
+        with Till.open(folder) as till:
+            for e in till.log.events():
+                p = e.payload
+                if e.type == ev.SALE_COMPLETED:
+                    row = sold.setdefault((e.device_id, p["receipt_no"]), {})
+                elif e.type == ev.REFUND_ISSUED:
+                    device = p.get("sale_device", e.device_id)
+                    row = back.setdefault((device, p["sale_receipt_no"]), {})
+                else:
+                    continue
+                for t in p["taxes"]:
+                    row[t["rate_bp"]] = row.get(t["rate_bp"], 0) + t["gross_minor"]
+    over = {}
+    for key, rates in back.items():
+        amount = sum(max(0, g - sold[key].get(bp, 0)) for bp, g in rates.items())
+        if amount:
+            over[key] = amount
+    return over
+
+
+def double_redemptions_from_logs(folders: Iterable[DataDir]) -> dict[str, list[str]]:
+    """The oracle of the double-redemption flags: booking id -> the devices that handed
+    it over, for each booking handed over more than once, from the tills' own logs."""
+    seen: dict[str, list[str]] = {}
+    for folder in folders:
+        with Till.open(folder) as till:
+            for e in till.log.events():
+                if e.type == ev.BOOKING_REDEEMED:
+                    seen.setdefault(e.payload["booking_id"], []).append(e.device_id)
+    return {b: sorted(d) for b, d in seen.items() if len(d) > 1}

@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import unicodedata
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,7 +89,9 @@ def _int(value: Any, where: str, low: int, high: int) -> int:
     return value
 
 
-def _object(value: Any, where: str, required: set[str], optional: set[str] = frozenset()):
+def _object(
+    value: Any, where: str, required: AbstractSet[str], optional: AbstractSet[str] = frozenset()
+) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _bad(f"{where} must be an object")
     missing = sorted(required - value.keys())
