@@ -72,7 +72,9 @@ class TaxProfile:
 class Promotion:
     """``percent`` (value in basis points), ``amount`` (value in minor units, whole
     receipt) or ``bundle`` (``bundle_qty`` of one SKU for ``value`` minor units).
-    A promotion with a ``code`` applies only when that code is entered."""
+    A promotion with a ``code`` applies only when that code is entered. ``promoter``
+    names the promoter who owns the code (its redemptions count for them at the
+    region); ``events`` scopes it to those scheduled events (empty: everywhere)."""
 
     id: str
     kind: str
@@ -81,15 +83,26 @@ class Promotion:
     skus: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     bundle_qty: int = 0
+    promoter: str | None = None
+    events: tuple[str, ...] = ()
 
     def applies_to(self, item: Item) -> bool:
         if not self.skus and not self.categories:
             return True
         return item.sku in self.skus or item.category in self.categories
 
+    def at_event(self, event_id: str) -> bool:
+        return not self.events or event_id in self.events
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["skus"], data["categories"] = list(self.skus), list(self.categories)
+        # written only when set, so a catalog without promoters keeps its exact bytes
+        for key in ("promoter", "events"):
+            if not data[key]:
+                del data[key]
+        if self.events:
+            data["events"] = list(self.events)
         return data
 
 
@@ -151,6 +164,7 @@ class Catalog:
             for raw in _records(data, "promotions", PROMOTION_SCHEMA):
                 raw["skus"] = tuple(raw.get("skus", ()))
                 raw["categories"] = tuple(raw.get("categories", ()))
+                raw["events"] = tuple(raw.get("events", ()))
                 promo = Promotion(**raw)
                 if promo.kind == "bundle" and (promo.bundle_qty < 2 or len(promo.skus) != 1):
                     raise ValueError(
@@ -198,6 +212,8 @@ PROMOTION_SCHEMA = {
     "skus": Setting("text_list"),
     "categories": Setting("text_list"),
     "bundle_qty": Setting("int", min=0, max=1_000_000),
+    "promoter": Setting("optional_text"),
+    "events": Setting("text_list"),
 }
 MAX_RECORDS = 100_000
 
@@ -233,6 +249,13 @@ def _records(
             for sku in checked.get("skus", ()):
                 if not is_identifier(sku):
                     raise ValueError(f"{where} skus must be {IDENTIFIER_RULE}, got {shown(sku)}")
+            for key in ("events", "promoter"):
+                values = checked.get(key) or ()
+                for value in [values] if isinstance(values, str) else values:
+                    if not is_identifier(value):
+                        raise ValueError(
+                            f"{where} {key} must be {IDENTIFIER_RULE}, got {shown(value)}"
+                        )
         if field_name == "tax_profiles" and not _CURRENCY.fullmatch(checked["currency"]):
             raise ValueError(
                 f"{where} currency must be 3 capital letters, got {shown(checked['currency'])}"

@@ -177,15 +177,169 @@ def _sale_report(till: Till, result: SaleResult) -> tuple[dict, str]:
 
 
 def cmd_refund(args: argparse.Namespace) -> int:
+    if (args.sale is None) == (args.receipt_qr is None):
+        raise TillError("name the sale: --sale SALE_ID (or receipt number) or --receipt-qr PAYLOAD")
     with _open_till(args) as till:
-        result = till.refund(args.sale, args.item or None)
+        if args.receipt_qr is not None:
+            from appliance import refund_scan
+
+            result = refund_scan.refund_by_receipt(till, args.receipt_qr, args.item or None)
+        else:
+            result = till.refund(args.sale, args.item or None)
         out = result.to_json()
-        emit(
-            args,
-            out,
+        text = (
             f"refund recorded: receipt {out['receipt_no']} (seq {out['seq']}), "
-            f"{till.money(out['total_minor'])} back by {out['method']}",
+            f"{till.money(out['total_minor'])} back by {out['method']}"
         )
+        if "sale_device" in out:  # the kiosk says which till sold it, and so does this
+            text += f" of till {out['sale_device']}'s receipt {out['sale_receipt_no']}"
+        emit(args, out, text)
+    return 0
+
+
+# -- the region's lists, events, bookings (issue 15) ----------------------------------------
+def _read_region_file(path: str) -> bytes:
+    from appliance.boundedio import read_bounded
+    from appliance.formats.region import MAX_BYTES
+
+    return read_bounded(path, max(MAX_BYTES.values()), "region update")
+
+
+def _applied_text(info: dict) -> str:
+    if info["status"] == "unchanged":
+        return (
+            f"{info['kind']} version {info['version']} not applied: version "
+            f"{info['previous_version']} is already in force (only newer versions apply)"
+        )
+    return f"{info['kind']} version {info['version']} applied at seq {info['seq']}"
+
+
+def cmd_region_apply(args: argparse.Namespace) -> int:
+    from appliance import region
+
+    kind = "schedule" if args.command == "event" else None
+    data = _read_region_file(args.file)
+    with _open_till(args) as till:
+        info = region.apply_signed(till, data, kind).to_json()
+    emit(args, info, _applied_text(info))
+    return 0
+
+
+def cmd_region_status(args: argparse.Namespace) -> int:
+    from appliance import projections
+    from appliance.formats.region import KINDS
+
+    with _open_till(args) as till:
+        lists = {}
+        for kind in KINDS:
+            row = projections.region_row(till.log.conn, kind)
+            lists[kind] = (
+                {"version": row[0], "seq": row[1], "issued_wall_ms": row[2]} if row else None
+            )
+        stall = till.lists.stall(till.log.conn, till.device_id)
+        tenant = till.tenant
+    info = {"tenant": tenant, "stall": stall, "lists": lists}
+    text = [f"tenant {info['tenant']}, stall {stall or '(none in the roster)'}"]
+    for kind, row in lists.items():
+        text.append(f"{kind:<9} " + (f"version {row['version']}" if row else "none applied"))
+    emit(args, info, "\n".join(text))
+    return 0
+
+
+def _event_line(e: dict) -> str:
+    import datetime as dt
+
+    def when(ms: int) -> str:
+        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+    return (
+        f"{e['id']:<16} {when(e['start_ms'])} - {when(e['end_ms'])} UTC  {e['name']} "
+        f"(tax {e['tax_profile']}, {e['jurisdiction']})"
+    )
+
+
+def cmd_event_current(args: argparse.Namespace) -> int:
+    with _open_till(args) as till:
+        pick = till.current_event()
+        info = {**pick.to_json(), "in_progress": till.event_in_progress()}
+    if pick.how == "no_schedule":
+        text = "no event schedule applied: sales carry no event (the shop's tax profile)"
+    elif pick.how == "ask":
+        assert pick.question is not None
+        text = "\n".join(
+            [
+                f"ask the cashier ({pick.question.reason.replace('_', ' ')}): choose with "
+                "`tillbox event choose ID` or `--none`",
+                *(_event_line(e.to_json()) for e in pick.candidates),
+            ]
+        )
+    elif pick.event is None:
+        text = "no event (the cashier chose none)"
+    else:
+        text = f"current event ({pick.how}): " + _event_line(pick.event.to_json())
+    emit(args, info, text)
+    return 0
+
+
+def cmd_event_choose(args: argparse.Namespace) -> int:
+    if (args.event_id is None) == (not args.none):
+        raise TillError("name the event: `tillbox event choose ID`, or `--none` for no event")
+    with _open_till(args) as till:
+        event = till.choose_event("" if args.none else args.event_id)
+    chosen = event.payload["event_id"]
+    emit(
+        args,
+        {"seq": event.seq, **event.payload},
+        f"event {chosen} chosen (seq {event.seq})"
+        if chosen
+        else f"no event chosen (seq {event.seq})",
+    )
+    return 0
+
+
+def cmd_event_list(args: argparse.Namespace) -> int:
+    with _open_till(args) as till:
+        schedule = till.lists.schedule(till.log.conn)
+        stall = till.lists.stall(till.log.conn, till.device_id)
+    events = [e.to_json() for e in schedule.for_stall(stall)] if schedule else []
+    emit(
+        args,
+        {"stall": stall, "events": events},
+        "\n".join(_event_line(e) for e in events) or "no events in this stall's schedule",
+    )
+    return 0
+
+
+def cmd_booking(args: argparse.Namespace) -> int:
+    from appliance import bookings
+
+    with _open_till(args) as till:
+        if args.action == "list":
+            views = [v.to_json() for v in bookings.listing(till)]
+            lines = [
+                f"{b['number']:>6}  {b['name']:<24} {b['payment']:<14} "
+                + ", ".join(f"{i['qty']} x {i['sku']}" for i in b["items"])
+                + ("  REDEEMED" if b["redeemed"] else "")
+                for b in views
+            ]
+            emit(args, {"bookings": views}, "\n".join(lines) or "no bookings for this stall")
+            return 0
+        if sum(x is not None for x in (args.qr, args.number, args.name)) != 1:
+            raise TillError("find the booking with one of --qr PAYLOAD, --number N, --name TEXT")
+        booking, via = bookings.find(till, qr=args.qr, number=args.number, name=args.name)
+        done = bookings.redeem(till, booking, via, method=args.pay, tendered=args.tendered)
+        event, sale = done["redemption"], done["sale"]
+        p = event.payload
+        out = {"seq": event.seq, **p, "sale": sale.to_json() if sale else None}
+        text = f"booking {booking.number} ({booking.name}) handed over (seq {event.seq})"
+        if sale is None:
+            text += ": paid online, nothing due"
+        else:
+            text += f": sale receipt {p['receipt_no']}, {till.money(p['due_minor'])} by {args.pay}"
+        engrave = [ln["personalisation"]["text"] for ln in p["lines"] if ln.get("personalisation")]
+        if engrave:
+            text += "\nto engrave: " + ", ".join(repr(t) for t in engrave)
+        emit_durable(args, out, text)
     return 0
 
 
@@ -355,8 +509,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_sale)
 
     p = till_command(sub, "refund", help="refund a sale, whole or some items")
+    p.add_argument("--sale", metavar="SALE_ID", help="the sale id or its receipt number")
     p.add_argument(
-        "--sale", required=True, metavar="SALE_ID", help="the sale id or its receipt number"
+        "--receipt-qr",
+        metavar="PAYLOAD",
+        help="the scanned receipt QR of this till or of any till in the roster",
     )
     p.add_argument(
         "--item",
@@ -382,6 +539,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="with open: the cash counted into the drawer, minor units (default 0)",
     )
     p.set_defaults(handler=cmd_shift)
+
+    event = sub.add_parser("event", help="the scheduled event the till trades at").add_subparsers(
+        dest="action", metavar="ACTION", parser_class=OneLineParser, required=True
+    )
+    p = till_command(event, "current", help="the current event, or what the cashier must choose")
+    p.set_defaults(handler=cmd_event_current)
+    p = till_command(event, "list", help="this stall's events in the applied schedule")
+    p.set_defaults(handler=cmd_event_list)
+    p = till_command(event, "apply", help="apply a region-signed event schedule file")
+    p.add_argument("file", help="the signed schedule (TBRU) the region made")
+    p.set_defaults(handler=cmd_region_apply)
+    p = till_command(event, "choose", help="answer the till's question: which event this is")
+    p.add_argument("event_id", nargs="?", metavar="ID", help="an event of the schedule")
+    p.add_argument("--none", action="store_true", help="no event: the shop's own tax profile")
+    p.set_defaults(handler=cmd_event_choose)
+
+    regional = sub.add_parser(
+        "region", help="the region's signed lists: schedule, roster, bookings"
+    ).add_subparsers(dest="action", metavar="ACTION", parser_class=OneLineParser, required=True)
+    p = till_command(regional, "apply", help="apply a region-signed schedule, roster or bookings")
+    p.add_argument("file", help="the signed region update (TBRU)")
+    p.set_defaults(handler=cmd_region_apply)
+    p = till_command(regional, "status", help="the version of each region list in force")
+    p.set_defaults(handler=cmd_region_status)
+
+    p = till_command(sub, "booking", help="bookings: list them, hand one over")
+    p.add_argument("action", choices=["list", "redeem"])
+    p.add_argument("--qr", metavar="PAYLOAD", help="redeem: the customer's booking code")
+    p.add_argument("--number", type=whole_number, metavar="N", help="redeem: the booking number")
+    p.add_argument("--name", metavar="TEXT", help="redeem: part of the name it was booked under")
+    p.add_argument(
+        "--pay", choices=["cash", "card"], help="redeem, paid at pickup: the payment method"
+    )
+    p.add_argument(
+        "--tendered", type=whole_number, metavar="MINOR", help="cash handed over, minor units"
+    )
+    p.set_defaults(handler=cmd_booking)
 
     log = sub.add_parser("log", help="check and export the event log").add_subparsers(
         dest="action", metavar="ACTION", parser_class=OneLineParser, required=True

@@ -56,6 +56,16 @@ UPDATE_TYPES = (
     UPDATE_ROLLED_BACK,
     UPDATE_FAILED,
 )
+# Several tills, many events (issue 15): the region's signed lists as the till applied them
+# (appliance.region), the event the till trades at (appliance.schedule) and the bookings it
+# handed over (appliance.bookings). The sale path reads all of them.
+SCHEDULE_APPLIED = "schedule.applied"
+ROSTER_APPLIED = "roster.applied"
+BOOKINGS_APPLIED = "bookings.applied"
+EVENT_STARTED = "event.started"
+EVENT_ENDED = "event.ended"
+EVENT_CHOSEN = "event.chosen"
+BOOKING_REDEEMED = "booking.redeemed"
 
 # Types that only the core may write, because projections and money depend on them.
 CORE_TYPES = frozenset(
@@ -68,6 +78,13 @@ CORE_TYPES = frozenset(
         SHIFT_CLOSED,
         SELFTEST_RECORDED,
         SELFTEST_OVERRIDE,
+        SCHEDULE_APPLIED,
+        ROSTER_APPLIED,
+        BOOKINGS_APPLIED,
+        EVENT_STARTED,
+        EVENT_ENDED,
+        EVENT_CHOSEN,
+        BOOKING_REDEEMED,
     }
 )
 

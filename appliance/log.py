@@ -48,6 +48,17 @@ _PROCESS_BOOT_ID = str(uuid.uuid4())
 _BOOT_ID = boot_id()
 
 
+def current_boot_id() -> str:
+    """The boot id this process stamps on the events it appends."""
+    return _BOOT_ID
+
+
+def now_ms() -> int:
+    """The wall clock the log stamps events with, in ms (the rules that read the time,
+    such as which event is current, read this same clock)."""
+    return time.time_ns() // 1_000_000
+
+
 def _filesystem_state(folder: Path) -> str:
     """ "readonly", "full" or "" for the file system holding ``folder``.
 

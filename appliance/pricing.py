@@ -147,8 +147,10 @@ def _merge(cart: Sequence[CartLine]) -> list[CartLine]:
     return merged
 
 
-def _active_promotions(catalog: Catalog, promo_code: str | None) -> list[Promotion]:
-    active = [p for p in catalog.promotions if p.code is None]
+def _active_promotions(
+    catalog: Catalog, promo_code: str | None, event_id: str = ""
+) -> list[Promotion]:
+    active = [p for p in catalog.promotions if p.code is None and p.at_event(event_id)]
     if promo_code:
         wanted = promo_code.strip().upper()
         matched = [p for p in catalog.promotions if p.code and p.code.upper() == wanted]
@@ -157,7 +159,15 @@ def _active_promotions(catalog: Catalog, promo_code: str | None) -> list[Promoti
                 f"promo code {promo_code!r} is not valid at this till; check "
                 "the spelling or sell without it"
             )
-        active.extend(matched)
+        here = [p for p in matched if p.at_event(event_id)]
+        if not here:
+            scope = ", ".join(sorted({e for p in matched for e in p.events}))
+            where = f"event {event_id}" if event_id else "no scheduled event"
+            raise RuleViolation(
+                f"promo code {promo_code!r} is valid only at event {scope}, and this till "
+                f"trades at {where}; sell without it"
+            )
+        active.extend(here)
     order = {"bundle": 0, "percent": 1, "amount": 2}
     return sorted(active, key=lambda p: order[p.kind])
 
@@ -165,6 +175,7 @@ def _active_promotions(catalog: Catalog, promo_code: str | None) -> list[Promoti
 def _apply_promotions(
     lines: list[PricedLine], items: list[Item], promos: list[Promotion]
 ) -> list[dict[str, Any]]:
+    """Apply each promotion in turn; what each took off (with its promoter, when owned)."""
     applied = []
     for promo in promos:
         in_scope = [i for i, item in enumerate(items) if promo.applies_to(item)]
@@ -189,14 +200,15 @@ def _apply_promotions(
             if amount:
                 lines[i].discount_minor += amount
                 lines[i].promos.append(promo.id)
-        applied.append(
-            {
-                "id": promo.id,
-                "kind": promo.kind,
-                "code": promo.code,
-                "discount_minor": total_discount,
-            }
-        )
+        entry = {
+            "id": promo.id,
+            "kind": promo.kind,
+            "code": promo.code,
+            "discount_minor": total_discount,
+        }
+        if promo.promoter:
+            entry["promoter"] = promo.promoter
+        applied.append(entry)
     return applied
 
 
@@ -246,9 +258,15 @@ def _apply_tax(lines: list[PricedLine], profile: TaxProfile) -> list[dict[str, A
 
 
 def price_cart(
-    catalog: Catalog, profile: TaxProfile, cart: Sequence[CartLine], promo_code: str | None = None
+    catalog: Catalog,
+    profile: TaxProfile,
+    cart: Sequence[CartLine],
+    promo_code: str | None = None,
+    *,
+    event_id: str = "",
 ) -> Quote:
-    """Price ``cart`` under ``profile``; raise RuleViolation with the fix on bad input."""
+    """Price ``cart`` under ``profile`` at scheduled event ``event_id`` ("" for none);
+    raise RuleViolation with the fix on bad input."""
     if not cart:
         raise RuleViolation("the cart is empty; add at least one item (--item SKU[:QTY])")
     merged = _merge(cart)
@@ -271,6 +289,25 @@ def price_cart(
                 personalisation=entry.personalisation,
             )
         )
-    promotions = _apply_promotions(lines, items, _active_promotions(catalog, promo_code))
+    promotions = _apply_promotions(lines, items, _active_promotions(catalog, promo_code, event_id))
     taxes = _apply_tax(lines, profile)
     return Quote(profile, lines, promotions, taxes)
+
+
+def taxes_by_rate(lines: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``taxes[]`` of lines already taxed (a refund's): their amounts summed per rate code."""
+    taxes: dict[str, dict[str, Any]] = {}
+    for ln in lines:
+        t = taxes.setdefault(
+            ln["tax_rate"],
+            {
+                "rate": ln["tax_rate"],
+                "rate_bp": ln["rate_bp"],
+                "net_minor": 0,
+                "tax_minor": 0,
+                "gross_minor": 0,
+            },
+        )
+        for k in ("net_minor", "tax_minor", "gross_minor"):
+            t[k] += ln[k]
+    return [taxes[k] for k in sorted(taxes)]

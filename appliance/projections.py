@@ -104,7 +104,18 @@ def _sale_completed(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[st
     totals.append((shift, "pay", pay["method"], 1, pay["due_minor"], 0, 0))
     if pay.get("rounding_minor"):
         totals.append((shift, "rounding", "cash", 1, pay["rounding_minor"], 0, 0))
+    if p.get("event_id"):  # the Z report's totals per event (a till without events: none)
+        totals.append((shift, "event", p["event_id"], 1, *_sums(p["taxes"])))
     _add_totals(conn, totals)
+
+
+def _sums(taxes: list[dict[str, Any]], sign: int = 1) -> tuple[int, int, int]:
+    """(gross, tax, net) over a payload's taxes[], times ``sign``."""
+    return (
+        sign * sum(t["gross_minor"] for t in taxes),
+        sign * sum(t["tax_minor"] for t in taxes),
+        sign * sum(t["net_minor"] for t in taxes),
+    )
 
 
 def _refund_issued(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]) -> None:
@@ -114,19 +125,33 @@ def _refund_issued(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str
         " VALUES (?,?,?,?,?,?)",
         (p["receipt_no"], p["refund_id"], p["sale_id"], seq, shift, p["total_minor"]),
     )
+    foreign = "sale_device" in p  # a receipt of another till (appliance.crossrefund)
     for ln in p["lines"]:
-        conn.execute(
-            "UPDATE sale_lines SET refunded_qty = refunded_qty + ? "
-            "WHERE receipt_no = ? AND line = ?",
-            (ln["qty"], p["sale_receipt_no"], ln["line"]),
-        )
+        if not foreign:  # another till's receipt numbers are not this till's sales
+            conn.execute(
+                "UPDATE sale_lines SET refunded_qty = refunded_qty + ? "
+                "WHERE receipt_no = ? AND line = ?",
+                (ln["qty"], p["sale_receipt_no"], ln["line"]),
+            )
         conn.execute("UPDATE stock SET qty = qty + ? WHERE sku = ?", (ln["qty"], ln["sku"]))
+    if foreign:
+        conn.executemany(
+            "INSERT INTO foreign_refunds (device_id, receipt_no, rate_bp, gross_minor) "
+            "VALUES (?,?,?,?) ON CONFLICT (device_id, receipt_no, rate_bp) DO UPDATE SET "
+            "gross_minor = gross_minor + excluded.gross_minor",
+            [
+                (p["sale_device"], p["sale_receipt_no"], t["rate_bp"], t["gross_minor"])
+                for t in p["taxes"]
+            ],
+        )
     totals = [
         (shift, "tax", t["rate"], 0, -t["gross_minor"], -t["tax_minor"], -t["net_minor"])
         for t in p["taxes"]
     ]
     totals.append((shift, "pay", method, 0, -p["total_minor"], 0, 0))
     totals.append((shift, "refund", method, 1, p["total_minor"], 0, 0))
+    if p.get("event_id"):
+        totals.append((shift, "event", p["event_id"], 0, *_sums(p["taxes"], -1)))
     _add_totals(conn, totals)
 
 
@@ -176,6 +201,48 @@ def _selftest_override(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict
     conn.execute("INSERT INTO selftest_overrides (seq) VALUES (?)", (seq,))
 
 
+def _region_applied(body_of: Callable[[dict[str, Any]], dict[str, Any]]) -> Handler:
+    def handler(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO region_data (kind, version, seq, issued_wall_ms, body) "
+            "VALUES (?,?,?,?,?)",
+            (p["kind"], p["version"], seq, p["issued_wall_ms"], canonical_text(body_of(p))),
+        )
+
+    return handler
+
+
+def _event_started(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO event_state (key, seq, body) VALUES ('current', ?, ?)",
+        (seq, canonical_text(p)),
+    )
+
+
+def _event_ended(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]) -> None:
+    conn.execute("DELETE FROM event_state WHERE key = 'current'")
+
+
+def _event_chosen(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO event_state (key, seq, body) VALUES ('choice', ?, ?)",
+        (seq, canonical_text(p)),
+    )
+
+
+def _booking_redeemed(conn: sqlite3.Connection, seq: int, wall_ms: int, p: dict[str, Any]) -> None:
+    conn.execute(
+        "INSERT INTO booking_redemptions (booking_id, seq, receipt_no) VALUES (?,?,?)",
+        (p["booking_id"], seq, p["receipt_no"]),
+    )
+    if p["payment"] == "paid_online":  # no sale: the goods leave the stall all the same
+        conn.executemany(
+            "UPDATE stock SET qty = qty - ? WHERE sku = ?",
+            [(ln["qty"], ln["sku"]) for ln in p["lines"]],
+        )
+    _add_totals(conn, [(p["shift_no"], "booking", p["payment"], 1, p["due_minor"], 0, 0)])
+
+
 _HANDLERS = {
     ev.CATALOG_APPLIED: _catalog_applied,
     ev.SALE_COMPLETED: _sale_completed,
@@ -186,6 +253,13 @@ _HANDLERS = {
     ev.RECEIPT_FAILED: _receipt_outcome("failed"),
     ev.SELFTEST_RECORDED: _selftest_recorded,
     ev.SELFTEST_OVERRIDE: _selftest_override,
+    ev.SCHEDULE_APPLIED: _region_applied(lambda p: {"events": p["events"]}),
+    ev.ROSTER_APPLIED: _region_applied(lambda p: {"devices": p["devices"]}),
+    ev.BOOKINGS_APPLIED: _region_applied(lambda p: {"count": p["count"], "sha256": p["sha256"]}),
+    ev.EVENT_STARTED: _event_started,
+    ev.EVENT_ENDED: _event_ended,
+    ev.EVENT_CHOSEN: _event_chosen,
+    ev.BOOKING_REDEEMED: _booking_redeemed,
 }
 
 
@@ -318,3 +392,56 @@ def selftest_gate_rows(conn: sqlite3.Connection) -> list[tuple]:
     """(name, seq, result, fatal, value, fix, latest override seq or 0) of each check's
     latest self-test result, by name."""
     return conn.execute(_GATE_ROWS).fetchall()
+
+
+# -- several tills, many events (appliance.region, appliance.schedule, appliance.bookings) ---
+def region_row(conn: sqlite3.Connection, kind: str) -> tuple[int, int, int, str] | None:
+    """(version, seq, issued_wall_ms, body) of the region list ``kind`` in force, or None."""
+    return conn.execute(
+        "SELECT version, seq, issued_wall_ms, body FROM region_data WHERE kind = ?", (kind,)
+    ).fetchone()
+
+
+def event_state(conn: sqlite3.Connection) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(the ``event.started`` payload of the event in progress or None, the latest
+    ``event.chosen`` payload or None), in one round trip: the sale path reads it."""
+    current, choice = conn.execute(
+        "SELECT (SELECT body FROM event_state WHERE key = 'current'),"
+        " (SELECT body FROM event_state WHERE key = 'choice')"
+    ).fetchone()
+    return (json.loads(current) if current else None, json.loads(choice) if choice else None)
+
+
+def clock_state(conn: sqlite3.Connection) -> tuple[str | None, str | None, int]:
+    """(the latest self-test's ``clock`` result or None, the boot id of the event that
+    recorded it, the wall clock of the log's last event or 0)."""
+    row = conn.execute(
+        "SELECT (SELECT c.result FROM selftest_checks c WHERE c.name = 'clock'),"
+        " (SELECT e.boot_id FROM selftest_checks c JOIN events e ON e.seq = c.seq"
+        "  WHERE c.name = 'clock'),"
+        " (SELECT wall_ms FROM events ORDER BY seq DESC LIMIT 1)"
+    ).fetchone()
+    return row[0], row[1], int(row[2] or 0)
+
+
+def booking_redemption(conn: sqlite3.Connection, booking_id: str) -> tuple[int, int] | None:
+    """(seq, sale receipt number or 0) of this till's redemption of ``booking_id``."""
+    return conn.execute(
+        "SELECT seq, receipt_no FROM booking_redemptions WHERE booking_id = ?", (booking_id,)
+    ).fetchone()
+
+
+def redeemed_bookings(conn: sqlite3.Connection) -> dict[str, int]:
+    """booking id -> seq of its redemption on this till."""
+    return dict(conn.execute("SELECT booking_id, seq FROM booking_redemptions"))
+
+
+def foreign_refunded(conn: sqlite3.Connection, device_id: str, receipt_no: int) -> dict[int, int]:
+    """rate_bp -> gross this till already refunded of another till's receipt."""
+    return dict(
+        conn.execute(
+            "SELECT rate_bp, gross_minor FROM foreign_refunds WHERE device_id = ? "
+            "AND receipt_no = ?",
+            (device_id, receipt_no),
+        )
+    )

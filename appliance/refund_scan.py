@@ -1,5 +1,8 @@
 """Refund by scan: which receipt QR payloads open a sale for refund (the authenticity policy).
 
+:func:`refund_by_receipt` refunds a scanned receipt of this till or of any till in the
+tenant's roster (:mod:`appliance.crossrefund`). :func:`receipt_from_qr` is this till's own.
+
 A scanned payload (the camera's decode or a handheld scanner's typed text) is accepted
 only when it is a tillbox receipt of THIS till, its signature verifies with this till's
 public key, it is a sale receipt (a refund is not refunded again) and its signed fields
@@ -9,9 +12,12 @@ refusal is one line with what to do; nothing is logged either way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from appliance import crossrefund
 from appliance.errors import RuleViolation
 from appliance.formats import receipt as receipt_sig
-from appliance.till import Till
+from appliance.till import RefundResult, Till
 
 
 def receipt_from_qr(till: Till, payload: str) -> int:
@@ -52,3 +58,18 @@ def receipt_from_qr(till: Till, payload: str) -> int:
             "this till's log; type the receipt number and check the sale"
         )
     return fields.receipt_no
+
+
+def refund_by_receipt(
+    till: Till, payload: str, items: Sequence[tuple[str, int]] | None = None
+) -> RefundResult:
+    """Refund the sale of a scanned receipt: this till's own by its log (exactly as by
+    receipt number), another roster till's by what its signed receipt states."""
+    try:
+        fields, _sig, _signed = receipt_sig.parse_payload(payload)
+    except ValueError:
+        fields = None
+    if fields is not None and fields.device_id == till.device_id:
+        return till.refund(receipt_from_qr(till, payload), items)
+    sale = crossrefund.check_receipt(payload, till.tenant, till.lists.roster(till.log.conn))
+    return till.refund_foreign(sale, items)

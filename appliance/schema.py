@@ -110,7 +110,32 @@ GATE_BACKFILL = [
     "INSERT INTO selftest_overrides (seq) SELECT seq FROM events WHERE type = 'selftest.override'",
 ]
 
-PROJECTION_DDL = [*_V1_PROJECTION_DDL, *GATE_DDL]
+# Schema 3: several tills, many events (issue 15). The region's lists as last applied
+# (schedule and roster in full; bookings as their count and hash: the list itself, with
+# customers' names, stays out of the append-only log, in DIR/region/bookings.tbru), the
+# event the till trades at and the cashier's last choice, the bookings handed over here,
+# and what this till refunded of other tills' receipts (per tax rate: a receipt's QR code
+# states its gross per rate, so that is what a refund at another till is bounded by).
+# No backfill: logs before schema 3 hold none of these events. IF NOT EXISTS: a log made
+# by this version and turned back to an older schema number (the gate's tests do) migrates.
+REGION_DDL = [
+    """CREATE TABLE IF NOT EXISTS region_data (
+        kind TEXT PRIMARY KEY, version INTEGER NOT NULL, seq INTEGER NOT NULL,
+        issued_wall_ms INTEGER NOT NULL, body TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS event_state (
+        key TEXT PRIMARY KEY, seq INTEGER NOT NULL, body TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS booking_redemptions (
+        booking_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, receipt_no INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS foreign_refunds (
+        device_id TEXT NOT NULL, receipt_no INTEGER NOT NULL, rate_bp INTEGER NOT NULL,
+        gross_minor INTEGER NOT NULL, PRIMARY KEY (device_id, receipt_no, rate_bp)
+    ) WITHOUT ROWID""",
+]
+
+PROJECTION_DDL = [*_V1_PROJECTION_DDL, *GATE_DDL, *REGION_DDL]
 
 PROJECTION_TABLES = [
     "catalog_items",
@@ -124,12 +149,17 @@ PROJECTION_TABLES = [
     "receipt_status",
     "selftest_checks",
     "selftest_overrides",
+    "region_data",
+    "event_state",
+    "booking_redemptions",
+    "foreign_refunds",
 ]
 
 # version -> statements that bring a database from version-1 to version.
 MIGRATIONS: dict[int, list[str]] = {
     1: [EVENTS_DDL, *TRIGGERS.values(), *_V1_PROJECTION_DDL],
     2: [*GATE_DDL, *GATE_BACKFILL],
+    3: REGION_DDL,
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

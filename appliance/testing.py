@@ -87,3 +87,54 @@ def worst_case_tb2_fields(key_id: str, event_ref: str = "ab" * 24) -> TB2Fields:
         999_999_999,
         event_ref,
     )
+
+
+class TillClock:
+    """The wall clock the till's log (and every rule that reads the time) sees, set by
+    the test: ``with TillClock(ms) as clock: ... clock.set(ms2)``. Each reading
+    advances it by ``step_ms`` (events keep distinct, increasing stamps); the monotonic
+    clock, ids and everything outside the log stay real."""
+
+    def __init__(self, start_ms: int, step_ms: int = 1) -> None:
+        self.ms = start_ms
+        self.step_ms = step_ms
+        self._real: Any = None
+
+    def set(self, ms: int) -> None:
+        self.ms = ms
+
+    def advance(self, ms: int) -> None:
+        self.ms += ms
+
+    def time_ns(self) -> int:
+        now = self.ms
+        self.ms += self.step_ms
+        return now * 1_000_000
+
+    def __enter__(self) -> TillClock:
+        import time
+        import types
+
+        import appliance.log
+
+        self._real = appliance.log.time
+        appliance.log.time = types.SimpleNamespace(  # type: ignore[assignment]
+            time_ns=self.time_ns, monotonic_ns=time.monotonic_ns
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import appliance.log
+
+        appliance.log.time = self._real
+
+
+def confirm_clock(till: Till, result: str = "pass") -> None:
+    """Record a self-test whose ``clock`` check had ``result`` (this boot's time source)."""
+    till.record_selftest(
+        {
+            "verdict": "pass" if result == "pass" else "warn",
+            "trigger": "cli",
+            "checks": [{"name": "clock", "result": result, "fatal": False, "value": "", "fix": ""}],
+        }
+    )

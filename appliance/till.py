@@ -13,18 +13,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from appliance import crossrefund, gate, keys, projections, queries, region, sync_state, techpin
 from appliance import events as ev
-from appliance import gate, keys, projections, queries, sync_state, techpin
+from appliance import log as eventlog
+from appliance import schedule as sched
 from appliance.catalog import Catalog, TaxProfile, demo_catalog
+from appliance.crossrefund import ForeignSale
 from appliance.datadir import Config, DataDir
 from appliance.errors import NotFound, RuleViolation, TillError
 from appliance.formats.canonical import CanonicalFormError
 from appliance.formats.chain import ChainReport, Event
+from appliance.formats.region import Booking
 from appliance.identifiers import check_identifier
 from appliance.ids import new_id
 from appliance.log import EventLog, Transaction
 from appliance.money import div_round, format_minor, round_to_step
-from appliance.pricing import CartLine, Quote, price_cart
+from appliance.pricing import CartLine, Quote, price_cart, taxes_by_rate
 
 PAYMENT_METHODS = ("cash", "card")
 MAX_FLOAT_MINOR = 10_000_000  # 100,000.00: far above any stall's drawer, below any overflow
@@ -74,7 +78,11 @@ class RefundResult:
 
     def to_json(self) -> dict[str, Any]:
         p = self.event.payload
+        other = {k: p[k] for k in ("sale_device", "sale_event_ref") if k in p}
         return {
+            **other,
+            "sale_receipt_no": p["sale_receipt_no"],
+            "event_id": p.get("event_id", ""),
             "refund_id": p["refund_id"],
             "sale_id": p["sale_id"],
             "seq": self.event.seq,
@@ -94,6 +102,8 @@ class Till:
         self.log = log
         self.config = data_dir.load_config()
         self._catalog: tuple[str, Catalog] | None = None
+        self.lists = region.Lists()  # the region's schedule and roster, parsed once each
+        self._tenant: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -151,6 +161,14 @@ class Till:
     def public_key_hex(self) -> str:
         return self.data_dir.public_key_path.read_text().strip()
 
+    @property
+    def tenant(self) -> str:
+        """The tenant the log was created for (its first event's; the config can change)."""
+        if self._tenant is None:
+            first = queries.genesis_payload(self.log) or {}
+            self._tenant = str(first.get("tenant", ""))
+        return self._tenant
+
     # -- reading ---------------------------------------------------------------------------
     def catalog(self) -> Catalog:
         return self._catalog_at(queries.catalog_version(self.log))
@@ -168,7 +186,100 @@ class Till:
         return self._catalog[1]
 
     def profile(self) -> TaxProfile:
-        return self.catalog().profile(self.config.section("shop")["tax_profile"])
+        """The tax profile a sale made now is taxed under: the current event's, else the
+        shop's (``[shop] tax_profile``)."""
+        pick, _current, _version = self._event_context(self.log.conn, eventlog.now_ms())
+        return self._profile_for(self.catalog(), pick)
+
+    def _profile_for(self, catalog: Catalog, pick: sched.Pick) -> TaxProfile:
+        if pick.event is None:
+            return catalog.profile(self.config.section("shop")["tax_profile"])
+        profile = catalog.tax_profiles.get(pick.event.tax_profile)
+        if profile is None:
+            raise RuleViolation(
+                f"event {pick.event.id}'s tax profile {pick.event.tax_profile!r} is not in "
+                "this till's catalog; apply the region's catalog that defines it"
+            )
+        return profile
+
+    # -- the event the till trades at (appliance.schedule) ---------------------------------
+    def _event_context(
+        self, conn: Any, now_ms: int
+    ) -> tuple[sched.Pick, dict[str, Any] | None, int]:
+        """(the pick for ``now_ms``, the event in progress's ``event.started`` payload,
+        the schedule's version); cheap when no schedule was ever applied."""
+        schedule = self.lists.schedule(conn)
+        if schedule is None:  # never had one (a schedule is replaced, never removed)
+            return sched.Pick(sched.NO_SCHEDULE), None, 0
+        current, choice = projections.event_state(conn)
+        result, boot, last_ms = projections.clock_state(conn)
+        confirmed = sched.clock_confirmed(result, boot, eventlog.current_boot_id(), last_ms, now_ms)
+        stall = self.lists.stall(conn, self.device_id)
+        pick = sched.pick(schedule, stall, now_ms, confirmed, sched.Choice.from_payload(choice))
+        return pick, current, region.version(conn, "schedule")
+
+    def current_event(self, now_ms: int | None = None) -> sched.Pick:
+        """Which event a sale made now belongs to, or what the cashier must be asked."""
+        at = eventlog.now_ms() if now_ms is None else now_ms
+        return self._event_context(self.log.conn, at)[0]
+
+    def event_in_progress(self) -> dict[str, Any] | None:
+        """The ``event.started`` payload of the event the log says is in progress."""
+        return projections.event_state(self.log.conn)[0]
+
+    def choose_event(self, event_id: str) -> Event:
+        """The cashier's answer when asked: an event of the schedule, or "" for none."""
+        with self.log.transaction() as tx:
+            pick, current, version = self._event_context(tx.conn, eventlog.now_ms())
+            if pick.how == sched.NO_SCHEDULE:
+                raise RuleViolation(
+                    "no event schedule has been applied to this till; there is nothing to "
+                    "choose (apply one with `tillbox event apply FILE`)"
+                )
+            if pick.how == sched.CLOCK:
+                raise RuleViolation(
+                    f"the confirmed clock says event {pick.event_id} is current; there is "
+                    "nothing to choose"
+                )
+            assert pick.question is not None
+            schedule = self.lists.schedule(tx.conn)
+            assert schedule is not None
+            chosen = schedule.event(event_id) if event_id else None
+            stall = self.lists.stall(tx.conn, self.device_id)
+            if event_id and (chosen is None or not chosen.for_stall(stall)):
+                known = ", ".join(e.id for e in schedule.for_stall(stall)) or "none"
+                raise NotFound(
+                    f"event {event_id!r} is not in this stall's schedule (known: {known}); "
+                    "choose one of them or --none"
+                )
+            event = tx.append(
+                ev.EVENT_CHOSEN,
+                {
+                    "event_id": event_id,
+                    "question": pick.question.to_json(),
+                    "schedule_version": version,
+                },
+            )
+            sched.observe(tx, sched.Pick(sched.CHOSEN, chosen, pick.question), current, version)
+            return event
+
+    def _trading_event(self, tx: Transaction, *, ask: bool = True) -> sched.Pick:
+        """The pick for something recorded now, with the switch recorded before it.
+
+        ``ask``: an open question refuses (a sale must know its tax profile). Without
+        it (refunds: money back is never refused for this) the event in progress stays.
+        """
+        pick, current, version = self._event_context(tx.conn, eventlog.now_ms())
+        if pick.how == sched.ASK:
+            if ask:
+                raise RuleViolation(_ask_message(pick))
+            if current is None:
+                return sched.Pick(sched.ASK, None, pick.question)
+            schedule = self.lists.schedule(tx.conn)
+            ongoing = schedule.event(current["event_id"]) if schedule else None
+            return sched.Pick(sched.ASK, ongoing, pick.question)
+        sched.observe(tx, pick, current, version)
+        return pick
 
     def stock(self) -> dict[str, int]:
         return queries.stock(self.log)
@@ -177,7 +288,11 @@ class Till:
         return queries.open_shift_no(self.log)
 
     def quote(self, cart: Sequence[CartLine], promo_code: str | None = None) -> Quote:
-        return price_cart(self.catalog(), self.profile(), cart, promo_code)
+        pick = self.current_event()
+        catalog = self.catalog()
+        return price_cart(
+            catalog, self._profile_for(catalog, pick), cart, promo_code, event_id=pick.event_id
+        )
 
     def money(self, minor: int) -> str:
         return format_minor(minor, self.profile().currency)
@@ -300,31 +415,48 @@ class Till:
         """
         key = idempotency_key or new_id()
         with self.log.transaction() as tx:
-            # One round trip for everything a sale needs to know: the cashier's hot path.
-            seen, shift, last_receipt, catalog_version = projections.sale_context(tx.conn, key)
-            if seen is not None:
-                event = self.log.event(seen)
-                assert event is not None
-                return SaleResult(event, replayed=True)
-            gate.require_open(tx.conn)
-            if shift is None:
-                self._require_shift()  # raises with the fix
-            catalog = self._catalog_at(catalog_version)
-            profile = catalog.profile(self.config.section("shop")["tax_profile"])
-            quote = price_cart(catalog, profile, cart, promo_code)
-            payment = self._payment(quote, method, tendered)
-            payload = {
-                "sale_id": new_id(),
-                "receipt_no": last_receipt + 1,
-                "shift_no": shift,
-                "idempotency_key": key,
-                **quote.to_json(),
-                "payment": payment,
-            }
-            try:
-                return SaleResult(tx.append(ev.SALE_COMPLETED, payload))
-            except CanonicalFormError as exc:
-                raise RuleViolation(f"sale refused: {exc}") from None
+            return self._sell(tx, cart, method, tendered, promo_code, key)
+
+    def _sell(
+        self,
+        tx: Transaction,
+        cart: Sequence[CartLine],
+        method: str,
+        tendered: int | None,
+        promo_code: str | None,
+        key: str,
+        extra: dict[str, Any] | None = None,
+    ) -> SaleResult:
+        """The sale inside the caller's transaction (``extra``: more payload keys, such as
+        the booking a pickup pays for)."""
+        # One round trip for everything a sale needs to know: the cashier's hot path.
+        seen, shift, last_receipt, catalog_version = projections.sale_context(tx.conn, key)
+        if seen is not None:
+            event = self.log.event(seen)
+            assert event is not None
+            return SaleResult(event, replayed=True)
+        gate.require_open(tx.conn)
+        if shift is None:
+            self._require_shift()  # raises with the fix
+        catalog = self._catalog_at(catalog_version)
+        pick = self._trading_event(tx)
+        profile = self._profile_for(catalog, pick)
+        quote = price_cart(catalog, profile, cart, promo_code, event_id=pick.event_id)
+        payment = self._payment(quote, method, tendered)
+        payload = {
+            "sale_id": new_id(),
+            "receipt_no": last_receipt + 1,
+            "shift_no": shift,
+            "idempotency_key": key,
+            **quote.to_json(),
+            "payment": payment,
+            "event_id": pick.event_id,
+            **(extra or {}),
+        }
+        try:
+            return SaleResult(tx.append(ev.SALE_COMPLETED, payload))
+        except CanonicalFormError as exc:
+            raise RuleViolation(f"sale refused: {exc}") from None
 
     def refund(
         self, sale_ref: str | int, items: Sequence[tuple[str, int]] | None = None
@@ -342,23 +474,11 @@ class Till:
             for line_no, qty, already in plan:
                 sold = by_line[line_no]
                 lines.append(_refund_line(sold, qty, already))
-            taxes: dict[str, dict[str, Any]] = {}
-            for ln in lines:
-                t = taxes.setdefault(
-                    ln["tax_rate"],
-                    {
-                        "rate": ln["tax_rate"],
-                        "rate_bp": ln["rate_bp"],
-                        "net_minor": 0,
-                        "tax_minor": 0,
-                        "gross_minor": 0,
-                    },
-                )
-                for k in ("net_minor", "tax_minor", "gross_minor"):
-                    t[k] += ln[k]
+            taxes = taxes_by_rate(lines)
             gross = sum(ln["gross_minor"] for ln in lines)
             method = p["payment"]["method"]
             step = p.get("cash_rounding_minor", 0) if method == "cash" else 0
+            pick = self._trading_event(tx, ask=False)
             payload = {
                 "refund_id": new_id(),
                 "sale_id": p["sale_id"],
@@ -367,12 +487,119 @@ class Till:
                 "shift_no": shift,
                 "currency": p["currency"],
                 "lines": lines,
-                "taxes": [taxes[k] for k in sorted(taxes)],
+                "taxes": taxes,
                 "gross_minor": gross,
                 "total_minor": round_to_step(gross, step),
                 "payment": {"method": method},
+                "event_id": pick.event_id,
             }
             return RefundResult(tx.append(ev.REFUND_ISSUED, payload))
+
+    def refund_foreign(
+        self, sale: ForeignSale, items: Sequence[tuple[str, int]] | None = None
+    ) -> RefundResult:
+        """Refund another till's verified receipt (appliance.crossrefund: the rules)."""
+        with self.log.transaction() as tx:
+            gate.require_open(tx.conn, "refunding")
+            shift = self._require_shift()
+            catalog = self._catalog_at(queries.catalog_version(self.log))
+            pick = self._trading_event(tx, ask=False)
+            profile = self._profile_for(catalog, pick)
+            refunded = projections.foreign_refunded(tx.conn, sale.device_id, sale.receipt_no)
+            lines, taxes = crossrefund.plan(sale, refunded, catalog, profile, items)
+            gross = sum(t["gross_minor"] for t in taxes)
+            step = profile.cash_rounding_minor if sale.method == "cash" else 0
+            payload = {
+                "refund_id": new_id(),
+                "sale_id": "",  # not known here: the region links the refund by sale_*
+                **sale.ref(),
+                "receipt_no": self._next_receipt_no(tx),
+                "shift_no": shift,
+                "currency": sale.currency,
+                "lines": lines,
+                "taxes": taxes,
+                "gross_minor": gross,
+                "total_minor": round_to_step(gross, step),
+                "payment": {"method": sale.method},
+                "event_id": pick.event_id,
+            }
+            return RefundResult(tx.append(ev.REFUND_ISSUED, payload))
+
+    # -- bookings (appliance.bookings: finding them, the list) ------------------------------
+    def redeem_booking(
+        self,
+        booking: Booking,
+        cart: Sequence[CartLine],
+        via: str,
+        bookings_version: int,
+        *,
+        method: str | None = None,
+        tendered: int | None = None,
+    ) -> tuple[Event, SaleResult | None]:
+        """Hand a booking over, once on this till: a paid one with nothing due, one paid at
+        pickup as a sale in the same transaction. (``booking.redeemed``, and the sale.)"""
+        with self.log.transaction() as tx:
+            done = projections.booking_redemption(tx.conn, booking.id)
+            if done is not None:
+                raise RuleViolation(
+                    f"booking {booking.number} was already handed over at this till (seq "
+                    f"{done[0]}); do not hand it over again"
+                )
+            gate.require_open(tx.conn, "handing over bookings")
+            shift = self._require_shift()
+            sale = None
+            if booking.paid:
+                pick = self._trading_event(tx, ask=False)  # nothing is taxed here
+                catalog = self._catalog_at(queries.catalog_version(self.log))
+                lines = []
+                for number, entry in enumerate(cart, start=1):
+                    line = {
+                        "line": number,
+                        "sku": entry.sku,
+                        "name": catalog.item(entry.sku).name,
+                        "qty": entry.qty,
+                    }
+                    if entry.personalisation is not None:
+                        line["personalisation"] = entry.personalisation
+                    lines.append(line)
+                due, sale_id, receipt_no, event_id = 0, "", 0, pick.event_id
+            else:
+                assert method is not None
+                sale = self._sell(
+                    tx, cart, method, tendered, None, new_id(), {"booking_id": booking.id}
+                )
+                p = sale.payload
+                lines = [
+                    {
+                        **{k: ln[k] for k in ("line", "sku", "name", "qty")},
+                        **(
+                            {"personalisation": ln["personalisation"]}
+                            if "personalisation" in ln
+                            else {}
+                        ),
+                    }
+                    for ln in p["lines"]
+                ]
+                due, sale_id, receipt_no = p["payment"]["due_minor"], p["sale_id"], p["receipt_no"]
+                event_id = p["event_id"]
+            event = tx.append(
+                ev.BOOKING_REDEEMED,
+                {
+                    "redemption_id": new_id(),
+                    "booking_id": booking.id,
+                    "booking_number": booking.number,
+                    "payment": booking.payment,
+                    "due_minor": due,
+                    "sale_id": sale_id,
+                    "receipt_no": receipt_no,
+                    "lines": lines,
+                    "event_id": event_id,
+                    "shift_no": shift,
+                    "via": via,
+                    "bookings_version": bookings_version,
+                },
+            )
+            return event, sale
 
     # -- shifts ----------------------------------------------------------------------------
     def open_shift(self, opening_float_minor: int = 0) -> Event:
@@ -427,6 +654,30 @@ class Till:
         opening_float = queries.opening_float_minor(self.log, shift_no)
         # Cash takings are already net of cash refunds (a refund subtracts from "pay").
         cash = sum(p["total_minor"] for p in payments if p["method"] == "cash")
+        extra: dict[str, Any] = {}
+        events = [
+            {"event_id": k, "sales_count": c, "gross_minor": g, "tax_minor": t, "net_minor": n}
+            for kind, k, c, g, t, n in rows
+            if kind == "event"
+        ]
+        if events:  # only a till that traded at scheduled events has these
+            rest = {
+                "event_id": "",
+                "sales_count": sum(p["count"] for p in payments)
+                - sum(e["sales_count"] for e in events),
+            }
+            for key in ("gross_minor", "tax_minor", "net_minor"):
+                rest[key] = sum(t[key] for t in taxes) - sum(e[key] for e in events)
+            if any(rest[k] for k in rest if k != "event_id"):
+                events.append(rest)
+            extra["events"] = events
+        bookings = [
+            {"payment": k, "count": c, "due_minor": g}
+            for kind, k, c, g, _t, _n in rows
+            if kind == "booking"
+        ]
+        if bookings:
+            extra["bookings"] = bookings
         return {
             "shift_no": shift_no,
             "sales_count": sum(p["count"] for p in payments),
@@ -440,6 +691,7 @@ class Till:
             "takings_minor": sum(p["total_minor"] for p in payments),
             "opening_float_minor": opening_float,
             "expected_cash_minor": opening_float + cash,
+            **extra,
         }
 
     def close_shift(self) -> Event:
@@ -516,6 +768,21 @@ class Till:
             return self.log.append(type, payload)
         except CanonicalFormError as exc:
             raise RuleViolation(f"event refused: {exc}") from None
+
+
+def _ask_message(pick: sched.Pick) -> str:
+    """The one line that tells the cashier to choose the event (and from what)."""
+    assert pick.question is not None
+    why = {
+        sched.CLOCK_UNCONFIRMED: "the clock is not confirmed (no time source since boot)",
+        sched.OVERLAP: "two events of the schedule are on now",
+        sched.NONE_CURRENT: "no event of the schedule is on now",
+    }[pick.question.reason]
+    offer = ", ".join(e.id for e in pick.candidates) or "no events"
+    return (
+        f"which event is this sale at? {why}; choose one with `tillbox event choose ID` "
+        f"({offer}) or `tillbox event choose --none`"
+    )
 
 
 def _plan_refund(

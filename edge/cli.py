@@ -172,6 +172,204 @@ def cmd_publish_update(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the region's lists for the tills and reconciliation (issue 15) ------------------------
+def _deliver(args: argparse.Namespace, kept: object) -> list[str]:
+    """Write the signed bytes to --out and publish them retained with --broker; what
+    was done, one line each."""
+    from pathlib import Path
+
+    from appliance.fsutil import atomic_write
+
+    done = []
+    data = kept.data  # type: ignore[attr-defined]
+    if args.out:
+        atomic_write(Path(args.out), data)
+        done.append(f"written to {args.out} (for `tillbox region apply FILE` at a till)")
+    if args.broker:
+        from appliance.formats.brokerurl import BrokerURL
+        from edge.publish import send_bytes
+
+        broker = BrokerURL.parse(args.broker)
+        send_bytes(
+            broker,
+            broker.username or args.username,
+            broker.password or _password(args),
+            kept.topic,  # type: ignore[attr-defined]
+            data,
+            retain=True,
+        )
+        done.append(f"published retained on {kept.topic}")  # type: ignore[attr-defined]
+    return done
+
+
+def _emit_kept(args: argparse.Namespace, kept: object, extra: dict | None = None) -> None:
+    done = _deliver(args, kept)
+    info = {**kept.to_json(), **(extra or {}), "delivered": done}  # type: ignore[attr-defined]
+    emit(
+        args,
+        info,
+        "\n".join(
+            [
+                f"{info['kind']} version {info['version']} of {info['tenant']} signed and kept "
+                f"({info['bytes']} bytes)",
+                *done,
+            ]
+        ),
+    )
+
+
+def cmd_event_publish(args: argparse.Namespace) -> int:
+    import json
+
+    from appliance.boundedio import TEXT_FILE_LIMIT, read_text_bounded
+    from appliance.errors import TillError
+    from appliance.identifiers import check_identifier
+    from edge import regionlists
+
+    check_identifier(args.tenant, "tenant")
+    text = read_text_bounded(args.file, TEXT_FILE_LIMIT, "events file")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise TillError(f"{args.file} is not JSON ({exc}); give the events as JSON") from None
+    key = _region_key(args)
+    store = _open_store(args)
+    try:
+        kept = regionlists.publish_schedule(store, key, args.tenant, data, args.version)
+    finally:
+        store.close()
+    _emit_kept(args, kept)
+    return 0
+
+
+def cmd_roster_publish(args: argparse.Namespace) -> int:
+    from appliance.identifiers import check_identifier
+    from edge import regionlists
+
+    check_identifier(args.tenant, "tenant")
+    key = _region_key(args)
+    store = _open_store(args)
+    try:
+        kept = regionlists.publish_roster(store, key, args.tenant, args.version)
+    finally:
+        store.close()
+    _emit_kept(args, kept)
+    return 0
+
+
+def _booking_item(text: str) -> dict:
+    sku, _, rest = text.partition(":")
+    qty, _, engraving = rest.partition(":")
+    if not sku:
+        raise argparse.ArgumentTypeError(f"{text!r} must be SKU[:QTY[:ENGRAVING TEXT]]")
+    item: dict = {"sku": sku, "qty": whole_number(qty) if qty else 1}
+    if engraving:
+        item["engraving"] = engraving
+    return item
+
+
+def cmd_booking_add(args: argparse.Namespace) -> int:
+    from appliance.identifiers import check_identifier
+    from edge import regionlists
+
+    check_identifier(args.tenant, "tenant")
+    booking: dict = {"name": args.name, "payment": args.payment, "items": args.item}
+    for key_name in ("id", "number", "stall"):
+        if getattr(args, key_name) is not None:
+            booking[key_name] = getattr(args, key_name)
+    key = _region_key(args)
+    store = _open_store(args)
+    try:
+        kept, added, qr = regionlists.add_booking(store, key, args.tenant, booking, args.version)
+    finally:
+        store.close()
+    _emit_kept(args, kept, {"booking": added.to_json(), "qr": qr})
+    if not args.json:
+        print(f"booking {added.number} ({added.name}): id {added.id}\nQR {qr}")
+    return 0
+
+
+def cmd_booking_list(args: argparse.Namespace) -> int:
+    from edge import regionlists
+
+    key = _region_key(args)
+    store = _open_store(args)
+    try:
+        kept = regionlists.kept_bookings(store, key, args.tenant)
+    finally:
+        store.close()
+    rows = kept.to_json()["bookings"]
+    emit(
+        args,
+        {"tenant": args.tenant, "bookings": rows},
+        "\n".join(f"{b['number']:>6}  {b['name']:<24} {b['payment']}  {b['id']}" for b in rows)
+        or "no bookings",
+    )
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from edge import reconcile
+
+    store = _open_store(args)
+    try:
+        report = reconcile.from_store(store).to_json()
+    finally:
+        store.close()
+    lines = [
+        f"refunds linked to their sale: {report['refunds_linked']}, waiting for their sale: "
+        f"{report['refunds_pending']}; flags: {report['flags']}"
+    ]
+    for f in report["over_refunds"]:
+        sale = f["sale"]
+        refunds = ", ".join(
+            f"{r['device']} receipt {r['receipt_no']} ({r['gross_minor']})" for r in f["refunds"]
+        )
+        lines.append(
+            f"over-refund: sale {sale['device']} receipt {sale['receipt_no']} sold "
+            f"{f['sold_minor']}, refunded {f['refunded_minor']} by {refunds}: "
+            f"{f['over_minor']} over"
+        )
+    for f in report["ref_mismatches"]:
+        lines.append(
+            f"refund {f['refund']['device']} receipt {f['refund']['receipt_no']} names sale "
+            f"{f['sale']['device']} receipt {f['sale']['receipt_no']} with another event hash"
+        )
+    for f in report["double_redemptions"]:
+        where = ", ".join(f"{r['device']} seq {r['seq']}" for r in f["redemptions"])
+        lines.append(
+            f"booking {f['booking_number']} redeemed {len(f['redemptions'])} times: {where}"
+        )
+    for f in report["negative_stock"]:
+        lines.append(
+            f"stock below zero: {f['tenant']}/{f['sku']} = {f['qty_after']} after "
+            f"{f['device_id']} seq {f['seq']}"
+        )
+    for f in report["unreadable"]:
+        lines.append(f"unreadable: {f['device']} seq {f['seq']} ({f['type']}) left out")
+    emit(args, report, "\n".join(lines))
+    return 0
+
+
+def _add_list_options(p: argparse.ArgumentParser) -> None:
+    """What every command that signs a list for the tills takes."""
+    _add_db(p)
+    add_json(p)
+    p.add_argument("--key", metavar="FILE", help=f"the region's signing key (default: ${KEY_ENV})")
+    p.add_argument("--tenant", required=True, help="whose tills the list is for")
+    p.add_argument(
+        "--version", type=whole_number, metavar="N", help="above the kept one (default: now in ms)"
+    )
+    p.add_argument("--out", metavar="FILE", help="also write the signed message here (USB)")
+    p.add_argument("--broker", metavar="URL", help="also publish it retained (mqtt://HOST:PORT)")
+    p.add_argument(
+        "--username", default="tillbox-publisher", help="MQTT username (tillbox-publisher)"
+    )
+    p.add_argument(
+        "--password-file", metavar="FILE", help=f"MQTT password (default: ${PASSWORD_ENV})"
+    )
+
+
 def _add_broker(p: argparse.ArgumentParser, username: str) -> None:
     p.add_argument("--broker", required=True, metavar="URL", help="mqtt://HOST:PORT")
     p.add_argument("--username", default=username, help=f"MQTT username (default: {username})")
@@ -249,6 +447,53 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="increasing version (default: the current time in ms)",
     )
     p.set_defaults(handler=cmd_publish_update)
+    event = cmds.add_parser("event", help="the tenants' event schedules").add_subparsers(
+        dest="list_action", metavar="ACTION", parser_class=OneLineParser, required=True
+    )
+    p = event.add_parser("publish", help="sign and keep a tenant's event schedule")
+    _add_list_options(p)
+    p.add_argument("--file", required=True, metavar="EVENTS.json", help='{"events": [...]}')
+    p.set_defaults(handler=cmd_event_publish)
+
+    roster = cmds.add_parser("roster", help="the tenants' device rosters").add_subparsers(
+        dest="list_action", metavar="ACTION", parser_class=OneLineParser, required=True
+    )
+    p = roster.add_parser("publish", help="sign and keep the roster of a tenant's devices")
+    _add_list_options(p)
+    p.set_defaults(handler=cmd_roster_publish)
+
+    booking = cmds.add_parser("booking", help="bookings for the stalls").add_subparsers(
+        dest="list_action", metavar="ACTION", parser_class=OneLineParser, required=True
+    )
+    p = booking.add_parser("add", help="add a booking to a tenant's signed list")
+    _add_list_options(p)
+    p.add_argument("--name", required=True, help="the name it is booked under")
+    p.add_argument("--payment", required=True, choices=["paid_online", "pay_at_pickup"])
+    p.add_argument(
+        "--item",
+        action="append",
+        required=True,
+        type=_booking_item,
+        metavar="SKU[:QTY[:ENGRAVING]]",
+        help="an item; with engraving text for a personalised one; repeat for more",
+    )
+    p.add_argument("--id", help="the booking id (default: a new UUID)")
+    p.add_argument("--number", type=whole_number, help="its number (default: the next)")
+    p.add_argument("--stall", help="the stall that hands it over (default: any)")
+    p.set_defaults(handler=cmd_booking_add)
+    p = booking.add_parser("list", help="a tenant's kept bookings")
+    _add_db(p)
+    add_json(p)
+    p.add_argument("--key", metavar="FILE", help=f"the region's signing key (default: ${KEY_ENV})")
+    p.add_argument("--tenant", required=True)
+    p.set_defaults(handler=cmd_booking_list)
+
+    p = cmds.add_parser(
+        "reconcile", help="link refunds to sales across tills; over-refunds, double redemptions"
+    )
+    _add_db(p)
+    add_json(p)
+    p.set_defaults(handler=cmd_reconcile)
     broker_cli.register(cmds)
     enrollment_cli.register(cmds)
     release_cli.register(cmds)

@@ -5,7 +5,8 @@ recorded only once the engraver has accepted the job: the driver checks it (read
 inside the machine's travel) before a byte is sent, so a refused job is recorded as
 ``engraving.failed`` alone, never as started then failed. The outcome is
 ``engraving.completed``, ``engraving.cancelled`` or ``engraving.failed`` with the
-driver's result; each job records at most one outcome.
+driver's result; each job records at most one outcome. A booking's job also names its
+``booking_id`` (a paid booking has no sale: ``sale_id`` "" and ``receipt_no`` 0).
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ from appliance.formats.chain import Event
 from appliance.till import Till
 
 OUTCOMES = {"completed": ev.ENGRAVING_COMPLETED, "cancelled": ev.ENGRAVING_CANCELLED}
+
+
+def engraving_queue(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The personalised lines to engrave, in order, of a ``sale.completed`` or a
+    ``booking.redeemed`` payload (a paid booking's lines carry their engraving text the
+    same way: ``personalisation.text``). The kiosk's engrave screen works from these;
+    each becomes an :class:`EngravingJob` with the payload as its ``sale``."""
+    return [ln for ln in payload["lines"] if ln.get("personalisation")]
 
 
 class EngravingJob:
@@ -34,6 +43,8 @@ class EngravingJob:
     ) -> None:
         self.till = till
         self._ref = {"sale_id": sale["sale_id"], "receipt_no": sale["receipt_no"], "line": line}
+        if sale.get("booking_id"):  # a booking's personalised item (appliance.bookings)
+            self._ref["booking_id"] = sale["booking_id"]
         self._plan = {"text": text, "gcode_lines": gcode_lines, "estimated_ms": estimated_ms}
         self.started: Event | None = None
         self.outcome: Event | None = None

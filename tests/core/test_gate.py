@@ -158,12 +158,12 @@ def test_a_schema_1_log_is_backfilled_from_its_recorded_self_tests(data_dir):
     conn.commit()
     conn.close()
     with Till.open(data_dir) as till:
-        assert till.log.conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert till.log.conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
         assert [c.name for c in till.selftest_gate().failed] == ["earth"]
         with pytest.raises(SellingBlocked):
             sell(till)
         assert projections.rebuild(till.log.conn) == projections.snapshot(till.log.conn)
-    assert schema.SCHEMA_VERSION == 2
+    assert schema.SCHEMA_VERSION == 3
 
 
 # -- the CLI -------------------------------------------------------------------------------

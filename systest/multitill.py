@@ -1,0 +1,147 @@
+"""Helpers for tests of several tills at one stall (issue 15), in-process and on disk.
+
+* :func:`make_tills`: demo tills of one tenant, each with its own log and key, a shift
+  open and the region's public key in ``[sync] region_public_key``;
+* :func:`roster_of`, :func:`scheduled`: the region's lists as the tests want them;
+* :func:`deliver`: sign a list with the region key and apply it to a till the way a USB
+  file or the sync agent would (``appliance.region.apply_signed``);
+* :func:`ingest_all`: push every till's log into an in-process ``edge.ingest.Ingestor``
+  (real signed segments, real SQL), as the agents would once the network is back.
+
+Importing this module needs no pytest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from appliance import events as ev
+from appliance import region
+from appliance.datadir import DataDir
+from appliance.formats import region as fmt
+from appliance.keys import load_verify_key
+from appliance.till import Till
+from systest.sync import Region
+
+DAY_MS = 24 * 3600 * 1000
+
+
+def make_tills(
+    root: Path, region_keys: Region, devices: Sequence[str] = ("a1", "a2"), tenant: str = "demo"
+) -> list[DataDir]:
+    folders = []
+    for device in devices:
+        folder = DataDir(root / device)
+        with Till.init(folder, device, demo=True, tenant=tenant) as till:
+            till.open_shift()
+        config = folder.load_config()
+        config.update("sync", region_public_key=region_keys.pub_hex)
+        folder.config_path.write_text(tomli_w.dumps(config.data))
+        folders.append(folder)
+    return folders
+
+
+def roster_of(folders: Iterable[DataDir], stalls: dict[str, str] | None = None) -> fmt.Roster:
+    """The roster of these tills (their real public keys), at ``stalls[device]`` or "s1"."""
+    devices = []
+    for folder in folders:
+        device = folder.load_config().device_id
+        key = load_verify_key(folder.public_key_path).encode().hex()
+        devices.append(
+            {"device_id": device, "public_key": key, "stall": (stalls or {}).get(device, "s1")}
+        )
+    value = fmt.Roster.from_json({"devices": devices})
+    return value
+
+
+def scheduled(
+    event_id: str,
+    start_ms: int,
+    end_ms: int,
+    tax_profile: str = "eu-market",
+    **fields: Any,
+) -> dict[str, Any]:
+    """One event of a schedule, with plausible values for what the test does not care about."""
+    return {
+        "id": event_id,
+        "name": fields.pop("name", f"Event {event_id}"),
+        "address": fields.pop("address", "Riverside Market, Quay Street 1"),
+        "lat_e7": fields.pop("lat_e7", 514_500_000),
+        "lon_e7": fields.pop("lon_e7", -25_900_000),
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+        "tax_profile": tax_profile,
+        "jurisdiction": fields.pop("jurisdiction", "DE-BE"),
+        "permit": fields.pop("permit", f"PERMIT-{event_id}"),
+        "promoter": fields.pop("promoter", "pat"),
+        **fields,
+    }
+
+
+def schedule_of(*events: dict[str, Any]) -> fmt.Schedule:
+    return fmt.Schedule.from_json({"events": list(events)})
+
+
+def sign(region_keys: Region, value: fmt.RegionData, version: int, tenant: str = "demo") -> bytes:
+    return fmt.seal_region_data(region_keys.key, tenant, value, version, 1_767_225_600_000)
+
+
+def deliver(
+    folder: DataDir, region_keys: Region, value: fmt.RegionData, version: int, tenant: str = "demo"
+) -> region.Applied:
+    """Sign ``value`` and apply it to the till in ``folder`` (checked as a USB file is)."""
+    with Till.open(folder) as till:
+        return region.apply_signed(till, sign(region_keys, value, version, tenant))
+
+
+def ingest_all(edge: Any, folders: Iterable[DataDir], tenant: str = "demo") -> None:
+    """Push what every till logged since the edge's tip (``systest.reports.push``)."""
+    from systest.reports import push
+
+    for folder in folders:
+        outcomes = push(edge, folder, tenant)
+        assert all(o == "stored" for o in outcomes), outcomes
+
+
+def over_refunds_from_logs(folders: Iterable[DataDir]) -> dict[tuple[str, int], int]:
+    """The oracle of reconciliation's over-refund flags: (selling device, receipt number)
+    -> the amount over, folded from the tills' own logs only (no edge data, no code of
+    ``edge/reconcile.py``): per tax rate, what all refunds of a receipt gave back beyond
+    what the sale took."""
+    sold: dict[tuple[str, int], dict[int, int]] = {}
+    back: dict[tuple[str, int], dict[int, int]] = {}
+    for folder in folders:
+        with Till.open(folder) as till:
+            for e in till.log.events():
+                p = e.payload
+                if e.type == ev.SALE_COMPLETED:
+                    row = sold.setdefault((e.device_id, p["receipt_no"]), {})
+                elif e.type == ev.REFUND_ISSUED:
+                    device = p.get("sale_device", e.device_id)
+                    row = back.setdefault((device, p["sale_receipt_no"]), {})
+                else:
+                    continue
+                for t in p["taxes"]:
+                    row[t["rate_bp"]] = row.get(t["rate_bp"], 0) + t["gross_minor"]
+    over = {}
+    for key, rates in back.items():
+        amount = sum(max(0, g - sold[key].get(bp, 0)) for bp, g in rates.items())
+        if amount:
+            over[key] = amount
+    return over
+
+
+def double_redemptions_from_logs(folders: Iterable[DataDir]) -> dict[str, list[str]]:
+    """The oracle of the double-redemption flags: booking id -> the devices that handed
+    it over, for each booking handed over more than once, from the tills' own logs."""
+    seen: dict[str, list[str]] = {}
+    for folder in folders:
+        with Till.open(folder) as till:
+            for e in till.log.events():
+                if e.type == ev.BOOKING_REDEEMED:
+                    seen.setdefault(e.payload["booking_id"], []).append(e.device_id)
+    return {b: sorted(d) for b, d in seen.items() if len(d) > 1}
