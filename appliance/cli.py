@@ -602,13 +602,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(text: str) -> str:
+    """``text`` with every character that is not printable escaped (a path from a USB
+    stick may hold a newline, or U+0085, which splits a line too): an error stays one
+    line on the terminal and in the journal, whatever the input was."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.handler(args) or 0
     except TillError as exc:
-        sys.stderr.write(f"tillbox: error: {exc}\n")
+        sys.stderr.write(f"tillbox: error: {one_line(str(exc))}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("tillbox: interrupted\n")
@@ -619,7 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("TILLBOX_DEBUG"):
             raise
         sys.stderr.write(
-            f"tillbox: internal error: {type(exc).__name__}: {exc}; rerun with "
+            f"tillbox: internal error: {type(exc).__name__}: {one_line(str(exc))}; rerun with "
             "TILLBOX_DEBUG=1 and report the output\n"
         )
         return 70

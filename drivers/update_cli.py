@@ -23,7 +23,7 @@ from appliance.cliutil import OneLineParser, emit, open_till, till_command
 from appliance.errors import TillError
 
 if TYPE_CHECKING:
-    from appliance.till import Till
+    from appliance.services.updates import Till  # the core's, handed on to its services
     from appliance.updates import Updater
 
 _URL_PREFIXES = ("http://", "https://", "ftp://")
