@@ -54,6 +54,24 @@ def latest_of_types(
     return [(seq, type_, when, json.loads(text)) for seq, type_, when, text in rows]
 
 
+def newest_by_type(
+    log: EventLog, types: tuple[str, ...], after_seq: int, upto_seq: int
+) -> dict[str, tuple[int, int, dict[str, Any]]]:
+    """type -> (seq, wall_ms, payload) of the newest event of each of ``types`` with a seq
+    in (``after_seq``, ``upto_seq``]; types with none there are absent.
+
+    One pass over that range of the log (the sync agent's health message calls it with
+    the range it has not seen yet, so each event is read once). SQLite takes the bare
+    columns from the row MAX() picked."""
+    marks = ",".join("?" * len(types))
+    rows = log.conn.execute(
+        f"SELECT type, MAX(seq), wall_ms, payload FROM events WHERE seq > ? AND seq <= ? "
+        f"AND type IN ({marks}) GROUP BY type",
+        (after_seq, upto_seq, *types),
+    ).fetchall()
+    return {type_: (seq, when, json.loads(text)) for type_, seq, when, text in rows}
+
+
 def genesis_payload(log: EventLog) -> dict[str, Any] | None:
     """The payload of the device's first event (seq 1); None for an empty log."""
     row = log.conn.execute("SELECT payload FROM events WHERE seq = 1").fetchone()

@@ -39,6 +39,11 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    return serve(args)
+
+
+def serve(args: argparse.Namespace, **options: bool) -> int:
+    """``edge serve``; ``options`` set ServeOptions' switches (bench/drain.py's baseline)."""
     from appliance.formats.brokerurl import BrokerURL
     from edge.service import EdgeService, ServeOptions
 
@@ -53,6 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         client_id=args.client_id or broker.username or args.username,
         tls_ca=args.tls_ca or "",
         max_segment_bytes=args.max_segment_bytes,
+        **options,
     )
     store = _open_store(args)
     try:
@@ -98,16 +104,83 @@ def cmd_check(args: argparse.Namespace) -> int:
     emit(
         args,
         info,
-        "ledgers match a recomputation from the stored events"
+        "ledgers and rollups match a recomputation from the stored events"
         if info["ok"]
         else "\n".join(info["problems"]),
     )
     if not info["ok"]:
         raise IntegrityError(
-            "the ledgers differ from a recomputation from stored events; "
+            "the ledgers or rollups differ from a recomputation from stored events; "
             "keep the database for analysis and report it"
         )
     return 0
+
+
+def cmd_device_revoke(args: argparse.Namespace) -> int:
+    from edge import admin
+
+    store = _open_store(args)
+    try:
+        info = admin.revoke(store, args.device, args.reason)
+    finally:
+        store.close()
+    when = _when(info["revoked_ms"])
+    text = (
+        f"device {info['device_id']} was already revoked on {when} ({info['reason']})"
+        if info["already_revoked"]
+        else f"device {info['device_id']} revoked on {when}: its segments and health "
+        "messages are refused from now on (take its broker login off too)"
+    )
+    emit(args, info, text)
+    return 0
+
+
+def cmd_device_list(args: argparse.Namespace) -> int:
+    from edge import admin
+
+    store = _open_store(args)
+    try:
+        devices = admin.devices(store)
+    finally:
+        store.close()
+    lines = [
+        f"{'device':<20} {'tenant':<12} {'stall':<16} {'label':<16} {'last seq':>9} "
+        f"{'last seen':<17} state"
+    ]
+    for d in devices:
+        seen = _when(d["last_seen_ms"]) if d["last_seen_ms"] is not None else "never"
+        state = f"REVOKED {_when(d['revoked_ms'])}: {d['revoked_reason']}" if d["revoked"] else "ok"
+        lines.append(
+            f"{d['device_id']:<20} {d['tenant']:<12} {d['stall'][:16]:<16} {d['label'][:16]:<16} "
+            f"{d['last_seq']:>9} {seen:<17} {state}"
+        )
+    if not devices:
+        lines.append("no devices enrolled (`tillbox edge enroll`)")
+    emit(args, {"devices": devices}, "\n".join(lines))
+    return 0
+
+
+def cmd_device_set(args: argparse.Namespace) -> int:
+    from edge import admin
+
+    store = _open_store(args)
+    try:
+        info = admin.set_profile(store, args.device, args.stall, args.label)
+    finally:
+        store.close()
+    emit(
+        args,
+        info,
+        f"device {info['device_id']}: stall {info['stall']!r}, label {info['label']!r}",
+    )
+    return 0
+
+
+def _when(ms: int) -> str:
+    """A time the operator reads: UTC, to the minute."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -379,6 +452,35 @@ def _add_broker(p: argparse.ArgumentParser, username: str) -> None:
     p.add_argument("--key", metavar="FILE", help=f"the region's signing key (default: ${KEY_ENV})")
 
 
+def _register_device(cmds: argparse._SubParsersAction) -> None:
+    """``tillbox edge device revoke|list|set``."""
+    device = cmds.add_parser("device", help="revoke a device, list devices, set stall and label")
+    actions = device.add_subparsers(
+        dest="device_action", metavar="ACTION", parser_class=OneLineParser, required=True
+    )
+    p = actions.add_parser(
+        "revoke", help="refuse a device's segments and health messages from now on"
+    )
+    _add_db(p)
+    add_json(p)
+    p.add_argument("--device", required=True, metavar="ID")
+    p.add_argument("--reason", required=True, metavar="TEXT", help="why (kept with the device)")
+    p.set_defaults(handler=cmd_device_revoke)
+
+    p = actions.add_parser("list", help="each device: tenant, stall, label, last seen, revoked")
+    _add_db(p)
+    add_json(p)
+    p.set_defaults(handler=cmd_device_list)
+
+    p = actions.add_parser("set", help="set a device's stall and label (the console shows them)")
+    _add_db(p)
+    add_json(p)
+    p.add_argument("--device", required=True, metavar="ID")
+    p.add_argument("--stall", metavar="S", help="the stall it serves (unchanged if omitted)")
+    p.add_argument("--label", metavar="L", help="a label for people (unchanged if omitted)")
+    p.set_defaults(handler=cmd_device_set)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``tillbox edge`` and its subcommands."""
     edge = sub.add_parser("edge", help="the region's ingest service (MQTT to SQL)")
@@ -421,6 +523,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_db(p)
     add_json(p)
     p.set_defaults(handler=cmd_check)
+
+    _register_device(cmds)
 
     p = cmds.add_parser("keygen", help="create the region's signing key pair")
     p.add_argument("--out", required=True, metavar="FILE", help="private key file (0600)")

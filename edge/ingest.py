@@ -10,10 +10,11 @@ The order of checks is the security argument:
 5. every event: canonical JSON (the core's strict reader: no duplicate keys, integers
    only, within +/-(2**53-1), byte-identical to its re-encoding), its own hash, the
    in-segment chain, the fields the ledgers read,
-6. in ONE transaction with the device row locked: already stored (re-ack), not the
-   next in the chain (NACK naming where to resend from), or store events, ledgers
-   and the device's new chain tip together. The ack goes out after COMMIT, so a
-   crash in between only means the agent resends and gets a "duplicate" ack.
+6. in ONE transaction with the device row locked: a revoked device (signed NACK
+   ``rejected:revoked``: ``tillbox edge device revoke``), already stored (re-ack), not
+   the next in the chain (NACK naming where to resend from), or store events, ledgers,
+   rollups and the device's new chain tip together. The ack goes out after COMMIT, so
+   a crash in between only means the agent resends and gets a "duplicate" ack.
 
 Anything rejected is logged, counted in ``rejections`` and never stored. Once the
 signature verified, every failure is answered: a signed NACK ``rejected:<reason>``
@@ -34,7 +35,7 @@ from nacl.signing import SigningKey, VerifyKey
 from appliance.formats import wire
 from appliance.formats.canonical import CanonicalFormError, NotJSONError, parse_canonical
 from appliance.formats.chain import line_hash_matches
-from edge import ledger
+from edge import ledger, rollups
 from edge.store import Store, is_transient, is_write_conflict
 
 log = logging.getLogger("tillbox.edge")
@@ -61,6 +62,7 @@ class ParsedEvent(NamedTuple):
     prev: str
     line: bytes
     intent: ledger.Intent | None  # what a sale or refund means for the ledgers
+    fact: rollups.Fact | None = None  # ... and for the rollups
 
 
 class Prepared(NamedTuple):
@@ -88,7 +90,9 @@ class Rejected(Exception):
         self.seg_id = ""
 
 
-def parse_events(raw: bytes, header: wire.SegmentHeader) -> list[ParsedEvent]:
+def parse_events(
+    raw: bytes, header: wire.SegmentHeader, with_rollups: bool = True
+) -> list[ParsedEvent]:
     """Every event line, checked on its own and against the one before it."""
     lines = raw.split(b"\n")
     if header.count < 1 or lines[-1] != b"" or len(lines) - 1 != header.count:
@@ -116,17 +120,19 @@ def parse_events(raw: bytes, header: wire.SegmentHeader) -> list[ParsedEvent]:
         if not line_hash_matches(line, digest):
             raise Rejected("bad_event", f"event seq {seq} does not match its hash")
         type_ = obj["type"]
-        intent = None
+        intent = fact = None
         if type_ in ledger.TYPES:
             try:
                 intent = ledger.extract(type_, obj["payload"])
+                if with_rollups:
+                    fact = rollups.extract(type_, obj["payload"], obj["wall_ms"])
             except (KeyError, TypeError, ValueError):
                 raise Rejected(
                     "malformed", f"event seq {seq} lacks fields its type needs"
                 ) from None
         elif type(obj["payload"]) is not dict:
             raise Rejected("malformed", f"event seq {seq} has no payload object")
-        append(ParsedEvent(seq, type_, digest, obj["prev"], line, intent))
+        append(ParsedEvent(seq, type_, digest, obj["prev"], line, intent, fact))
         prev = digest
     return events
 
@@ -138,11 +144,15 @@ class Ingestor:
         region_key: SigningKey,
         max_segment_bytes: int = wire.MAX_SEGMENT_BYTES,
         key_store: Store | None = None,
+        with_rollups: bool = True,
     ) -> None:
         self.store = store  # writes: only the thread that calls commit() uses it
         self.key_store = key_store or store  # reads enrolled keys during prepare()
         self.region_key = region_key
         self.max_segment_bytes = max_segment_bytes
+        # False only for the drain benchmark's baseline (bench/drain.py): the console's
+        # pages read the rollups, and `tillbox edge check` would report them missing
+        self.with_rollups = with_rollups
         self._keys: dict[str, tuple[str, VerifyKey]] = {}
 
     def _device(self, device: str) -> tuple[str, VerifyKey] | None:
@@ -292,7 +302,7 @@ class Ingestor:
             raise Rejected("device_mismatch", f"segment names {header.tenant}/{header.device}")
         seg_id = wire.segment_id(payload)
         try:
-            events = parse_events(raw, header)
+            events = parse_events(raw, header, self.with_rollups)
         except Rejected as exc:
             exc.header, exc.seg_id = header, seg_id
             raise
@@ -319,7 +329,10 @@ class Ingestor:
             assert row is not None  # enrolled devices are never deleted
             _dev, _tenant, last_seq, last_hash, tip = row
             status, reason, resend = "stored", "", 0
-            if s.segment_stored(seg_id):
+            if s.revocation(device) is not None:
+                # checked under the device's row lock: nothing is stored once it commits
+                status, reason = "rejected", "revoked"
+            elif s.segment_stored(seg_id):
                 status, reason = "duplicate", "duplicate"
                 s.count_duplicates(device, header.count)
             elif header.first_seq != last_seq + 1:
@@ -335,14 +348,14 @@ class Ingestor:
         ack = wire.Ack(
             tenant=tenant,
             device=device,
-            status="nack" if status == "nack" else "ack",
+            status="ack" if status in ("stored", "duplicate") else "nack",
             segment=seg_id,
             first_seq=header.first_seq,
             last_seq=header.last_seq,
             stored_seq=last_seq,
             tip=tip,
             resend_from=resend,
-            reason=reason,
+            reason=f"rejected:{reason}" if status == "rejected" else reason,
             nonce=nonce,
         )
         if status == "stored":
@@ -383,8 +396,11 @@ class Ingestor:
         profiles = s.sale_profiles(tenant, refunded) if refunded else {}
         delta = ledger.LedgerDelta()
         dups = delta.dups
+        rolled = rollups.RollupDelta()
         for e in intents:
-            delta.add(tenant, device, e.seq, e.intent, known.__contains__, profiles.get)
+            profile = delta.add(tenant, device, e.seq, e.intent, known.__contains__, profiles.get)
+            if profile is not None and e.fact is not None:  # None: a duplicate sale
+                rolled.add(tenant, device, e.type, e.fact, profile)
         s.insert_events(
             [
                 (device, e.seq, e.type, e.hash, e.line.decode(), dups.get((device, e.seq)))
@@ -403,6 +419,15 @@ class Ingestor:
                 )
         for (t, profile, rate), (count, gross, tax, net) in sorted(delta.tax.items()):
             s.add_tax(t, profile, rate, count, gross, tax, net)
+        if rolled:
+            # sorted: two workers upsert shared rows (a tenant's day) in the same order
+            s.add_rollup_sales([(*k, *v) for k, v in sorted(rolled.sales.items())])
+            if rolled.tax:
+                s.add_rollup_tax([(*k, *v) for k, v in sorted(rolled.tax.items())])
+            if rolled.items:
+                s.add_rollup_items([(*k, *v) for k, v in sorted(rolled.items.items())])
+            if rolled.promos:
+                s.add_rollup_promos([(*k, *v) for k, v in sorted(rolled.promos.items())])
         s.insert_segment(
             seg_id, device, header.first_seq, header.last_seq, size, time.time_ns() // 1_000_000
         )

@@ -97,13 +97,16 @@ class LedgerDelta:
         intent: Intent,
         known_key: Callable[[str], bool],
         sale_profile: Callable[[str], str | None],
-    ) -> None:
-        """Fold one intent. ``known_key``/``sale_profile`` answer from earlier batches."""
+    ) -> str | None:
+        """Fold one intent. ``known_key``/``sale_profile`` answer from earlier batches.
+
+        Returns the tax profile it was booked under, None for a duplicate sale (not
+        counted): the rollups (:mod:`edge.rollups`) follow this decision."""
         if intent.type == SALE:
             key = intent.idem_key
             if (tenant, key) in self.sales or known_key(key):
                 self.dups[(device, seq)] = key
-                return
+                return None
             profile = intent.tax_profile
             self.sales[(tenant, key)] = (intent.sale_id, device, seq, profile)
             self.profiles[(tenant, intent.sale_id)] = profile
@@ -128,6 +131,7 @@ class LedgerDelta:
             row[1] += gross
             row[2] += tax
             row[3] += net
+        return profile
 
     def fold(
         self,

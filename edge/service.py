@@ -15,6 +15,11 @@ store committed: a crash at any point means the broker delivers it again.
 (A variant that parsed on paho's thread and committed on a writer thread was
 measured: no faster on 2 cores and ~10 % more CPU, so the simple form stays;
 docs/performance.md.)
+
+The same workers take the tills' signed health messages (``$share/tillbox-ingest/
+.../health``, :mod:`edge.telemetry`): verified, stored as each device's latest with a
+bounded history, never answered. A database error on one is logged and the message
+dropped: the till sends another within minutes, and segments never wait for it.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from appliance.formats import wire
 from appliance.formats.brokerurl import BrokerURL
 from edge.ingest import Ingestor, StoreUnavailable
 from edge.store import Store
+from edge.telemetry import HealthIngestor
 from mqttio.client import (
     SessionCallbacks,
     close_quietly,
@@ -58,13 +64,24 @@ class ServeOptions:
     max_segment_bytes: int = wire.MAX_SEGMENT_BYTES
     backoff_min_s: float = 0.5
     backoff_max_s: float = 30.0
+    # both off only for the drain benchmark's baseline (bench/drain.py); a region that
+    # turned them off would have no fleet page and rollups that `edge check` finds short
+    rollups: bool = True
+    telemetry: bool = True
+
+    def subscriptions(self) -> list[str]:
+        topics = [wire.SHARED_SEG_SUBSCRIPTION]
+        return [*topics, wire.SHARED_HEALTH_SUBSCRIPTION] if self.telemetry else topics
 
 
 class EdgeService:
     def __init__(self, store: Store, region_key: SigningKey, opts: ServeOptions) -> None:
         self.store = store
         self.opts = opts
-        self.ingestor = Ingestor(store, region_key, opts.max_segment_bytes)
+        self.ingestor = Ingestor(
+            store, region_key, opts.max_segment_bytes, with_rollups=opts.rollups
+        )
+        self.health = HealthIngestor(store) if opts.telemetry else None
         self.client: mqtt.Client | None = None
         self.ready = False
         self.stop = False
@@ -115,7 +132,7 @@ class EdgeService:
         # retain-as-published: the worker sees when a device sent a segment retained,
         # and clears that copy (the broker's ACL cannot refuse the retain flag).
         options = mqtt.SubscribeOptions(qos=1, retainAsPublished=True)
-        client.subscribe(wire.SHARED_SEG_SUBSCRIPTION, options=options)
+        client.subscribe([(topic, options) for topic in self.opts.subscriptions()])
 
     def _on_subscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any
@@ -133,7 +150,7 @@ class EdgeService:
         log.info(
             "edge subscribed broker=%s topic=%s",
             self.opts.broker.redacted(),
-            wire.SHARED_SEG_SUBSCRIPTION,
+            " ".join(self.opts.subscriptions()),
         )
         if not self.notified:
             sdnotify.notify("READY=1")
@@ -150,6 +167,9 @@ class EdgeService:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if msg.retain and not msg.payload:
             return  # a worker clearing a retained copy (below): not a segment
+        if msg.topic.endswith("/health"):
+            self._on_health(msg)
+            return
         if msg.retain:
             # A till never retains a segment; a device that does would leave its bytes
             # in the broker after it left. Clear the copy, then handle it as any segment.
@@ -168,6 +188,17 @@ class EdgeService:
         self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
         if outcome.ack is not None:
             client.publish(outcome.ack_topic, outcome.ack, qos=1)
+
+    def _on_health(self, msg: mqtt.MQTTMessage) -> None:
+        if self.health is None:
+            return
+        try:
+            outcome = self.health.handle(msg.topic, msg.payload)
+        except Exception as exc:  # noqa: BLE001 - a database error: this one is lost, not ingest
+            log.warning("edge could not store a health message on %s: %s", msg.topic, exc)
+            return
+        key = f"health_{outcome.status}"
+        self.counts[key] = self.counts.get(key, 0) + 1
 
     def run(self, duration_s: float | None = None) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):

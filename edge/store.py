@@ -582,6 +582,162 @@ class Store:
             (device_id,),
         )
 
+    # -- rollups (edge/rollups.py: one segment's delta, in its transaction) ---------------------
+    def add_rollup_sales(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows of (tenant, device_id, event_id, day, hour, currency, sales, gross_minor,
+        refunds, refund_minor), added to what is there. Callers sort rows by key, so two
+        workers lock shared rows in one order (PostgreSQL)."""
+        self.executemany(
+            "INSERT INTO rollup_sales (tenant, device_id, event_id, day, hour, currency, sales, "
+            "gross_minor, refunds, refund_minor) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT "
+            "(tenant, device_id, event_id, day, hour, currency) DO UPDATE SET "
+            "sales = rollup_sales.sales + excluded.sales, "
+            "gross_minor = rollup_sales.gross_minor + excluded.gross_minor, "
+            "refunds = rollup_sales.refunds + excluded.refunds, "
+            "refund_minor = rollup_sales.refund_minor + excluded.refund_minor",
+            rows,
+        )
+
+    def add_rollup_tax(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows of (tenant, tax_profile, rate, rate_bp, day, event_id, sales, gross_minor,
+        tax_minor, net_minor), added to what is there."""
+        self.executemany(
+            "INSERT INTO rollup_tax (tenant, tax_profile, rate, rate_bp, day, event_id, sales, "
+            "gross_minor, tax_minor, net_minor) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT "
+            "(tenant, tax_profile, rate, rate_bp, day, event_id) DO UPDATE SET "
+            "sales = rollup_tax.sales + excluded.sales, "
+            "gross_minor = rollup_tax.gross_minor + excluded.gross_minor, "
+            "tax_minor = rollup_tax.tax_minor + excluded.tax_minor, "
+            "net_minor = rollup_tax.net_minor + excluded.net_minor",
+            rows,
+        )
+
+    def add_rollup_items(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows of (tenant, day, sku, name, qty, gross_minor); the newest name wins."""
+        self.executemany(
+            "INSERT INTO rollup_items (tenant, day, sku, name, qty, gross_minor) "
+            "VALUES (?,?,?,?,?,?) ON CONFLICT (tenant, day, sku) DO UPDATE SET "
+            "name = excluded.name, qty = rollup_items.qty + excluded.qty, "
+            "gross_minor = rollup_items.gross_minor + excluded.gross_minor",
+            rows,
+        )
+
+    def add_rollup_promos(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows of (tenant, event_id, day, code, redemptions, discount_minor)."""
+        self.executemany(
+            "INSERT INTO rollup_promos (tenant, event_id, day, code, redemptions, "
+            "discount_minor) VALUES (?,?,?,?,?,?) ON CONFLICT (tenant, event_id, day, code) "
+            "DO UPDATE SET redemptions = rollup_promos.redemptions + excluded.redemptions, "
+            "discount_minor = rollup_promos.discount_minor + excluded.discount_minor",
+            rows,
+        )
+
+    def rollup_rows(self) -> dict[str, list[tuple]]:
+        """Every rollup row, by table, in the column order of the add_rollup_* methods."""
+        return {
+            "sales": self.all(
+                "SELECT tenant, device_id, event_id, day, hour, currency, sales, gross_minor, "
+                "refunds, refund_minor FROM rollup_sales"
+            ),
+            "tax": self.all(
+                "SELECT tenant, tax_profile, rate, rate_bp, day, event_id, sales, gross_minor, "
+                "tax_minor, net_minor FROM rollup_tax"
+            ),
+            "items": self.all("SELECT tenant, day, sku, name, qty, gross_minor FROM rollup_items"),
+            "promos": self.all(
+                "SELECT tenant, event_id, day, code, redemptions, discount_minor FROM rollup_promos"
+            ),
+        }
+
+    # -- devices: revocation and profiles ------------------------------------------------------
+    def revoke_device(self, device_id: str, revoked_ms: int, reason: str) -> None:
+        """Revoke a device's key for good; revoking again keeps the first time and reason."""
+        self.execute(
+            "INSERT INTO device_revocations (device_id, revoked_ms, reason) VALUES (?,?,?) "
+            "ON CONFLICT (device_id) DO NOTHING",
+            (device_id, revoked_ms, reason),
+        )
+
+    def revocation(self, device_id: str) -> tuple[int, str] | None:
+        """(revoked_ms, reason) of a revoked device; None when it is not revoked."""
+        row = self.one(
+            "SELECT revoked_ms, reason FROM device_revocations WHERE device_id = ?", (device_id,)
+        )
+        return None if row is None else (int(row[0]), row[1])
+
+    def set_device_profile(self, device_id: str, stall: str, label: str) -> None:
+        """The device's stall and label (both replaced)."""
+        self.execute(
+            "INSERT INTO device_profiles (device_id, stall, label) VALUES (?,?,?) "
+            "ON CONFLICT (device_id) DO UPDATE SET stall = excluded.stall, label = excluded.label",
+            (device_id, stall, label),
+        )
+
+    def device_profile(self, device_id: str) -> tuple[str, str] | None:
+        """(stall, label) of a device that has a profile; None otherwise."""
+        row = self.one("SELECT stall, label FROM device_profiles WHERE device_id = ?", (device_id,))
+        return None if row is None else (row[0], row[1])
+
+    def device_list(self) -> list[tuple]:
+        """(device_id, tenant, enrolled_ms, last_seq, stall, label, revoked_ms, reason,
+        last telemetry received_ms, its sent_ms) per enrolled device, by id; None where the
+        device has no profile, revocation or telemetry."""
+        return self.all(
+            "SELECT d.device_id, d.tenant, d.enrolled_ms, d.last_seq, p.stall, p.label, "
+            "r.revoked_ms, r.reason, t.received_ms, t.sent_ms FROM devices d "
+            "LEFT JOIN device_profiles p ON p.device_id = d.device_id "
+            "LEFT JOIN device_revocations r ON r.device_id = d.device_id "
+            "LEFT JOIN telemetry_latest t ON t.device_id = d.device_id ORDER BY d.device_id"
+        )
+
+    # -- telemetry (edge/telemetry.py) ---------------------------------------------------------
+    def put_telemetry(
+        self, device_id: str, tenant: str, received_ms: int, sent_ms: int, body: str, keep: int
+    ) -> bool:
+        """A verified health message: the device's latest (unless a newer one is there) and
+        its history, pruned to the newest ``keep`` rows in the same transaction. False (and
+        nothing written) when it is the very message already latest (a QoS 1 redelivery)."""
+        with self.transaction():
+            row = self.one("SELECT body FROM telemetry_latest WHERE device_id = ?", (device_id,))
+            if row is not None and row[0] == body:
+                return False
+            self.execute(
+                "INSERT INTO telemetry_latest (device_id, tenant, received_ms, sent_ms, body) "
+                "VALUES (?,?,?,?,?) ON CONFLICT (device_id) DO UPDATE SET "
+                "tenant = excluded.tenant, received_ms = excluded.received_ms, "
+                "sent_ms = excluded.sent_ms, body = excluded.body "
+                "WHERE telemetry_latest.received_ms <= excluded.received_ms",
+                (device_id, tenant, received_ms, sent_ms, body),
+            )
+            self.execute(
+                "INSERT INTO telemetry_history (device_id, received_ms, body) VALUES (?,?,?)",
+                (device_id, received_ms, body),
+            )
+            self.execute(
+                "DELETE FROM telemetry_history WHERE device_id = ? AND id <= (SELECT id FROM "
+                "telemetry_history WHERE device_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (device_id, device_id, keep),
+            )
+        return True
+
+    def telemetry_latest(self, device_id: str) -> tuple[str, int, int, str] | None:
+        """(tenant, received_ms, sent_ms, body) of the device's latest health message."""
+        row = self.one(
+            "SELECT tenant, received_ms, sent_ms, body FROM telemetry_latest WHERE device_id = ?",
+            (device_id,),
+        )
+        return None if row is None else (row[0], int(row[1]), int(row[2]), row[3])
+
+    def telemetry_history(self, device_id: str) -> list[tuple[int, str]]:
+        """(received_ms, body) of the device's kept health messages, oldest first."""
+        return [
+            (int(r), b)
+            for r, b in self.all(
+                "SELECT received_ms, body FROM telemetry_history WHERE device_id = ? ORDER BY id",
+                (device_id,),
+            )
+        ]
+
 
 def _psycopg_errors() -> tuple[type, type, type] | None:
     try:

@@ -14,6 +14,13 @@ data) that the region's signed answer echoes (TBAK v2). The agent acts only on a
 answer to a publish it made and has not had answered yet, for a segment still
 unacked: a replayed old ack or NACK is ignored. A ``rejected:`` NACK (the region
 will never store that segment) stops sending it until the agent restarts.
+
+While online it also publishes the till's signed health message (telemetry,
+:mod:`appliance.formats.telemetry`, gathered read-only by :mod:`sync_agent.health`):
+once each time it comes online, when the till's state changes (looked at every
+``state_interval_s``) and at least every ``health_interval_s``. QoS 1, never retained,
+never awaited: segments never wait for it, and a failure to build one is logged and
+skipped.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from paho.mqtt.properties import Properties
 from appliance import keys, sdnotify, sync_state
 from appliance.datadir import DataDir
 from appliance.errors import TillError
-from appliance.formats import wire
+from appliance.formats import telemetry, wire
 from appliance.formats.review import KIND as REVIEW_KIND
 from appliance.sync_state import SyncState
 from mqttio.client import (
@@ -44,6 +51,7 @@ from mqttio.client import (
 )
 from sync_agent.config import SyncConfig
 from sync_agent.enrollment import handle_review
+from sync_agent.health import HealthReader
 from sync_agent.reader import LogReader
 from sync_agent.store import AgentStore, Sealed
 
@@ -63,6 +71,7 @@ class Agent:
         *,
         once: bool = False,
         timeout_s: float | None = None,
+        send_health: bool = True,
     ) -> None:
         self.data_dir = data_dir
         self.cfg = cfg
@@ -90,6 +99,15 @@ class Agent:
         self.region_topic = wire.topic_region(self.tenant, "catalog")
         # the region's signed review of this till's enrollment (sync_agent/enrollment.py)
         self.review_topic = wire.topic_down(self.tenant, self.device, REVIEW_KIND)
+        self.health_topic = wire.topic_health(self.tenant, self.device)
+        # send_health=False only for the drain benchmark's baseline (bench/drain.py)
+        self.health = (
+            HealthReader(self.reader.log, config, self.device, self.tenant) if send_health else None
+        )
+        self.health_due = True  # publish as soon as online (again after every reconnect)
+        self.health_checked = float("-inf")
+        self.health_sent = float("-inf")
+        self.health_key: tuple | None = None
         self.queue: list[Sealed] = self.store.unacked()
         self.inflight: dict[str, float] = {}
         # nonce (hex) -> segment id of each publish not answered yet: the only answers
@@ -188,6 +206,7 @@ class Agent:
         self.ready = True
         self.attempts = 0
         self.inflight.clear()  # after any reconnect every unacked segment goes again
+        self.health_due = True
         self.detail = f"online: {self.cfg.broker.redacted()}"
         sdnotify.notify(f"STATUS={self.detail}")
 
@@ -412,6 +431,38 @@ class Agent:
                 break
             self.inflight[seg.id] = now
 
+    def _health(self, now: float) -> None:
+        """Publish the health message when due: online again, changed, or the interval."""
+        client = self.client
+        if self.health is None or not self.ready or client is None:
+            return
+        if not self.health_due and now - self.health_checked < self.cfg.state_interval_s:
+            return
+        self.health_checked = now
+        try:
+            acked = self.store.acked_seq()
+            health = self.health.health(
+                tail=self.reader.tail()[0],
+                acked_seq=acked,
+                drain_estimate_s=self.state(now).drain_estimate_s,
+                now_ms=time.time_ns() // 1_000_000,
+            )
+            key = health.status_key()
+            if (
+                not self.health_due
+                and key == self.health_key
+                and now - self.health_sent < self.cfg.health_interval_s
+            ):
+                return
+            data = telemetry.seal_health(self.key, health)
+        except Exception as exc:  # noqa: BLE001 - telemetry must never stop the sync
+            log.warning("sync health message not built: %s: %s", type(exc).__name__, exc)
+            self.health_due = False
+            return
+        client.publish(self.health_topic, data, qos=1, retain=False)
+        self.health_due, self.health_key, self.health_sent = False, key, now
+        log.debug("sync health published bytes=%d", len(data))
+
     # -- published state ---------------------------------------------------------------------
     def _sample_rate(self, now: float, events: int) -> None:
         """Throughput while busy: events acked over the time since the previous ack (or
@@ -496,6 +547,7 @@ class Agent:
                     self._backoff(now, "no answer from the broker (CONNACK timeout)")
                 self._seal(now)
                 self._publish(now)
+                self._health(now)
                 if self.client is not None:
                     self.client.loop(timeout=0.01 if self.inflight else 0.1)
                 else:

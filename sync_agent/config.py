@@ -49,6 +49,9 @@ SYNC = Section(
         # state.json is rewritten at least this often while the agent runs; readers take
         # a file 3 intervals old to mean the agent is not running (appliance.sync_state)
         "state_interval_s": _num("float", 5.0, 0.5, 3600),
+        # the signed health message (telemetry) goes out at start, on a change (looked
+        # for every state_interval_s) and at least this often while online
+        "health_interval_s": _num("float", 300.0, 1, 86400),
     }
 )
 SECTIONS = {"sync": SYNC}
@@ -75,6 +78,7 @@ class SyncConfig:
     backoff_max_s: float
     client_id: str
     state_interval_s: float = 5.0
+    health_interval_s: float = 300.0
 
 
 def read_password(section: dict[str, Any]) -> str:
@@ -105,6 +109,7 @@ def load(section: dict[str, Any], broker_override: str | None) -> SyncConfig:
             "backoff_min_s": float(merged["backoff_min_s"]),
             "backoff_max_s": float(merged["backoff_max_s"]),
             "state_interval_s": float(merged["state_interval_s"]),
+            "health_interval_s": float(merged["health_interval_s"]),
         }
     except (TypeError, ValueError) as exc:
         raise TillError(f"[sync] in tillbox.toml has a bad number ({exc}); fix it") from None

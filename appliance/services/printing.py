@@ -146,6 +146,13 @@ def _send_checked(printer: Printer, data: bytes, what: str) -> PrinterStatus:
     return after
 
 
+def _paper(status: dict[str, Any]) -> str:
+    """The paper level of the printer's last status answer ("unknown" without one): the
+    region's fleet page reads it from these events (sync_agent/health.py)."""
+    paper = status.get("paper")
+    return paper if paper in ("ok", "near_end", "out") else "unknown"
+
+
 def _printed_message(what: str, after: PrinterStatus) -> str:
     message = f"{what} printed"
     if not after.answered:
@@ -201,11 +208,15 @@ def print_sale_receipt(
         after = _send_checked(printer, data, f"receipt {receipt_no}")
     except _PrintFailed as failed:
         event = till.record(
-            ev.RECEIPT_FAILED, {**base, "reason": failed.reason, "sent": failed.sent}
+            ev.RECEIPT_FAILED,
+            {**base, "reason": failed.reason, "sent": failed.sent, "paper": _paper(failed.status)},
         )
         return PrintOutcome(False, receipt_no, failed.reason, False, event.seq, failed.status)
     confirmed = bool(after.answered)
-    event = till.record(ev.RECEIPT_PRINTED, {**base, "confirmed": confirmed, "bytes": len(data)})
+    event = till.record(
+        ev.RECEIPT_PRINTED,
+        {**base, "confirmed": confirmed, "bytes": len(data), "paper": after.paper},
+    )
     what = f"receipt {receipt_no}" + (" (copy)" if reprint else "")
     return PrintOutcome(
         True, receipt_no, _printed_message(what, after), confirmed, event.seq, after.to_json()
@@ -246,15 +257,21 @@ def print_z_report(
         after = _send_checked(printer, data, what)
     except _PrintFailed as failed:
         reason = f"{failed.reason} (`tillbox hw reprint` prints it again)"
-        event = till.record(ev.Z_REPORT_FAILED, {**base, "reason": reason, "sent": failed.sent})
+        event = till.record(
+            ev.Z_REPORT_FAILED,
+            {**base, "reason": reason, "sent": failed.sent, "paper": _paper(failed.status)},
+        )
         return PrintOutcome(False, 0, reason, False, event.seq, failed.status, shift_no)
     except Exception as exc:
         log.exception("%s failed", what)
         reason = f"{what} could not be printed ({type(exc).__name__}: {exc}); reprint it later"
-        event = till.record(ev.Z_REPORT_FAILED, {**base, "reason": reason, "sent": False})
+        event = till.record(
+            ev.Z_REPORT_FAILED, {**base, "reason": reason, "sent": False, "paper": "unknown"}
+        )
         return PrintOutcome(False, 0, reason, False, event.seq, {}, shift_no)
     event = till.record(
-        ev.Z_REPORT_PRINTED, {**base, "confirmed": bool(after.answered), "bytes": len(data)}
+        ev.Z_REPORT_PRINTED,
+        {**base, "confirmed": bool(after.answered), "bytes": len(data), "paper": after.paper},
     )
     what += " (copy)" if reprint else ""
     return PrintOutcome(

@@ -1,0 +1,188 @@
+"""The region's rollups (what the console's pages read instead of the events), as pure code.
+
+The same pattern as :mod:`edge.ledger`: :func:`extract` reads what the rollups need
+from one event (ingest rejects a sale or refund that lacks it as ``malformed``, before
+its transaction); :meth:`RollupDelta.add` folds it into additive rows; ingest writes
+one segment's delta in the segment's transaction, and :func:`recompute` folds every
+stored event from scratch with the same code (``tillbox edge check`` compares).
+
+What counts is decided by the ledger's fold, never here: a sale whose idempotency key
+was seen before (a duplicate) is in no rollup, and a refund goes under the tax profile
+of the sale it refunds (``unknown`` when that sale is not stored), exactly as in the
+tax ledger. So the rollups add up to the ledger: Σ ``rollup_tax`` per (tenant,
+profile, rate) is its ``tax_ledger`` row, and Σ ``rollup_sales.gross_minor`` −
+Σ ``refund_minor`` is Σ ``tax_ledger.gross_minor``.
+
+Keys (day and hour are UTC, of the event's wall clock; ``event_id`` is the payload's
+``event_id`` or ""):
+
+* ``rollup_sales`` (tenant, device, event_id, day, hour, currency): sales, their gross
+  (Σ of the sale's ``taxes[].gross_minor`` = ``total_minor``, before cash rounding),
+  refunds, their gross (positive);
+* ``rollup_tax`` (tenant, tax profile, rate, rate_bp, day, event_id): sales, gross,
+  tax, net; a refund's amounts are negative, on the refund's own day and event;
+* ``rollup_items`` (tenant, day, sku): quantity and gross sold, with the line's name
+  (the newest name wins); refunds are not taken off here (they are in rollup_sales);
+* ``rollup_promos`` (tenant, event_id, day, code): redemptions (sales a promotion with
+  that code discounted) and their discount. Promotions without a code (automatic ones)
+  are not code redemptions and are not rolled up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from edge import ledger
+
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+# A till's clock can be wrong, never its sale: a wall clock outside 1970-9999 is counted
+# on the nearest day of that range (day and hour must be a date the console can show).
+_MAX_WALL_MS = (dt.date(9999, 12, 31) - dt.date(1970, 1, 1)).days * DAY_MS + DAY_MS - 1
+_EPOCH = dt.date(1970, 1, 1)
+
+
+class Fact(NamedTuple):
+    """What one sale or refund means for the rollups."""
+
+    day: str  # YYYY-MM-DD, UTC
+    hour: int  # 0-23, UTC
+    event_id: str
+    currency: str
+    gross: int  # Σ taxes[].gross_minor (positive for a refund too)
+    taxes: list[tuple[str, int, int, int, int]]  # (rate, rate_bp, gross, tax, net), signed
+    lines: list[tuple[str, str, int, int]]  # sales: (sku, name, qty, gross)
+    promos: list[tuple[str, int]]  # sales: (code, discount) of promotions with a code
+
+
+def _s(value: Any) -> str:
+    if type(value) is not str:
+        raise TypeError("expected a string")
+    return value
+
+
+def _i(value: Any) -> int:
+    if type(value) is not int:
+        raise TypeError("expected a whole number")
+    return value
+
+
+_days: dict[int, str] = {}
+
+
+def day_hour(wall_ms: int) -> tuple[str, int]:
+    """The UTC day (YYYY-MM-DD) and hour of a wall clock in ms (clamped to 1970-9999)."""
+    wall_ms = min(max(_i(wall_ms), 0), _MAX_WALL_MS)
+    days = wall_ms // DAY_MS
+    day = _days.get(days)
+    if day is None:
+        if len(_days) > 100_000:  # a cache of the days seen, not a leak
+            _days.clear()
+        day = _days[days] = (_EPOCH + dt.timedelta(days=days)).isoformat()
+    return day, (wall_ms % DAY_MS) // HOUR_MS
+
+
+def extract(type_: str, p: dict[str, Any], wall_ms: int) -> Fact | None:
+    """The rollup view of an event; None for other types. Raises KeyError/TypeError."""
+    if type_ not in ledger.TYPES:
+        return None
+    day, hour = day_hour(wall_ms)
+    sign = 1 if type_ == ledger.SALE else -1
+    taxes = [
+        (
+            _s(t["rate"]),
+            _i(t["rate_bp"]),
+            sign * _i(t["gross_minor"]),
+            sign * _i(t["tax_minor"]),
+            sign * _i(t["net_minor"]),
+        )
+        for t in p["taxes"]
+    ]
+    lines: list[tuple[str, str, int, int]] = []
+    promos: list[tuple[str, int]] = []
+    if type_ == ledger.SALE:
+        lines = [
+            (_s(ln["sku"]), _s(ln["name"]), _i(ln["qty"]), _i(ln["gross_minor"]))
+            for ln in p["lines"]
+        ]
+        for promo in p["promotions"]:
+            code = promo["code"]
+            if code is not None:
+                promos.append((_s(code), _i(promo["discount_minor"])))
+    return Fact(
+        day,
+        hour,
+        _s(p.get("event_id", "")),
+        _s(p["currency"]),
+        sign * sum(t[2] for t in taxes),
+        taxes,
+        lines,
+        promos,
+    )
+
+
+@dataclass
+class RollupDelta:
+    sales: dict[tuple[str, str, str, str, int, str], list[int]] = field(default_factory=dict)
+    tax: dict[tuple[str, str, str, int, str, str], list[int]] = field(default_factory=dict)
+    items: dict[tuple[str, str, str], list[Any]] = field(default_factory=dict)  # name, qty, gross
+    promos: dict[tuple[str, str, str, str], list[int]] = field(default_factory=dict)
+
+    def add(self, tenant: str, device: str, type_: str, fact: Fact, profile: str) -> None:
+        """Fold one counted sale or refund; ``profile`` is the one the ledger booked it to."""
+        is_sale = type_ == ledger.SALE
+        key = (tenant, device, fact.event_id, fact.day, fact.hour, fact.currency)
+        row = self.sales.get(key)
+        if row is None:
+            row = self.sales[key] = [0, 0, 0, 0]
+        if is_sale:
+            row[0] += 1
+            row[1] += fact.gross
+        else:
+            row[2] += 1
+            row[3] += fact.gross
+        for rate, rate_bp, gross, tax, net in fact.taxes:
+            tkey = (tenant, profile, rate, rate_bp, fact.day, fact.event_id)
+            trow = self.tax.get(tkey)
+            if trow is None:
+                trow = self.tax[tkey] = [0, 0, 0, 0]
+            trow[0] += 1 if is_sale else 0
+            trow[1] += gross
+            trow[2] += tax
+            trow[3] += net
+        for sku, name, qty, gross in fact.lines:
+            ikey = (tenant, fact.day, sku)
+            irow = self.items.get(ikey)
+            if irow is None:
+                self.items[ikey] = [name, qty, gross]
+            else:
+                irow[0], irow[1], irow[2] = name, irow[1] + qty, irow[2] + gross
+        for code, discount in fact.promos:
+            pkey = (tenant, fact.event_id, fact.day, code)
+            prow = self.promos.get(pkey)
+            if prow is None:
+                prow = self.promos[pkey] = [0, 0]
+            prow[0] += 1
+            prow[1] += discount
+
+    def __bool__(self) -> bool:
+        return bool(self.sales)
+
+
+def recompute(events: Iterable[tuple[str, str, int, str, int, dict[str, Any]]]) -> RollupDelta:
+    """Fold (tenant, device, seq, type, wall_ms, payload) in ingest order into fresh
+    rollups, with the ledger deciding duplicates and refund profiles as ingest does."""
+    books = ledger.LedgerDelta()
+    total = RollupDelta()
+    for tenant, device, seq, type_, wall_ms, payload in events:
+        intent = ledger.extract(type_, payload)
+        if intent is None:
+            continue
+        profile = books.add(tenant, device, seq, intent, lambda _k: False, lambda _s: None)
+        fact = extract(type_, payload, wall_ms)
+        if profile is not None and fact is not None:
+            total.add(tenant, device, type_, fact, profile)
+    return total
