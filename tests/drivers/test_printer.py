@@ -133,6 +133,29 @@ def test_near_end_prints_and_warns(till, sale, printer):
     assert "TOTAL" in printer.simulator.rendered_text()
 
 
+def test_each_print_records_the_paper_level_the_printer_answered(till, sale, printer):
+    """The region's fleet page reads the paper from these events (sync_agent/health.py)."""
+    printer.simulator.set_paper("near_end")
+    assert print_sale_receipt(till, sale, printer).ok
+    printer.simulator.set_paper("out")
+    assert not print_sale_receipt(till, sale, printer).ok
+    printer.simulator.set_paper("ok")
+    assert print_sale_receipt(till, sale, printer).ok
+    printer.simulator.mute = True
+    assert print_sale_receipt(till, sale, printer).ok
+    outcomes = [
+        (e.type, e.payload["paper"])
+        for e in till.log.events(0)
+        if e.type in ("receipt.printed", "receipt.failed")
+    ]
+    assert outcomes == [
+        ("receipt.printed", "near_end"),
+        ("receipt.failed", "out"),
+        ("receipt.printed", "ok"),
+        ("receipt.printed", "unknown"),
+    ]
+
+
 def test_offline_and_cover_open_are_reported(till, sale, printer):
     printer.simulator.set_online(False)
     state = printer.state()
