@@ -696,10 +696,14 @@ class Store:
     ) -> bool:
         """A verified health message: the device's latest (unless a newer one is there) and
         its history, pruned to the newest ``keep`` rows in the same transaction. False (and
-        nothing written) when it is the very message already latest (a QoS 1 redelivery)."""
+        nothing written) when the history already holds this very message: a QoS 1
+        redelivery, or a replay (each message has its own ``sent_ms``)."""
         with self.transaction():
-            row = self.one("SELECT body FROM telemetry_latest WHERE device_id = ?", (device_id,))
-            if row is not None and row[0] == body:
+            seen = self.one(
+                "SELECT 1 FROM telemetry_history WHERE device_id = ? AND body = ? LIMIT 1",
+                (device_id, body),
+            )
+            if seen is not None:
                 return False
             self.execute(
                 "INSERT INTO telemetry_latest (device_id, tenant, received_ms, sent_ms, body) "

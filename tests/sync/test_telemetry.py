@@ -71,9 +71,12 @@ def test_a_verified_message_is_the_latest_and_joins_the_history(tmp_path, any_db
         1_000_000,
         1_300_000,
     ]
-    # a QoS 1 redelivery of the same message is not a second history row
+    # a QoS 1 redelivery of the same message is not a second history row, and a replay
+    # of an older one does not become the latest
     again = ingest.handle(htopic("t1"), sealed(till, second), received_ms=1_299_500)
     assert again.status == "duplicate" and len(store.telemetry_history("t1")) == 2
+    replay = ingest.handle(htopic("t1"), sealed(till, first), received_ms=1_400_000)
+    assert replay.status == "duplicate" and store.telemetry_latest("t1")[2] == 1_300_000
     devices = {d["device_id"]: d for d in admin.devices(store)}
     assert devices["t1"]["last_seen_ms"] == 1_299_000
     assert devices["t1"]["clock_skew_ms"] == -1_000
