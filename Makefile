@@ -93,7 +93,7 @@ test: $(STAMP) system-deps lint
 bench: $(STAMP)
 	$(BIN)/python bench/commit.py
 	$(BIN)/python hil/bench_streaming.py
-	$(BIN)/python bench/drain.py
+	$(BIN)/python -P bench/drain.py  # -P: bench/ui.py must not shadow the ui package
 	$(BIN)/python bench/compliance_bundle.py
 	$(BIN)/python bench/ui.py
 

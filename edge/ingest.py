@@ -125,7 +125,7 @@ def parse_events(
             try:
                 intent = ledger.extract(type_, obj["payload"])
                 if with_rollups:
-                    fact = rollups.extract(type_, obj["payload"], obj["wall_ms"])
+                    fact = rollups.extract(intent, obj["payload"], obj["wall_ms"])
             except (KeyError, TypeError, ValueError):
                 raise Rejected(
                     "malformed", f"event seq {seq} lacks fields its type needs"
@@ -400,7 +400,7 @@ class Ingestor:
         for e in intents:
             profile = delta.add(tenant, device, e.seq, e.intent, known.__contains__, profiles.get)
             if profile is not None and e.fact is not None:  # None: a duplicate sale
-                rolled.add(tenant, device, e.type, e.fact, profile)
+                rolled.add(tenant, device, e.intent, e.fact, profile)
         s.insert_events(
             [
                 (device, e.seq, e.type, e.hash, e.line.decode(), dups.get((device, e.seq)))

@@ -46,15 +46,16 @@ _EPOCH = dt.date(1970, 1, 1)
 
 
 class Fact(NamedTuple):
-    """What one sale or refund means for the rollups."""
+    """What one sale or refund means for the rollups, beyond its ledger intent (the SKUs,
+    quantities, rates and amounts are the intent's: read once, by ledger.extract)."""
 
     day: str  # YYYY-MM-DD, UTC
     hour: int  # 0-23, UTC
     event_id: str
     currency: str
-    gross: int  # Σ taxes[].gross_minor (positive for a refund too)
-    taxes: list[tuple[str, int, int, int, int]]  # (rate, rate_bp, gross, tax, net), signed
-    lines: list[tuple[str, str, int, int]]  # sales: (sku, name, qty, gross)
+    rate_bps: list[int]  # taxes[].rate_bp, in the order of the intent's tax rows
+    names: list[str]  # sales: lines[].name, in the order of the intent's stock rows
+    line_gross: list[int]  # sales: lines[].gross_minor, likewise
     promos: list[tuple[str, int]]  # sales: (code, discount) of promotions with a code
 
 
@@ -75,52 +76,44 @@ _days: dict[int, str] = {}
 
 def day_hour(wall_ms: int) -> tuple[str, int]:
     """The UTC day (YYYY-MM-DD) and hour of a wall clock in ms (clamped to 1970-9999)."""
-    wall_ms = min(max(_i(wall_ms), 0), _MAX_WALL_MS)
-    days = wall_ms // DAY_MS
+    if type(wall_ms) is not int:
+        raise TypeError("wall_ms is not a whole number")
+    if not 0 <= wall_ms <= _MAX_WALL_MS:
+        wall_ms = 0 if wall_ms < 0 else _MAX_WALL_MS
+    days, rest = divmod(wall_ms, DAY_MS)
     day = _days.get(days)
     if day is None:
         if len(_days) > 100_000:  # a cache of the days seen, not a leak
             _days.clear()
         day = _days[days] = (_EPOCH + dt.timedelta(days=days)).isoformat()
-    return day, (wall_ms % DAY_MS) // HOUR_MS
+    return day, rest // HOUR_MS
 
 
-def extract(type_: str, p: dict[str, Any], wall_ms: int) -> Fact | None:
-    """The rollup view of an event; None for other types. Raises KeyError/TypeError."""
-    if type_ not in ledger.TYPES:
-        return None
+def extract(intent: ledger.Intent, p: dict[str, Any], wall_ms: int) -> Fact:
+    """The rest of a sale's or refund's rollup view (its ledger ``intent`` has the rest).
+    Raises KeyError/TypeError for a payload that lacks it."""
     day, hour = day_hour(wall_ms)
-    sign = 1 if type_ == ledger.SALE else -1
-    taxes = [
-        (
-            _s(t["rate"]),
-            _i(t["rate_bp"]),
-            sign * _i(t["gross_minor"]),
-            sign * _i(t["tax_minor"]),
-            sign * _i(t["net_minor"]),
-        )
-        for t in p["taxes"]
-    ]
-    lines: list[tuple[str, str, int, int]] = []
+    # On ingest's hot path: the type checks are written out (a call each costs more).
+    rate_bps = [t["rate_bp"] for t in p["taxes"]]
+    names: list[str] = []
+    line_gross: list[int] = []
     promos: list[tuple[str, int]] = []
-    if type_ == ledger.SALE:
-        lines = [
-            (_s(ln["sku"]), _s(ln["name"]), _i(ln["qty"]), _i(ln["gross_minor"]))
-            for ln in p["lines"]
-        ]
+    if intent.type == ledger.SALE:
+        for ln in p["lines"]:
+            name, gross = ln["name"], ln["gross_minor"]
+            if type(name) is not str or type(gross) is not int:
+                raise TypeError("a line's name or gross has the wrong type")
+            names.append(name)
+            line_gross.append(gross)
         for promo in p["promotions"]:
             code = promo["code"]
             if code is not None:
                 promos.append((_s(code), _i(promo["discount_minor"])))
+    for bp in rate_bps:
+        if type(bp) is not int:
+            raise TypeError("a tax row's rate_bp is not a whole number")
     return Fact(
-        day,
-        hour,
-        _s(p.get("event_id", "")),
-        _s(p["currency"]),
-        sign * sum(t[2] for t in taxes),
-        taxes,
-        lines,
-        promos,
+        day, hour, _s(p.get("event_id", "")), _s(p["currency"]), rate_bps, names, line_gross, promos
     )
 
 
@@ -131,37 +124,46 @@ class RollupDelta:
     items: dict[tuple[str, str, str], list[Any]] = field(default_factory=dict)  # name, qty, gross
     promos: dict[tuple[str, str, str, str], list[int]] = field(default_factory=dict)
 
-    def add(self, tenant: str, device: str, type_: str, fact: Fact, profile: str) -> None:
+    def add(
+        self, tenant: str, device: str, intent: ledger.Intent, fact: Fact, profile: str
+    ) -> None:
         """Fold one counted sale or refund; ``profile`` is the one the ledger booked it to."""
-        is_sale = type_ == ledger.SALE
-        key = (tenant, device, fact.event_id, fact.day, fact.hour, fact.currency)
+        is_sale = intent.type == ledger.SALE
+        day, event_id = fact.day, fact.event_id
+        key = (tenant, device, event_id, day, fact.hour, fact.currency)
         row = self.sales.get(key)
         if row is None:
             row = self.sales[key] = [0, 0, 0, 0]
-        if is_sale:
-            row[0] += 1
-            row[1] += fact.gross
-        else:
-            row[2] += 1
-            row[3] += fact.gross
-        for rate, rate_bp, gross, tax, net in fact.taxes:
-            tkey = (tenant, profile, rate, rate_bp, fact.day, fact.event_id)
-            trow = self.tax.get(tkey)
+        gross_total = 0
+        tax_rows = self.tax
+        for (rate, gross, tax, net), rate_bp in zip(intent.tax, fact.rate_bps, strict=True):
+            gross_total += gross
+            tkey = (tenant, profile, rate, rate_bp, day, event_id)
+            trow = tax_rows.get(tkey)
             if trow is None:
-                trow = self.tax[tkey] = [0, 0, 0, 0]
-            trow[0] += 1 if is_sale else 0
+                trow = tax_rows[tkey] = [0, 0, 0, 0]
+            trow[0] += is_sale
             trow[1] += gross
             trow[2] += tax
             trow[3] += net
-        for sku, name, qty, gross in fact.lines:
-            ikey = (tenant, fact.day, sku)
-            irow = self.items.get(ikey)
+        if is_sale:
+            row[0] += 1
+            row[1] += gross_total
+        else:
+            row[2] += 1
+            row[3] -= gross_total  # the refund's amounts are negative in the intent
+        if not is_sale:
+            return  # refunds are not taken off the items, and carry no promotions
+        items = self.items
+        for (sku, qty), name, gross in zip(intent.stock, fact.names, fact.line_gross, strict=True):
+            ikey = (tenant, day, sku)
+            irow = items.get(ikey)
             if irow is None:
-                self.items[ikey] = [name, qty, gross]
+                items[ikey] = [name, -qty, gross]  # a sale takes its quantity out of stock
             else:
-                irow[0], irow[1], irow[2] = name, irow[1] + qty, irow[2] + gross
+                irow[0], irow[1], irow[2] = name, irow[1] - qty, irow[2] + gross
         for code, discount in fact.promos:
-            pkey = (tenant, fact.event_id, fact.day, code)
+            pkey = (tenant, event_id, day, code)
             prow = self.promos.get(pkey)
             if prow is None:
                 prow = self.promos[pkey] = [0, 0]
@@ -182,7 +184,7 @@ def recompute(events: Iterable[tuple[str, str, int, str, int, dict[str, Any]]]) 
         if intent is None:
             continue
         profile = books.add(tenant, device, seq, intent, lambda _k: False, lambda _s: None)
-        fact = extract(type_, payload, wall_ms)
-        if profile is not None and fact is not None:
-            total.add(tenant, device, type_, fact, profile)
+        fact = extract(intent, payload, wall_ms)
+        if profile is not None:
+            total.add(tenant, device, intent, fact, profile)
     return total

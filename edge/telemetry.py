@@ -16,8 +16,8 @@ stats``) and never stored, nor answered (a health message gets no ack). A verifi
 replaces the device's ``telemetry_latest`` row and is appended to
 ``telemetry_history``, which keeps the newest :data:`HISTORY_KEEP` per device (pruned in
 the same transaction); one the history already holds (a QoS 1 redelivery, or a replay:
-every message has its own ``sent_ms``) changes nothing. The clock skew the fleet page shows is ``received_ms - sent_ms``
-of the latest row.
+every message has its own ``sent_ms``) changes nothing. The clock skew the fleet page
+shows is ``received_ms - sent_ms`` of the latest row.
 """
 
 from __future__ import annotations

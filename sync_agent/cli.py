@@ -23,13 +23,18 @@ def _setup_logging(verbose: bool) -> None:
 def cmd_sync(args: argparse.Namespace) -> int:
     if args.action == "status":
         return cmd_status(args)
+    return run(args)
+
+
+def run(args: argparse.Namespace, send_health: bool = True) -> int:
+    """``tillbox sync [run]``; ``send_health=False`` only for bench/drain.py's baseline."""
     from sync_agent import config
     from sync_agent.agent import Agent
 
     _setup_logging(args.verbose)
     folder = data_dir(args).require()
     cfg = config.load(folder.load_config().section("sync"), args.broker)
-    agent = Agent(folder, cfg, once=args.once, timeout_s=args.timeout)
+    agent = Agent(folder, cfg, once=args.once, timeout_s=args.timeout, send_health=send_health)
     code = agent.run()
     if args.once and code != 0:
         from appliance.errors import TillError

@@ -275,8 +275,9 @@ def test_a_wall_clock_outside_1970_to_9999_is_counted_on_the_nearest_day():
     ],
 )
 def test_a_sale_missing_what_the_rollups_read_is_refused_by_extract(broken):
+    payload = broken(_sale("k"))
     with pytest.raises((KeyError, TypeError)):
-        rollups.extract(ledger.SALE, broken(_sale("k")), DAY1)
+        rollups.extract(ledger.extract(ledger.SALE, payload), payload, DAY1)
 
 
 def test_a_signed_sale_without_what_the_rollups_read_is_refused_malformed(
