@@ -16,6 +16,9 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any, TextIO
 
 GROUP = "tillbox.commands"
+# Subcommands of ``tillbox edge`` from packages above the edge (the region console adds
+# ``edge web`` and ``edge user`` here), so the edge never imports them.
+EDGE_GROUP = "tillbox.edge_commands"
 
 
 def installed(group: str, entries: Iterable[EntryPoint] | None = None) -> list[EntryPoint]:
@@ -68,11 +71,13 @@ def load_command_plugins(
     sub: argparse._SubParsersAction,
     entries: Iterable[EntryPoint] | None = None,
     stderr: TextIO | None = None,
+    group: str = GROUP,
 ) -> list[str]:
-    """Let each plugin register its commands; returns the names of those that failed."""
+    """Let each plugin of ``group`` register its commands on ``sub``; returns the names of
+    those that failed."""
     out = stderr if stderr is not None else sys.stderr
     failed: list[str] = []
-    for entry in installed(GROUP, entries):
+    for entry in installed(group, entries):
         guard = _GuardedCommands(sub, entry.name)
         try:
             register: Callable[[Any], None] = entry.load()

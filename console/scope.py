@@ -15,6 +15,28 @@ ROLES = ("admin", "merchant", "promoter", "tax", "inspector", "technician")
 # Roles that see every tenant of the region (a technician looks after the whole fleet;
 # a tax reporter of the region files for every merchant; an admin runs the region).
 REGION_WIDE = frozenset({"admin", "technician", "tax"})
+# Roles whose users belong to one tenant (``tillbox edge user add --tenant``).
+TENANT_ROLES = frozenset({"merchant"})
+
+# What each role may open or do, by area. The query layer asks for the area before it
+# reads (console.queries), the routes before they render, and the navigation shows only
+# what is allowed, all from this one table. A page added by another module adds its
+# area here.
+ACCESS: dict[str, frozenset[str]] = {
+    "sales": frozenset({"merchant", "admin"}),
+    "refunds": frozenset({"merchant", "admin"}),
+    "stock": frozenset({"merchant", "admin"}),
+    "stock.count": frozenset({"merchant", "admin"}),
+    "exposure": frozenset({"merchant", "admin", "technician"}),
+    "receipts": frozenset({"merchant", "admin"}),
+    "verify": frozenset({"merchant", "admin", "tax", "inspector"}),
+    "fleet": frozenset({"technician", "admin"}),
+    "users": frozenset({"admin"}),
+    "tenants": frozenset({"admin"}),
+    "devices": frozenset({"admin"}),
+    "region": frozenset({"admin", "technician"}),
+    "audit": frozenset({"admin"}),
+}
 
 
 class OutOfScope(Exception):
@@ -36,6 +58,26 @@ class Scope:
         if self.role not in roles:
             raise OutOfScope(f"the {self.role} role cannot open this page")
         return self
+
+    def may(self, area: str) -> bool:
+        return self.role in ACCESS.get(area, frozenset())
+
+    def allow(self, area: str) -> Scope:
+        """This scope, if its role may use ``area`` (see ACCESS); else OutOfScope."""
+        if not self.may(area):
+            raise OutOfScope(f"the {self.role} role cannot open {area}")
+        return self
+
+    def pick_tenant(self, requested: str | None) -> str | None:
+        """The tenant a page shows: a tenant user's own (asking for another is OutOfScope),
+        or for a region-wide role the one asked for, None meaning every tenant."""
+        if self.role in REGION_WIDE:
+            return requested or None
+        if self.tenant is None:
+            raise OutOfScope("your user has no tenant; ask an admin to set one")
+        if requested and requested != self.tenant:
+            raise OutOfScope(f"tenant {requested!r} is outside your scope")
+        return self.tenant
 
     def may_see_tenant(self, tenant: str) -> bool:
         return self.role in REGION_WIDE or (self.tenant is not None and self.tenant == tenant)

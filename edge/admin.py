@@ -87,11 +87,18 @@ def stats(store: Store) -> dict[str, Any]:
 
 def stock_set(store: Store, tenant: str, sku: str, qty: int, note: str = "count") -> int:
     """Set a counted stock level; from now on the SKU is tracked (negatives get flagged)."""
+    with store.transaction():
+        return record_count(store, tenant, sku, qty, note)
+
+
+def record_count(store: Store, tenant: str, sku: str, qty: int, note: str) -> int:
+    """The stock-count rule, inside the caller's transaction (the console adds its own rows
+    to it): the level becomes ``qty``, an adjustment with ``note`` explains the change, and
+    the SKU is tracked from now on. Returns the change."""
     check_identifier(sku, "SKU")
     check_identifier(tenant, "tenant")
-    with store.transaction():
-        delta = qty - (store.stock_qty(tenant, sku) or 0)
-        store.set_counted_stock(tenant, sku, qty, delta, time.time_ns() // 1_000_000, note)
+    delta = qty - (store.stock_qty(tenant, sku) or 0)
+    store.set_counted_stock(tenant, sku, qty, delta, time.time_ns() // 1_000_000, note)
     return delta
 
 

@@ -601,3 +601,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     broker_cli.register(cmds)
     enrollment_cli.register(cmds)
     release_cli.register(cmds)
+    # `tillbox edge web`, `tillbox edge user ...`: the console registers them through an
+    # entry point (the edge must not import the layer above it); isolated like any plugin
+    from appliance.plugins import EDGE_GROUP, load_command_plugins
+
+    load_command_plugins(cmds, group=EDGE_GROUP)

@@ -356,40 +356,21 @@ class DeviceHub:
 
 
 def decode_qr(image_bytes: bytes) -> str:
-    """The text of the receipt QR code in a JPEG/PNG (zxing-cpp); TillError when there is none.
+    """The text of the receipt QR code in a JPEG/PNG (``appliance.qrimage``); TillError when
+    there is none.
 
-    With several codes in view a tillbox receipt payload (``TB2*...``, ``TB1*...``) wins. A
-    code that zxing finds but cannot decode (blurred, creased, half in view) gets its own
+    A code that zxing finds but cannot decode (blurred, creased, half in view) gets its own
     message, so the cashier knows to hold it better rather than that there is nothing there.
     """
-    try:
-        import zxingcpp  # type: ignore[import-not-found]
-    except ImportError:
-        raise TillError(
-            "this kiosk cannot read QR codes (the zxing-cpp package is missing; "
-            "reinstall tillbox); type the receipt number instead"
-        ) from None
-    import io
-
-    from PIL import Image, UnidentifiedImageError
+    from appliance.qrimage import UnreadableImage, read_receipt_qr
 
     try:
-        with Image.open(io.BytesIO(image_bytes)) as img:
-            image = img.convert("L")
-    except (OSError, UnidentifiedImageError) as exc:
-        raise TillError(
-            f"the camera's picture could not be read ({type(exc).__name__}); scan again"
-        ) from None
-    results = zxingcpp.read_barcodes(
-        image, formats=zxingcpp.BarcodeFormat.QRCode, return_errors=True
-    )
-    texts = [r.text for r in results if r.valid and r.text]
-    for text in texts:
-        if text.startswith(("TB2*", "TB1*")):
-            return text
-    if texts:
-        return texts[0]
-    if results:
+        found = read_receipt_qr(image_bytes)
+    except UnreadableImage as exc:
+        raise TillError(f"the camera's picture could not be read ({exc}); scan again") from None
+    if found.text:
+        return found.text
+    if found.undecodable:
         raise TillError(
             "a QR code is in view but could not be read; hold the receipt flat, "
             "still and closer to the camera, then scan again"

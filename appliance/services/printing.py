@@ -194,6 +194,10 @@ def print_sale_receipt(
         "printer": getattr(printer, "url", ""),
         "reprint": reprint,
     }
+    if qr_payload:
+        # The short code printed under the QR: the region cannot compute it (it is a hash
+        # of the device's signature), so the log says it and the console finds receipts by it.
+        base["code"] = qr_caption(qr_payload)
     try:
         try:
             document = receipt_document(till, payload, qr_payload, wall_ms, reprint)

@@ -1,0 +1,451 @@
+"""Every read the console's pages and API make of the region's data, each under a Scope.
+
+Each function first asks the scope for its area (``Scope.allow``: the role may open
+it), then puts the scope's tenant condition into the SQL itself (``Scope.tenant_filter``),
+so a route that forgot a check still reads only the caller's tenants. Pages read the
+rollup, telemetry and ledger tables the edge keeps, and the console's receipt index;
+never a scan of the events table (a receipt's own event is read by its key).
+
+Results are plain dicts and lists, ready for a template or for JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from console.scope import OutOfScope, Scope
+from edge.store import Store
+
+# What a sales page can be grouped by -> the SQL expression of the group's key.
+SALES_GROUPS = {
+    "stall": "COALESCE(p.stall, '')",
+    "till": "r.device_id",
+    "event": "r.event_id",
+    "day": "r.day",
+    "hour": "r.hour",
+}
+
+
+def _where(scope: Scope, tenant: str | None, column: str) -> tuple[str, list[Any]]:
+    """The scope's tenant condition on ``column``, narrowed to ``tenant`` when one is asked
+    (the caller has already checked, with Scope.pick_tenant, that it may)."""
+    sql, params = scope.tenant_filter(column)
+    args = list(params)
+    if tenant is not None:
+        sql += f" AND {column} = ?"
+        args.append(tenant)
+    return sql, args
+
+
+def _int(value: Any) -> int:
+    return int(value or 0)  # PostgreSQL's SUM of BIGINT is numeric: make it an int again
+
+
+# -- sales and refunds (rollups) ----------------------------------------------------------
+def sales(
+    store: Store, scope: Scope, tenant: str | None, day_from: str, day_to: str, group: str
+) -> list[dict[str, Any]]:
+    """Sales, takings and refunds per ``group`` (a key of SALES_GROUPS) and currency,
+    over the UTC days day_from..day_to (inclusive)."""
+    scope.allow("sales")
+    key = SALES_GROUPS[group]
+    where, args = _where(scope, tenant, "r.tenant")
+    rows = store.all(
+        f"SELECT {key}, r.currency, SUM(r.sales), SUM(r.gross_minor), SUM(r.refunds), "
+        "SUM(r.refund_minor) FROM rollup_sales r "
+        "LEFT JOIN device_profiles p ON p.device_id = r.device_id "
+        f"WHERE {where} AND r.day >= ? AND r.day <= ? "
+        f"GROUP BY {key}, r.currency ORDER BY {key}, r.currency",
+        (*args, day_from, day_to),
+    )
+    return [
+        {
+            "key": str(k),
+            "currency": cur,
+            "sales": _int(n),
+            "gross_minor": _int(gross),
+            "refunds": _int(nr),
+            "refund_minor": _int(refund),
+            "net_minor": _int(gross) - _int(refund),
+        }
+        for k, cur, n, gross, nr, refund in rows
+    ]
+
+
+def top_items(
+    store: Store, scope: Scope, tenant: str | None, day_from: str, day_to: str, limit: int = 10
+) -> list[dict[str, Any]]:
+    """The best-selling items by takings over the days (quantity and takings)."""
+    scope.allow("sales")
+    where, args = _where(scope, tenant, "tenant")
+    rows = store.all(
+        "SELECT sku, MAX(name), SUM(qty), SUM(gross_minor) FROM rollup_items "
+        f"WHERE {where} AND day >= ? AND day <= ? GROUP BY sku "
+        "ORDER BY SUM(gross_minor) DESC, sku LIMIT ?",
+        (*args, day_from, day_to, limit),
+    )
+    return [
+        {"sku": sku, "name": name, "qty": _int(q), "gross_minor": _int(g)}
+        for sku, name, q, g in rows
+    ]
+
+
+def refund_summary(
+    store: Store, scope: Scope, tenant: str | None, day_from: str, day_to: str
+) -> list[dict[str, Any]]:
+    """Refunds per till and day over the days (from the sales rollup)."""
+    scope.allow("refunds")
+    where, args = _where(scope, tenant, "tenant")
+    rows = store.all(
+        "SELECT device_id, day, currency, SUM(refunds), SUM(refund_minor) FROM rollup_sales "
+        f"WHERE {where} AND day >= ? AND day <= ? AND refunds > 0 "
+        "GROUP BY device_id, day, currency ORDER BY day, device_id, currency",
+        (*args, day_from, day_to),
+    )
+    return [
+        {"device_id": d, "day": day, "currency": c, "refunds": _int(n), "refund_minor": _int(m)}
+        for d, day, c, n, m in rows
+    ]
+
+
+_RECEIPT_COLUMNS = (
+    "device_id, receipt_no, tenant, kind, seq, wall_ms, currency, total_minor, method, "
+    "sale_id, refunded_receipt_no, code"
+)
+
+
+def _receipt(row: tuple) -> dict[str, Any]:
+    keys = [c.strip() for c in _RECEIPT_COLUMNS.split(",")]
+    out = dict(zip(keys, row, strict=True))
+    for k in ("receipt_no", "seq", "wall_ms", "total_minor"):
+        out[k] = int(out[k])
+    if out["refunded_receipt_no"] is not None:
+        out["refunded_receipt_no"] = int(out["refunded_receipt_no"])
+    return out
+
+
+def refunds(
+    store: Store, scope: Scope, tenant: str | None, from_ms: int, to_ms: int, limit: int = 200
+) -> list[dict[str, Any]]:
+    """The refund receipts issued from_ms <= time < to_ms, newest first (receipt index)."""
+    scope.allow("refunds")
+    where, args = _where(scope, tenant, "tenant")
+    rows = store.all(
+        f"SELECT {_RECEIPT_COLUMNS} FROM console_receipts WHERE {where} AND kind = 'R' "
+        "AND wall_ms >= ? AND wall_ms < ? ORDER BY wall_ms DESC, device_id LIMIT ?",
+        (*args, from_ms, to_ms, limit),
+    )
+    return [_receipt(r) for r in rows]
+
+
+# -- receipts -----------------------------------------------------------------------------
+def receipts_by_number(
+    store: Store, scope: Scope, tenant: str | None, number: int, device_id: str | None = None
+) -> list[dict[str, Any]]:
+    scope.allow("receipts")
+    where, args = _where(scope, tenant, "tenant")
+    if device_id is not None:
+        where += " AND device_id = ?"
+        args.append(device_id)
+    rows = store.all(
+        f"SELECT {_RECEIPT_COLUMNS} FROM console_receipts WHERE {where} AND receipt_no = ? "
+        "ORDER BY device_id LIMIT 100",
+        (*args, number),
+    )
+    return [_receipt(r) for r in rows]
+
+
+def receipts_by_code(store: Store, scope: Scope, code: str) -> list[dict[str, Any]]:
+    scope.allow("receipts")
+    where, args = _where(scope, None, "tenant")
+    rows = store.all(
+        f"SELECT {_RECEIPT_COLUMNS} FROM console_receipts WHERE {where} AND code = ? "
+        "ORDER BY device_id, receipt_no LIMIT 100",
+        (*args, code),
+    )
+    return [_receipt(r) for r in rows]
+
+
+def receipt(store: Store, scope: Scope, device_id: str, receipt_no: int) -> dict[str, Any] | None:
+    """One receipt with its event's payload (read by its key), or None."""
+    scope.allow("receipts")
+    where, args = _where(scope, None, "r.tenant")
+    row = store.one(
+        f"SELECT {', '.join('r.' + c.strip() for c in _RECEIPT_COLUMNS.split(','))}, e.body, "
+        "e.hash FROM console_receipts r JOIN events e ON e.device_id = r.device_id "
+        f"AND e.seq = r.seq WHERE {where} AND r.device_id = ? AND r.receipt_no = ?",
+        (*args, device_id, receipt_no),
+    )
+    if row is None:
+        return None
+    out = _receipt(row[:-2])
+    out["payload"] = json.loads(row[-2])["payload"]
+    out["event_hash"] = row[-1]
+    return out
+
+
+def receipt_event(
+    store: Store, scope: Scope, device_id: str, receipt_no: int
+) -> dict[str, Any] | None:
+    """The type and hash of the event the region stored under a till's receipt number."""
+    scope.allow("verify")
+    where, args = _where(scope, None, "r.tenant")
+    row = store.one(
+        "SELECT e.type, e.hash FROM console_receipts r JOIN events e "
+        "ON e.device_id = r.device_id AND e.seq = r.seq "
+        f"WHERE {where} AND r.device_id = ? AND r.receipt_no = ?",
+        (*args, device_id, receipt_no),
+    )
+    return None if row is None else {"type": row[0], "hash": row[1]}
+
+
+def device(store: Store, scope: Scope, device_id: str) -> dict[str, Any] | None:
+    """An enrolled device (tenant, public key) the caller may see; None when unknown.
+    A device of another tenant is OutOfScope (the receipt names it anyway)."""
+    row = store.one("SELECT tenant, public_key FROM devices WHERE device_id = ?", (device_id,))
+    if row is None:
+        return None
+    if not scope.may_see_tenant(row[0]):
+        raise OutOfScope(f"till {device_id} belongs to a tenant outside your scope")
+    return {"device_id": device_id, "tenant": row[0], "public_key": row[1]}
+
+
+# -- stock --------------------------------------------------------------------------------
+def stock(store: Store, scope: Scope, tenant: str | None) -> list[dict[str, Any]]:
+    """Stock levels (the edge's ledger), lowest first."""
+    scope.allow("stock")
+    where, args = _where(scope, tenant, "tenant")
+    rows = store.all(
+        f"SELECT tenant, sku, qty, tracked FROM stock WHERE {where} ORDER BY qty, tenant, sku",
+        args,
+    )
+    return [{"tenant": t, "sku": s, "qty": _int(q), "tracked": bool(tr)} for t, s, q, tr in rows]
+
+
+def stock_flags(store: Store, scope: Scope, tenant: str | None) -> list[dict[str, Any]]:
+    """Negative-stock flags, each with its resolution (None while open); open ones first."""
+    scope.allow("stock")
+    where, args = _where(scope, tenant, "f.tenant")
+    rows = store.all(
+        "SELECT f.tenant, f.sku, f.device_id, f.seq, f.qty_after, r.resolved_ms, r.user_name, "
+        "r.note, r.counted_qty FROM stock_flags f LEFT JOIN console_stock_resolutions r "
+        "ON r.tenant = f.tenant AND r.sku = f.sku AND r.device_id = f.device_id "
+        f"AND r.seq = f.seq WHERE {where} "
+        "ORDER BY CASE WHEN r.seq IS NULL THEN 0 ELSE 1 END, f.tenant, f.sku, f.device_id, f.seq "
+        "LIMIT 500",
+        args,
+    )
+    return [
+        {
+            "tenant": t,
+            "sku": sku,
+            "device_id": d,
+            "seq": _int(seq),
+            "qty_after": _int(q),
+            "resolution": None
+            if at is None
+            else {"resolved_ms": _int(at), "by": by, "note": note, "counted_qty": _int(c)},
+        }
+        for t, sku, d, seq, q, at, by, note, c in rows
+    ]
+
+
+def stock_adjustments(
+    store: Store, scope: Scope, tenant: str | None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Counted adjustments with their notes, newest first."""
+    scope.allow("stock")
+    where, args = _where(scope, tenant, "tenant")
+    rows = store.all(
+        "SELECT tenant, sku, delta, wall_ms, note FROM stock_adjustments "
+        f"WHERE {where} ORDER BY wall_ms DESC, sku LIMIT ?",
+        (*args, limit),
+    )
+    return [
+        {"tenant": t, "sku": s, "delta": _int(d), "wall_ms": _int(w), "note": n}
+        for t, s, d, w, n in rows
+    ]
+
+
+def stock_item(store: Store, scope: Scope, tenant: str, sku: str) -> dict[str, Any] | None:
+    scope.allow("stock.count")
+    where, args = _where(scope, tenant, "tenant")
+    row = store.one(f"SELECT qty, tracked FROM stock WHERE {where} AND sku = ?", (*args, sku))
+    return None if row is None else {"tenant": tenant, "sku": sku, "qty": _int(row[0])}
+
+
+# -- the fleet ----------------------------------------------------------------------------
+def fleet(store: Store, scope: Scope, tenant: str | None = None) -> list[dict[str, Any]]:
+    """Every enrolled till the caller may see, with its latest telemetry (None when it
+    never sent any), its revocation, stall and ingest counters."""
+    scope.allow("fleet")
+    return _devices(store, scope, tenant)
+
+
+def exposure(store: Store, scope: Scope, tenant: str | None) -> list[dict[str, Any]]:
+    """The tills of the tenant with their latest telemetry (offline card exposure)."""
+    scope.allow("exposure")
+    return _devices(store, scope, tenant)
+
+
+def devices(store: Store, scope: Scope) -> list[dict[str, Any]]:
+    """Every enrolled device, for the admin's device page."""
+    scope.allow("devices")
+    return _devices(store, scope, None)
+
+
+def _devices(store: Store, scope: Scope, tenant: str | None) -> list[dict[str, Any]]:
+    where, args = _where(scope, tenant, "d.tenant")
+    rows = store.all(
+        "SELECT d.device_id, d.tenant, d.public_key, d.enrolled_ms, d.events_stored, "
+        "d.last_seq, t.received_ms, t.sent_ms, t.body, v.revoked_ms, v.reason, p.stall, "
+        "p.label FROM devices d LEFT JOIN telemetry_latest t ON t.device_id = d.device_id "
+        "LEFT JOIN device_revocations v ON v.device_id = d.device_id "
+        "LEFT JOIN device_profiles p ON p.device_id = d.device_id "
+        f"WHERE {where} ORDER BY d.tenant, d.device_id",
+        args,
+    )
+    out = []
+    for (
+        d,
+        t,
+        key,
+        enrolled,
+        stored,
+        last,
+        received,
+        sent,
+        body,
+        revoked,
+        reason,
+        stall,
+        label,
+    ) in rows:
+        try:
+            telemetry = json.loads(body) if body else None
+        except ValueError:  # the edge stores only verified JSON; never fail a page on one row
+            telemetry = None
+        out.append(
+            {
+                "device_id": d,
+                "tenant": t,
+                "public_key": key,
+                "enrolled_ms": _int(enrolled),
+                "events_stored": _int(stored),
+                "last_seq": _int(last),
+                "received_ms": None if received is None else _int(received),
+                "sent_ms": None if sent is None else _int(sent),
+                "telemetry": telemetry if isinstance(telemetry, dict) else None,
+                "revoked": None
+                if revoked is None
+                else {"revoked_ms": _int(revoked), "reason": reason},
+                "stall": stall or "",
+                "label": label or "",
+            }
+        )
+    return out
+
+
+def rejections(store: Store, scope: Scope) -> dict[str, dict[str, int]]:
+    """device -> reason -> count of refused segments (a revoked device's are counted)."""
+    scope.allow("devices")
+    where, args = _where(scope, None, "d.tenant")
+    rows = store.all(
+        "SELECT r.device_id, r.reason, r.count FROM rejections r "
+        f"JOIN devices d ON d.device_id = r.device_id WHERE {where}",
+        args,
+    )
+    out: dict[str, dict[str, int]] = {}
+    for d, reason, n in rows:
+        out.setdefault(d, {})[reason] = _int(n)
+    return out
+
+
+# -- admin --------------------------------------------------------------------------------
+def users(store: Store, scope: Scope) -> list[dict[str, Any]]:
+    scope.allow("users")
+    rows = store.all(
+        "SELECT name, role, tenant, events, stalls, created_ms, disabled FROM console_users "
+        "ORDER BY name"
+    )
+    return [
+        {
+            "name": n,
+            "role": r,
+            "tenant": t or None,
+            "events": json.loads(ev),
+            "stalls": json.loads(st),
+            "created_ms": _int(c),
+            "disabled": bool(dis),
+        }
+        for n, r, t, ev, st, c, dis in rows
+    ]
+
+
+def tenants(store: Store, scope: Scope) -> list[dict[str, Any]]:
+    """Every tenant the region knows (from its devices, users and settings), with its
+    settings and how many tills and users it has."""
+    scope.allow("tenants")
+    devices_per = dict(store.all("SELECT tenant, COUNT(*) FROM devices GROUP BY tenant"))
+    users_per = dict(
+        store.all("SELECT tenant, COUNT(*) FROM console_users WHERE tenant <> '' GROUP BY tenant")
+    )
+    settings = {
+        t: (n, s)
+        for t, n, s in store.all("SELECT tenant, name, share_stall_takings FROM console_tenants")
+    }
+    out = []
+    for t in sorted(set(devices_per) | set(users_per) | set(settings)):
+        name, share = settings.get(t, ("", 0))
+        out.append(
+            {
+                "tenant": t,
+                "name": name,
+                "share_stall_takings": bool(share),
+                "devices": _int(devices_per.get(t)),
+                "users": _int(users_per.get(t)),
+            }
+        )
+    return out
+
+
+def tenant_settings(store: Store, scope: Scope, tenant: str) -> dict[str, Any]:
+    """A tenant's settings (defaults when never set): its name, and whether promoters of its
+    events may see its takings per stall (default: aggregate only)."""
+    scope.check_tenant(tenant)
+    row = store.one(
+        "SELECT name, share_stall_takings FROM console_tenants WHERE tenant = ?", (tenant,)
+    )
+    return {
+        "tenant": tenant,
+        "name": row[0] if row else "",
+        "share_stall_takings": bool(row[1]) if row else False,
+    }
+
+
+def audit(
+    store: Store, scope: Scope, limit: int = 200, before_id: int | None = None
+) -> list[dict[str, Any]]:
+    """The audit log, newest first (``before_id`` pages back)."""
+    scope.allow("audit")
+    cond, args = ("id < ?", [before_id]) if before_id is not None else ("1 = 1", [])
+    rows = store.all(
+        "SELECT id, at_ms, user_name, role, action, tenant, target, detail, client "
+        f"FROM console_audit WHERE {cond} ORDER BY id DESC LIMIT ?",
+        (*args, limit),
+    )
+    return [
+        {
+            "id": _int(i),
+            "at_ms": _int(at),
+            "user": u,
+            "role": r,
+            "action": a,
+            "tenant": t,
+            "target": tg,
+            "detail": d,
+            "client": c,
+        }
+        for i, at, u, r, a, t, tg, d, c in rows
+    ]

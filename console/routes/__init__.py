@@ -1,0 +1,25 @@
+"""The console's routes, one module per area; :func:`console.app.create_app` includes each.
+
+A module offers ``router`` (a FastAPI APIRouter: its pages and its ``/api/v1/`` routes)
+and ``NAV`` (``(area, label, path)`` for the navigation, shown to the roles that
+``console.scope.ACCESS`` allows for the area). To add pages (the tax and promoter
+reports, the inspector's pages), add a module here and one line to MODULES, and the
+areas to ``console.scope.ACCESS``. Every route gets the session, error and CSRF
+handling of the app without asking (the CSRF guard is an app-wide dependency).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from console.routes import admin, fleet, home, merchant, session
+
+MODULES: tuple[ModuleType, ...] = (
+    home,
+    session,
+    merchant,
+    fleet,
+    admin,
+    # tax and promoter reports (console/reports/): add their routes module here
+    # inspector pages (enrollment review, packages): add their routes module here
+)

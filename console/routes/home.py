@@ -1,0 +1,22 @@
+"""The front door: ``/`` sends a signed-in user to their first page, others to sign in."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+
+from console.auth import Session
+from console.web import current_session, page
+
+router = APIRouter()
+NAV: list[tuple[str, str, str]] = []
+
+
+@router.get("/", include_in_schema=False)
+def home(request: Request, session: Session | None = Depends(current_session)) -> Response:
+    if session is None:
+        return RedirectResponse("/login", status_code=303)
+    for area, _label, path in request.app.state.nav:
+        if session.scope.may(area):
+            return RedirectResponse(path, status_code=303)
+    return page(request, session, "empty.html")
