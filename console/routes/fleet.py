@@ -43,9 +43,7 @@ def fleet_page(
 
 class SelfTestCheck(BaseModel):
     name: str
-    result: str
-    value: str
-    fix: str
+    result: str = Field(description="pass, warn or fail")
 
 
 class SelfTest(BaseModel):

@@ -282,7 +282,6 @@ def exposure_data(db: Store, session: Session, tenant: str | None) -> dict[str, 
                     "stall",
                     "last_seen_ms",
                     "card_exposure_minor",
-                    "card_limit_minor",
                     "currency",
                     "silent",
                 )
@@ -357,8 +356,9 @@ def receipt_data(
     db: Store, session: Session, device_id: str, number: str, client: str
 ) -> dict[str, Any]:
     scope = session.scope.allow("receipts")
-    device_id = forms.ident(device_id, "till", required=True)
+    device_id = forms.ident(device_id, "till", required=True) or ""
     receipt_no = forms.whole(number, "receipt number", 1, 10**15)
+    queries.device(db, scope, device_id)  # another tenant's till: 403, not "not found"
     found = queries.receipt(db, scope, device_id, receipt_no)
     if found is None:
         raise Missing(f"no receipt {receipt_no} of till {device_id} in your scope")

@@ -1,0 +1,318 @@
+"""Helpers for the console's tests (and its benchmark): a region whose tills really sold,
+the console's users, the figures the tills' own logs give, a console served by uvicorn.
+
+Data reaches the region the real way: each till sells and prints receipts in its own
+log, the log is sealed into signed segments (``systest.sync.seal_log``) and the edge's
+``Ingestor`` verifies and stores them. The expected figures are folded from the tills'
+logs here, independently of the edge and of the console, so a page that shows the
+edge's rollups can be checked against what the tills recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from appliance import events as ev
+from appliance.datadir import DataDir
+from appliance.formats import wire
+from appliance.till import Till
+from edge.broker import free_port
+from edge.store import Store
+from systest.sync import TILLBOX, Proc, Region, enroll, make_till, seal_log, sell
+
+# device -> tenant: two tills of one merchant, one of another
+TILLS = {"t1": "demo", "t2": "demo", "t3": "other"}
+SALES = {"t1": 12, "t2": 9, "t3": 5}  # different figures per till, so a leak would show
+PASSWORD = "correct horse battery"
+# sign-in name -> (role, tenant, events, stalls)
+USERS: dict[str, tuple[str, str | None, tuple[str, ...], tuple[str, ...]]] = {
+    "ada": ("admin", None, (), ()),
+    "mia": ("merchant", "demo", (), ()),
+    "otto": ("merchant", "other", (), ()),
+    "tess": ("technician", None, (), ()),
+    "tom": ("tax", None, (), ()),
+    "pia": ("promoter", None, ("fair",), ()),
+    "ivan": ("inspector", None, (), ("stall-1",)),
+}
+
+
+def build_tills(
+    root: Path,
+    region: Region,
+    tills: dict[str, str] = TILLS,
+    sales: dict[str, int] = SALES,
+    printed: int = 3,
+) -> dict[str, DataDir]:
+    """Tills that sold ``sales[device]`` times (a refund every 7th, a card every 3rd) and printed
+    their first ``printed`` receipts on the simulated printer (``receipt.printed`` with the
+    short code)."""
+    from appliance.devices import open_devices
+    from appliance.services.printing import default_qr_for, print_sale_receipt
+
+    folders = {}
+    for device, tenant in tills.items():
+        folder = make_till(root, device, region, tenant=tenant)
+        sell(folder, sales.get(device, 10))
+        with Till.open(folder) as till:
+            devices = open_devices(till.config, folder)
+            try:
+                for event in [e for e in till.log.events() if e.type == ev.SALE_COMPLETED][
+                    :printed
+                ]:
+                    print_sale_receipt(till, event, devices.printer, default_qr_for(till, event))
+            finally:
+                devices.close()
+        folders[device] = folder
+    return folders
+
+
+# (tenant, sku) -> a counted level set before the sales arrive, so some go below zero
+TRACKED = {("demo", "HONEY"): 2}
+
+
+def ingest(
+    db: str,
+    region: Region,
+    folders: Iterable[DataDir],
+    tracked: dict[tuple[str, str], int] = TRACKED,
+) -> None:
+    """Enroll the tills, count the ``tracked`` stock, and store the tills' whole logs
+    through the edge's Ingestor (a tracked SKU that goes below zero is flagged)."""
+    from edge import admin
+    from edge.ingest import Ingestor
+
+    folders = list(folders)
+    enroll(db, *folders)
+    store = Store.open(db)
+    try:
+        for (tenant, sku), qty in tracked.items():
+            admin.stock_set(store, tenant, sku, qty, "opening count")
+        ingestor = Ingestor(store, region.key)
+        for folder in folders:
+            config = folder.load_config()
+            tenant = config.section("device")["tenant"]
+            for data in seal_log(folder, size=40, tenant=tenant):
+                out = ingestor.handle(wire.topic_seg(tenant, config.device_id), data)
+                assert out.status == "stored", out
+    finally:
+        store.close()
+
+
+def add_users(db: str, users: dict = USERS, password: str = PASSWORD) -> None:
+    from console import auth, tables
+
+    store = Store.open(db)
+    try:
+        tables.ensure_schema(store)
+        for name, (role, tenant, events, stalls) in users.items():
+            auth.add_user(store, name, role, password, tenant, events, stalls)
+    finally:
+        store.close()
+
+
+# -- what the tills' own logs say ---------------------------------------------------------
+def _day(wall_ms: int) -> str:
+    return datetime.fromtimestamp(wall_ms / 1000, UTC).date().isoformat()
+
+
+@dataclass
+class Figures:
+    """Folded from the tills' logs: per device and per SKU, and each receipt."""
+
+    per_device: dict[str, dict[str, int]]
+    per_sku: dict[str, dict[str, Any]]  # per tenant-less SKU of the tills folded
+    receipts: list[dict[str, Any]]
+    days: set[str]
+
+
+def till_figures(folders: Iterable[DataDir]) -> Figures:
+    per_device: dict[str, dict[str, int]] = {}
+    per_sku: dict[str, dict[str, Any]] = {}
+    receipts = []
+    days: set[str] = set()
+    for folder in folders:
+        with Till.open(folder) as till:
+            device = till.device_id
+            row = per_device.setdefault(
+                device, {"sales": 0, "gross_minor": 0, "refunds": 0, "refund_minor": 0}
+            )
+            codes = {}
+            for e in till.log.events():
+                p = e.payload
+                if e.type in (ev.RECEIPT_PRINTED,) and "code" in p:
+                    codes[p["receipt_no"]] = p["code"]
+                if e.type not in (ev.SALE_COMPLETED, ev.REFUND_ISSUED):
+                    continue
+                days.add(_day(e.wall_ms))
+                gross = sum(t["gross_minor"] for t in p["taxes"])
+                if e.type == ev.SALE_COMPLETED:
+                    row["sales"] += 1
+                    row["gross_minor"] += gross
+                    for ln in p["lines"]:
+                        item = per_sku.setdefault(
+                            ln["sku"], {"name": ln["name"], "qty": 0, "gross_minor": 0}
+                        )
+                        item["qty"] += ln["qty"]
+                        item["gross_minor"] += ln["gross_minor"]
+                else:
+                    row["refunds"] += 1
+                    row["refund_minor"] += gross
+                receipts.append(
+                    {
+                        "device_id": device,
+                        "receipt_no": p["receipt_no"],
+                        "kind": "S" if e.type == ev.SALE_COMPLETED else "R",
+                        "total_minor": p["total_minor"],
+                        "seq": e.seq,
+                    }
+                )
+            for r in receipts:
+                if r["device_id"] == device:
+                    r["code"] = codes.get(r["receipt_no"], "")
+    return Figures(per_device, per_sku, receipts, days)
+
+
+# -- until the telemetry branch lands (ingest fills rollups, the agent sends health) ------
+def fill_rollups_until_ingest_does(db: str) -> None:
+    """TEMPORARY: write the rollup tables from the stored events, with the rules of
+    edge/rollups.py (telemetry branch), until edge ingest keeps them itself. Removed when
+    that lands on main (git log main: "ingest rollups")."""
+    store = Store.open(db)
+    try:
+        if store.one("SELECT COUNT(*) FROM rollup_sales")[0]:
+            return  # ingest already keeps them
+        sales: dict[tuple, list[int]] = {}
+        items: dict[tuple, list[Any]] = {}
+        rows = store.all(
+            "SELECT d.tenant, e.device_id, e.type, e.body, e.dup_of FROM events e JOIN devices d "
+            "ON d.device_id = e.device_id WHERE e.type IN (?, ?) ORDER BY e.ingest_id",
+            (ev.SALE_COMPLETED, ev.REFUND_ISSUED),
+        )
+        for tenant, device, type_, body, dup_of in rows:
+            if dup_of:
+                continue
+            obj = json.loads(body)
+            p, wall = obj["payload"], obj["wall_ms"]
+            hour = datetime.fromtimestamp(wall / 1000, UTC).hour
+            key = (tenant, device, p.get("event_id", ""), _day(wall), hour, p["currency"])
+            row = sales.setdefault(key, [0, 0, 0, 0])
+            gross = sum(t["gross_minor"] for t in p["taxes"])
+            if type_ == ev.SALE_COMPLETED:
+                row[0] += 1
+                row[1] += gross
+                for ln in p["lines"]:
+                    item = items.setdefault((tenant, _day(wall), ln["sku"]), [ln["name"], 0, 0])
+                    item[1] += ln["qty"]
+                    item[2] += ln["gross_minor"]
+            else:
+                row[2] += 1
+                row[3] += gross
+        with store.transaction():
+            store.executemany(
+                "INSERT INTO rollup_sales (tenant, device_id, event_id, day, hour, currency, "
+                "sales, gross_minor, refunds, refund_minor) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(*k, *v) for k, v in sales.items()],
+            )
+            store.executemany(
+                "INSERT INTO rollup_items (tenant, day, sku, name, qty, gross_minor) "
+                "VALUES (?,?,?,?,?,?)",
+                [(*k, *v) for k, v in items.items()],
+            )
+    finally:
+        store.close()
+
+
+def health_body(device: str, tenant: str, sent_ms: int, **changes: Any) -> dict[str, Any]:
+    """A health message's body as the sync agent sends it (TBHL, telemetry branch)."""
+    body = {
+        "card_exposure_minor": 1250,
+        "currency": "EUR",
+        "device": device,
+        "drain_estimate_s": 0,
+        "engraver_alarm": None,
+        "power": {"battery_pct": None, "source": "mains"},
+        "printer_paper": "ok",
+        "queued_events": 0,
+        "selftest": {
+            "at_ms": sent_ms - 60_000,
+            "checks": [{"name": "printer", "status": "pass"}, {"name": "clock", "status": "pass"}],
+            "ok": True,
+        },
+        "sent_ms": sent_ms,
+        "tenant": tenant,
+        "version": "0.1.0",
+    }
+    body.update(changes)
+    return body
+
+
+def put_telemetry_until_agent_does(
+    db: str, device: str, tenant: str, received_ms: int, sent_ms: int, **changes: Any
+) -> None:
+    """TEMPORARY: a device's latest telemetry row as the edge stores a verified health
+    message, until the agent publishes them (telemetry branch); then tests run the agent."""
+    store = Store.open(db)
+    try:
+        body = json.dumps(health_body(device, tenant, sent_ms, **changes), sort_keys=True)
+        with store.transaction():
+            store.execute("DELETE FROM telemetry_latest WHERE device_id = ?", (device,))
+            store.execute(
+                "INSERT INTO telemetry_latest (device_id, tenant, received_ms, sent_ms, body) "
+                "VALUES (?,?,?,?,?)",
+                (device, tenant, received_ms, sent_ms, body),
+            )
+    finally:
+        store.close()
+
+
+# -- a console served for real ------------------------------------------------------------
+class ConsoleServer:
+    """``tillbox edge web`` on a free loopback port, as its own process."""
+
+    def __init__(self, db: str, folder: Path, key: Path | None = None, *extra: str) -> None:
+        self.port = free_port()
+        args = [TILLBOX, "edge", "web", "--db", db, "--listen", f"127.0.0.1:{self.port}"]
+        if key is not None:
+            args += ["--key", str(key)]
+        self.proc = Proc([*args, *extra], folder / f"console-{self.port}.log")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> ConsoleServer:
+        self.proc.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.proc.alive():
+                raise AssertionError(f"the console exited: {self.proc.log()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/login", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"the console did not answer in {timeout} s: {self.proc.log()}")
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``tillbox ARGS`` with output captured (the console's commands)."""
+    return subprocess.run(
+        [TILLBOX, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
