@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -120,8 +121,25 @@ def cmd_web(args: argparse.Namespace) -> int:
     )
     scheme = "https" if args.tls_cert else "http"
     print(f"console listening on {scheme}://{host}:{port}/", flush=True)
-    uvicorn.Server(config).run(sockets=[sock])
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again for the handler that
+    # was there before it: ours, so that a stop (systemd, the tests) exits 0.
+    previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except _Stopped:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print("console stopped", flush=True)
     return 0
+
+
+class _Stopped(Exception):
+    """SIGTERM after uvicorn's graceful shutdown."""
+
+
+def _stopped(_signum: int, _frame: object) -> None:
+    raise _Stopped()
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:

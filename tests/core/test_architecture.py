@@ -25,6 +25,8 @@ SQL_HOMES = {
     "edge/store.py",  # the region's database
     "console/reports/store.py",  # the tax and promoter reports' reads and their own tables
     "sync_agent/store.py",  # the agent's own agent.db
+    "console/queries.py",  # the console's scoped reads of the region's data
+    "console/tables.py",  # the console's own tables (users, sessions, audit, receipt index)
 }
 # The test harness reads the databases itself on purpose: a checker must not go through
 # the code it checks, or a wrong named query would pass its own test.
@@ -32,6 +34,7 @@ SQL_IN_TEST_HARNESS = {
     "systest/postgres.py",
     "systest/reports.py",
     "systest/sync.py",
+    "systest/console.py",
 }
 
 _SQL_TEXT = re.compile(
