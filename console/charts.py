@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 
 from markupsafe import Markup, escape
 
-WIDTH = 640
+WIDTH = 560
 ROW = 26
-LABEL_W = 170
-VALUE_W = 120
+LABEL_W = 160
+VALUE_W = 110
 
 
 def bar_chart(
