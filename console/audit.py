@@ -1,13 +1,15 @@
 """The audit log: who viewed or exported what, and who changed what.
 
-Every view of a receipt, every export (tax reports, inspector packages: their modules
-call :func:`record` too), every count, enrollment, revocation and user change is one
-row of ``console_audit``. The admin's audit page reads it (``console.queries.audit``).
-Rows are written in the request that did the thing, so an export that was answered was
-also audited.
+Every view of a receipt, every export (tax reports and filings through :func:`hook`, the
+callable ``console.reports`` takes; inspector packages), every count, enrollment,
+revocation and user change is one row of ``console_audit``. The admin's audit page
+reads it (``console.queries.audit``). Rows are written in the request that did the
+thing, so an export that was answered was also audited.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from console import tables
 from console.auth import now_ms
@@ -39,3 +41,23 @@ def record(
         detail[:DETAIL_MAX],
         client[:64],
     )
+
+
+def hook(store: Store, scope: Scope, client: str = "") -> Callable[[str, str, str], None]:
+    """The ``audit(user, action, detail)`` callable that :mod:`console.reports` takes
+    (exports, filings, settings), writing to the same log."""
+
+    def write(user: str, action: str, detail: str) -> None:
+        tables.insert_audit(
+            store,
+            now_ms(),
+            user,
+            scope.role,
+            action,
+            scope.tenant or "",
+            "",
+            detail[:DETAIL_MAX],
+            client[:64],
+        )
+
+    return write

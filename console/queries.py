@@ -384,44 +384,17 @@ def users(store: Store, scope: Scope) -> list[dict[str, Any]]:
 
 
 def tenants(store: Store, scope: Scope) -> list[dict[str, Any]]:
-    """Every tenant the region knows (from its devices, users and settings), with its
-    settings and how many tills and users it has."""
+    """Every tenant the region knows (from its devices and users), with how many tills and
+    users it has."""
     scope.allow("tenants")
     devices_per = dict(store.all("SELECT tenant, COUNT(*) FROM devices GROUP BY tenant"))
     users_per = dict(
         store.all("SELECT tenant, COUNT(*) FROM console_users WHERE tenant <> '' GROUP BY tenant")
     )
-    settings = {
-        t: (n, s)
-        for t, n, s in store.all("SELECT tenant, name, share_stall_takings FROM console_tenants")
-    }
-    out = []
-    for t in sorted(set(devices_per) | set(users_per) | set(settings)):
-        name, share = settings.get(t, ("", 0))
-        out.append(
-            {
-                "tenant": t,
-                "name": name,
-                "share_stall_takings": bool(share),
-                "devices": _int(devices_per.get(t)),
-                "users": _int(users_per.get(t)),
-            }
-        )
-    return out
-
-
-def tenant_settings(store: Store, scope: Scope, tenant: str) -> dict[str, Any]:
-    """A tenant's settings (defaults when never set): its name, and whether promoters of its
-    events may see its takings per stall (default: aggregate only)."""
-    scope.check_tenant(tenant)
-    row = store.one(
-        "SELECT name, share_stall_takings FROM console_tenants WHERE tenant = ?", (tenant,)
-    )
-    return {
-        "tenant": tenant,
-        "name": row[0] if row else "",
-        "share_stall_takings": bool(row[1]) if row else False,
-    }
+    return [
+        {"tenant": t, "devices": _int(devices_per.get(t)), "users": _int(users_per.get(t))}
+        for t in sorted(set(devices_per) | set(users_per))
+    ]
 
 
 def audit(

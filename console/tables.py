@@ -1,7 +1,7 @@
 """The console's own tables in the edge's database, and every statement on them.
 
-Users, sessions, login failures, the audit log, tenant settings, stock-flag resolutions
-and the receipt index live next to the edge's tables (same database, same
+Users, sessions, login failures, the audit log, stock-flag resolutions and the receipt
+index live next to the edge's tables (same database, same
 :class:`edge.store.Store`, ``?`` placeholders translated for PostgreSQL), prefixed
 ``console_`` so the edge's schema and the console's never collide. Reads of the
 region's business data are in :mod:`console.queries`, each scoped; this module holds
@@ -33,9 +33,6 @@ CREATE TABLE IF NOT EXISTS console_audit (
     id {serial}, at_ms BIGINT NOT NULL, user_name TEXT NOT NULL, role TEXT NOT NULL,
     action TEXT NOT NULL, tenant TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL,
     client TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS console_tenants (
-    tenant TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '',
-    share_stall_takings INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS console_stock_resolutions (
     tenant TEXT NOT NULL, sku TEXT NOT NULL, device_id TEXT NOT NULL, seq BIGINT NOT NULL,
     resolved_ms BIGINT NOT NULL, user_name TEXT NOT NULL, note TEXT NOT NULL,
@@ -198,16 +195,6 @@ def insert_audit(
         "INSERT INTO console_audit (at_ms, user_name, role, action, tenant, target, detail, "
         "client) VALUES (?,?,?,?,?,?,?,?)",
         (at_ms, user, role, action, tenant, target, detail, client),
-    )
-
-
-# -- tenant settings ----------------------------------------------------------------------
-def set_tenant(store: Store, tenant: str, name: str, share_stall_takings: bool) -> None:
-    store.execute(
-        "INSERT INTO console_tenants (tenant, name, share_stall_takings) VALUES (?,?,?) "
-        "ON CONFLICT (tenant) DO UPDATE SET name = excluded.name, "
-        "share_stall_takings = excluded.share_stall_takings",
-        (tenant, name, int(share_stall_takings)),
     )
 
 

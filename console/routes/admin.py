@@ -16,8 +16,9 @@ from appliance.formats.receipt import key_id
 from console import audit, auth, forms, queries, tables
 from console.auth import Session, now_ms
 from console.errors import BadInput, Missing
+from console.reports import settings
 from console.scope import ROLES
-from console.web import page, signed_in, store
+from console.web import client_of, page, signed_in, store
 from edge import admin as edge_admin
 from edge.store import Store
 
@@ -167,42 +168,68 @@ def users_add_api(
 
 
 # -- tenants ------------------------------------------------------------------------------
+def tenants_data(db: Store, session: Session) -> dict[str, Any]:
+    scope = session.scope.allow("tenants")
+    rows = queries.tenants(db, scope)
+    for row in rows:
+        row["share_stall_takings"] = settings.stall_sharing(db, scope, row["tenant"])
+    return {"tenants": rows}
+
+
+def set_sharing(
+    db: Store, session: Session, tenant: str | None, share: bool, client: str
+) -> dict[str, Any]:
+    """Whether promoters of the tenant's events see its takings per stall (the reports'
+    setting, ``console.reports.settings``; default: the aggregate only)."""
+    scope = session.scope
+    chosen = scope.pick_tenant(forms.ident(tenant, "tenant"))
+    if chosen is None:
+        raise BadInput("tenant is missing; say whose setting it is")
+    settings.set_stall_sharing(db, scope, chosen, share, audit=audit.hook(db, scope, client))
+    return {"tenant": chosen, "share_stall_takings": share}
+
+
 @router.get("/admin/tenants", include_in_schema=False)
 def tenants_page(
     request: Request, session: Session = Depends(signed_in), db: Store = Depends(store)
 ) -> Response:
-    return page(request, session, "tenants.html", tenants=queries.tenants(db, session.scope))
+    return page(request, session, "tenants.html", **tenants_data(db, session))
 
 
-def set_tenant(db: Store, session: Session, tenant: str, name: str, share: bool) -> dict[str, Any]:
-    scope = session.scope.allow("tenants")
-    tenant = forms.ident(tenant, "tenant", required=True) or ""
-    name = (name or "").strip()
-    if len(name) > 100:
-        raise BadInput("a tenant's name is at most 100 characters")
-    tables.set_tenant(db, tenant, name, share)
-    audit.record(
-        db, scope, "tenant.set", tenant, tenant=tenant, detail=f"share_stall_takings={share}"
-    )
-    return {"tenant": tenant, "name": name, "share_stall_takings": share}
-
-
-@router.post("/admin/tenants", include_in_schema=False)
-def tenants_form(
+@router.post("/settings/stall-sharing", include_in_schema=False)
+def sharing_form(
+    request: Request,
     tenant: str = Form(""),
-    name: str = Form(""),
     share_stall_takings: str = Form(""),
+    back: str = Form("/"),
     session: Session = Depends(signed_in),
     db: Store = Depends(store),
 ) -> Response:
-    set_tenant(db, session, tenant, name, share_stall_takings == "on")
-    return _redirect("/admin/tenants")
+    set_sharing(db, session, tenant or None, share_stall_takings == "on", client_of(request))
+    return _redirect(back if back in ("/sales", "/admin/tenants") else "/")
+
+
+class Sharing(BaseModel):
+    tenant: str | None = Field(None, max_length=64)
+    share_stall_takings: bool
 
 
 @router.get("/api/v1/tenants")
 def tenants_api(session: Session = Depends(signed_in), db: Store = Depends(store)) -> dict:
-    """Every tenant with its settings and how many tills and users it has."""
-    return {"tenants": queries.tenants(db, session.scope)}
+    """Every tenant with how many tills and users it has, and its stall-sharing setting."""
+    return tenants_data(db, session)
+
+
+@router.post("/api/v1/settings/stall-sharing")
+def sharing_api(
+    body: Sharing,
+    request: Request,
+    session: Session = Depends(signed_in),
+    db: Store = Depends(store),
+) -> dict[str, Any]:
+    """Let promoters of the tenant's events see its takings per stall, or not (merchant
+    of the tenant, or admin; X-CSRF-Token)."""
+    return set_sharing(db, session, body.tenant, body.share_stall_takings, client_of(request))
 
 
 # -- devices ------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from appliance.money import format_minor
 from console import audit, charts, fleet, forms, queries, receipts, tables
 from console.auth import Session, now_ms
 from console.errors import BadInput, Missing
+from console.reports import settings
 from console.web import client_of, page, signed_in, store
 from edge import admin as edge_admin
 from edge.store import Store
@@ -86,6 +87,7 @@ def sales_page(
     db: Store = Depends(store),
 ) -> Response:
     data = sales_data(db, session, tenant, start, to, group)
+    sharing = settings.stall_sharing(db, session.scope, data["tenant"]) if data["tenant"] else None
     currency = data["totals"][0]["currency"] if data["totals"] else "EUR"
     chart = charts.bar_chart(
         [(str(r["key"]), r["gross_minor"]) for r in data["rows"]][:40],
@@ -103,6 +105,7 @@ def sales_page(
         "sales.html",
         **data,
         groups=list(queries.SALES_GROUPS),
+        sharing=sharing,
         chart=chart,
         items_chart=items_chart,
     )
