@@ -82,8 +82,10 @@ def add_user(
     tenant: str | None = None,
     events: tuple[str, ...] = (),
     stalls: tuple[str, ...] = (),
+    replace: bool = False,
 ) -> None:
-    """Create a console user; RuleViolation (one line, with the fix) for anything wrong."""
+    """Create a console user (``replace``: or set an existing one's role, scope and
+    password anew); RuleViolation (one line, with the fix) for anything wrong."""
     check_identifier(name, "user name")
     if role not in ROLES:
         raise RuleViolation(f"role {role!r} is not one of {', '.join(ROLES)}")
@@ -97,9 +99,11 @@ def add_user(
         check_identifier(value, "event or stall id")
     check_password(password)
     if not tables.insert_user(
-        store, name, role, tenant or "", events, stalls, _hasher.hash(password), now_ms()
+        store, name, role, tenant or "", events, stalls, _hasher.hash(password), now_ms(), replace
     ):
-        raise RuleViolation(f"user {name} already exists; choose another name")
+        raise RuleViolation(
+            f"user {name} already exists; choose another name (or --replace to reset them)"
+        )
 
 
 # -- rate limiting ------------------------------------------------------------------------

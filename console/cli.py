@@ -158,6 +158,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
             args.tenant,
             tuple(args.event or ()),
             tuple(args.stall or ()),
+            replace=args.replace,
         )
     finally:
         store.close()
@@ -234,6 +235,11 @@ def register(cmds: argparse._SubParsersAction) -> None:
         required=True,
         metavar="FILE",
         help="a file (mode 0600) holding the password, 10 or more characters",
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="if the user exists, set their role, scope and password anew (ends their sessions)",
     )
     add_json(p)
     p.set_defaults(handler=cmd_user_add)

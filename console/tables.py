@@ -73,11 +73,16 @@ def insert_user(
     stalls: Sequence[str],
     password_hash: str,
     created_ms: int,
+    replace: bool = False,
 ) -> bool:
-    """Add a user; False when the name is taken (nothing changed)."""
+    """Add a user; False when the name is taken (nothing changed). With ``replace`` an
+    existing user gets the new role, scope and password, and their sessions end."""
     with store.transaction():
         if store.one("SELECT 1 FROM console_users WHERE name = ?", (name,)):
-            return False
+            if not replace:
+                return False
+            store.execute("DELETE FROM console_sessions WHERE user_name = ?", (name,))
+            store.execute("DELETE FROM console_users WHERE name = ?", (name,))
         store.execute(
             "INSERT INTO console_users (name, role, tenant, events, stalls, password_hash, "
             "created_ms) VALUES (?,?,?,?,?,?,?)",

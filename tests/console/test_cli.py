@@ -58,11 +58,18 @@ def test_user_add_creates_a_user_who_can_sign_in(tmp_path, db):
     assert proc.returncode == 0, proc.stderr
     assert '"role": "merchant"' in proc.stdout
     _one_line_error(run(*args), 1, "already exists")
+    again = _password_file(tmp_path, "another long password\n")
+    replaced = [*args[:-3], "--password-file", str(again), "--replace"]
+    assert run(*replaced).returncode == 0
     app = create_app(db, index_interval_s=None)
     try:
         client = TestClient(app, base_url="https://testserver")
         r = client.post(
             "/api/v1/session", json={"name": "mia", "password": "correct horse battery"}
+        )
+        assert r.status_code == 401  # --replace set a new password
+        r = client.post(
+            "/api/v1/session", json={"name": "mia", "password": "another long password"}
         )
         assert r.status_code == 200 and r.json()["tenant"] == "demo"
     finally:
