@@ -4,7 +4,7 @@ PostgreSQL). Each role signs in through the form; the numbers on the pages are c
 against the tills' own logs; another tenant's URL is refused; a form without its CSRF
 token is refused; a stock flag is resolved; the fleet flags a silent till.
 
-With ``TILLBOX_SCREENSHOTS=1`` the last test also saves every page at desktop (1280) and
+With ``TILLBOX_SCREENSHOTS=1`` the first test also saves every page at desktop (1280) and
 phone (390) width to docs/console/ (the committed screenshots come from it).
 """
 
@@ -70,6 +70,47 @@ def sign_in(browser, server, name, width=1280, height=900):
     page.click("form[action='/login'] button[type=submit]")
     page.wait_for_load_state()
     return page
+
+
+PAGES = {
+    "mia": [
+        "/sales",
+        "/sales?group=day",
+        "/refunds",
+        "/stock",
+        "/exposure",
+        "/receipts?q=2",
+        "/receipts/t1/2",
+        "/verify",
+    ],  # fmt: skip
+    "tess": ["/fleet"],
+    "ada": ["/admin/users", "/admin/tenants", "/admin/devices", "/admin/region", "/admin/audit"],
+}
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TILLBOX_SCREENSHOTS"), reason="set TILLBOX_SCREENSHOTS=1 to save them"
+)
+def test_screenshots_of_every_page(browser, server, console_db):
+    if not console_db.startswith("sqlite"):
+        pytest.skip("one set of screenshots is enough")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(server.url + "/login")
+    page.screenshot(path=str(SHOTS / "login-1280.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(SHOTS / "login-390.png"), full_page=True)
+    context.close()
+    for name, paths in PAGES.items():
+        page = sign_in(browser, server, name)
+        for path in paths:
+            stem = path.strip("/").replace("/", "-").replace("?", "-").replace("=", "-") or "home"
+            for width, height in ((1280, 800), (390, 844)):
+                page.set_viewport_size({"width": width, "height": height})
+                page.goto(server.url + path)
+                page.screenshot(path=str(SHOTS / f"{stem}-{width}.png"), full_page=True)
+        page.context.close()
 
 
 def test_each_role_signs_in_through_the_form_and_sees_only_its_pages(browser, server):
@@ -182,44 +223,3 @@ def test_the_fleet_page_flags_a_till_that_went_silent(browser, server):
     assert "paper low" in healthy.inner_text() and "silent" not in healthy.inner_text()
     assert "never reported" in page.locator("#fleet tr[data-device='t3']").inner_text()
     page.context.close()
-
-
-PAGES = {
-    "mia": [
-        "/sales",
-        "/sales?group=day",
-        "/refunds",
-        "/stock",
-        "/exposure",
-        "/receipts?q=2",
-        "/receipts/t1/2",
-        "/verify",
-    ],  # fmt: skip
-    "tess": ["/fleet"],
-    "ada": ["/admin/users", "/admin/tenants", "/admin/devices", "/admin/region", "/admin/audit"],
-}
-
-
-@pytest.mark.skipif(
-    not os.environ.get("TILLBOX_SCREENSHOTS"), reason="set TILLBOX_SCREENSHOTS=1 to save them"
-)
-def test_screenshots_of_every_page(browser, server, console_db):
-    if not console_db.startswith("sqlite"):
-        pytest.skip("one set of screenshots is enough")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.goto(server.url + "/login")
-    page.screenshot(path=str(SHOTS / "login-1280.png"), full_page=True)
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.screenshot(path=str(SHOTS / "login-390.png"), full_page=True)
-    context.close()
-    for name, paths in PAGES.items():
-        page = sign_in(browser, server, name)
-        for path in paths:
-            stem = path.strip("/").replace("/", "-").replace("?", "-").replace("=", "-") or "home"
-            for width, height in ((1280, 800), (390, 844)):
-                page.set_viewport_size({"width": width, "height": height})
-                page.goto(server.url + path)
-                page.screenshot(path=str(SHOTS / f"{stem}-{width}.png"), full_page=True)
-        page.context.close()
