@@ -111,7 +111,7 @@ def refund_summary(
 
 _RECEIPT_COLUMNS = (
     "device_id, receipt_no, tenant, kind, seq, wall_ms, currency, total_minor, method, "
-    "sale_id, refunded_receipt_no, code"
+    "sale_id, refunded_receipt_no, refunded_device, code"
 )
 
 

@@ -80,6 +80,8 @@ def _index_rows(rows: list[tuple]) -> tuple[list[tuple], list[tuple[str, str, in
                 str(payload.get("payment", {}).get("method", "")),
                 str(payload["sale_id"]),
                 payload.get("sale_receipt_no") if kind == "R" else None,
+                # a refund of another till's receipt names that till (sale_device)
+                str(payload.get("sale_device") or device) if kind == "R" else "",
             )
         )
     return receipts, codes

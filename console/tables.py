@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS console_receipts (
     device_id TEXT NOT NULL, receipt_no BIGINT NOT NULL, tenant TEXT NOT NULL,
     kind TEXT NOT NULL, seq BIGINT NOT NULL, wall_ms BIGINT NOT NULL, currency TEXT NOT NULL,
     total_minor BIGINT NOT NULL, method TEXT NOT NULL, sale_id TEXT NOT NULL,
-    refunded_receipt_no BIGINT, code TEXT NOT NULL DEFAULT '',
+    refunded_receipt_no BIGINT, refunded_device TEXT NOT NULL DEFAULT '',
+    code TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (device_id, receipt_no));
 CREATE INDEX IF NOT EXISTS console_receipts_by_code ON console_receipts (code);
 CREATE INDEX IF NOT EXISTS console_receipts_by_number ON console_receipts (tenant, receipt_no);
@@ -274,12 +275,13 @@ def events_between(
 
 def upsert_receipts(store: Store, rows: Sequence[Sequence[Any]]) -> None:
     """Rows of (device_id, receipt_no, tenant, kind, seq, wall_ms, currency, total_minor,
-    method, sale_id, refunded_receipt_no); a receipt already indexed keeps its row."""
+    method, sale_id, refunded_receipt_no, refunded_device); a receipt already indexed keeps
+    its row."""
     if rows:
         store.executemany(
             "INSERT INTO console_receipts (device_id, receipt_no, tenant, kind, seq, wall_ms, "
-            "currency, total_minor, method, sale_id, refunded_receipt_no) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (device_id, receipt_no) DO NOTHING",
+            "currency, total_minor, method, sale_id, refunded_receipt_no, refunded_device) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (device_id, receipt_no) DO NOTHING",
             rows,
         )
 
