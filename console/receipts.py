@@ -18,6 +18,7 @@ event (its hash must start with the receipt's event reference). A photo is read 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,8 @@ from appliance.qrimage import UnreadableImage, read_receipt_qr
 from console import queries, tables
 from console.scope import Scope
 from edge.store import Store
+
+log = logging.getLogger("tillbox.console")
 
 INDEX = "receipts"
 TYPES = (ev.SALE_COMPLETED, ev.REFUND_ISSUED, ev.RECEIPT_PRINTED, ev.RECEIPT_FAILED)
@@ -54,36 +57,50 @@ def _contiguous_end(ids: list[int], settled: int, hole: tuple[int, int], now_ms:
     return end, (0, 0)
 
 
+def _whole(value: object) -> int:
+    if type(value) is not int:
+        raise TypeError("expected a whole number")
+    return value
+
+
+def _receipt_row(
+    tenant: str, device: str, seq: int, type_: str, payload: dict, wall_ms: object
+) -> tuple:
+    kind = "S" if type_ == ev.SALE_COMPLETED else "R"
+    refunded = payload.get("sale_receipt_no") if kind == "R" else None
+    return (
+        device,
+        _whole(payload["receipt_no"]),
+        tenant,
+        kind,
+        int(seq),
+        _whole(wall_ms),
+        str(payload["currency"]),
+        _whole(payload["total_minor"]),
+        str(payload.get("payment", {}).get("method", "")),
+        str(payload.get("sale_id", "")),
+        refunded if type(refunded) is int else None,
+        # a refund of another till's receipt names that till (sale_device)
+        str(payload.get("sale_device") or device) if kind == "R" else "",
+    )
+
+
 def _index_rows(rows: list[tuple]) -> tuple[list[tuple], list[tuple[str, str, int]]]:
     receipts, codes = [], []
     for _id, tenant, device, seq, type_, body, dup_of in rows:
-        p = json.loads(body)
-        payload, wall_ms = p["payload"], int(p["wall_ms"])
-        if type_ in (ev.RECEIPT_PRINTED, ev.RECEIPT_FAILED):
-            code, number = payload.get("code"), payload.get("receipt_no")
-            if isinstance(code, str) and type(number) is int:
-                codes.append((code, device, number))
-            continue
-        if dup_of:  # a sale the region already counted under its first receipt
-            continue
-        kind = "S" if type_ == ev.SALE_COMPLETED else "R"
-        receipts.append(
-            (
-                device,
-                int(payload["receipt_no"]),
-                tenant,
-                kind,
-                int(seq),
-                wall_ms,
-                str(payload["currency"]),
-                int(payload["total_minor"]),
-                str(payload.get("payment", {}).get("method", "")),
-                str(payload["sale_id"]),
-                payload.get("sale_receipt_no") if kind == "R" else None,
-                # a refund of another till's receipt names that till (sale_device)
-                str(payload.get("sale_device") or device) if kind == "R" else "",
-            )
-        )
+        try:
+            obj = json.loads(body)
+            payload = obj["payload"]
+            if type_ in (ev.RECEIPT_PRINTED, ev.RECEIPT_FAILED):
+                code, number = payload.get("code"), payload.get("receipt_no")
+                if isinstance(code, str) and len(code) <= 16 and type(number) is int:
+                    codes.append((code, device, number))
+            elif not dup_of:  # a duplicate sale is counted under its first receipt
+                receipts.append(_receipt_row(tenant, device, seq, type_, payload, obj["wall_ms"]))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            # signed by the till and stored by the edge, but not a receipt this index can
+            # read: left out (and said), never a stuck index
+            log.warning("receipt index skipped %s seq %s (%s): fields missing", device, seq, type_)
     return receipts, codes
 
 

@@ -302,18 +302,22 @@ async def form_field(request: Request, name: str) -> str | None:
 
 
 # -- rendering ----------------------------------------------------------------------------
+# Filters take what a till's event holds; a value of the wrong type shows as empty (or
+# "never"), it never fails the page.
 def _when(ms: int | None) -> str:
-    if ms is None:
+    if type(ms) is not int:
         return "never"
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _money(minor: int | None, currency: str = "EUR") -> str:
-    return "" if minor is None else format_minor(int(minor), currency or "EUR")
+    if type(minor) is not int:
+        return ""
+    return format_minor(minor, currency if isinstance(currency, str) and currency else "EUR")
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
         return "unknown"
     s = int(seconds)
     if s < 60:

@@ -80,3 +80,28 @@ def test_an_insert_that_rolled_back_is_skipped_once_it_settled(stores):
     receipts.catch_up(console, 1_000 + HOLE_SETTLE_MS)
     assert _indexed(console) == [1, 3]
     assert tables.watermark(console, receipts.INDEX)[1:] == (0, 0)
+
+
+def test_a_stored_sale_the_index_cannot_read_is_skipped_not_a_stuck_index(tmp_path):
+    store = Store.open(f"sqlite:///{tmp_path / 'edge.db'}")
+    try:
+        tables.ensure_schema(store)
+        store.insert_device("t1", "demo", "00" * 32, 0, "00" * 32)
+        broken = json.dumps({"payload": {"sale_id": "x", "receipt_no": "one"}, "wall_ms": 1})
+        printed = json.dumps({"payload": {"receipt_no": 3, "code": "AAAAA-BBBBB"}, "wall_ms": 2})
+        store.insert_events(
+            [
+                _sale(1),
+                ("t1", 2, ev.SALE_COMPLETED, "ab" * 32, broken, None),
+                _sale(3),
+                ("t1", 4, ev.RECEIPT_PRINTED, "cd" * 32, printed, None),
+            ]
+        )
+        receipts.catch_up(store, 0)
+        assert _indexed(store) == [1, 3]
+        assert store.one("SELECT code FROM console_receipts WHERE receipt_no = 3")[0] == (
+            "AAAAA-BBBBB"
+        )
+        assert tables.watermark(store, receipts.INDEX)[0] == 4
+    finally:
+        store.close()
