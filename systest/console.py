@@ -10,7 +10,6 @@ edge's rollups can be checked against what the tills recorded.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -24,6 +23,7 @@ from typing import Any
 from appliance import events as ev
 from appliance.datadir import DataDir
 from appliance.formats import wire
+from appliance.formats.telemetry import Health
 from appliance.till import Till
 from edge.broker import free_port
 from edge.store import Store
@@ -181,95 +181,57 @@ def till_figures(folders: Iterable[DataDir]) -> Figures:
     return Figures(per_device, per_sku, receipts, days)
 
 
-# -- until the telemetry branch lands (ingest fills rollups, the agent sends health) ------
-def fill_rollups_until_ingest_does(db: str) -> None:
-    """TEMPORARY: write the rollup tables from the stored events, with the rules of
-    edge/rollups.py (telemetry branch), until edge ingest keeps them itself. Removed when
-    that lands on main (git log main: "ingest rollups")."""
-    store = Store.open(db)
-    try:
-        if store.one("SELECT COUNT(*) FROM rollup_sales")[0]:
-            return  # ingest already keeps them
-        sales: dict[tuple, list[int]] = {}
-        items: dict[tuple, list[Any]] = {}
-        rows = store.all(
-            "SELECT d.tenant, e.device_id, e.type, e.body, e.dup_of FROM events e JOIN devices d "
-            "ON d.device_id = e.device_id WHERE e.type IN (?, ?) ORDER BY e.ingest_id",
-            (ev.SALE_COMPLETED, ev.REFUND_ISSUED),
+def set_sync(folder: DataDir, **settings: Any) -> None:
+    """Change the till's [sync] settings (a short health interval for a test, ...)."""
+    import tomli_w
+
+    config = folder.load_config()
+    config.update("sync", **settings)
+    folder.config_path.write_text(tomli_w.dumps(config.data))
+
+
+# -- health messages ----------------------------------------------------------------------
+def health_of(
+    folder: DataDir, sent_ms: int, acked_seq: int | None = None, **changes: Any
+) -> Health:
+    """The till's health as its sync agent builds it from its log (``sync_agent.health``;
+    what is acked from the till's own sync state unless ``acked_seq`` says), with
+    ``changes`` to the fields (a printer low on paper, events queued...)."""
+    import dataclasses
+
+    from appliance import sync_state
+    from sync_agent.health import HealthReader
+
+    with Till.open(folder) as till:
+        config = folder.load_config()
+        reader = HealthReader(
+            till.log, config, config.device_id, config.section("device")["tenant"]
         )
-        for tenant, device, type_, body, dup_of in rows:
-            if dup_of:
-                continue
-            obj = json.loads(body)
-            p, wall = obj["payload"], obj["wall_ms"]
-            hour = datetime.fromtimestamp(wall / 1000, UTC).hour
-            key = (tenant, device, p.get("event_id", ""), _day(wall), hour, p["currency"])
-            row = sales.setdefault(key, [0, 0, 0, 0])
-            gross = sum(t["gross_minor"] for t in p["taxes"])
-            if type_ == ev.SALE_COMPLETED:
-                row[0] += 1
-                row[1] += gross
-                for ln in p["lines"]:
-                    item = items.setdefault((tenant, _day(wall), ln["sku"]), [ln["name"], 0, 0])
-                    item[1] += ln["qty"]
-                    item[2] += ln["gross_minor"]
-            else:
-                row[2] += 1
-                row[3] += gross
-        with store.transaction():
-            store.executemany(
-                "INSERT INTO rollup_sales (tenant, device_id, event_id, day, hour, currency, "
-                "sales, gross_minor, refunds, refund_minor) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [(*k, *v) for k, v in sales.items()],
-            )
-            store.executemany(
-                "INSERT INTO rollup_items (tenant, day, sku, name, qty, gross_minor) "
-                "VALUES (?,?,?,?,?,?)",
-                [(*k, *v) for k, v in items.items()],
-            )
-    finally:
-        store.close()
+        tail = till.log.last()[0]
+        acked = sync_state.read(folder.sync_dir).acked_seq if acked_seq is None else acked_seq
+        health = reader.health(
+            tail=tail,
+            acked_seq=acked,
+            drain_estimate_s=0,
+            now_ms=sent_ms,
+        )
+    return dataclasses.replace(health, **changes)
 
 
-def health_body(device: str, tenant: str, sent_ms: int, **changes: Any) -> dict[str, Any]:
-    """A health message's body as the sync agent sends it (TBHL, telemetry branch)."""
-    body = {
-        "card_exposure_minor": 1250,
-        "currency": "EUR",
-        "device": device,
-        "drain_estimate_s": 0,
-        "engraver_alarm": None,
-        "power": {"battery_pct": None, "source": "mains"},
-        "printer_paper": "ok",
-        "queued_events": 0,
-        "selftest": {
-            "at_ms": sent_ms - 60_000,
-            "checks": [{"name": "printer", "status": "pass"}, {"name": "clock", "status": "pass"}],
-            "ok": True,
-        },
-        "sent_ms": sent_ms,
-        "tenant": tenant,
-        "version": "0.1.0",
-    }
-    body.update(changes)
-    return body
+def send_health(db: str, folder: DataDir, received_ms: int, sent_ms: int, **changes: Any) -> None:
+    """A health message signed by the till's key, stored by the edge's HealthIngestor as
+    if it had arrived at ``received_ms`` (the agent publishes the same over MQTT)."""
+    from appliance.formats import telemetry
+    from appliance.keys import load_signing_key
+    from edge.telemetry import HealthIngestor
 
-
-def put_telemetry_until_agent_does(
-    db: str, device: str, tenant: str, received_ms: int, sent_ms: int, **changes: Any
-) -> None:
-    """TEMPORARY: a device's latest telemetry row as the edge stores a verified health
-    message, until the agent publishes them (telemetry branch); then tests run the agent."""
+    health = health_of(folder, sent_ms, **changes)
+    data = telemetry.seal_health(load_signing_key(folder.private_key_path), health)
     store = Store.open(db)
     try:
-        body = json.dumps(health_body(device, tenant, sent_ms, **changes), sort_keys=True)
-        with store.transaction():
-            store.execute("DELETE FROM telemetry_latest WHERE device_id = ?", (device,))
-            store.execute(
-                "INSERT INTO telemetry_latest (device_id, tenant, received_ms, sent_ms, body) "
-                "VALUES (?,?,?,?,?)",
-                (device, tenant, received_ms, sent_ms, body),
-            )
+        topic = wire.topic_health(health.tenant, health.device)
+        out = HealthIngestor(store).handle(topic, data, received_ms)
+        assert out.status == "stored", out
     finally:
         store.close()
 

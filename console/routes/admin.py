@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from appliance.errors import TillError
 from appliance.formats.receipt import key_id
 from console import audit, auth, forms, queries, tables
-from console.auth import Session, now_ms
+from console.auth import Session
 from console.errors import BadInput, Missing
 from console.reports import settings
 from console.scope import ROLES
@@ -261,34 +261,43 @@ def enroll(
     return info
 
 
-def revoke(db: Store, session: Session, device_id: str, reason: str) -> dict[str, Any]:
+def revoke(
+    db: Store, session: Session, device_id: str, reason: str, client: str = ""
+) -> dict[str, Any]:
+    """The edge's revocation rule (``edge.admin.revoke``, what ``tillbox edge revoke``
+    runs: under the device's row lock, for good; its segments and health messages are
+    refused and counted from the commit on)."""
     scope = session.scope.allow("devices")
     device_id = forms.ident(device_id, "device id", required=True) or ""
     reason = forms.note(reason, "reason")
     found = queries.device(db, scope, device_id)
     if found is None:
         raise Missing(f"no device {device_id} is enrolled")
-    at = now_ms()
-    db.revoke_device(device_id, at, reason)
-    audit.record(db, scope, "device.revoke", device_id, tenant=found["tenant"], detail=reason)
-    return {"device_id": device_id, "revoked_ms": at, "reason": reason}
+    info = edge_admin.revoke(db, device_id, reason)
+    audit.record(
+        db, scope, "device.revoke", device_id, tenant=found["tenant"], detail=reason, client=client
+    )
+    return info
 
 
 def set_profile(
-    db: Store, session: Session, device_id: str, stall: str, label: str
+    db: Store, session: Session, device_id: str, stall: str, label: str, client: str = ""
 ) -> dict[str, Any]:
+    """A device's stall (the sales page groups by it) and label (``edge.admin.set_profile``)."""
     scope = session.scope.allow("devices")
     device_id = forms.ident(device_id, "device id", required=True) or ""
     stall = forms.ident(stall, "stall") or ""
-    label = (label or "").strip()
-    if len(label) > 100:
-        raise BadInput("a label is at most 100 characters")
     found = queries.device(db, scope, device_id)
     if found is None:
         raise Missing(f"no device {device_id} is enrolled")
-    db.set_device_profile(device_id, stall, label)
-    audit.record(db, scope, "device.profile", device_id, tenant=found["tenant"], detail=stall)
-    return {"device_id": device_id, "stall": stall, "label": label}
+    try:
+        info = edge_admin.set_profile(db, device_id, stall, label or "")
+    except TillError as exc:
+        raise BadInput(str(exc)) from None
+    audit.record(
+        db, scope, "device.profile", device_id, tenant=found["tenant"], detail=stall, client=client
+    )
+    return info
 
 
 @router.get("/admin/devices", include_in_schema=False)
@@ -312,24 +321,26 @@ def devices_enroll_form(
 
 @router.post("/admin/devices/{device_id}/revoke", include_in_schema=False)
 def devices_revoke_form(
+    request: Request,
     device_id: str,
     reason: str = Form(""),
     session: Session = Depends(signed_in),
     db: Store = Depends(store),
 ) -> Response:
-    revoke(db, session, device_id, reason)
+    revoke(db, session, device_id, reason, client_of(request))
     return _redirect("/admin/devices")
 
 
 @router.post("/admin/devices/{device_id}/profile", include_in_schema=False)
 def devices_profile_form(
+    request: Request,
     device_id: str,
     stall: str = Form(""),
     label: str = Form(""),
     session: Session = Depends(signed_in),
     db: Store = Depends(store),
 ) -> Response:
-    set_profile(db, session, device_id, stall, label)
+    set_profile(db, session, device_id, stall, label, client_of(request))
     return _redirect("/admin/devices")
 
 
@@ -359,13 +370,14 @@ def devices_enroll_api(
 
 @router.post("/api/v1/devices/{device_id}/revoke")
 def devices_revoke_api(
+    request: Request,
     device_id: str,
     body: Revocation,
     session: Session = Depends(signed_in),
     db: Store = Depends(store),
 ) -> dict[str, Any]:
     """Revoke a device's key: the edge refuses (and counts) its segments from now on."""
-    return revoke(db, session, device_id, body.reason)
+    return revoke(db, session, device_id, body.reason, client_of(request))
 
 
 # -- the region key -----------------------------------------------------------------------

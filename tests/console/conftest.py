@@ -2,9 +2,9 @@
 
 * ``console_db``: an edge database URL, once per module and dialect (module-scoped: the
   tills, their ingest and the users' argon2 hashes take seconds);
-* ``populated``: that database with three tills' logs ingested (``systest.console``),
-  the rollups, the receipt index caught up, and one user per role (password
-  ``systest.console.PASSWORD``);
+* ``populated``: that database with three tills' logs ingested by the edge
+  (``systest.console``; ingest keeps the rollups), the receipt index caught up, and
+  one user per role (password ``systest.console.PASSWORD``);
 * ``app``: the console over it (no background indexer: tests catch up themselves);
 * ``signed_in(name)``: a TestClient over HTTPS (the cookie is Secure) with a session,
   and its CSRF token.
@@ -23,7 +23,6 @@ from systest.console import (
     Figures,
     add_users,
     build_tills,
-    fill_rollups_until_ingest_does,
     ingest,
     till_figures,
 )
@@ -54,7 +53,6 @@ def populated(console_db, region, tmp_path_factory) -> Populated:
 
     folders = build_tills(tmp_path_factory.mktemp("tills"), region)
     ingest(console_db, region, folders.values())
-    fill_rollups_until_ingest_does(console_db)
     add_users(console_db)
     store = Store.open(console_db)
     try:

@@ -1,8 +1,10 @@
 """The console in a real browser: Debian's Chromium driven by Playwright against
 ``tillbox edge web`` on a free port, over a region whose tills sold (SQLite and
-PostgreSQL). Each role signs in through the form; the numbers on the pages are checked
-against the tills' own logs; another tenant's URL is refused; a form without its CSRF
-token is refused; a stock flag is resolved; the fleet flags a silent till.
+PostgreSQL), with the region running: a real mosquitto (the shipped config), ``tillbox
+edge serve`` and the sync agents of two tills, which publish their health. Each role
+signs in through the form; the numbers on the pages are checked against the tills' own
+logs; another tenant's URL is refused; a form without its CSRF token is refused; a stock
+flag is resolved; the fleet flags the till whose agent was killed.
 
 With ``TILLBOX_SCREENSHOTS=1`` the first test also saves every page at desktop (1280) and
 phone (390) width to docs/console/ (the committed screenshots come from it).
@@ -11,14 +13,25 @@ phone (390) width to docs/console/ (the committed screenshots come from it).
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
 
 from appliance.formats.receipt import receipt_qr_payload
 from appliance.till import Till
-from systest.console import PASSWORD, ConsoleServer, put_telemetry_until_agent_does
+from edge.broker import LocalBroker
+from systest.console import PASSWORD, ConsoleServer, set_sync
+from systest.sync import (
+    ADMIN_PASSWORD,
+    DEVICES,
+    EDGE_PASSWORD,
+    WORKERS,
+    agent_proc,
+    device_password,
+    edge_proc,
+    edge_ready,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -33,17 +46,44 @@ FIRST_PAGE = {
 }
 
 
+SILENT_AFTER_MIN = "0.1"  # six seconds: the agents report every second
+
+
 @pytest.fixture(scope="module")
-def server(populated, region, tmp_path_factory):
-    now = int(time.time() * 1000)
-    # t1 reported three hours ago and went quiet; t2 is healthy but low on paper
-    put_telemetry_until_agent_does(
-        populated.db, "t1", "demo", now - 3 * 3600_000, now - 3 * 3600_000
-    )
-    put_telemetry_until_agent_does(
-        populated.db, "t2", "demo", now, now + 1200, printer_paper="low", queued_events=3
-    )
-    console = ConsoleServer(populated.db, tmp_path_factory.mktemp("web"), region.key_path).start()
+def region_running(populated, region, tmp_path_factory):
+    """The broker, one ingest worker and the agents of t1 and t2 (t3 stays offline)."""
+    folder = tmp_path_factory.mktemp("running")
+    broker = LocalBroker(
+        folder / "broker",
+        {d: device_password(d) for d in DEVICES},
+        workers={w: EDGE_PASSWORD for w in WORKERS},
+        admin_password=ADMIN_PASSWORD,
+    ).start()
+    edge = edge_proc(folder, populated.db, broker.url, region).start()
+    agents = {}
+    try:
+        wait_for(lambda: edge_ready(edge) or not edge.alive(), 60, "the edge to subscribe")
+        assert edge.alive(), edge.log()
+        for device in ("t1", "t2"):
+            set_sync(populated.folders[device], health_interval_s=1.0)
+            agents[device] = agent_proc(populated.folders[device], broker.url).start()
+        yield agents
+    finally:
+        for agent in agents.values():
+            agent.stop()
+        edge.stop()
+        broker.stop()
+
+
+@pytest.fixture(scope="module")
+def server(populated, region, region_running, tmp_path_factory):
+    console = ConsoleServer(
+        populated.db,
+        tmp_path_factory.mktemp("web"),
+        region.key_path,
+        "--silent-after",
+        SILENT_AFTER_MIN,
+    ).start()
     yield console
     console.stop()
 
@@ -83,7 +123,6 @@ PAGES = {
         "/receipts/t1/2",
         "/verify",
     ],  # fmt: skip
-    "tess": ["/fleet"],
     "ada": ["/admin/users", "/admin/tenants", "/admin/devices", "/admin/region", "/admin/audit"],
 }
 
@@ -213,13 +252,36 @@ def test_a_pasted_receipt_is_verified(browser, server, populated):
     page.context.close()
 
 
-def test_the_fleet_page_flags_a_till_that_went_silent(browser, server):
+def test_the_fleet_page_flags_the_till_whose_agent_was_killed(
+    browser, server, region_running, console_db
+):
     page = sign_in(browser, server, "tess")
-    page.goto(server.url + "/fleet")
-    silent = page.locator("#fleet tr[data-device='t1']")
+
+    def row_of(device):
+        page.goto(server.url + "/fleet")
+        return page.locator(f"#fleet tr[data-device='{device}']")
+
+    def both_reporting():
+        return all("flag" not in (row_of(d).get_attribute("class") or "") for d in ("t1", "t2"))
+
+    wait_for(both_reporting, 60, "both agents' health on the fleet page", interval=1)
+    assert "never reported" in row_of("t3").inner_text()
+    region_running["t1"].kill()  # SIGKILL: no goodbye, the till just goes quiet
+
+    def t1_flagged():
+        return "silent for" in row_of("t1").inner_text()
+
+    wait_for(t1_flagged, 60, "the killed till flagged silent", interval=1)
+    silent = row_of("t1")
     assert "flag" in silent.get_attribute("class")
-    assert "silent for 3 h" in silent.inner_text()
-    healthy = page.locator("#fleet tr[data-device='t2']")
-    assert "paper low" in healthy.inner_text() and "silent" not in healthy.inner_text()
-    assert "never reported" in page.locator("#fleet tr[data-device='t3']").inner_text()
+    healthy = row_of("t2")
+    assert "silent" not in healthy.inner_text() and "flag" not in (
+        healthy.get_attribute("class") or ""
+    )
+    assert healthy.locator("td").nth(2).inner_text() != "?"  # the version it reported
+    if os.environ.get("TILLBOX_SCREENSHOTS") and console_db.startswith("sqlite"):
+        for width, height in ((1280, 800), (390, 844)):
+            page.set_viewport_size({"width": width, "height": height})
+            page.goto(server.url + "/fleet")
+            page.screenshot(path=str(SHOTS / f"fleet-{width}.png"), full_page=True)
     page.context.close()

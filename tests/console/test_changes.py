@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from fastapi.testclient import TestClient
 from nacl.signing import SigningKey
 
@@ -234,18 +233,42 @@ def test_an_admin_enrolls_a_device_and_sets_a_tenants_opt_in(signed_in):
     assert [r["target"] for r in _audit(signed_in, "device.enroll")] == ["t9"]
 
 
-@pytest.mark.skipif(
-    not hasattr(Store, "revoke_device"),
-    reason="Store.revoke_device lands with the telemetry branch",
-)
-def test_an_admin_revokes_a_device_and_the_fleet_shows_it(signed_in):
+def test_an_admin_revokes_a_device_and_its_segments_are_then_refused(populated, signed_in, region):
+    from appliance.formats import wire
+    from edge.ingest import Ingestor
+    from systest.sync import seal_log, sell
+
     ada = signed_in("ada")
+    r = ada.post(
+        "/admin/devices/t2/profile",
+        data={"csrf": ada.csrf, "stall": "honey-stall", "label": "Honey, till 2"},
+    )
+    assert r.status_code == 200 or r.status_code == 303
     r = ada.post("/admin/devices/t2/revoke", data={"csrf": ada.csrf, "reason": "stolen"})
-    assert r.status_code in (200, 303)
+    assert r.status_code in (200, 303), r.text
     devices = {d["device_id"]: d for d in ada.get("/api/v1/devices").json()["devices"]}
     assert devices["t2"]["revoked"]["reason"] == "stolen"
+    assert devices["t2"]["stall"] == "honey-stall"
     fleet = {d["device_id"]: d for d in ada.get("/api/v1/fleet").json()["devices"]}
     assert "key revoked" in fleet["t2"]["flags"]
+    # the edge now refuses the till's next segment, and the devices page counts it
+    folder = populated.folders["t2"]
+    sell(folder, 2)
+    store = Store.open(populated.db)
+    try:
+        last = seal_log(folder, size=40)[-1]
+        out = Ingestor(store, region.key).handle(wire.topic_seg("demo", "t2"), last)
+        assert out.status in ("rejected", "nack"), out
+    finally:
+        store.close()
+    devices = {d["device_id"]: d for d in ada.get("/api/v1/devices").json()["devices"]}
+    assert devices["t2"]["rejected"].get("revoked", 0) >= 1, devices["t2"]["rejected"]
+    [row] = _audit(signed_in, "device.revoke")
+    assert (row["target"], row["detail"], row["tenant"]) == ("t2", "stolen", "demo")
+    r = ada.post(
+        "/api/v1/devices/nope/revoke", json={"reason": "x"}, headers={"X-CSRF-Token": ada.csrf}
+    )
+    assert r.status_code == 404
 
 
 def test_signing_out_ends_the_session(signed_in):

@@ -12,7 +12,6 @@ from console import charts, fleet, forms
 from console.cli import listen_address
 from console.errors import BadInput
 from console.scope import ACCESS, ROLES, OutOfScope, Scope
-from systest.console import health_body
 
 
 def test_a_chart_escapes_its_labels_and_prints_its_values():
@@ -59,8 +58,30 @@ def test_a_period_is_checked_and_bounded():
             forms.period(start, end)
 
 
+def health_body(**changes):
+    """A health message's body as the edge stores it (``Health.to_json``)."""
+    from appliance.formats.telemetry import Health, Selftest
+
+    health = Health(
+        device="t1",
+        tenant="demo",
+        sent_ms=1_000_000,
+        version="0.1.0",
+        queued_events=0,
+        drain_estimate_s=0,
+        selftest=Selftest(999_000, True, (("printer", "pass"), ("clock", "pass"))),
+        printer_paper="ok",
+        engraver_alarm=None,
+        power_source="mains",
+        battery_pct=None,
+        card_exposure_minor=0,
+        currency="EUR",
+    )
+    return {**health.to_json(), **changes}
+
+
 def _row(**telemetry):
-    body = health_body("t1", "demo", 1_000_000, **telemetry) if telemetry is not None else None
+    body = health_body(**telemetry)
     return {
         "device_id": "t1",
         "tenant": "demo",
