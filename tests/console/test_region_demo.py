@@ -1,5 +1,6 @@
 """``make region``: broker, edge, console and two tills that sell, on one machine; the
-tills' sales reach the console within seconds, and everything stops cleanly."""
+tills' sales reach the console within seconds (receipts, and takings per stall from the
+rollups ingest keeps), and everything stops cleanly."""
 
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ def test_the_demo_regions_sales_reach_the_console(tmp_path):
             return {r["device_id"] for r in found["receipts"]} == {d for d, _, _ in TILLS}
 
         wait_for(receipts_of_both_tills, 90, "both tills' receipts at the console", interval=1)
+        sales = json.load(opener.open(base + "/api/v1/sales?group=stall", timeout=10))
+        assert {r["key"] for r in sales["rows"]} == {stall for _, stall, _ in TILLS}
+        assert all(r["sales"] > 0 and r["gross_minor"] > 0 for r in sales["rows"])
     finally:
         demo.stop()
     assert all(not p.alive() for p in demo.procs)
