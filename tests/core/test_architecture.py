@@ -34,7 +34,6 @@ SQL_IN_TEST_HARNESS = {
     "systest/postgres.py",
     "systest/reports.py",
     "systest/sync.py",
-    "systest/console.py",
 }
 
 _SQL_TEXT = re.compile(
