@@ -179,6 +179,10 @@ def test_receipts_are_found_by_number_and_by_the_code_under_the_qr(populated, si
     found = mia.get("/api/v1/receipts", params={"q": "2"}).json()["receipts"]
     assert {(r["device_id"], r["receipt_no"]) for r in found} == {("t1", 2), ("t2", 2)}
     printed = next(r for r in populated.figures.receipts if r["device_id"] == "t2" and r["code"])
+    # the till logged the code it printed under the QR: the short code of that QR's payload
+    from appliance.formats.receipt import short_code
+
+    assert printed["code"] == short_code(_payload(populated, "t2", printed["receipt_no"]))
     found = mia.get("/api/v1/receipts", params={"q": printed["code"].lower()}).json()["receipts"]
     assert [(r["device_id"], r["receipt_no"]) for r in found] == [("t2", printed["receipt_no"])]
     other = next(r for r in populated.figures.receipts if r["device_id"] == "t3" and r["code"])
