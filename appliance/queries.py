@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from appliance import projections
+
 if TYPE_CHECKING:
     from appliance.log import EventLog
 
@@ -230,6 +232,12 @@ def sale_seq_by_id(log: EventLog, sale_id: str) -> int | None:
     """The seq of the sale ``sale_id``; None when there is none."""
     row = log.conn.execute("SELECT seq FROM sales WHERE sale_id = ?", (sale_id,)).fetchone()
     return row[0] if row else None
+
+
+def foreign_refunded(log: EventLog, device_id: str, receipt_no: int) -> dict[int, int]:
+    """rate_bp -> gross this till already refunded of another till's receipt (the
+    kiosk shows what is left; the till's refund reads the same projection)."""
+    return projections.foreign_refunded(log.conn, device_id, receipt_no)
 
 
 def card_total_after(log: EventLog, seq: int) -> int:

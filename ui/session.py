@@ -13,9 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from appliance import refund_scan
+from appliance import crossrefund, queries, refund_scan
 from appliance.catalog import Item
 from appliance.errors import RuleViolation, TillError
+from appliance.formats import receipt as receipt_sig
 from appliance.pricing import CartLine, Quote
 from appliance.saleopen import SaleMark
 from appliance.till import RefundResult, SaleResult, Till
@@ -51,6 +52,30 @@ class Gate:
     reason: str = ""
     failed: list[str] = field(default_factory=list)
     overridden: bool = False
+
+
+@dataclass(frozen=True)
+class ForeignReceipt:
+    """A receipt of another till of the roster, proved genuine by the core
+    (:func:`appliance.crossrefund.check_receipt`), and what this till refunded of it."""
+
+    payload: str  # the scanned text: the core checks it again when refunding
+    sale: crossrefund.ForeignSale
+    refunded: dict[int, int]  # rate_bp -> gross this till already refunded of it
+
+    @property
+    def total_minor(self) -> int:
+        return sum(gross for _bp, gross in self.sale.totals)
+
+    def rates(self) -> list[tuple[int, int, int]]:
+        """(rate_bp, gross the receipt states, what is left to refund at this till)."""
+        return [
+            (bp, gross, max(0, gross - self.refunded.get(bp, 0))) for bp, gross in self.sale.totals
+        ]
+
+    @property
+    def left_minor(self) -> int:
+        return sum(left for _bp, _gross, left in self.rates())
 
 
 class Session:
@@ -194,6 +219,28 @@ class Session:
         event = self.till.find_sale(ref)
         return event.payload
 
+    def find_refund(self, text: str) -> dict[str, Any] | ForeignReceipt:
+        """What a refund starts from: this till's sale (its payload, as :meth:`find_sale`),
+        or another roster till's receipt (:class:`ForeignReceipt`). A receipt of a till
+        the roster does not name is this till's question: "refund it there"."""
+        ref = text.strip()
+        if "*" in ref and self._other_roster_till(ref):
+            roster = self.till.lists.roster(self.till.log.conn)
+            sale = crossrefund.check_receipt(ref, self.till.tenant, roster)
+            done = queries.foreign_refunded(self.till.log, sale.device_id, sale.receipt_no)
+            return ForeignReceipt(ref, sale, done)
+        return self.find_sale(ref)
+
+    def _other_roster_till(self, payload: str) -> bool:
+        try:
+            fields, _sig, _signed = receipt_sig.parse_payload(payload)
+        except ValueError:
+            return False  # find_sale says why it is not a receipt
+        if fields.device_id == self.till.device_id:
+            return False
+        roster = self.till.lists.roster(self.till.log.conn)
+        return roster is not None and roster.device(fields.device_id) is not None
+
     def receipt_from_qr(self, payload: str) -> int:
         """The sale's receipt number from a scanned receipt QR (the core's policy:
         :func:`appliance.refund_scan.receipt_from_qr`)."""
@@ -204,6 +251,30 @@ class Session:
         if not items:
             raise RuleViolation("choose at least one item to refund (tap + on its line)")
         return self.till.refund(receipt_no, items)
+
+    def refund_foreign(
+        self, receipt: ForeignReceipt, items: list[tuple[str, int]] | None
+    ) -> RefundResult:
+        """Refund another till's receipt: the chosen items from this till's catalog, or
+        (``None``) all that is left of it here. The core checks the receipt again."""
+        self.require_open_gate()
+        if items is not None and not items:
+            raise RuleViolation(
+                "choose at least one item to refund (tap + on its line), or refund all that is left"
+            )
+        return refund_scan.refund_by_receipt(self.till, receipt.payload, items)
+
+    def refund_prices(self, receipt: ForeignReceipt) -> list[tuple[Item, int, int]]:
+        """(item, gross now, rate_bp) of the catalog's items at the receipt's tax rates:
+        what the cashier may give back against another till's receipt (it lists no items;
+        the core prices and bounds the refund)."""
+        rates = {bp for bp, _gross, left in receipt.rates() if left > 0}
+        out = []
+        for item in self.till.catalog().items.values():
+            line = self.till.quote([CartLine(item.sku, 1)]).lines[0]
+            if line.rate_bp in rates:
+                out.append((item, line.gross_minor, line.rate_bp))
+        return out
 
     # -- shifts ----------------------------------------------------------------------------
     def shift(self) -> int | None:

@@ -86,20 +86,47 @@ def start_xvfb(width: int = 1280, height: int = 800) -> tuple[subprocess.Popen, 
 
 def make_till(root: Path, *, fatal: list[str] | None = None, engraver_speed: float = 40) -> DataDir:
     """A demo till with a technician PIN, a USB folder and a fast engraver simulator."""
-    from appliance.techpin import hash_pin
-
     ddir = DataDir(root)
     Till.init(ddir, "ui-test", demo=True).close()
+    return configure_kiosk(ddir, fatal=fatal, engraver_speed=engraver_speed)
+
+
+def configure_kiosk(
+    ddir: DataDir,
+    *,
+    fatal: list[str] | None = None,
+    engraver_speed: float = 40,
+    camera: Path | None = None,
+) -> DataDir:
+    """Make an existing till ready for the kiosk tests: technician PIN, USB folder, fast
+    engraver simulator; ``camera``: a sim camera that sees the picture in that file."""
+    from appliance.techpin import hash_pin
+
+    root = ddir.root
     config = ddir.load_config()
     config.update(
         "ui", technician_pin_hash=hash_pin(PIN, iterations=1000), usb_path=str(root.parent / "usb")
     )
     config.update("hardware", engraver=f"sim://?speed={engraver_speed:g}")
+    if camera is not None:
+        config.update("hardware", camera=f"sim://?scene={camera}")
     if fatal is not None:
         config.update("selftest", fatal=fatal)
     ddir.save_config(config)
     (root.parent / "usb").mkdir(exist_ok=True)
     return ddir
+
+
+def show_qr(scene: Path, text: str | None) -> None:
+    """Hold a QR code of ``text`` in front of the sim camera (None: nothing in view)."""
+    import qrcode
+
+    if text is None:
+        scene.unlink(missing_ok=True)
+        return
+    tmp = scene.with_name(scene.name + ".tmp")
+    qrcode.make(text, border=4).save(tmp, format="PNG")
+    os.replace(tmp, scene)  # the camera never reads a half-written picture
 
 
 class Kiosk:

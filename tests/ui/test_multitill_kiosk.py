@@ -1,0 +1,114 @@
+"""A stall with two tills, events and bookings, on the real kiosk under Xvfb.
+
+Till a1 sells elsewhere (in-process, through the core); the kiosk runs till b1 of the
+same tenant and stall, with the region's roster, event schedule and bookings signed by
+a real region key and applied as a USB file would be. The camera is the simulator
+looking at a QR picture the test writes; the taps are X events; every verdict is read
+from the log through the core. One kiosk serves the module, in order: a refund of
+a1's receipt, the event bar and its question, the bookings.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from appliance import events as ev
+from appliance.formats import receipt as receipt_sig
+from appliance.formats import region as fmt
+from appliance.pricing import CartLine
+from appliance.testing import confirm_clock
+from appliance.till import Till
+from systest.multitill import deliver, make_tills, roster_of, schedule_of, scheduled
+from ui.testing import Kiosk, configure_kiosk, events, show_qr
+
+pytestmark = pytest.mark.slow
+
+H = 3600 * 1000
+NOW = int(time.time() * 1000)
+# Two events on at once (and the kiosk's clock is not confirmed by a time source here):
+# either way the till must ask the cashier.
+FAIR = scheduled("fair-1", NOW - H, NOW + 8 * H, name="Winter Fair", address="Quay Street 1")
+TALK = scheduled("talk-1", NOW - H // 2, NOW + 2 * H, name="Makers' Talk", address="Hall B")
+BOOKED = [
+    {
+        "id": "bk-paid",
+        "number": 7,
+        "name": "Ada Lovelace",
+        "payment": "paid_online",
+        "items": [
+            {"sku": "BOARD-ENG", "qty": 1, "engraving": "ADA & MAX"},
+            {"sku": "HONEY", "qty": 2},
+        ],
+        "stall": "s1",
+    },
+    {
+        "id": "bk-pickup",
+        "number": 8,
+        "name": "Charles Babbage",
+        "payment": "pay_at_pickup",
+        "items": [{"sku": "MUG-01", "qty": 1}],
+        "stall": "",
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def stall(xvfb, tmp_path_factory, region):
+    root = tmp_path_factory.mktemp("stall")
+    a, b = make_tills(root, region, ("a1", "b1"))
+    roster = roster_of([a, b])
+    for folder in (a, b):
+        deliver(folder, region, roster, 1)
+        deliver(folder, region, schedule_of(FAIR, TALK), 1)
+        deliver(folder, region, fmt.Bookings.from_json({"bookings": BOOKED}), 1)
+    scene = root / "camera-scene.png"
+    configure_kiosk(b, fatal=["log", "device_key", "disk"], camera=scene)
+    k = Kiosk(xvfb, b, "800x480")
+    k.scene = scene
+    k.other = a
+    k.region = region
+    k.wait_text("verdict", "Ready to trade", timeout=20)
+    k.tap("start-selling")
+    k.wait_screen("sell")
+    yield k
+    k.stop()
+
+
+def test_a_receipt_of_the_stalls_other_till_is_refunded_here(stall):
+    k = stall
+    with Till.open(k.other) as till_a:  # the customer bought at a1 (asked: no event)
+        till_a.choose_event("")
+        sale = till_a.sell([CartLine("MUG-01", 2), CartLine("HONEY", 1)], "cash")
+        qr = receipt_sig.receipt_qr_payload(till_a, sale.event)
+    no = sale.payload["receipt_no"]
+    k.tap("nav-refund")
+    k.wait_screen("refund")
+    show_qr(k.scene, qr)
+    k.tap("refund-scan")
+    k.wait_text("refund-sale", f"Sold at till a1, receipt {no}")
+    left = k.wait_text("refund-left", "Still refundable here")
+    assert "€24.00 at 20 % (of €24.00)" in left and "€6.50 at 5.5 % (of €6.50)" in left
+    k.tap("rinc-1")  # this till's catalog, first item at the receipt's rates: the mug
+    k.tap("refund-do")
+    message = k.wait_text("refund-message", "Refund recorded")
+    assert f"sold at till a1, receipt {no}" in message and "give back €12.00 (cash)" in message
+    k.wait_text("refund-left", "€12.00 at 20 % (of €24.00)")
+    k.screenshot("refund-other-till")
+    k.tap("refund-rest")
+    k.wait_text("refund-message", "give back €18.50")
+    k.wait_text("refund-left", "€0.00 at 20 %")
+    k.tap("refund-rest")
+    k.wait_text("refund-message", "nothing left to refund at this till")
+
+    refunds = [e.payload for e in events(k.ddir, ev.REFUND_ISSUED)]
+    assert [(r["sale_device"], r["sale_receipt_no"], r["sale_id"]) for r in refunds] == [
+        ("a1", no, ""),
+        ("a1", no, ""),
+    ]
+    assert [(ln["sku"], ln["qty"]) for ln in refunds[0]["lines"]] == [("MUG-01", 1)]
+    assert refunds[1]["lines"] == [] and refunds[1]["total_minor"] == 1850
+    assert sum(r["total_minor"] for r in refunds) == sale.payload["total_minor"]
+    with Till.open(k.ddir) as till_b:
+        assert till_b.stock()["MUG-01"] == 41  # the mug came back into this till's stock
