@@ -31,6 +31,7 @@ from appliance.till import Till
 from ui import fmt, i18n, probe
 from ui.context import N_, KioskContext
 from ui.devices import DeviceHub
+from ui.eventchooser import EventChooser, event_pill
 from ui.pads import AmountPad, PinPad, TextPad
 from ui.screens import SCREENS
 from ui.session import Session
@@ -77,9 +78,21 @@ class StatusBar(BoxLayout):
             ids.power.text = (
                 t("On battery") if battery else (t("Mains") if gpio.ok else t("Power ?"))
             )
+        self.show_event(ctx)
         shift = ctx.session.shift()
         ids.shift.text = (t("Shift") + f" {shift}") if shift else t("No shift")
         ids.shift.ok = shift is not None
+
+    def show_event(self, ctx: KioskContext) -> None:
+        """The event a sale made now belongs to; no pill on a till without a schedule."""
+        pill = self.ids.event
+        shown, pill.text, pill.ok = event_pill(ctx)
+        if shown != (pill.parent is not None):
+            if shown:
+                self.add_widget(pill, index=len(self.children) - 1)  # after the sync pill
+            else:
+                self.remove_widget(pill)
+            self.ids.sync.size_hint_x = 3.2 if shown else 3.6
 
 
 class NavBar(BoxLayout):
@@ -242,7 +255,17 @@ class KioskApp(App):
         pad.on_ok = on_ok
         self._open(pad)
 
-    def _open(self, pad: PinPad | TextPad) -> None:
+    def ask_event(self, then: Callable[[], None] | None) -> None:
+        """Which event this till is at (the core asks when unsure); ``then`` once chosen."""
+
+        def chosen() -> None:
+            self.root.ids.status.show_event(self.ctx)
+            if then:
+                then()
+
+        self._open(EventChooser(self.ctx, chosen))
+
+    def _open(self, pad: PinPad | TextPad | EventChooser) -> None:
         pad.bind(on_dismiss=self._dismissed)
         pad.open()
         Clock.schedule_once(lambda _dt: self.mark_dirty(), 0.3)

@@ -49,6 +49,7 @@ class Shell(Protocol):
     ) -> None: ...
     def ask_float(self, opened: Callable[[], None]) -> None: ...
     def ask_text(self, title: str, on_ok: Callable[[str, TextPad], None]) -> None: ...
+    def ask_event(self, then: Callable[[], None] | None) -> None: ...
 
 
 @dataclass
@@ -110,6 +111,10 @@ class KioskContext:
 
     def ask_text(self, title: str, on_ok: Callable[[str, TextPad], None]) -> None:
         self.shell.ask_text(title, on_ok)
+
+    def ask_event(self, then: Callable[[], None] | None = None) -> None:
+        """Open the event chooser; ``then`` runs once the cashier's answer is recorded."""
+        self.shell.ask_event(then)
 
     def personalise(self, sku: str) -> None:
         """Start a personalised order for ``sku``: the text comes next."""

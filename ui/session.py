@@ -20,6 +20,7 @@ from appliance.formats import receipt as receipt_sig
 from appliance.pricing import CartLine, Quote
 from appliance.saleopen import SaleMark
 from appliance.till import RefundResult, SaleResult, Till
+from ui import eventpick
 
 
 class SelftestCheck(Protocol):
@@ -207,6 +208,17 @@ class Session:
         self._mark_sale()
         # the key stays until the cart changes: a late second tap replays this sale
         return result
+
+    # -- the event the till trades at (the pick is the core's: ui.eventpick) ---------------
+    def event_status(self) -> eventpick.EventStatus:
+        return eventpick.status(self.till)
+
+    def event_choices(self) -> tuple[Any, ...]:  # appliance.formats.region.ScheduledEvent
+        return eventpick.choices(self.till)
+
+    def choose_event(self, event_id: str) -> None:
+        """The cashier's answer (``event.chosen``); the core refuses an unknown event."""
+        eventpick.choose(self.till, event_id)
 
     # -- refunds ---------------------------------------------------------------------------
     def find_sale(self, text: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from kivy.graphics import Color, Line, Rectangle
 from kivy.input.motionevent import MotionEvent
 from kivy.lang import Builder
 from kivy.properties import BooleanProperty, ListProperty, ObjectProperty, StringProperty
+from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.gridlayout import GridLayout
@@ -53,6 +54,10 @@ class MonoLabel(Label):
 class Pill(Label):
     probe = StringProperty("")
     ok = BooleanProperty(True)
+
+
+class TapPill(ButtonBehavior, Pill):
+    """A status pill the cashier can tap (the event: tap to choose it)."""
 
 
 class Panel(BoxLayout):

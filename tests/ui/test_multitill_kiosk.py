@@ -112,3 +112,64 @@ def test_a_receipt_of_the_stalls_other_till_is_refunded_here(stall):
     assert sum(r["total_minor"] for r in refunds) == sale.payload["total_minor"]
     with Till.open(k.ddir) as till_b:
         assert till_b.stock()["MUG-01"] == 41  # the mug came back into this till's stock
+
+
+def test_the_status_bar_names_the_event_and_a_sale_waits_for_the_cashiers_choice(stall):
+    k = stall
+    k.wait_text("st-event", "Choose event")
+    assert not k.widget("st-event").get("disabled")
+    k.tap("nav-sell")
+    k.wait_screen("sell")
+    k.tap("item-MUG-01")
+    k.wait_text("total", "12.00")
+    k.tap("pay")
+    k.wait_screen("pay")
+    assert "pay-choose-event" not in k.state()["widgets"]  # asked only once refused
+    before = len(events(k.ddir, ev.SALE_COMPLETED))
+    k.tap("confirm")
+    message = k.wait_text("pay-message", "which event is this sale at?")
+    assert message.startswith("Not recorded: ") and "\n" not in message
+    assert "fair-1" in message and "talk-1" in message  # the core's offer, as it words it
+    k.screenshot("pay-choose-event")
+    assert len(events(k.ddir, ev.SALE_COMPLETED)) == before  # nothing recorded
+
+    k.tap("pay-choose-event")
+    k.wait(lambda s: "ev-fair-1" in s["widgets"], what="the event chooser")
+    offered = {n for n in k.state()["widgets"] if n.startswith("ev-")}
+    assert {"ev-fair-1", "ev-talk-1", "ev-none", "ev-cancel"} <= offered
+    assert "Winter Fair" in k.text("ev-fair-1") and "Quay Street 1" in k.text("ev-fair-1")
+    k.screenshot("event-chooser")
+    k.tap("ev-fair-1")
+    k.wait_text("st-event", "Winter Fair")
+    k.wait(lambda s: not s.get("popup"), what="the chooser to close")
+    assert k.text("pay-message") == ""
+    k.tap("confirm")
+    k.wait_screen("receipt")
+    sold = events(k.ddir, ev.SALE_COMPLETED)
+    assert len(sold) == before + 1 and sold[-1].payload["event_id"] == "fair-1"
+    chosen = events(k.ddir, ev.EVENT_CHOSEN)[-1].payload
+    assert chosen["event_id"] == "fair-1"
+    assert chosen["question"]["reason"] in ("clock_unconfirmed", "overlap")
+    started = events(k.ddir, ev.EVENT_STARTED)[-1].payload
+    assert (started["event_id"], started["how"]) == ("fair-1", "chosen")
+
+    # A wrong tap can be undone: the chooser offers the same question's events again.
+    k.tap("st-event")
+    k.wait(lambda s: "ev-talk-1" in s["widgets"], what="the chooser again")
+    k.tap("ev-cancel")
+    k.wait(lambda s: not s.get("popup"), what="the chooser to close")
+
+    # The region's next schedule has one event on now, and a time source confirms the
+    # clock: the clock names the event, nothing is asked, the bar shows it.
+    market = scheduled("market-2", NOW - H, NOW + 8 * H, name="Harbour Market")
+    deliver(k.ddir, k.region, schedule_of(market), 2)
+    with Till.open(k.ddir) as till:
+        confirm_clock(till)
+        assert till.current_event().event_id == "market-2"
+    k.wait_text("st-event", "Harbour Market", timeout=15)  # the next status poll
+    k.tap("st-event")
+    k.wait_text("ev-title", "The clock says this is the event")
+    assert "ev-none" not in k.state()["widgets"]  # nothing to choose
+    k.screenshot("event-by-clock")
+    k.tap("ev-cancel")
+    k.wait(lambda s: not s.get("popup"), what="the pop-up to close")

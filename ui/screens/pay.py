@@ -19,12 +19,14 @@ class PayScreen(KScreen):
     method = StringProperty("cash")
     tendered = StringProperty("")
     busy = BooleanProperty(False)
+    asking = BooleanProperty(False)  # the sale was refused until the event is chosen
 
     def on_kv_post(self, *_: Any) -> None:
         self.ids.keypad.pressed = self.key
 
     def refresh(self) -> None:
         self.busy = False
+        self.asking = False
         self.tendered = ""
         self.ids.message.text = ""
         self.set_method("cash")
@@ -84,6 +86,21 @@ class PayScreen(KScreen):
             self.ids.change.text = ""
         a.mark_dirty()
 
+    def event_question(self) -> bool:
+        """True when the till asks which event this is (the way out: choose it)."""
+        try:
+            return self.ctx.session.event_status().asking
+        except TillError:
+            return False
+
+    def choose_event(self) -> None:
+        self.ctx.ask_event(self.event_chosen)
+
+    def event_chosen(self) -> None:
+        """The answer is recorded: the sale is priced under the event's profile now."""
+        self.asking = False
+        self.set_method(self.method)  # clears the refusal; the bar names the event
+
     def confirm(self) -> None:
         """Tap on Take cash / Charge card: the sale is confirmed once it is in the log."""
         a = self.ctx
@@ -99,6 +116,7 @@ class PayScreen(KScreen):
             self.busy = False
             prefix = self.t("Card refused") if self.method == "card" else self.t("Not recorded")
             self.ids.message.text = f"{prefix}: {exc}"
+            self.asking = self.event_question()
             a.announce("sale_refused", message=str(exc))
             a.mark_dirty()
             return
