@@ -96,7 +96,14 @@ class StatusBar(BoxLayout):
 
 
 class NavBar(BoxLayout):
-    pass
+    def show_bookings(self, shown: bool) -> None:
+        """The Bookings button, after Refund, once the till holds the region's bookings."""
+        button = self.ids.bookings
+        if shown != (button.parent is not None):
+            if shown:
+                self.add_widget(button, index=len(self.children) - 3)
+            else:
+                self.remove_widget(button)
 
 
 class Root(BoxLayout):
@@ -161,6 +168,7 @@ class KioskApp(App):
         sm.current = "start"
         root.ids.nav.opacity = 0
         root.ids.nav.disabled = True
+        root.ids.nav.show_bookings(self.session.has_bookings())
         sm.bind(current=lambda *_: self.mark_dirty())
         return root
 
@@ -297,6 +305,7 @@ class KioskApp(App):
             self.ctx.exposure = info["exposure_minor"]
             self._status_info = info
             self.root.ids.status.show(self.ctx, info)
+            self.root.ids.nav.show_bookings(self.session.has_bookings())
             self.ctx.announce("status", info=info)
             self.mark_dirty()
 

@@ -310,15 +310,21 @@ class DeviceHub:
         with its key, a sale or a refund) is the session's job on the UI thread, the same
         as for a handheld scanner's text.
         """
+        self._scan(RECEIPT, done, failed)
 
+    def scan_booking(self, done: Callable[[str], None], failed: Callable[[str], None]) -> None:
+        """The same for a booking's QR code (``TBB1*...``); the core checks what it says."""
+        self._scan(BOOKING, done, failed)
+
+    def _scan(self, kind: Scan, done: Callable[[str], None], failed: Callable[[str], None]) -> None:
         def work() -> str:
             if not self.devices.configured("camera"):
                 raise TillError(
-                    "this till has no camera configured; type the receipt number, or set "
+                    f"this till has no camera configured; {kind.instead}, or set "
                     "[hardware] camera in tillbox.toml"
                 )
-            photo = self.devices.camera.capture(purpose="refund scan")
-            return decode_qr(photo.data)
+            photo = self.devices.camera.capture(purpose=kind.purpose)
+            return decode_qr(photo.data, kind)
 
         self._submit(self._slow, work, done, failed)
 
@@ -355,11 +361,26 @@ class DeviceHub:
                     pass
 
 
-def decode_qr(image_bytes: bytes) -> str:
-    """The text of the receipt QR code in a JPEG/PNG (``appliance.qrimage``); TillError when
+@dataclass(frozen=True)
+class Scan:
+    """What the camera is held up to, in the cashier's words."""
+
+    purpose: str  # the camera's log line (camera.capture)
+    thing: str  # "the receipt"
+    instead: str  # what to do without the camera
+
+
+RECEIPT = Scan("refund scan", "the receipt", "type the receipt number")
+BOOKING = Scan("booking scan", "the booking", "search by number or name")
+
+
+def decode_qr(image_bytes: bytes, kind: Scan = RECEIPT) -> str:
+    """The text of the QR code in a JPEG/PNG (``appliance.qrimage``); TillError when
     there is none.
 
-    A code that zxing finds but cannot decode (blurred, creased, half in view) gets its own
+    A receipt payload wins when several codes are in view (``qrimage``'s rule: a booking
+    code held next to a receipt reads as the receipt, and the booking check says so). A
+    code that zxing finds but cannot decode (blurred, creased, half in view) gets its own
     message, so the cashier knows to hold it better rather than that there is nothing there.
     """
     from appliance.qrimage import UnreadableImage, read_receipt_qr
@@ -372,10 +393,10 @@ def decode_qr(image_bytes: bytes) -> str:
         return found.text
     if found.undecodable:
         raise TillError(
-            "a QR code is in view but could not be read; hold the receipt flat, "
+            f"a QR code is in view but could not be read; hold {kind.thing} flat, "
             "still and closer to the camera, then scan again"
         )
     raise TillError(
-        "no QR code in view; hold the receipt's QR code in front of the camera and "
-        "scan again, or type the receipt number"
+        f"no QR code in view; hold {kind.thing}'s QR code in front of the camera and "
+        f"scan again, or {kind.instead}"
     )

@@ -20,7 +20,7 @@ from appliance.formats import receipt as receipt_sig
 from appliance.pricing import CartLine, Quote
 from appliance.saleopen import SaleMark
 from appliance.till import RefundResult, SaleResult, Till
-from ui import eventpick
+from ui import bookingdesk, eventpick
 
 
 class SelftestCheck(Protocol):
@@ -89,6 +89,8 @@ class Session:
         self._unrecorded_failed: list[str] = []
         self._overridden_unrecorded = False
         self.last_sale: SaleResult | None = None
+        # a booking paid at pickup, waiting for its payment on the pay screen: (booking, via)
+        self.pickup: tuple[Any, str] | None = None
         self._sale_mark = SaleMark(till.data_dir)
 
     @staticmethod
@@ -118,7 +120,7 @@ class Session:
     def _mark_sale(self) -> None:
         """Let other processes see whether a sale is open (an update waits for it)."""
         try:
-            self._sale_mark.set(bool(self.cart))
+            self._sale_mark.set(bool(self.cart) or self.pickup is not None)
         except OSError:
             pass  # a sale is never refused for this; an update only waits less for it
 
@@ -169,6 +171,8 @@ class Session:
         self._changed()
 
     def quote(self) -> Quote | None:
+        if self.pickup is not None:  # what the booking is sold as; no promo code at pickup
+            return self.till.quote(bookingdesk.pickup_cart(self.till, self.pickup[0]))
         if not self.cart:
             return None
         return self.till.quote(self.cart, self.promo)
@@ -197,8 +201,18 @@ class Session:
         return None
 
     def pay(self, method: str, tendered: int | None = None) -> SaleResult:
-        """Record the sale durably. Retrying with the same cart replays, never charges twice."""
+        """Record the sale durably. Retrying with the same cart replays, never charges twice.
+
+        With a booking waiting for its payment, the sale is the booking's: it is handed
+        over in the same transaction (the core refuses a second hand-over)."""
         self.require_open_gate()
+        if self.pickup is not None:
+            booking, via = self.pickup
+            done = bookingdesk.pay_pickup(self.till, booking, via, method, tendered)
+            self.pickup = None
+            self._mark_sale()
+            self.last_sale = done["sale"]
+            return done["sale"]
         result = self.till.sell(
             self.cart, method, tendered=tendered, promo_code=self.promo, idempotency_key=self.key
         )
@@ -219,6 +233,34 @@ class Session:
     def choose_event(self, event_id: str) -> None:
         """The cashier's answer (``event.chosen``); the core refuses an unknown event."""
         eventpick.choose(self.till, event_id)
+
+    # -- bookings (the rules are the core's: ui.bookingdesk, appliance.bookings) -----------
+    def has_bookings(self) -> bool:
+        return bookingdesk.held(self.till)
+
+    def bookings(self, name: str = "") -> list[bookingdesk.BookingRow]:
+        return bookingdesk.rows(self.till, name)
+
+    def find_booking(
+        self, *, qr: str | None = None, number: int | None = None, name: str | None = None
+    ) -> tuple[Any, str]:  # (appliance.formats.region.Booking, how it was found)
+        return bookingdesk.find(self.till, qr=qr, number=number, name=name)
+
+    def hand_over(self, booking: Any, via: str) -> dict[str, Any] | None:
+        """A paid booking is handed over now, nothing charged (its ``booking.redeemed``
+        payload); one paid at pickup waits for its payment (None: the pay screen next)."""
+        self.require_open_gate()
+        if booking.paid:
+            return bookingdesk.hand_over_paid(self.till, booking, via)
+        bookingdesk.pickup_cart(self.till, booking)  # a booking the catalog cannot sell: now
+        self.pickup = (booking, via)
+        self._mark_sale()
+        return None
+
+    def cancel_pickup(self) -> None:
+        if self.pickup is not None:
+            self.pickup = None
+            self._mark_sale()
 
     # -- refunds ---------------------------------------------------------------------------
     def find_sale(self, text: str) -> dict[str, Any]:

@@ -173,3 +173,88 @@ def test_the_status_bar_names_the_event_and_a_sale_waits_for_the_cashiers_choice
     k.screenshot("event-by-clock")
     k.tap("ev-cancel")
     k.wait(lambda s: not s.get("popup"), what="the pop-up to close")
+
+
+def test_bookings_are_listed_scanned_handed_over_once_and_paid_at_pickup(stall):
+    k = stall
+    k.wait(lambda s: "nav-bookings" in s["widgets"], what="the Bookings button")
+    k.tap("nav-bookings")
+    k.wait_screen("bookings")
+    paid_row = k.wait_text("bk-row-7", "Ada Lovelace")
+    assert "paid online" in paid_row and '1 x Engraved oak board "ADA & MAX"' in paid_row
+    assert "2 x Wildflower honey 250 g" in paid_row
+    assert "pay at pickup" in k.wait_text("bk-row-8", "Charles Babbage")
+    k.screenshot("bookings")
+
+    # the customer's code from the booking e-mail, shown to the camera
+    before_sales = len(events(k.ddir, ev.SALE_COMPLETED))
+    show_qr(k.scene, fmt.booking_qr(k.region.key, "demo", "bk-paid", 7))
+    k.tap("bk-scan")
+    k.wait_text("bk-detail", "Booking 7")
+    k.wait_text("bk-message", "nothing to charge")
+    k.tap("bk-redeem")
+    message = k.wait_text("bk-message", "paid online — nothing to charge")
+    assert 'Engraving queued: "ADA & MAX"' in message
+    k.wait_text("bk-row-7", "handed over")
+    k.screenshot("booking-paid-handed-over")
+    redeemed = [e.payload for e in events(k.ddir, ev.BOOKING_REDEEMED)]
+    assert [(r["booking_id"], r["due_minor"], r["via"], r["sale_id"]) for r in redeemed] == [
+        ("bk-paid", 0, "qr", "")
+    ]
+    assert len(events(k.ddir, ev.SALE_COMPLETED)) == before_sales  # never charged
+
+    # handing it over again on this till: the core refuses, in its words
+    k.tap("bk-redeem")
+    again = k.wait_text("bk-message", "already handed over at this till")
+    assert again.startswith("Not handed over: booking 7") and "\n" not in again
+    assert len(events(k.ddir, ev.BOOKING_REDEEMED)) == 1
+
+    # the personalised board goes to the engraver with its text
+    k.tap("bk-engrave")
+    k.wait_screen("engrave")
+    k.wait_text("engrave-title", "ADA & MAX")
+    k.tap("engrave-start")
+    k.wait(lambda s: s.get("engraving", {}).get("state") == "completed", 90, "the engraving")
+    started = events(k.ddir, ev.ENGRAVING_STARTED)[-1].payload
+    assert (started["booking_id"], started["text"], started["receipt_no"]) == (
+        "bk-paid",
+        "ADA & MAX",
+        0,
+    )
+
+    # found by name, paid at pickup: the pay screen takes the money, the sale hands it over
+    k.tap("nav-bookings")
+    k.wait_screen("bookings")
+    k.tap("bk-name")
+    k.type_keys("BABBAGE")
+    k.tap("textpad-ok")
+    k.wait_text("bk-detail", "Booking 8")
+    k.tap("bk-redeem")
+    k.wait_screen("pay")
+    k.wait_text("pay-for", "Booking 8 · Charles Babbage · pay at pickup")
+    k.wait_text("due", "12.00")
+    k.screenshot("booking-pickup-pay")
+    k.tap("confirm")
+    k.wait_screen("receipt")
+    sale = events(k.ddir, ev.SALE_COMPLETED)[-1].payload
+    assert sale["booking_id"] == "bk-pickup" and sale["event_id"] == "market-2"
+    assert [(ln["sku"], ln["qty"]) for ln in sale["lines"]] == [("MUG-01", 1)]
+    pickup = events(k.ddir, ev.BOOKING_REDEEMED)[-1].payload
+    assert (pickup["booking_id"], pickup["via"], pickup["due_minor"]) == ("bk-pickup", "name", 1200)
+    assert pickup["receipt_no"] == sale["receipt_no"]
+
+    # again at pickup: the pay screen shows the core's refusal; nothing is charged
+    k.tap("nav-bookings")
+    k.wait_screen("bookings")
+    k.tap("bk-open-8")
+    k.wait_text("bk-detail", "Already handed over at this till")
+    k.tap("bk-redeem")
+    k.wait_screen("pay")
+    k.tap("confirm")
+    k.wait_text("pay-message", "booking 8 was already handed over at this till")
+    k.tap("pay-back")
+    k.wait_screen("bookings")
+    assert len(events(k.ddir, ev.BOOKING_REDEEMED)) == 2
+    assert events(k.ddir, ev.SALE_COMPLETED)[-1].payload["booking_id"] == "bk-pickup"
+    with Till.open(k.ddir) as till:
+        assert till.verify().ok

@@ -26,6 +26,7 @@ SCREEN_NAMES = [
     "pers_sign",
     "engrave",
     "refund",
+    "bookings",
     "shift",
     "inspect",
     "settings",

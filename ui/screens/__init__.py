@@ -8,6 +8,7 @@ shell adds them in (the first one is shown at start).
 from __future__ import annotations
 
 from ui.screens.base import KScreen
+from ui.screens.bookings import BookingsScreen
 from ui.screens.engrave import EngraveScreen
 from ui.screens.inspect import InspectScreen
 from ui.screens.pay import PayScreen
@@ -33,6 +34,7 @@ SCREENS: tuple[tuple[str, type[KScreen]], ...] = (
     ("pers_sign", PersSignScreen),
     ("engrave", EngraveScreen),
     ("refund", RefundScreen),
+    ("bookings", BookingsScreen),
     ("shift", ShiftScreen),
     ("inspect", InspectScreen),
     ("settings", SettingsScreen),

@@ -1,4 +1,8 @@
-"""The engrave screen: start, progress, hold/resume and cancel of a sale line's job."""
+"""The engrave screen: start, progress, hold/resume and cancel of a sale line's job.
+
+The lines come from the core's queue (:func:`appliance.services.engraving.engraving_queue`)
+of a sale, or of a paid booking's hand-over (no sale: its ``booking.redeemed``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 from kivy.properties import BooleanProperty
 
 from appliance.errors import TillError
-from appliance.services.engraving import EngravingJob
+from appliance.services.engraving import EngravingJob, engraving_queue
 from appliance.till import SaleResult
 from ui.screens.base import KScreen, load_kv
 
@@ -20,14 +24,19 @@ class EngraveScreen(KScreen):
     pending = BooleanProperty(False)
 
     def on_kv_post(self, *_: object) -> None:
-        self.sale: SaleResult | None = None
+        self.order: dict[str, Any] = {}  # the sale's or the hand-over's payload
         self.queue: list[dict[str, Any]] = []
         self.job: Any = None  # drivers.grbl.EngraveJob while one runs
         self.current: dict[str, Any] | None = None
 
     def load_sale(self, sale: SaleResult) -> None:
-        self.sale = sale
-        self.queue = [ln for ln in sale.payload["lines"] if ln.get("personalisation")]
+        self.load_order(sale.payload)
+
+    def load_order(self, payload: dict[str, Any]) -> None:
+        """Engrave the personalised lines of ``payload`` (a sale, or a paid booking's
+        ``booking.redeemed``: its lines carry the engraving text the same way)."""
+        self.order = payload
+        self.queue = engraving_queue(payload)
         self.pending = bool(self.queue)
         self.job = None
         self.ids.bar.value = 0
@@ -68,7 +77,7 @@ class EngraveScreen(KScreen):
         # The core records the job's lifecycle; "started" only once the engraver took it.
         record = EngravingJob(
             a.till,
-            self.sale.payload,
+            self.order,
             line["line"],
             text=line["personalisation"].get("text", ""),
             gcode_lines=len(tp.gcode),

@@ -1,4 +1,8 @@
-"""The pay screen: cash with quick tenders and change, or card (offline limits)."""
+"""The pay screen: cash with quick tenders and change, or card (offline limits).
+
+It takes the payment for the cart, or for a booking paid at pickup (the session holds
+it from the Bookings screen until it is paid or the cashier leaves this screen).
+"""
 
 from __future__ import annotations
 
@@ -29,7 +33,20 @@ class PayScreen(KScreen):
         self.asking = False
         self.tendered = ""
         self.ids.message.text = ""
+        pickup = self.ctx.session.pickup
+        self.ids.what.text = (
+            f"{self.t('Booking')} {pickup[0].number} · {pickup[0].name} · "
+            + self.t("pay at pickup")
+            if pickup
+            else ""
+        )
         self.set_method("cash")
+
+    def on_leave(self, *_: Any) -> None:
+        self.ctx.session.cancel_pickup()  # a booking not paid for stays not handed over
+
+    def back(self) -> None:
+        self.ctx.go("bookings" if self.ctx.session.pickup else "sell")
 
     def set_method(self, method: str) -> None:
         self.method = method
