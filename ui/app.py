@@ -35,6 +35,7 @@ from ui.eventchooser import EventChooser, event_pill
 from ui.pads import AmountPad, PinPad, TextPad
 from ui.screens import SCREENS
 from ui.session import Session
+from ui.widgets import place
 
 NO_PIN = N_("No technician PIN is set; run `tillbox kiosk --set-technician-pin`.")
 
@@ -83,27 +84,23 @@ class StatusBar(BoxLayout):
         ids.shift.text = (t("Shift") + f" {shift}") if shift else t("No shift")
         ids.shift.ok = shift is not None
 
+    def on_kv_post(self, *_: object) -> None:
+        self._event = self.ids.event.__self__  # KV ids are weak; the pill comes and goes
+
     def show_event(self, ctx: KioskContext) -> None:
         """The event a sale made now belongs to; no pill on a till without a schedule."""
-        pill = self.ids.event
-        shown, pill.text, pill.ok = event_pill(ctx)
-        if shown != (pill.parent is not None):
-            if shown:
-                self.add_widget(pill, index=len(self.children) - 1)  # after the sync pill
-            else:
-                self.remove_widget(pill)
+        shown, self._event.text, self._event.ok = event_pill(ctx)
+        if place(self, self._event, shown, after=1):
             self.ids.sync.size_hint_x = 3.2 if shown else 3.6
 
 
 class NavBar(BoxLayout):
+    def on_kv_post(self, *_: object) -> None:
+        self._bookings = self.ids.bookings.__self__
+
     def show_bookings(self, shown: bool) -> None:
         """The Bookings button, after Refund, once the till holds the region's bookings."""
-        button = self.ids.bookings
-        if shown != (button.parent is not None):
-            if shown:
-                self.add_widget(button, index=len(self.children) - 3)
-            else:
-                self.remove_widget(button)
+        place(self, self._bookings, shown, after=3)
 
 
 class Root(BoxLayout):

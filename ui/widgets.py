@@ -64,6 +64,18 @@ class Panel(BoxLayout):
     pass
 
 
+def place(box: BoxLayout, widget: Widget, shown: bool, after: int) -> bool:
+    """Show ``widget`` in ``box`` with ``after`` children left of it, or take it out (no
+    gap left, unlike a zero width); True when that changed anything."""
+    if shown == (widget.parent is not None):
+        return False
+    if shown:
+        box.add_widget(widget, index=len(box.children) - after)
+    else:
+        box.remove_widget(widget)
+    return True
+
+
 class Keypad(GridLayout):
     """Digits for amounts, receipt numbers and PINs; ``pressed(key)`` gets 0-9, 00, C, <."""
 
