@@ -498,7 +498,11 @@ def test_the_committed_screenshots_cover_every_screen_the_suite_shoots():
     here = Path(__file__).parent
     docs = here.parents[1] / "docs" / "screenshots"
     wanted = set()
-    for test_file, size in (("test_flows.py", "800x480"), ("test_screens.py", None)):
+    for test_file, size in (
+        ("test_flows.py", "800x480"),
+        ("test_multitill_kiosk.py", "800x480"),
+        ("test_screens.py", None),
+    ):
         text = (here / test_file).read_text()
         if size is None:  # the tour is 1280x800; its last test runs at 800x480
             tour, _, rest = text.partition("def test_printer_out_of_paper")
