@@ -29,8 +29,9 @@ class QrRead:
     undecodable: bool = False
 
 
-def read_receipt_qr(image_bytes: bytes) -> QrRead:
-    """The receipt QR's text in a JPEG/PNG, preferring a tillbox payload.
+def read_receipt_qr(image_bytes: bytes, prefer: tuple[str, ...] = RECEIPT_PREFIXES) -> QrRead:
+    """The QR's text in a JPEG/PNG, preferring a payload that starts with ``prefer`` (a
+    receipt's by default; the bookings screen prefers a booking code).
 
     Raises :class:`UnreadableImage` when the bytes are no picture, TillError when
     zxing-cpp is not installed.
@@ -54,7 +55,7 @@ def read_receipt_qr(image_bytes: bytes) -> QrRead:
     )
     texts = [r.text for r in results if r.valid and r.text]
     for text in texts:
-        if text.startswith(RECEIPT_PREFIXES):
+        if text.startswith(prefer):
             return QrRead(text)
     if texts:
         return QrRead(texts[0])

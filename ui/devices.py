@@ -368,25 +368,27 @@ class Scan:
     purpose: str  # the camera's log line (camera.capture)
     thing: str  # "the receipt"
     instead: str  # what to do without the camera
+    prefer: tuple[str, ...]  # the payloads that win when several codes are in view
 
 
-RECEIPT = Scan("refund scan", "the receipt", "type the receipt number")
-BOOKING = Scan("booking scan", "the booking", "search by number or name")
+RECEIPT = Scan("refund scan", "the receipt", "type the receipt number", ("TB2*", "TB1*"))
+BOOKING = Scan("booking scan", "the booking", "search by number or name", ("TBB1*",))
 
 
 def decode_qr(image_bytes: bytes, kind: Scan = RECEIPT) -> str:
     """The text of the QR code in a JPEG/PNG (``appliance.qrimage``); TillError when
     there is none.
 
-    A receipt payload wins when several codes are in view (``qrimage``'s rule: a booking
-    code held next to a receipt reads as the receipt, and the booking check says so). A
+    The payload the scan is for wins when several codes are in view (a booking code held
+    next to a receipt reads as the booking on the bookings screen, as the receipt on the
+    refund screen). A
     code that zxing finds but cannot decode (blurred, creased, half in view) gets its own
     message, so the cashier knows to hold it better rather than that there is nothing there.
     """
     from appliance.qrimage import UnreadableImage, read_receipt_qr
 
     try:
-        found = read_receipt_qr(image_bytes)
+        found = read_receipt_qr(image_bytes, kind.prefer)
     except UnreadableImage as exc:
         raise TillError(f"the camera's picture could not be read ({exc}); scan again") from None
     if found.text:
