@@ -127,8 +127,13 @@ def test_power_up_with_homing_is_alarm_without_a_code_and_homing_makes_space_neg
 
 def test_power_up_alarm_message_follows_the_banner():
     sim = GrblSimulator(speed=400, settings=HOMING)
+    banner = f"Grbl 1.1h ['$' for help]\r\n{UNLOCK}\r\n".encode()
     try:
-        assert bytes(sim._out).endswith(f"Grbl 1.1h ['$' for help]\r\n{UNLOCK}\r\n".encode())
+        # read what the host side of the wire sees: the simulator's own thread may already
+        # have flushed its output buffer into the pty (it did, on a loaded machine)
+        with serial.Serial(sim.port, 115200, timeout=10) as port:
+            seen = port.read_until(banner)
+        assert seen.endswith(banner), seen
         assert sim.state == "Alarm" and sim.alarm is None
     finally:
         sim.disconnect()

@@ -119,9 +119,15 @@ def test_agent_sigkill_at_random_moments_resumes_exactly(tmp_path, broker, db_ur
     try:
         wait_for(lambda: edge_ready(edge), 20, "the edge to subscribe")
         mid_drain = 0
-        for _ in range(6):
+        for round_no in range(6):
             agent = agent_proc(till, broker.url).start()
-            time.sleep(rng.uniform(0.4, 1.0))  # includes start-up, sealing, mid-publish
+            if round_no % 2:
+                # from its connection, not its start: on a loaded machine a start-up alone
+                # can outlast any fixed delay, and then no kill would land mid-drain
+                wait_for(lambda a=agent: "sync connected" in a.log(), 30, "the agent")
+                time.sleep(rng.uniform(0.0, 0.3))
+            else:
+                time.sleep(rng.uniform(0.4, 1.0))  # includes start-up, sealing, mid-publish
             agent.kill()
             if till.sync_dir.joinpath("state.json").exists():
                 state = read_state(till)
