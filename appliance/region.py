@@ -2,9 +2,9 @@
 
 A schedule, a roster or a bookings list reaches the till as a TBRU region update
 (:mod:`appliance.formats.region`): from the sync agent, which takes the retained message
-of ``tillbox/v1/<tenant>/region/<kind>`` (:func:`apply_region_update`), or from a file
-on a USB stick (``tillbox region apply FILE``, ``tillbox event apply FILE``:
-:func:`apply_signed`). Either way the rules are the same and live here:
+of ``tillbox/v1/<tenant>/region/<kind>``, or from a file on a USB stick (``tillbox region
+apply FILE``, ``tillbox event apply FILE``). Both call :func:`apply_signed`, so the rules
+are the same and live here:
 
 * the signature is the region's (the key of ``[sync] region_public_key``), checked
   before anything is parsed;
@@ -81,6 +81,17 @@ def region_key(till: Till) -> VerifyKey:
     return keys.load_verify_key(value)
 
 
+class RegionRefused(RuleViolation):
+    """A region update this till will not apply; ``reason`` is the one word the sync
+    agent counts (``updates_rejected.<reason>``): a :class:`wire.WireError` reason
+    (``bad_signature``, ``oversize``, ``malformed``, ``wrong_kind``, ...) or
+    ``wrong_tenant``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def bookings_path(till: Till, version: int) -> Path:
     return till.data_dir.root / "region" / f"bookings-{version}.tbru"
 
@@ -90,30 +101,21 @@ def apply_signed(till: Till, data: bytes, kind: str | None = None) -> Applied:
     try:
         update, value = fmt.open_region_data(data, region_key(till), kind)
     except wire.WireError as exc:
-        raise RuleViolation(
+        raise RegionRefused(
+            exc.reason,
             f"region update refused ({exc.reason}: {exc}); use a file the region signed "
-            "(`tillbox edge event publish --out FILE`)"
+            "(`tillbox edge event publish --out FILE`)",
         ) from None
-    return _apply(till, update, value, data)
-
-
-def apply_region_update(till: Till, update: wire.RegionUpdate, data: bytes) -> Applied:
-    """Apply an update the caller already verified with the region key (the sync agent:
-    ``wire.open_update`` of the retained message). ``data`` is its signed bytes, kept
-    for a bookings list. Refused (RuleViolation) when its list is malformed."""
-    try:
-        value = fmt.parse(update.kind, update.data)
-    except wire.WireError as exc:
-        raise RuleViolation(f"region {update.kind} update refused: {exc}") from None
     return _apply(till, update, value, data)
 
 
 def _apply(till: Till, update: wire.RegionUpdate, value: fmt.RegionData, data: bytes) -> Applied:
     tenant = till.tenant
     if update.tenant != tenant:
-        raise RuleViolation(
+        raise RegionRefused(
+            "wrong_tenant",
             f"this {update.kind} update is for tenant {update.tenant}, and this till belongs "
-            f"to {tenant}; use the file made for {tenant}"
+            f"to {tenant}; use the file made for {tenant}",
         )
     payload: dict[str, Any] = {
         "kind": update.kind,

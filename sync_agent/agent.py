@@ -21,6 +21,12 @@ once each time it comes online, when the till's state changes (looked at every
 ``state_interval_s``) and at least every ``health_interval_s``. QoS 1, never retained,
 never awaited: segments never wait for it, and a failure to build one is logged and
 skipped.
+
+It applies the region's retained updates (``tillbox/v1/{tenant}/region/+``: the
+catalog, the event schedule, the roster, the bookings) through
+:mod:`sync_agent.region`. With ``once`` it exits only after the retained ones were
+handled: it subscribes to its ack topic a second time after the first SUBACK, and the
+broker answers that after sending the retained messages the first one released.
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ from sync_agent.config import SyncConfig
 from sync_agent.enrollment import handle_review
 from sync_agent.health import HealthReader
 from sync_agent.reader import LogReader
+from sync_agent.region import KINDS as REGION_KINDS
+from sync_agent.region import handle_update, version_key
 from sync_agent.store import AgentStore, Sealed
 
 log = logging.getLogger("tillbox.sync")
@@ -96,7 +104,9 @@ class Agent:
         self.store = AgentStore(data_dir.sync_dir / STATE_DB)
         self.seg_topic = wire.topic_seg(self.tenant, self.device)
         self.ack_topic = wire.topic_ack(self.tenant, self.device)
-        self.region_topic = wire.topic_region(self.tenant, "catalog")
+        # every retained region update of the tenant: catalog, schedule, roster, bookings
+        self.region_topic = wire.topic_region(self.tenant, "+")
+        self.region_prefix = wire.topic_region(self.tenant, "")
         # the region's signed review of this till's enrollment (sync_agent/enrollment.py)
         self.review_topic = wire.topic_down(self.tenant, self.device, REVIEW_KIND)
         self.health_topic = wire.topic_health(self.tenant, self.device)
@@ -118,6 +128,11 @@ class Agent:
         self.connecting_since = 0.0
         self.connected = False
         self.ready = False
+        self.subscribe_mid: int | None = None
+        # --once exits only after the retained region updates were handled: the SUBACK of
+        # a second subscription comes after the retained messages of the first
+        self.barrier_mid: int | None = None
+        self.region_synced = False
         self.attempts = 0
         self.next_attempt = 0.0
         self.unsealed_since: float | None = None
@@ -180,7 +195,9 @@ class Agent:
             self._backoff(time.monotonic(), f"broker refused the connection ({reason})")
             return
         self.connected = True
-        client.subscribe([(self.ack_topic, 1), (self.region_topic, 1), (self.review_topic, 1)])
+        _rc, self.subscribe_mid = client.subscribe(
+            [(self.ack_topic, 1), (self.region_topic, 1), (self.review_topic, 1)]
+        )
         log.info(
             "sync connected broker=%s session_present=%s",
             self.cfg.broker.redacted(),
@@ -191,6 +208,11 @@ class Agent:
         self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any
     ) -> None:
         if client is not self.client:
+            return
+        if mid == self.barrier_mid:
+            self.region_synced = True  # every retained region update came before this
+            return
+        if mid != self.subscribe_mid:
             return
         if len(reasons) > 2 and reasons[2].is_failure:
             # Reviews are not needed to sync: a broker whose ACL predates the down topics
@@ -205,6 +227,9 @@ class Agent:
             return
         self.ready = True
         self.attempts = 0
+        # Subscribing to the ack topic again changes nothing (no retained acks), but its
+        # SUBACK is queued behind the retained region messages the first one released.
+        _rc, self.barrier_mid = client.subscribe(self.ack_topic, 1)
         self.inflight.clear()  # after any reconnect every unacked segment goes again
         self.health_due = True
         self.detail = f"online: {self.cfg.broker.redacted()}"
@@ -223,8 +248,15 @@ class Agent:
         try:
             if msg.topic == self.ack_topic:
                 self._handle_ack(msg.payload)
-            elif msg.topic == self.region_topic:
-                self._handle_update(msg.payload)
+            elif msg.topic.startswith(self.region_prefix):
+                handle_update(
+                    self.data_dir,
+                    self.region_key,
+                    self.tenant,
+                    msg.topic[len(self.region_prefix) :],
+                    msg.payload,
+                    self.store,
+                )
             elif msg.topic == self.review_topic:
                 handle_review(
                     self.data_dir,
@@ -335,37 +367,6 @@ class Agent:
             "sync stopped there and nothing is lost: a technician must check the region "
             "(tillbox edge stats, its log), then restart tillbox-sync"
         )
-
-    def _handle_update(self, payload: bytes) -> None:
-        if not payload:
-            return  # a cleared retained message
-        try:
-            update = wire.open_update(payload, self.region_key)
-        except wire.WireError as exc:
-            self.store.bump(f"updates_rejected.{exc.reason}")
-            log.warning("sync region update rejected reason=%s detail=%s", exc.reason, exc)
-            return
-        if update.tenant != self.tenant or update.kind != "catalog":
-            self.store.bump("updates_rejected.wrong_tenant")
-            log.warning(
-                "sync region update for tenant=%s kind=%s rejected", update.tenant, update.kind
-            )
-            return
-        applied = int(self.store.get("region_catalog_version", "0"))
-        if update.version <= applied:
-            return  # the retained copy of what we already applied
-        from appliance.till import Till
-
-        try:
-            with Till.open(self.data_dir) as till:
-                event = till.apply_catalog(update.data, source="region")
-        except TillError as exc:
-            self.store.bump("updates_rejected.invalid")
-            log.warning("sync region update version=%d refused: %s", update.version, exc)
-            return
-        self.store.put("region_catalog_version", str(update.version))
-        self.store.bump("updates_applied")
-        log.info("sync region catalog applied version=%d seq=%d", update.version, event.seq)
 
     # -- outgoing -----------------------------------------------------------------------------
     def _seal(self, now: float) -> None:
@@ -559,6 +560,7 @@ class Agent:
                     return 1  # cannot drain; the CLI prints refusal()
                 if (
                     self.once
+                    and self.region_synced
                     and self.queue == []
                     and self.store.acked_seq() >= self.reader.tail()[0]
                 ):
@@ -601,7 +603,10 @@ def status(data_dir: DataDir) -> dict[str, Any]:
                 ("acks_rejected", "acks_ignored", "updates_", "segments_refused", "reviews_")
             )
             segments = store.segment_counts()
-            state["region_catalog_version"] = int(store.get("region_catalog_version", "0"))
+            state["region_catalog_version"] = int(store.get(version_key("catalog"), "0"))
+            state["region_versions"] = {
+                kind: int(store.get(version_key(kind), "0")) for kind in REGION_KINDS
+            }
         finally:
             store.close()
     state["counters"] = counters
