@@ -236,6 +236,14 @@ def revoke(store: Store, device_id: str, reason: str, now_ms: int | None = None)
     }
 
 
+def device_tenant(store: Store, device_id: str) -> str:
+    """The tenant an enrolled device belongs to."""
+    _require_enrolled(store, device_id)
+    row = store.device_key(device_id)
+    assert row is not None
+    return row[0]
+
+
 def set_profile(
     store: Store, device_id: str, stall: str | None = None, label: str | None = None
 ) -> dict[str, Any]:

@@ -28,14 +28,68 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     from edge import admin
 
     key = load_verify_key(args.public_key)
+    signer = _roster_key(args)
     store = _open_store(args)
     try:
         info = admin.enroll(store, args.device_id, key, args.tenant)
+        done = f"device {args.device_id} enrolled"
+        roster = _follow_roster(args, store, signer, args.tenant, done)
     finally:
         store.close()
     state = "already enrolled" if info["already_enrolled"] else "enrolled"
-    emit(args, info, f"{state}: device {info['device_id']} (tenant {info['tenant']})")
+    _emit_with_roster(
+        args, info, f"{state}: device {info['device_id']} (tenant {info['tenant']})", roster
+    )
     return 0
+
+
+# -- the roster follows the devices (enroll, revoke, a stall moved) ------------------------
+def _roster_key(args: argparse.Namespace) -> object | None:
+    """The region key when the roster is to be published (--broker); checked before the
+    change is made, so a missing key changes nothing."""
+    return _region_key(args) if getattr(args, "broker", None) else None
+
+
+def _follow_roster(
+    args: argparse.Namespace, store: object, key: object | None, tenant: str, what: str
+) -> dict:
+    """With --broker: sign the tenant's roster again if the change altered it, and
+    publish the kept roster retained (the tills learn the change); without: say how."""
+    if key is None:
+        return {
+            "published": False,
+            "delivered": [
+                f"the tills learn it from the next roster: `tillbox edge roster publish "
+                f"--db URL --tenant {tenant} --broker URL` (or give --broker here)"
+            ],
+        }
+    from appliance.errors import TillError
+    from edge import regionlists
+
+    fresh = regionlists.refresh_roster(store, key, tenant)  # type: ignore[arg-type]
+    kept = fresh or regionlists.kept(store, tenant, "roster")  # type: ignore[arg-type]
+    assert kept is not None
+    try:
+        done = _deliver(args, kept)
+    except TillError as exc:
+        raise TillError(
+            f"{what}, but its roster (version {kept.version}) was not published: {exc}; "
+            f"publish it with `tillbox edge roster publish --db URL --tenant {tenant} "
+            "--broker URL`"
+        ) from None
+    return {
+        **kept.to_json(),
+        "published": True,
+        "signed": fresh is not None,
+        "delivered": [
+            f"roster version {kept.version} " + ("signed" if fresh else "unchanged"),
+            *done,
+        ],
+    }
+
+
+def _emit_with_roster(args: argparse.Namespace, info: dict, text: str, roster: dict) -> None:
+    emit(args, {**info, "roster": roster}, "\n".join([text, *roster["delivered"]]))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -119,9 +173,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_device_revoke(args: argparse.Namespace) -> int:
     from edge import admin
 
+    signer = _roster_key(args)
     store = _open_store(args)
     try:
         info = admin.revoke(store, args.device, args.reason)
+        tenant = admin.device_tenant(store, args.device)
+        roster = _follow_roster(args, store, signer, tenant, f"device {args.device} revoked")
     finally:
         store.close()
     when = _when(info["revoked_ms"])
@@ -131,7 +188,7 @@ def cmd_device_revoke(args: argparse.Namespace) -> int:
         else f"device {info['device_id']} revoked on {when}: its segments and health "
         "messages are refused from now on (take its broker login off too)"
     )
-    emit(args, info, text)
+    _emit_with_roster(args, info, text, roster)
     return 0
 
 
@@ -163,15 +220,23 @@ def cmd_device_list(args: argparse.Namespace) -> int:
 def cmd_device_set(args: argparse.Namespace) -> int:
     from edge import admin
 
+    signer = _roster_key(args)
+    if signer is not None and args.stall:
+        from appliance.identifiers import check_identifier
+
+        check_identifier(args.stall, "--stall (it goes in the tills' roster)")
     store = _open_store(args)
     try:
         info = admin.set_profile(store, args.device, args.stall, args.label)
+        tenant = admin.device_tenant(store, args.device)
+        roster = _follow_roster(args, store, signer, tenant, f"device {args.device} set")
     finally:
         store.close()
-    emit(
+    _emit_with_roster(
         args,
         info,
         f"device {info['device_id']}: stall {info['stall']!r}, label {info['label']!r}",
+        roster,
     )
     return 0
 
@@ -255,7 +320,7 @@ def _deliver(args: argparse.Namespace, kept: object) -> list[str]:
 
     done = []
     data = kept.data  # type: ignore[attr-defined]
-    if args.out:
+    if getattr(args, "out", None):
         atomic_write(Path(args.out), data)
         done.append(f"written to {args.out} (for `tillbox region apply FILE` at a till)")
     if args.broker:
@@ -452,6 +517,24 @@ def _add_broker(p: argparse.ArgumentParser, username: str) -> None:
     p.add_argument("--key", metavar="FILE", help=f"the region's signing key (default: ${KEY_ENV})")
 
 
+def _add_roster_broker(p: argparse.ArgumentParser) -> None:
+    """What a command that changes the tenant's devices takes to tell the tills."""
+    p.add_argument(
+        "--broker",
+        metavar="URL",
+        help="also sign the tenant's roster again and publish it retained (mqtt://HOST:PORT)",
+    )
+    p.add_argument(
+        "--username", default="tillbox-publisher", help="MQTT username (tillbox-publisher)"
+    )
+    p.add_argument(
+        "--password-file", metavar="FILE", help=f"MQTT password (default: ${PASSWORD_ENV})"
+    )
+    p.add_argument(
+        "--key", metavar="FILE", help=f"the region's signing key, with --broker (${KEY_ENV})"
+    )
+
+
 def _register_device(cmds: argparse._SubParsersAction) -> None:
     """``tillbox edge device revoke|list|set``."""
     device = cmds.add_parser("device", help="revoke a device, list devices, set stall and label")
@@ -465,6 +548,7 @@ def _register_device(cmds: argparse._SubParsersAction) -> None:
     add_json(p)
     p.add_argument("--device", required=True, metavar="ID")
     p.add_argument("--reason", required=True, metavar="TEXT", help="why (kept with the device)")
+    _add_roster_broker(p)
     p.set_defaults(handler=cmd_device_revoke)
 
     p = actions.add_parser("list", help="each device: tenant, stall, label, last seen, revoked")
@@ -478,6 +562,7 @@ def _register_device(cmds: argparse._SubParsersAction) -> None:
     p.add_argument("--device", required=True, metavar="ID")
     p.add_argument("--stall", metavar="S", help="the stall it serves (unchanged if omitted)")
     p.add_argument("--label", metavar="L", help="a label for people (unchanged if omitted)")
+    _add_roster_broker(p)
     p.set_defaults(handler=cmd_device_set)
 
 
@@ -499,6 +584,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="64 hex digits, or the till's keys/device.pub",
     )
     p.add_argument("--tenant", default="demo", help="the till's tenant (default: demo)")
+    _add_roster_broker(p)
     p.set_defaults(handler=cmd_enroll)
 
     p = cmds.add_parser("serve", help="ingest segments from the broker (one worker)")

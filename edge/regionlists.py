@@ -27,6 +27,7 @@ from nacl.signing import SigningKey
 from appliance.errors import RuleViolation, TillError
 from appliance.formats import region as fmt
 from appliance.formats import wire
+from appliance.identifiers import is_identifier
 from edge.store import Store, is_write_conflict
 
 
@@ -124,7 +125,33 @@ def publish_roster(store: Store, key: SigningKey, tenant: str, version: int | No
         {"device_id": d, "public_key": k, "stall": stall}
         for d, k, stall in store.roster_rows(tenant)
     ]
+    for device in devices:
+        if device["stall"] and not is_identifier(device["stall"]):
+            raise RuleViolation(
+                f"device {device['device_id']}'s stall {device['stall'][:40]!r} cannot go in "
+                "a roster (1-64 of A-Z a-z 0-9 - _); set it with `tillbox edge device set "
+                "--stall`"
+            )
     return _keep(store, key, tenant, _parse(fmt.ROSTER, {"devices": devices}), version)
+
+
+def refresh_roster(store: Store, key: SigningKey, tenant: str) -> Kept | None:
+    """After a device of ``tenant`` was enrolled, revoked or moved to another stall: sign
+    and keep a new roster when the kept one no longer lists exactly the enrolled,
+    unrevoked devices and their stalls; None when it still does (nothing to tell)."""
+    kept_row = store.region_update(tenant, fmt.ROSTER)
+    if kept_row is not None:
+        current = [
+            {"device_id": d, "public_key": k, "stall": stall}
+            for d, k, stall in store.roster_rows(tenant)
+        ]
+        try:
+            _update, value = fmt.open_region_data(kept_row[1], key.verify_key, fmt.ROSTER)
+        except wire.WireError:
+            value = None  # kept under another key: sign it anew with this one
+        if value is not None and value.to_json() == {"devices": current}:
+            return None
+    return publish_roster(store, key, tenant)
 
 
 def kept_bookings(store: Store, key: SigningKey, tenant: str) -> fmt.Bookings:

@@ -182,3 +182,54 @@ def test_the_agent_refuses_and_counts_what_is_not_the_regions(tmp_path, broker, 
     finally:
         agent.stop()
     assert "Traceback" not in agent.log()
+
+
+def roster_of_till(folder) -> dict[str, str]:
+    with Till.open(folder) as till:
+        roster = till.lists.roster(till.log.conn)
+        return {d.device_id: d.stall for d in roster.devices} if roster else {}
+
+
+def test_the_roster_follows_enroll_stall_and_revoke(tmp_path, broker, db_url, region):
+    t1, t2 = make_till(tmp_path, "t1", region), make_till(tmp_path, "t2", region)
+    pub = [*publisher_args(tmp_path, broker), "--key", str(region.key_path)]
+    db = ["--db", db_url]
+    first = edge_cli(
+        "enroll", *db, "--device-id", "t1", "--public-key", str(t1.public_key_path), *pub
+    )
+    assert first["roster"]["published"] and first["roster"]["signed"]
+    agent = agent_proc(t1, broker.url).start()
+    try:
+        wait_for(lambda: roster_of_till(t1) == {"t1": ""}, 20, "t1's first roster")
+        edge_cli("enroll", *db, "--device-id", "t2", "--public-key", str(t2.public_key_path), *pub)
+        wait_for(lambda: roster_of_till(t1) == {"t1": "", "t2": ""}, 20, "t2 in the roster")
+        moved = edge_cli("device", "set", *db, "--device", "t2", "--stall", "s2", *pub)
+        assert moved["roster"]["signed"]
+        wait_for(lambda: roster_of_till(t1) == {"t1": "", "t2": "s2"}, 20, "t2 at stall s2")
+        # a label is not in the roster: the kept one goes out again, no new version
+        labelled = edge_cli("device", "set", *db, "--device", "t2", "--label", "back", *pub)
+        assert (labelled["roster"]["signed"], labelled["roster"]["version"]) == (
+            False,
+            moved["roster"]["version"],
+        )
+        edge_cli("device", "revoke", *db, "--device", "t2", "--reason", "stolen", *pub)
+        wait_for(lambda: roster_of_till(t1) == {"t1": ""}, 20, "t2 out of the roster")
+        # without --broker: changed at the region, and the line says how to tell the tills
+        out = run_tillbox("edge", "device", "set", *db, "--device", "t1", "--stall", "s1")
+        assert out.returncode == 0 and "tillbox edge roster publish" in out.stdout
+        # a stall the roster cannot carry is refused before anything changes
+        bad = run_tillbox("edge", "device", "set", *db, "--device", "t1", "--stall", "a b", *pub)
+        assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "--stall" in bad.stderr
+    finally:
+        agent.stop()
+    # the broker gone: the change is made, and the one line says what to run
+    broker.stop()
+    out = run_tillbox("edge", "device", "set", *db, "--device", "t1", "--stall", "s3", *pub)
+    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+    assert "not published" in out.stderr and "tillbox edge roster publish" in out.stderr
+    assert (
+        json.loads(run_tillbox("edge", "device", "list", *db, "--json").stdout)["devices"][0][
+            "stall"
+        ]
+        == "s3"
+    )
