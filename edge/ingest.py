@@ -25,6 +25,7 @@ the nonce the agent sent with the segment (TBAK v2), so it answers that one publ
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -324,7 +325,17 @@ class Ingestor:
         nonce: str = "",
     ) -> Outcome:
         s = self.store
+        # A refund of another till's receipt reads that till's sales, and a sale reads
+        # the refunds waiting for it: lock both devices' rows (in id order), so one of the
+        # two transactions sees the other's commit (PostgreSQL runs them side by side).
+        named = {
+            e.intent.sale_device
+            for e in events
+            if e.intent is not None and e.intent.sale_device not in ("", device)
+        }
         with s.transaction():
+            if named:
+                s.lock_devices(sorted(named | {device}))
             row = s.lock_device(device)
             assert row is not None  # enrolled devices are never deleted
             _dev, _tenant, last_seq, last_hash, tip = row
@@ -379,6 +390,26 @@ class Ingestor:
             wire.topic_ack(tenant, device),
         )
 
+    def _waiting(
+        self, tenant: str, device: str, receipt_nos: list[int]
+    ) -> dict[int, list[ledger.Pending]]:
+        """Receipt no -> the stored refunds (at other tills) waiting for that sale of
+        ``device``, read back from their stored events."""
+        out: dict[int, list[ledger.Pending]] = {}
+        for receipt_no, refund_device, seq, body in self.store.pending_refunds(
+            tenant, device, receipt_nos
+        ):
+            event = json.loads(body)  # stored by ingest, so it parsed and checked before
+            intent = ledger.extract(ledger.REFUND, event["payload"])
+            assert intent is not None
+            fact = (
+                rollups.extract(intent, event["payload"], event["wall_ms"])
+                if self.with_rollups
+                else None
+            )
+            out.setdefault(receipt_no, []).append(ledger.Pending(refund_device, seq, intent, fact))
+        return out
+
     def _insert(
         self,
         tenant: str,
@@ -390,17 +421,34 @@ class Ingestor:
     ) -> None:
         s = self.store
         intents = [e for e in events if e.intent is not None]
-        sale_keys = [e.intent.idem_key for e in intents if e.type == ledger.SALE]
-        refunded = [e.intent.sale_id for e in intents if e.type == ledger.REFUND]
-        known = s.sale_ids_by_key(tenant, sale_keys) if sale_keys else {}
-        profiles = s.sale_profiles(tenant, refunded) if refunded else {}
+        sales = [e.intent for e in intents if e.type == ledger.SALE]
+        refunds = [e.intent for e in intents if e.type == ledger.REFUND]
+        known = s.sale_ids_by_key(tenant, [i.idem_key for i in sales]) if sales else {}
+        by_id = [i.sale_id for i in refunds if not i.sale_device]
+        profiles = s.sale_profiles(tenant, by_id) if by_id else {}
+        named = [(i.sale_device, i.receipt_no) for i in refunds if i.sale_device]
+        by_receipt = s.sale_profiles_by_receipt(tenant, named) if named else {}
+        waiting = self._waiting(tenant, device, [i.receipt_no for i in sales]) if sales else {}
         delta = ledger.LedgerDelta()
         dups = delta.dups
         rolled = rollups.RollupDelta()
         for e in intents:
-            profile = delta.add(tenant, device, e.seq, e.intent, known.__contains__, profiles.get)
+            profile = delta.add(
+                tenant,
+                device,
+                e.seq,
+                e.intent,
+                known.__contains__,
+                profiles.get,
+                lambda d, r: by_receipt.get((d, r)),
+                lambda _d, r: waiting.pop(r, []),
+                e.fact,
+            )
             if profile is not None and e.fact is not None:  # None: a duplicate sale
                 rolled.add(tenant, device, e.intent, e.fact, profile)
+        for t, refund, profile in delta.relinked:  # refunds this segment's sales settled
+            if refund.extra is not None:
+                rolled.move(t, refund.intent, refund.extra, profile)
         s.insert_events(
             [
                 (device, e.seq, e.type, e.hash, e.line.decode(), dups.get((device, e.seq)))
@@ -419,6 +467,14 @@ class Ingestor:
                 )
         for (t, profile, rate), (count, gross, tax, net) in sorted(delta.tax.items()):
             s.add_tax(t, profile, rate, count, gross, tax, net)
+        s.insert_pending_refunds(
+            [
+                (r.device, r.seq, t, sale_device, receipt_no)
+                for (t, sale_device, receipt_no), waiting_refunds in delta.pending.items()
+                for r in waiting_refunds
+            ]
+        )
+        s.delete_pending_refunds(delta.resolved)
         if rolled:
             # sorted: two workers upsert shared rows (a tenant's day) in the same order
             s.add_rollup_sales([(*k, *v) for k, v in sorted(rolled.sales.items())])
@@ -428,6 +484,8 @@ class Ingestor:
                 s.add_rollup_items([(*k, *v) for k, v in sorted(rolled.items.items())])
             if rolled.promos:
                 s.add_rollup_promos([(*k, *v) for k, v in sorted(rolled.promos.items())])
+        if delta.relinked:
+            s.drop_settled(tenant, ledger.UNKNOWN)
         s.insert_segment(
             seg_id, device, header.first_seq, header.last_seq, size, time.time_ns() // 1_000_000
         )

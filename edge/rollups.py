@@ -8,10 +8,11 @@ stored event from scratch with the same code (``tillbox edge check`` compares).
 
 What counts is decided by the ledger's fold, never here: a sale whose idempotency key
 was seen before (a duplicate) is in no rollup, and a refund goes under the tax profile
-of the sale it refunds (``unknown`` when that sale is not stored), exactly as in the
-tax ledger. So the rollups add up to the ledger: Σ ``rollup_tax`` per (tenant,
-profile, rate) is its ``tax_ledger`` row, and Σ ``rollup_sales.gross_minor`` −
-Σ ``refund_minor`` is Σ ``tax_ledger.gross_minor``.
+of the sale it refunds (``unknown`` while that sale is not stored; when it arrives the
+refund's rows move to its profile, :meth:`RollupDelta.move`, as in the tax ledger); a
+booking handed over is in none (it is stock only). So the rollups add up to the
+ledger: Σ ``rollup_tax`` per (tenant, profile, rate) is its ``tax_ledger`` row, and
+Σ ``rollup_sales.gross_minor`` − Σ ``refund_minor`` is Σ ``tax_ledger.gross_minor``.
 
 Keys (day and hour are UTC, of the event's wall clock; ``event_id`` is the payload's
 ``event_id`` or ""):
@@ -89,9 +90,11 @@ def day_hour(wall_ms: int) -> tuple[str, int]:
     return day, rest // HOUR_MS
 
 
-def extract(intent: ledger.Intent, p: dict[str, Any], wall_ms: int) -> Fact:
-    """The rest of a sale's or refund's rollup view (its ledger ``intent`` has the rest).
-    Raises KeyError/TypeError for a payload that lacks it."""
+def extract(intent: ledger.Intent, p: dict[str, Any], wall_ms: int) -> Fact | None:
+    """The rest of a sale's or refund's rollup view (its ledger ``intent`` has the rest);
+    None for a redemption. Raises KeyError/TypeError for a payload that lacks it."""
+    if intent.type not in (ledger.SALE, ledger.REFUND):
+        return None
     day, hour = day_hour(wall_ms)
     # On ingest's hot path: the type checks are written out (a call each costs more).
     rate_bps = [t["rate_bp"] for t in p["taxes"]]
@@ -170,21 +173,55 @@ class RollupDelta:
             prow[0] += 1
             prow[1] += discount
 
+    def move(self, tenant: str, intent: ledger.Intent, fact: Fact, profile: str) -> None:
+        """A refund booked under ``unknown`` found its sale: its tax rows go to the
+        sale's ``profile`` (same day and event); the ledger decided it (``relinked``)."""
+        for (rate, gross, tax, net), rate_bp in zip(intent.tax, fact.rate_bps, strict=True):
+            for where, sign in ((ledger.UNKNOWN, -1), (profile, 1)):
+                key = (tenant, where, rate, rate_bp, fact.day, fact.event_id)
+                row = self.tax.get(key)
+                if row is None:
+                    row = self.tax[key] = [0, 0, 0, 0]
+                row[1] += sign * gross
+                row[2] += sign * tax
+                row[3] += sign * net
+                if where == ledger.UNKNOWN and row == [0, 0, 0, 0]:
+                    del self.tax[key]
+
     def __bool__(self) -> bool:
-        return bool(self.sales)
+        return bool(self.sales or self.tax)
 
 
-def recompute(events: Iterable[tuple[str, str, int, str, int, dict[str, Any]]]) -> RollupDelta:
+def recompute_with_ledger(
+    events: Iterable[tuple[str, str, int, str, int, dict[str, Any]]],
+) -> tuple[ledger.LedgerDelta, RollupDelta]:
     """Fold (tenant, device, seq, type, wall_ms, payload) in ingest order into fresh
-    rollups, with the ledger deciding duplicates and refund profiles as ingest does."""
+    ledgers and rollups, the ledger deciding duplicates and refund profiles as ingest
+    does."""
     books = ledger.LedgerDelta()
     total = RollupDelta()
     for tenant, device, seq, type_, wall_ms, payload in events:
         intent = ledger.extract(type_, payload)
         if intent is None:
             continue
-        profile = books.add(tenant, device, seq, intent, lambda _k: False, lambda _s: None)
         fact = extract(intent, payload, wall_ms)
-        if profile is not None:
+        profile = books.add(tenant, device, seq, intent, _never, _nothing, extra=fact)
+        if profile is not None and fact is not None:
             total.add(tenant, device, intent, fact, profile)
-    return total
+        for where, refund, to in books.relinked:
+            total.move(where, refund.intent, refund.extra, to)
+        books.relinked.clear()
+    return books, total
+
+
+def _never(_key: str) -> bool:
+    return False
+
+
+def _nothing(_sale_id: str) -> str | None:
+    return None
+
+
+def recompute(events: Iterable[tuple[str, str, int, str, int, dict[str, Any]]]) -> RollupDelta:
+    """The rollups alone of :func:`recompute_with_ledger`."""
+    return recompute_with_ledger(events)[1]

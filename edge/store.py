@@ -36,8 +36,15 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS sales (
     tenant TEXT NOT NULL, idem_key TEXT NOT NULL, sale_id TEXT NOT NULL,
     device_id TEXT NOT NULL, seq BIGINT NOT NULL, tax_profile TEXT NOT NULL,
-    PRIMARY KEY (tenant, idem_key));
+    receipt_no BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (tenant, idem_key));
 CREATE INDEX IF NOT EXISTS sales_by_id ON sales (tenant, sale_id);
+-- refunds of another till's receipt whose sale is not stored yet, booked under unknown
+-- until it is (edge/ledger.py). The index on sales.receipt_no comes after Store._upgrade
+CREATE TABLE IF NOT EXISTS pending_refunds (
+    device_id TEXT NOT NULL, seq BIGINT NOT NULL, tenant TEXT NOT NULL,
+    sale_device TEXT NOT NULL, sale_receipt_no BIGINT NOT NULL, PRIMARY KEY (device_id, seq));
+CREATE INDEX IF NOT EXISTS pending_refunds_by_sale
+    ON pending_refunds (tenant, sale_device, sale_receipt_no);
 CREATE TABLE IF NOT EXISTS stock (
     tenant TEXT NOT NULL, sku TEXT NOT NULL, qty BIGINT NOT NULL,
     tracked INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (tenant, sku));
@@ -104,6 +111,9 @@ CREATE TABLE IF NOT EXISTS enrollment_reviews (
 CREATE INDEX IF NOT EXISTS enrollment_reviews_by_device ON enrollment_reviews (device_id, id);
 """
 
+_SALES_BY_RECEIPT = (
+    "CREATE INDEX IF NOT EXISTS sales_by_receipt ON sales (tenant, device_id, receipt_no)"
+)
 _TRACE = bool(os.environ.get("TILLBOX_SQL_TRACE"))
 _CHUNK = 400  # values per IN (...) list: well under SQLite's bound-parameter limit
 
@@ -145,11 +155,16 @@ class Store:
             conn.execute("PRAGMA cache_size=-131072")
             conn.execute("PRAGMA wal_autocheckpoint=20000")
             conn.executescript(_TABLES.format(serial="INTEGER PRIMARY KEY", blob="BLOB"))
+            store = cls(url, conn, "sqlite")
+            if not store._has_column("sales", "receipt_no"):
+                with store.transaction():
+                    store._upgrade()
+            store.execute(_SALES_BY_RECEIPT)
         except (sqlite3.Error, OSError) as exc:
             raise TillError(
                 f"cannot open edge database {path} ({exc}); check the path and free space"
             ) from None
-        return cls(url, conn, "sqlite")
+        return store
 
     @classmethod
     def _postgres(cls, url: str) -> Store:
@@ -159,6 +174,7 @@ class Store:
             raise TillError("PostgreSQL needs psycopg 3; pip install 'tillbox[postgres]'") from None
         try:
             conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            store = cls(url, conn, "postgres")
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(7406)")  # one creator at a time
                 for statement in _TABLES.format(serial="BIGSERIAL PRIMARY KEY", blob="BYTEA").split(
@@ -166,16 +182,93 @@ class Store:
                 ):
                     if statement.strip():
                         conn.execute(statement)
+                store._upgrade()
+                conn.execute(_SALES_BY_RECEIPT)
         except psycopg.Error as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TillError(
                 f"cannot use PostgreSQL at {_redact(url)} ({first}); check the "
                 "URL, that the server runs and that the database exists"
             ) from None
-        return cls(url, conn, "postgres")
+        return store
 
     def close(self) -> None:
         self.conn.close()
+
+    # -- a database made by an older tillbox ---------------------------------------------------
+    def _has_column(self, table: str, column: str) -> bool:
+        if self.dialect == "sqlite":
+            return any(row[1] == column for row in self.all(f"PRAGMA table_info({table})"))
+        return (
+            self.one(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = ? AND column_name = ?",
+                (table, column),
+            )
+            is not None
+        )
+
+    def _upgrade(self) -> None:
+        """Inside the caller's transaction, once: a database from before sales had their
+        receipt number (issue 15, wave 2) gets the column, and its ledgers, rollups and
+        pending refunds are folded again from the stored events by the ledger's own code
+        (a refund at another till was booked under ``unknown``, a paid booking took no
+        stock): afterwards they are what ingest would have made, and ``tillbox edge
+        check`` holds. A new database has the column already and skips this."""
+        if self._has_column("sales", "receipt_no"):
+            return
+        log.warning("edge database from an older tillbox: adding sales.receipt_no, refolding")
+        self.execute("ALTER TABLE sales ADD COLUMN receipt_no BIGINT NOT NULL DEFAULT 0")
+        self._refold()
+
+    def _refold(self) -> None:
+        import json
+
+        from edge import ledger, rollups  # the fold: what the ledgers must say
+
+        events = []
+        for tenant, device, seq, type_, body, _dup in self.events_of_types(sorted(ledger.TYPES)):
+            obj = json.loads(body)
+            events.append((tenant, device, int(seq), type_, obj["wall_ms"], obj["payload"]))
+        books, rolled = rollups.recompute_with_ledger(events)
+        for table in (
+            "sales",
+            "tax_ledger",
+            "pending_refunds",
+            "rollup_sales",
+            "rollup_tax",
+            "rollup_items",
+            "rollup_promos",
+        ):
+            self.execute(f"DELETE FROM {table}")
+        self.insert_sales([(t, key, *value) for (t, key), value in books.sales.items()])
+        for (t, profile, rate), (count, gross, tax, net) in sorted(books.tax.items()):
+            self.add_tax(t, profile, rate, count, gross, tax, net)
+        self.insert_pending_refunds(
+            [
+                (r.device, r.seq, t, sale_device, receipt_no)
+                for (t, sale_device, receipt_no), refunds in books.pending.items()
+                for r in refunds
+            ]
+        )
+        for add, table in (
+            (self.add_rollup_sales, rolled.sales),
+            (self.add_rollup_tax, rolled.tax),
+            (self.add_rollup_items, rolled.items),
+            (self.add_rollup_promos, rolled.promos),
+        ):
+            if table:
+                add([(*k, *v) for k, v in sorted(table.items())])
+        level = dict(books.stock)
+        for tenant, sku, delta in self.stock_adjustments():
+            level[(tenant, sku)] = level.get((tenant, sku), 0) + int(delta)
+        for tenant, sku, _qty in self.stock_levels():
+            level.setdefault((tenant, sku), 0)
+        self.executemany(
+            "INSERT INTO stock (tenant, sku, qty) VALUES (?,?,?) ON CONFLICT (tenant, sku) "
+            "DO UPDATE SET qty = excluded.qty",
+            [(t, sku, qty) for (t, sku), qty in sorted(level.items())],
+        )
 
     # -- statements ---------------------------------------------------------------------------
     def _sql(self, sql: str) -> str:
@@ -216,6 +309,17 @@ class Store:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise
+
+    def lock_devices(self, device_ids: Sequence[str]) -> None:
+        """Lock several device rows for this transaction, in id order (two workers that
+        lock overlapping sets cannot deadlock); SQLite's write lock covers them already."""
+        if self.dialect == "postgres" and device_ids:
+            marks = ",".join("?" * len(device_ids))
+            self.all(
+                f"SELECT device_id FROM devices WHERE device_id IN ({marks}) "
+                "ORDER BY device_id FOR UPDATE",
+                tuple(sorted(device_ids)),
+            )
 
     def lock_device(self, device_id: str) -> tuple | None:
         """The device row, locked for this transaction (another worker waits)."""
@@ -388,12 +492,87 @@ class Store:
         )
 
     def insert_sales(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Rows of (tenant, idem_key, sale_id, device_id, seq, tax_profile)."""
-        self.executemany(
-            "INSERT INTO sales (tenant, idem_key, sale_id, device_id, seq, tax_profile) "
-            "VALUES (?,?,?,?,?,?)",
-            rows,
+        """Rows of (tenant, idem_key, sale_id, device_id, seq, tax_profile, receipt_no)."""
+        if rows:
+            self.executemany(
+                "INSERT INTO sales (tenant, idem_key, sale_id, device_id, seq, tax_profile, "
+                "receipt_no) VALUES (?,?,?,?,?,?,?)",
+                rows,
+            )
+
+    def sale_profiles_by_receipt(
+        self, tenant: str, wanted: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], str]:
+        """(device, receipt no) -> tax profile, for the tenant's stored sales among
+        ``wanted`` (the sales that refunds at other tills name)."""
+        by_device: dict[str, list[int]] = {}
+        for device, receipt_no in wanted:
+            by_device.setdefault(device, []).append(receipt_no)
+        found: dict[tuple[str, int], str] = {}
+        for device, receipts in sorted(by_device.items()):
+            for i in range(0, len(receipts), _CHUNK):
+                chunk = receipts[i : i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for receipt_no, profile in self.all(
+                    "SELECT receipt_no, tax_profile FROM sales WHERE tenant = ? AND "
+                    f"device_id = ? AND receipt_no IN ({marks})",
+                    (tenant, device, *chunk),
+                ):
+                    found[(device, int(receipt_no))] = profile
+        return found
+
+    # -- refunds waiting for their sale (edge/ledger.py) --------------------------------------
+    def pending_refunds(
+        self, tenant: str, sale_device: str, receipt_nos: Sequence[int]
+    ) -> list[tuple[int, str, int, str]]:
+        """(sale receipt no, device_id, seq, body) of the stored refunds that wait for one
+        of ``sale_device``'s sales ``receipt_nos``."""
+        out: list[tuple[int, str, int, str]] = []
+        for i in range(0, len(receipt_nos), _CHUNK):
+            chunk = receipt_nos[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            out += [
+                (int(r), d, int(seq), body)
+                for r, d, seq, body in self.all(
+                    "SELECT p.sale_receipt_no, p.device_id, p.seq, e.body FROM pending_refunds p "
+                    "JOIN events e ON e.device_id = p.device_id AND e.seq = p.seq "
+                    "WHERE p.tenant = ? AND p.sale_device = ? "
+                    f"AND p.sale_receipt_no IN ({marks}) ORDER BY p.device_id, p.seq",
+                    (tenant, sale_device, *chunk),
+                )
+            ]
+        return out
+
+    def insert_pending_refunds(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows of (device_id, seq, tenant, sale_device, sale_receipt_no)."""
+        if rows:
+            self.executemany(
+                "INSERT INTO pending_refunds (device_id, seq, tenant, sale_device, "
+                "sale_receipt_no) VALUES (?,?,?,?,?)",
+                rows,
+            )
+
+    def delete_pending_refunds(self, keys: Sequence[tuple[str, int]]) -> None:
+        """The refunds (device_id, seq) whose sale arrived."""
+        if keys:
+            self.executemany("DELETE FROM pending_refunds WHERE device_id = ? AND seq = ?", keys)
+
+    def pending_refund_rows(self) -> list[tuple]:
+        """(device_id, seq, tenant, sale_device, sale_receipt_no), ordered."""
+        return self.all(
+            "SELECT device_id, seq, tenant, sale_device, sale_receipt_no FROM pending_refunds "
+            "ORDER BY device_id, seq"
         )
+
+    def drop_settled(self, tenant: str, profile: str) -> None:
+        """Rows of ``profile`` that hold nothing any more (every refund booked there moved
+        to its sale's profile)."""
+        for table in ("tax_ledger", "rollup_tax"):
+            self.execute(
+                f"DELETE FROM {table} WHERE tenant = ? AND tax_profile = ? AND sales = 0 "
+                "AND gross_minor = 0 AND tax_minor = 0 AND net_minor = 0",
+                (tenant, profile),
+            )
 
     # -- stock --------------------------------------------------------------------------------
     def add_stock(self, tenant: str, sku: str, change: int) -> tuple[int, bool]:

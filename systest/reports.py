@@ -99,14 +99,15 @@ def tax_by_day_from_logs(
 ) -> dict[tuple[str, str, int, str], list[int]]:
     """(tenant, tax_profile, rate_bp, day) -> [net, tax, gross], folded from the tills'
     own logs: a sale adds under its profile, a refund subtracts under the profile of the
-    sale it refunds (looked up across every till of the tenant), on its own day; a sale
-    whose idempotency key the tenant already sold is counted once."""
+    sale it refunds (looked up across every till of the tenant: by sale id, or by the
+    selling till and receipt number for a refund at another till), on its own day; a
+    sale whose idempotency key the tenant already sold is counted once."""
     logged = []
     for folder in folders:
         tenant = folder.load_config().section("device")["tenant"]
         with Till.open(folder) as till:
             logged += [(tenant, e) for e in till.log.events()]
-    profile_of: dict[tuple[str, str], str] = {}
+    profile_of: dict[tuple[str, ...], str] = {}
     seen: set[tuple[str, str]] = set()
     counted = []
     for tenant, e in logged:
@@ -116,12 +117,15 @@ def tax_by_day_from_logs(
                 continue
             seen.add(key)
             profile_of[(tenant, e.payload["sale_id"])] = e.payload["tax_profile"]
+            profile_of[(tenant, e.device_id, str(e.payload["receipt_no"]))] = e.payload[
+                "tax_profile"
+            ]
             counted.append((tenant, e, 1))
         elif e.type == events.REFUND_ISSUED:
             counted.append((tenant, e, -1))
     out: dict[tuple[str, str, int, str], list[int]] = {}
     for tenant, e, sign in counted:
-        profile = profile_of.get((tenant, e.payload["sale_id"]), "unknown")
+        profile = profile_of.get(_sale_key(tenant, e.payload), "unknown")
         day = _day_hour(e.wall_ms)[0]
         for t in e.payload["taxes"]:
             row = out.setdefault((tenant, profile, t["rate_bp"], day), [0, 0, 0])
@@ -129,6 +133,13 @@ def tax_by_day_from_logs(
             row[1] += sign * t["tax_minor"]
             row[2] += sign * t["gross_minor"]
     return out
+
+
+def _sale_key(tenant: str, p: dict) -> tuple[str, ...]:
+    """How a sale or refund names the sale whose profile it is taxed under."""
+    if "sale_device" in p:  # a refund at another till: that till's receipt
+        return (tenant, p["sale_device"], str(p["sale_receipt_no"]))
+    return (tenant, p["sale_id"])
 
 
 def edge_tax_ledger(store: Store, tenant: str) -> dict[tuple[str, int], list[int]]:
@@ -152,7 +163,12 @@ def fill_rollups_from_stored_events(
     """TEMPORARY stand-in for ingest's rollups: rebuild rollup_tax, rollup_sales and
     rollup_promos from the stored events (``event_of``: a device's event id)."""
     rows = store.events_of_types((ledger.SALE, ledger.REFUND))
-    profiles: dict[tuple[str, str], str] = {}
+    profiles: dict[tuple[str, ...], str] = {}
+    for tenant, device, _seq, type_, body, dup_of in rows:
+        if type_ == ledger.SALE and not dup_of:
+            p = json.loads(body)["payload"]
+            profiles[(tenant, p["sale_id"])] = p["tax_profile"]
+            profiles[(tenant, device, str(p["receipt_no"]))] = p["tax_profile"]
     tax: dict[tuple, list[int]] = {}
     sales: dict[tuple, list[int]] = {}
     promos: dict[tuple, list[int]] = {}
@@ -164,7 +180,7 @@ def fill_rollups_from_stored_events(
         if type_ == ledger.SALE:
             if dup_of:
                 continue
-            profiles[(tenant, p["sale_id"])] = profile = p["tax_profile"]
+            profile = p["tax_profile"]
             sign = 1
             s = sales.setdefault((tenant, device, where, day, hour, p["currency"]), [0, 0, 0, 0])
             s[0] += 1
@@ -175,7 +191,7 @@ def fill_rollups_from_stored_events(
                     r[0] += 1
                     r[1] += promo["discount_minor"]
         else:
-            profile = profiles.get((tenant, p["sale_id"]), "unknown")
+            profile = profiles.get(_sale_key(tenant, p), "unknown")
             sign = -1
             s = sales.setdefault((tenant, device, where, day, hour, p["currency"]), [0, 0, 0, 0])
             s[2] += 1

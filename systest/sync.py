@@ -266,10 +266,12 @@ def edge_ready(proc: Proc) -> bool:
 
 
 # -- the checker --------------------------------------------------------------------------
-def check_exactly_once(db: str, folders: list[DataDir]) -> dict:
+def check_exactly_once(db: str, folders: list[DataDir], intents: bool = True) -> dict:
     """Jepsen-style set check: every event each till confirmed is stored once, in order,
     with the same hash; and the ledgers equal two recomputations (from the edge's stored
-    events and, independently, from the tills' own logs)."""
+    events and, independently, from the tills' own logs). With ``intents`` (every till
+    of the tenant among ``folders``): also :func:`systest.multitill.check_intents`, every
+    refund linked to its sale and every flag the oracle's."""
     store = Store.open(db)
     try:
         stats = admin.stats(store)
@@ -295,7 +297,7 @@ def check_exactly_once(db: str, folders: list[DataDir]) -> dict:
                 rows += [
                     (config.section("device")["tenant"], config.device_id, e.seq, e.type, e.payload)
                     for e in till.log.events()
-                    if e.type in (ledger.SALE, ledger.REFUND)
+                    if e.type in ledger.TYPES
                 ]
         fresh = ledger.recompute(rows)
         tax = {
@@ -310,6 +312,10 @@ def check_exactly_once(db: str, folders: list[DataDir]) -> dict:
         if not adjustments:
             stock = {(t, s): int(q) for t, s, q in store.all("SELECT tenant, sku, qty FROM stock")}
             assert stock == {k: v for k, v in fresh.stock.items()}
+        if intents:
+            from systest.multitill import check_intents
+
+            check_intents(db, folders)
         return stats
     finally:
         store.close()
