@@ -454,39 +454,65 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         report = reconcile.from_store(store).to_json()
     finally:
         store.close()
+    emit(args, report, "\n".join(reconcile_lines(report)))
+    return 0  # flags are the merchant's to act on, not a failure of the command
+
+
+def reconcile_lines(report: dict) -> list[str]:
+    """``tillbox edge reconcile``'s text: a summary, then one line per flag, per refund
+    still waiting for its sale and per event left out (``--json`` has every field)."""
+
+    def refund(r: dict) -> str:
+        where = " at another till" if r["cross_till"] else ""
+        return (
+            f"{r['device']} receipt {r['receipt_no']} (seq {r['seq']}, {r['gross_minor']}{where})"
+        )
+
     lines = [
         f"refunds linked to their sale: {report['refunds_linked']}, waiting for their sale: "
         f"{report['refunds_pending']}; flags: {report['flags']}"
     ]
     for f in report["over_refunds"]:
         sale = f["sale"]
-        refunds = ", ".join(
-            f"{r['device']} receipt {r['receipt_no']} ({r['gross_minor']})" for r in f["refunds"]
-        )
+        units = ", ".join(f"{sku} {n} more than sold" for sku, n in f["over_qty"].items())
         lines.append(
-            f"over-refund: sale {sale['device']} receipt {sale['receipt_no']} sold "
-            f"{f['sold_minor']}, refunded {f['refunded_minor']} by {refunds}: "
-            f"{f['over_minor']} over"
+            f"over-refund: sale {sale['device']} receipt {sale['receipt_no']} (seq "
+            f"{sale['seq']}) sold {f['sold_minor']}, refunded {f['refunded_minor']} by "
+            + ", ".join(refund(r) for r in f["refunds"])
+            + f": {f['over_minor']} over"
+            + (f"; {units}" if units else "")
         )
     for f in report["ref_mismatches"]:
         lines.append(
-            f"refund {f['refund']['device']} receipt {f['refund']['receipt_no']} names sale "
-            f"{f['sale']['device']} receipt {f['sale']['receipt_no']} with another event hash"
+            f"refund {refund(f['refund'])} names sale {f['sale']['device']} receipt "
+            f"{f['sale']['receipt_no']} with another event hash"
         )
     for f in report["double_redemptions"]:
-        where = ", ".join(f"{r['device']} seq {r['seq']}" for r in f["redemptions"])
+        where = ", ".join(
+            f"{r['device']} seq {r['seq']} ({r['payment']}, due {r['due_minor']}"
+            + (f", receipt {r['receipt_no']})" if r["receipt_no"] else ")")
+            for r in f["redemptions"]
+        )
         lines.append(
-            f"booking {f['booking_number']} redeemed {len(f['redemptions'])} times: {where}"
+            f"booking {f['booking_number']} redeemed {len(f['redemptions'])} times: {where}; "
+            f"booking id {f['booking_id']}"
         )
     for f in report["negative_stock"]:
         lines.append(
             f"stock below zero: {f['tenant']}/{f['sku']} = {f['qty_after']} after "
             f"{f['device_id']} seq {f['seq']}"
         )
+    for f in report["pending"]:
+        sale = f["sale"]
+        named = (
+            f"{sale['device']} receipt {sale['receipt_no']}"
+            if "receipt_no" in sale
+            else f"{sale['sale_id']} of {sale['device']}"
+        )
+        lines.append(f"waiting: refund {refund(f['refund'])} for sale {named} (not stored yet)")
     for f in report["unreadable"]:
         lines.append(f"unreadable: {f['device']} seq {f['seq']} ({f['type']}) left out")
-    emit(args, report, "\n".join(lines))
-    return 0
+    return lines
 
 
 def _add_list_options(p: argparse.ArgumentParser) -> None:

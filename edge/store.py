@@ -160,9 +160,9 @@ class Store:
                 with store.transaction():
                     store._upgrade()
             store.execute(_SALES_BY_RECEIPT)
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, ValueError) as exc:  # ValueError: a NUL in the path
             raise TillError(
-                f"cannot open edge database {path} ({exc}); check the path and free space"
+                f"cannot open edge database {path!s:.200} ({exc}); check the path and free space"
             ) from None
         return store
 

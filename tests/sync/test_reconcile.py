@@ -328,3 +328,58 @@ def test_reconcile_leaves_out_what_it_cannot_read_and_flags_a_wrong_reference():
     report = reconcile.reconcile([sale, wrong, broken])
     assert report.unreadable == [{"device": "b1", "seq": 10, "type": ev.BOOKING_REDEEMED}]
     assert len(report.ref_mismatches) == 1 and report.links == []
+
+
+def test_the_reconcile_command_prints_every_flag_and_what_waits(world, region, tmp_path):
+    store, (a, b, _c) = world
+    regionlists.publish_roster(store, region.key, "demo")
+    booked = {"name": "Ada", "payment": "paid_online", "items": [{"sku": "HONEY", "qty": 1}]}
+    _kept, booking, qr = regionlists.add_booking(store, region.key, "demo", booked)
+    for folder in (a, b):
+        _apply_kept(store, folder, "demo", "roster")
+        _apply_kept(store, folder, "demo", "bookings")
+    admin.stock_set(store, "demo", "BOARD-ENG", 1)
+    sale, sale_qr = _sell(a, [CartLine("MUG-01", 2)])
+    with Till.open(b) as till:
+        refund_scan.refund_by_receipt(till, sale_qr, [("MUG-01", 1)])
+    with Till.open(a) as till:
+        till.refund(sale["receipt_no"])
+    for folder in (a, b):
+        assert run_cli("booking", "redeem", "--data-dir", str(folder.root), "--qr", qr).code == 0
+        _sell(folder, [CartLine("BOARD-ENG", 1)])
+    edge = Ingestor(store, region.key)
+    ingest_all(edge, [a, b])
+    _later, later_qr = _sell(a, [CartLine("TEE-M", 1)])  # a1 offline again ...
+    with Till.open(b) as till:
+        waiting = refund_scan.refund_by_receipt(till, later_qr).event  # ... refunded at b1
+    ingest_all(edge, [b])
+
+    out = run_cli("edge", "reconcile", "--db", store.url, "--json")
+    assert out.code == 0, out.err  # flags are no failure of the command
+    report = out.json()
+    assert (report["flags"], len(report["pending"])) == (3, 1)
+    text = run_cli("edge", "reconcile", "--db", store.url)
+    assert text.code == 0
+    lines = text.out.splitlines()
+    assert lines[0] == (
+        f"refunds linked to their sale: {report['refunds_linked']}, waiting for their sale: 1; "
+        "flags: 3"
+    )
+    (over,) = [ln for ln in lines if ln.startswith("over-refund: ")]
+    flag = report["over_refunds"][0]
+    for r in flag["refunds"]:
+        assert f"{r['device']} receipt {r['receipt_no']} (seq {r['seq']}, " in over
+    assert f"{flag['over_minor']} over" in over and "MUG-01 1 more than sold" in over
+    assert "at another till" in over
+    (double,) = [ln for ln in lines if ln.startswith(f"booking {booking.number} redeemed 2")]
+    for r in report["double_redemptions"][0]["redemptions"]:
+        assert f"{r['device']} seq {r['seq']} (paid_online, due 0)" in double
+    assert booking.id in double
+    (stock,) = [ln for ln in lines if ln.startswith("stock below zero: ")]
+    assert "demo/BOARD-ENG = -1" in stock
+    (pending,) = [ln for ln in lines if ln.startswith("waiting: ")]
+    assert f"b1 receipt {waiting.payload['receipt_no']} (seq {waiting.seq}, " in pending
+    assert f"for sale a1 receipt {_later['receipt_no']}" in pending
+    assert len(lines) == 5  # the summary, three flags, one refund waiting
+    bad = run_cli("edge", "reconcile", "--db", f"sqlite:///{tmp_path}/no/such/dir/\0x.db")
+    assert bad.code == 1 and bad.err.count("\n") == 1
