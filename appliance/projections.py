@@ -414,12 +414,19 @@ def event_state(conn: sqlite3.Connection) -> tuple[dict[str, Any] | None, dict[s
 
 def clock_state(conn: sqlite3.Connection) -> tuple[str | None, str | None, int]:
     """(the latest self-test's ``clock`` result or None, the boot id of the event that
-    recorded it, the wall clock of the log's last event or 0)."""
+    recorded it, the latest wall clock the log recorded since that check, or 0).
+
+    The latest since the check, not the last event's: a clock that jumped back stays
+    behind what it said before the jump until a new check confirms it, even after an
+    event (the cashier's choice) was written at the jumped-back time. A range of the
+    events table by seq; with no check, only the last event."""
     row = conn.execute(
         "SELECT (SELECT c.result FROM selftest_checks c WHERE c.name = 'clock'),"
         " (SELECT e.boot_id FROM selftest_checks c JOIN events e ON e.seq = c.seq"
         "  WHERE c.name = 'clock'),"
-        " (SELECT wall_ms FROM events ORDER BY seq DESC LIMIT 1)"
+        " (SELECT MAX(wall_ms) FROM events WHERE seq >= COALESCE("
+        "   (SELECT seq FROM selftest_checks WHERE name = 'clock'),"
+        "   (SELECT MAX(seq) FROM events)))"
     ).fetchone()
     return row[0], row[1], int(row[2] or 0)
 

@@ -4,7 +4,7 @@
 
 * no schedule applied: no event (a till without events trades as it always has);
 * the clock is not confirmed (no passing ``clock`` self-test in this boot, or the clock
-  is before the log's last event): **ask**;
+  is behind an event the log recorded since that check: it jumped back): **ask**;
 * exactly one of the stall's events covers the clock: that event;
 * two or more cover it (**overlap**) or none does (**none current**): **ask**.
 
@@ -139,7 +139,8 @@ def clock_confirmed(
     result: str | None, recorded_boot: str | None, boot: str, last_ms: int, now_ms: int
 ) -> bool:
     """The clock is trusted when this boot's latest ``clock`` self-test passed (a time
-    source confirmed it) and it is not behind the log's last event (no jump back)."""
+    source confirmed it) and it is not behind ``last_ms``, the latest wall clock the log
+    recorded since that check (no jump back, however many events came after it)."""
     return result == "pass" and recorded_boot == boot and now_ms >= last_ms
 
 

@@ -272,3 +272,148 @@ def check_intents(db: str, folders: list[DataDir]) -> Any:
         return report
     finally:
         store.close()
+
+
+# -- a stall of tills over the real broker, each behind its own fault proxy -------------
+class Stall:
+    """Tills of one stall, each with its own log, key and ``tillbox sync`` agent process
+    connected through its own :class:`sync_agent.faultproxy.FaultProxy` to one broker,
+    and one ``tillbox edge serve`` worker. :meth:`cut` takes tills offline (their agent's
+    connection dropped, new ones refused), :meth:`heal` brings them back; the tills trade
+    in this process all the while, as a cashier would. The broker needs the device
+    identities (``systest.sync.DEVICES``) and the publisher."""
+
+    def __init__(
+        self,
+        root: Path,
+        broker: Any,
+        db: str,
+        region_keys: Region,
+        devices: Sequence[str] = ("t1", "t2"),
+        stall: str = "s1",
+    ) -> None:
+        self.root, self.broker, self.db, self.region = root, broker, db, region_keys
+        self.devices, self.stall = tuple(devices), stall
+        self.tills: dict[str, DataDir] = {}
+        self.proxies: dict[str, Any] = {}
+        self.agents: dict[str, Any] = {}
+        self.edge: Any = None
+
+    def start(self) -> Stall:
+        from edge.store import Store
+        from sync_agent.faultproxy import FaultProxy
+        from systest.reports import set_stall
+        from systest.sync import agent_proc, edge_proc, edge_ready, enroll, make_till, wait_for
+
+        for device in self.devices:
+            self.tills[device] = make_till(self.root, device, self.region)
+        enroll(self.db, *self.tills.values())
+        store = Store.open(self.db)
+        try:
+            for device in self.devices:
+                set_stall(store, device, self.stall)
+        finally:
+            store.close()
+        self.edge = edge_proc(self.root, self.db, self.broker.url, self.region).start()
+        wait_for(lambda: edge_ready(self.edge), 20, "the edge to subscribe")
+        for device, folder in self.tills.items():
+            self.proxies[device] = FaultProxy(self.broker.port).start()
+            self.agents[device] = agent_proc(folder, self.proxies[device].url).start()
+        return self
+
+    def stop(self) -> None:
+        for agent in self.agents.values():
+            agent.stop()
+        for proxy in self.proxies.values():
+            proxy.close()
+        if self.edge is not None:
+            self.edge.stop()
+
+    def __enter__(self) -> Stall:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def folders(self) -> list[DataDir]:
+        return list(self.tills.values())
+
+    # -- the network ------------------------------------------------------------------------
+    def cut(self, *devices: str) -> None:
+        """These tills lose the network: connections closed, new ones refused."""
+        for device in devices or self.devices:
+            proxy = self.proxies[device]
+            proxy.refuse(True)
+            proxy.drop()
+
+    def heal(self, *devices: str) -> None:
+        for device in devices or self.devices:
+            self.proxies[device].heal()
+
+    def online(self, device: str) -> bool:
+        state = self._state(device)
+        return bool(state and state.get("online"))
+
+    def drained(self, device: str) -> bool:
+        state = self._state(device)
+        return bool(
+            state
+            and state.get("running")
+            and state["queued_events"] == 0
+            and state["acked_seq"] == state["last_seq"]
+            and state["last_seq"] >= self.last_seq(device)
+        )
+
+    def last_seq(self, device: str) -> int:
+        with Till.open(self.tills[device]) as till:
+            return till.log.last()[0]
+
+    def _state(self, device: str) -> dict | None:
+        import json
+
+        try:
+            return json.loads((self.tills[device].sync_dir / "state.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def wait_offline(self, *devices: str, timeout: float = 20) -> None:
+        from systest.sync import wait_for
+
+        for device in devices or self.devices:
+            wait_for(lambda d=device: not self.online(d), timeout, f"{device} to be offline")
+
+    def wait_synced(self, *devices: str, timeout: float = 60) -> None:
+        """Every event these tills logged is acked by the region."""
+        from systest.sync import wait_for
+
+        for device in devices or self.devices:
+            wait_for(lambda d=device: self.drained(d), timeout, f"{device} to drain")
+
+    # -- the region's lists -----------------------------------------------------------------
+    def publish(self, *args: str) -> dict:
+        """``tillbox edge ARGS --broker ...`` as the region's publisher (retained)."""
+        import json
+
+        from systest.sync import PUBLISHER_PASSWORD, PUBLISHER_USER, run_tillbox
+
+        pw = self.root / "publisher-pw"
+        pw.write_text(PUBLISHER_PASSWORD)
+        out = run_tillbox(
+            "edge", *args, "--db", self.db, "--key", str(self.region.key_path), "--tenant",
+            "demo", "--broker", self.broker.url, "--username", PUBLISHER_USER,
+            "--password-file", str(pw), "--json",
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    def wait_list(self, kind: str, version: int, *devices: str, timeout: float = 20) -> None:
+        """These tills hold ``kind`` at ``version`` or above (their agents applied it)."""
+        from systest.sync import wait_for
+
+        def holds(device: str) -> bool:
+            with Till.open(self.tills[device]) as till:
+                return region.version(till.log.conn, kind) >= version
+
+        for device in devices or self.devices:
+            wait_for(lambda d=device: holds(d), timeout, f"{device} to apply the {kind}")

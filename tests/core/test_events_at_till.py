@@ -169,6 +169,23 @@ def test_no_event_on_and_a_clock_jump_back_both_ask_again(folder, region):
         assert till.refund(sale.payload["sale_id"]).event.payload["event_id"] == ""
 
 
+def test_after_a_jump_back_the_cashiers_choice_holds_until_the_clock_is_checked(folder, region):
+    deliver(folder, region, schedule_of(FAIR, MARKET), 1)
+    with TillClock(T0 + 9 * H) as clock, Till.open(folder) as till:
+        confirm_clock(till)
+        assert _sell(till)["event_id"] == "market-1"
+        clock.set(T0 + H)  # back into the fair's hours: the clock is not to be trusted
+        till.choose_event("market-1")
+        # the choice was written at the jumped-back time, and still the clock is behind
+        # what it said before: the sales stay the cashier's, not the clock's
+        for _ in range(3):
+            p = _sell(till)
+            assert (p["event_id"], p["tax_profile"]) == ("market-1", "eu-market")
+        assert till.current_event().question.reason == "clock_unconfirmed"
+        confirm_clock(till)  # a time source confirms the clock as it is now
+        assert _sell(till)["event_id"] == "fair-1"
+
+
 def test_choosing_is_refused_when_there_is_nothing_to_choose(folder, region):
     with Till.open(folder) as till:
         with pytest.raises(RuleViolation, match="no event schedule"):
