@@ -270,7 +270,7 @@ def check_exactly_once(db: str, folders: list[DataDir], intents: bool = True) ->
     """Jepsen-style set check: every event each till confirmed is stored once, in order,
     with the same hash; and the ledgers equal two recomputations (from the edge's stored
     events and, independently, from the tills' own logs). With ``intents`` (every till
-    of the tenant among ``folders``): also :func:`systest.multitill.check_intents`, every
+    of the tenant among ``folders``): also :func:`systest.intents.check_intents`, every
     refund linked to its sale and every flag the oracle's."""
     store = Store.open(db)
     try:
@@ -313,7 +313,7 @@ def check_exactly_once(db: str, folders: list[DataDir], intents: bool = True) ->
             stock = {(t, s): int(q) for t, s, q in store.all("SELECT tenant, sku, qty FROM stock")}
             assert stock == {k: v for k, v in fresh.stock.items()}
         if intents:
-            from systest.multitill import check_intents
+            from systest.intents import check_intents
 
             check_intents(db, folders)
         return stats

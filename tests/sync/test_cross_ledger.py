@@ -17,7 +17,8 @@ from appliance.till import Till
 from edge import admin, regionlists
 from edge.ingest import Ingestor
 from edge.store import Store
-from systest.multitill import check_intents, ledgers_from_logs, make_tills
+from systest.intents import check_intents, ledgers_from_logs
+from systest.multitill import make_tills
 from systest.reports import push, set_stall
 from systest.sync import enroll
 

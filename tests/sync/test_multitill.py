@@ -25,12 +25,8 @@ from appliance.testing import TillClock, confirm_clock, run_cli
 from appliance.till import Till
 from edge import reconcile
 from edge.store import Store
-from systest.multitill import (
-    Stall,
-    double_redemptions_from_logs,
-    over_refunds_from_logs,
-    scheduled,
-)
+from systest.intents import double_redemptions_from_logs, over_refunds_from_logs
+from systest.multitill import Stall, scheduled
 from systest.sync import check_exactly_once, run_tillbox
 
 pytestmark = pytest.mark.slow

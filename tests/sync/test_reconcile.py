@@ -20,13 +20,8 @@ from appliance.till import Till
 from edge import admin, reconcile, regionlists
 from edge.ingest import Ingestor
 from edge.store import Store
-from systest.multitill import (
-    double_redemptions_from_logs,
-    ingest_all,
-    make_tills,
-    over_refunds_from_logs,
-    scheduled,
-)
+from systest.intents import double_redemptions_from_logs, over_refunds_from_logs
+from systest.multitill import ingest_all, make_tills, scheduled
 from systest.reports import set_stall
 from systest.sync import enroll
 
