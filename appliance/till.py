@@ -13,7 +13,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from appliance import crossrefund, gate, keys, projections, queries, region, sync_state, techpin
+from appliance import (
+    crossrefund,
+    gate,
+    keys,
+    projections,
+    queries,
+    region,
+    stallstock,
+    sync_state,
+    techpin,
+)
 from appliance import events as ev
 from appliance import log as eventlog
 from appliance import schedule as sched
@@ -283,6 +293,12 @@ class Till:
 
     def stock(self) -> dict[str, int]:
         return queries.stock(self.log)
+
+    def stall_stock(self, sku: str) -> stallstock.StallStock | None:
+        """``sku``'s stock at this till's stall: ``(qty, synced_ms)``, this till's own count
+        plus the other tills' movements the region last sent (``appliance.stallstock``);
+        None when the SKU's stock is not tracked."""
+        return stallstock.stall_stock(self, sku)
 
     def current_shift(self) -> int | None:
         return queries.open_shift_no(self.log)

@@ -134,6 +134,9 @@ def check(store: Store) -> dict[str, Any]:
     stored_dups = {(d, int(seq)): dup for _t, d, seq, _ty, _b, dup in rows if dup}
     if stored_dups != fresh.dups:
         problems.append(f"duplicate sales: stored {len(stored_dups)}, recomputed {len(fresh.dups)}")
+    mine = {(t, d, sku): int(q) for t, d, sku, q in store.device_stock_rows() if int(q)}
+    if mine != {k: v for k, v in fresh.by_device.items() if v}:
+        problems.append("each till's stock movements (device_stock) differ from a recomputation")
     waiting = {(d, int(seq)): (t, sd, int(r)) for d, seq, t, sd, r in store.pending_refund_rows()}
     refolded = {(p.device, p.seq): where for where, found in fresh.pending.items() for p in found}
     if waiting != refolded:

@@ -112,6 +112,7 @@ def serve(args: argparse.Namespace, **options: bool) -> int:
         client_id=args.client_id or broker.username or args.username,
         tls_ca=args.tls_ca or "",
         max_segment_bytes=args.max_segment_bytes,
+        stock_interval_s=args.stock_interval,
         **options,
     )
     store = _open_store(args)
@@ -239,6 +240,16 @@ def cmd_device_set(args: argparse.Namespace) -> int:
         roster,
     )
     return 0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} must be from 0 to 86400 seconds")
+    return value
 
 
 def _when(ms: int) -> str:
@@ -622,6 +633,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--tls-ca", metavar="FILE", help="CA file for mqtts://")
     p.add_argument("--max-segment-bytes", type=int, default=8 * 1024 * 1024, metavar="N")
+    p.add_argument(
+        "--stock-interval",
+        type=_seconds,
+        default=10.0,
+        metavar="S",
+        help="publish the stalls' stock snapshots at most every S seconds (0: never; 10)",
+    )
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--verbose", action="store_true", help="debug logging")
     p.set_defaults(handler=cmd_serve)

@@ -110,6 +110,8 @@ def worker(name: str) -> Identity:
             ("publishClientReceive", "tillbox/v1/+/+/health"),
             ("publishClientSend", "tillbox/v1/+/+/ack"),
             ("publishClientSend", "tillbox/v1/+/+/seg"),  # only to clear a retained copy
+            # the stalls' shared stock snapshots, signed by the region key after ingest
+            ("publishClientSend", "tillbox/v1/+/region/stock/+"),
         ),
     )
 

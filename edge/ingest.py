@@ -54,6 +54,7 @@ class Outcome:
     events: int = 0
     ack: bytes | None = None
     ack_topic: str = ""
+    moved_stock: bool = False  # a stored segment that moved stock (the stall's snapshot)
 
 
 class ParsedEvent(NamedTuple):
@@ -340,6 +341,7 @@ class Ingestor:
             assert row is not None  # enrolled devices are never deleted
             _dev, _tenant, last_seq, last_hash, tip = row
             status, reason, resend = "stored", "", 0
+            moved = False
             if s.revocation(device) is not None:
                 # checked under the device's row lock: nothing is stored once it commits
                 status, reason = "rejected", "revoked"
@@ -352,7 +354,7 @@ class Ingestor:
             elif header.prev != tip or events[0].prev != last_hash:
                 status, reason, resend = "nack", "chain_mismatch", last_seq + 1
             else:
-                self._insert(tenant, device, header, seg_id, size, events)
+                moved = self._insert(tenant, device, header, seg_id, size, events)
                 last_seq, tip = header.last_seq, seg_id
             if status != "stored":
                 s.record_rejection(device, reason)
@@ -388,6 +390,7 @@ class Ingestor:
             len(events) if status == "stored" else 0,
             wire.seal_ack(self.region_key, ack),
             wire.topic_ack(tenant, device),
+            moved,
         )
 
     def _waiting(
@@ -418,7 +421,8 @@ class Ingestor:
         seg_id: str,
         size: int,
         events: list[ParsedEvent],
-    ) -> None:
+    ) -> bool:
+        """Store the segment and its ledger changes; whether it moved any stock."""
         s = self.store
         intents = [e for e in events if e.intent is not None]
         sales = [e.intent for e in intents if e.type == ledger.SALE]
@@ -457,6 +461,7 @@ class Ingestor:
         )
         if delta.sales:
             s.insert_sales([(t, key, *value) for (t, key), value in delta.sales.items()])
+        s.add_device_stock([(*k, v) for k, v in sorted(delta.by_device.items())])
         for (t, sku), change in sorted(delta.stock.items()):
             qty, tracked = s.add_stock(t, sku, change)
             if tracked and qty < 0 and (t, sku) in delta.touched:
@@ -492,3 +497,4 @@ class Ingestor:
         s.advance_device(
             device, header.last_seq, events[-1].hash, seg_id, len(events), len(delta.dups)
         )
+        return bool(delta.by_device)

@@ -133,6 +133,8 @@ class LedgerDelta:
     # (tenant, device, receipt no) -> profile, of the sales folded here
     receipts: dict[tuple[str, str, int], str] = field(default_factory=dict)
     touched: dict[tuple[str, str], int] = field(default_factory=dict)  # (tenant, sku) -> seq
+    # each till's own movements: (tenant, device, sku) -> net quantity (the stall's stock)
+    by_device: dict[tuple[str, str, str], int] = field(default_factory=dict)
     # refunds folded here whose sale is not known: (tenant, sale device, receipt no) -> them
     pending: dict[tuple[str, str, int], list[Pending]] = field(default_factory=dict)
     # refunds moved from ``unknown`` to their sale's profile: (tenant, refund, profile)
@@ -186,9 +188,10 @@ class LedgerDelta:
             )
         else:
             profile = ""  # a redemption: stock only
-        stock = self.stock
+        stock, mine = self.stock, self.by_device
         for sku, qty in intent.stock:
             stock[(tenant, sku)] = stock.get((tenant, sku), 0) + qty
+            mine[(tenant, device, sku)] = mine.get((tenant, device, sku), 0) + qty
             if qty < 0:
                 self.touched[(tenant, sku)] = seq
         for rate, gross, tax, net in intent.tax:

@@ -20,6 +20,10 @@ The same workers take the tills' signed health messages (``$share/tillbox-ingest
 .../health``, :mod:`edge.telemetry`): verified, stored as each device's latest with a
 bounded history, never answered. A database error on one is logged and the message
 dropped: the till sends another within minutes, and segments never wait for it.
+
+After a stored segment that moved stock, the worker marks the device's stall; at most
+every ``stock_interval_s`` it signs the marked stalls' stock snapshots and publishes
+them retained (:mod:`edge.stallstock`), so the tills of a stall see each other's sales.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from appliance import sdnotify
 from appliance.formats import wire
 from appliance.formats.brokerurl import BrokerURL
 from edge.ingest import Ingestor, StoreUnavailable
+from edge.stallstock import StockPublisher
 from edge.store import Store
 from edge.telemetry import HealthIngestor
 from mqttio.client import (
@@ -68,6 +73,8 @@ class ServeOptions:
     # turned them off would have no fleet page and rollups that `edge check` finds short
     rollups: bool = True
     telemetry: bool = True
+    # the stalls' shared stock snapshots: at most this often (0: never)
+    stock_interval_s: float = 10.0
 
     def subscriptions(self) -> list[str]:
         topics = [wire.SHARED_SEG_SUBSCRIPTION]
@@ -82,6 +89,7 @@ class EdgeService:
             store, region_key, opts.max_segment_bytes, with_rollups=opts.rollups
         )
         self.health = HealthIngestor(store) if opts.telemetry else None
+        self.stock = StockPublisher(store, region_key, opts.stock_interval_s)
         self.client: mqtt.Client | None = None
         self.ready = False
         self.stop = False
@@ -188,6 +196,18 @@ class EdgeService:
         self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
         if outcome.ack is not None:
             client.publish(outcome.ack_topic, outcome.ack, qos=1)
+        if outcome.moved_stock:
+            self.stock.moved(outcome.device)
+
+    def _publish_stock(self, now: float) -> None:
+        client = self.client
+        if not self.ready or client is None:
+            return
+        for snapshot in self.stock.due(now):
+            # retained: a till that connects later gets the latest; a publish the broker
+            # refuses (a worker role without the stock topic) is lost, the next one retries
+            client.publish(snapshot.topic, snapshot.data, qos=1, retain=True)
+            log.debug("edge stock snapshot topic=%s v=%d", snapshot.topic, snapshot.version)
 
     def _on_health(self, msg: mqtt.MQTTMessage) -> None:
         if self.health is None:
@@ -224,6 +244,7 @@ class EdgeService:
                     continue
                 if self.client is not None:
                     self.client.loop(timeout=0.2)
+                    self._publish_stock(now)
                 if self.watchdog_s and now - self.last_watchdog >= self.watchdog_s:
                     sdnotify.notify("WATCHDOG=1")
                     self.last_watchdog = now

@@ -48,6 +48,9 @@ CREATE INDEX IF NOT EXISTS pending_refunds_by_sale
 CREATE TABLE IF NOT EXISTS stock (
     tenant TEXT NOT NULL, sku TEXT NOT NULL, qty BIGINT NOT NULL,
     tracked INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (tenant, sku));
+CREATE TABLE IF NOT EXISTS device_stock (
+    tenant TEXT NOT NULL, device_id TEXT NOT NULL, sku TEXT NOT NULL, qty BIGINT NOT NULL,
+    PRIMARY KEY (device_id, sku));
 CREATE TABLE IF NOT EXISTS stock_adjustments (
     tenant TEXT NOT NULL, sku TEXT NOT NULL, delta BIGINT NOT NULL, wall_ms BIGINT NOT NULL,
     note TEXT NOT NULL);
@@ -233,6 +236,7 @@ class Store:
         books, rolled = rollups.recompute_with_ledger(events)
         for table in (
             "sales",
+            "device_stock",
             "tax_ledger",
             "pending_refunds",
             "rollup_sales",
@@ -242,6 +246,7 @@ class Store:
         ):
             self.execute(f"DELETE FROM {table}")
         self.insert_sales([(t, key, *value) for (t, key), value in books.sales.items()])
+        self.add_device_stock([(*k, v) for k, v in sorted(books.by_device.items())])
         for (t, profile, rate), (count, gross, tax, net) in sorted(books.tax.items()):
             self.add_tax(t, profile, rate, count, gross, tax, net)
         self.insert_pending_refunds(
@@ -583,6 +588,31 @@ class Store:
             (tenant, sku, change),
         )
         return int(qty), bool(tracked)
+
+    def add_device_stock(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows of (tenant, device_id, sku, change): each till's own net movements."""
+        if rows:
+            self.executemany(
+                "INSERT INTO device_stock (tenant, device_id, sku, qty) VALUES (?,?,?,?) "
+                "ON CONFLICT (device_id, sku) DO UPDATE SET qty = device_stock.qty + excluded.qty",
+                rows,
+            )
+
+    def device_stock_rows(self) -> list[tuple]:
+        """(tenant, device_id, sku, qty) of every till's net movements."""
+        return self.all("SELECT tenant, device_id, sku, qty FROM device_stock")
+
+    def stall_moves(self, tenant: str, stall: str) -> list[tuple]:
+        """(device_id, last stored seq, sku or None, net qty or None) of the tenant's
+        devices at ``stall`` (revoked ones too: what they sold left the shelf), by device
+        and SKU (one row per device without movements)."""
+        return self.all(
+            "SELECT d.device_id, d.last_seq, s.sku, s.qty FROM devices d "
+            "JOIN device_profiles p ON p.device_id = d.device_id "
+            "LEFT JOIN device_stock s ON s.device_id = d.device_id "
+            "WHERE d.tenant = ? AND p.stall = ? ORDER BY d.device_id, s.sku",
+            (tenant, stall),
+        )
 
     def flag_stock(self, tenant: str, sku: str, device_id: str, seq: int, qty_after: int) -> None:
         """A tracked SKU went negative at (device, seq); once per event."""

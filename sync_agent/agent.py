@@ -46,6 +46,7 @@ from appliance import keys, sdnotify, sync_state
 from appliance.datadir import DataDir
 from appliance.errors import TillError
 from appliance.formats import telemetry, wire
+from appliance.formats.region import topic_stock
 from appliance.formats.review import KIND as REVIEW_KIND
 from appliance.sync_state import SyncState
 from mqttio.client import (
@@ -60,7 +61,7 @@ from sync_agent.enrollment import handle_review
 from sync_agent.health import HealthReader
 from sync_agent.reader import LogReader
 from sync_agent.region import KINDS as REGION_KINDS
-from sync_agent.region import handle_update, version_key
+from sync_agent.region import handle_stock, handle_update, version_key
 from sync_agent.store import AgentStore, Sealed
 
 log = logging.getLogger("tillbox.sync")
@@ -107,6 +108,9 @@ class Agent:
         # every retained region update of the tenant: catalog, schedule, roster, bookings
         self.region_topic = wire.topic_region(self.tenant, "+")
         self.region_prefix = wire.topic_region(self.tenant, "")
+        # the stall's shared stock (appliance.stallstock): the tenant's stalls, one each
+        self.stock_topic = topic_stock(self.tenant, "+")
+        self.stock_prefix = topic_stock(self.tenant, "")
         # the region's signed review of this till's enrollment (sync_agent/enrollment.py)
         self.review_topic = wire.topic_down(self.tenant, self.device, REVIEW_KIND)
         self.health_topic = wire.topic_health(self.tenant, self.device)
@@ -196,7 +200,12 @@ class Agent:
             return
         self.connected = True
         _rc, self.subscribe_mid = client.subscribe(
-            [(self.ack_topic, 1), (self.region_topic, 1), (self.review_topic, 1)]
+            [
+                (self.ack_topic, 1),
+                (self.region_topic, 1),
+                (self.review_topic, 1),
+                (self.stock_topic, 1),
+            ]
         )
         log.info(
             "sync connected broker=%s session_present=%s",
@@ -218,6 +227,8 @@ class Agent:
             # Reviews are not needed to sync: a broker whose ACL predates the down topics
             # must not stop the sales from reaching the region.
             log.warning("sync enrollment review subscription refused (%s)", reasons[2])
+        if len(reasons) > 3 and reasons[3].is_failure:
+            log.warning("sync stall stock subscription refused (%s)", reasons[3])
         if any(r.is_failure for r in reasons[:2]):
             log.error(
                 "sync subscribe refused reasons=%s; check the broker ACL", [str(r) for r in reasons]
@@ -248,6 +259,8 @@ class Agent:
         try:
             if msg.topic == self.ack_topic:
                 self._handle_ack(msg.payload)
+            elif msg.topic.startswith(self.stock_prefix):
+                handle_stock(self.data_dir, msg.payload, self.store)
             elif msg.topic.startswith(self.region_prefix):
                 handle_update(
                     self.data_dir,
@@ -600,7 +613,14 @@ def status(data_dir: DataDir) -> dict[str, Any]:
         store = AgentStore(path)
         try:
             counters = store.counters(
-                ("acks_rejected", "acks_ignored", "updates_", "segments_refused", "reviews_")
+                (
+                    "acks_rejected",
+                    "acks_ignored",
+                    "updates_",
+                    "segments_refused",
+                    "reviews_",
+                    "stock_",
+                )
             )
             segments = store.segment_counts()
             state["region_catalog_version"] = int(store.get(version_key("catalog"), "0"))

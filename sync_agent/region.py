@@ -80,6 +80,34 @@ def handle_update(
     return "applied"
 
 
+def handle_stock(data_dir: DataDir, payload: bytes, store: AgentStore) -> str:
+    """Keep the region's snapshot of this till's stall's stock
+    (``tillbox/v1/{tenant}/region/stock/{stall}``; :mod:`appliance.stallstock` holds
+    the rules): ``kept``, ``unchanged``, ``cleared``, ``ignored`` (another stall's) or
+    ``refused:<reason>``. Never raises for bad input."""
+    if not payload:
+        return "cleared"
+    from appliance import stallstock
+    from appliance.till import Till
+
+    try:
+        with Till.open(data_dir) as till:
+            outcome = stallstock.keep(till, payload)
+    except stallstock.Refused as exc:
+        if exc.reason == "other_stall":
+            return "ignored"  # the tenant's other stalls' snapshots come here too
+        store.bump(f"stock_rejected.{exc.reason}")
+        log.warning("sync stock snapshot rejected reason=%s detail=%s", exc.reason, exc)
+        return f"refused:{exc.reason}"
+    except TillError as exc:
+        store.bump("stock_rejected.unrecorded")
+        log.warning("sync stock snapshot not kept: %s", exc)
+        return "refused:unrecorded"
+    if outcome == "kept":
+        store.bump("stock_kept")
+    return outcome
+
+
 def _catalog(
     data_dir: DataDir, region_key: VerifyKey, tenant: str, payload: bytes, store: AgentStore
 ) -> str:

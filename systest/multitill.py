@@ -128,9 +128,11 @@ class Stall:
         region_keys: Region,
         devices: Sequence[str] = ("t1", "t2"),
         stall: str = "s1",
+        edge_args: Sequence[str] = (),
     ) -> None:
         self.root, self.broker, self.db, self.region = root, broker, db, region_keys
         self.devices, self.stall = tuple(devices), stall
+        self.edge_args = tuple(edge_args)  # more `tillbox edge serve` options
         self.tills: dict[str, DataDir] = {}
         self.proxies: dict[str, Any] = {}
         self.agents: dict[str, Any] = {}
@@ -140,7 +142,15 @@ class Stall:
         from edge.store import Store
         from sync_agent.faultproxy import FaultProxy
         from systest.reports import set_stall
-        from systest.sync import agent_proc, edge_proc, edge_ready, enroll, make_till, wait_for
+        from systest.sync import (
+            EDGE_USER,
+            agent_proc,
+            edge_proc,
+            edge_ready,
+            enroll,
+            make_till,
+            wait_for,
+        )
 
         for device in self.devices:
             self.tills[device] = make_till(self.root, device, self.region)
@@ -151,7 +161,9 @@ class Stall:
                 set_stall(store, device, self.stall)
         finally:
             store.close()
-        self.edge = edge_proc(self.root, self.db, self.broker.url, self.region).start()
+        self.edge = edge_proc(
+            self.root, self.db, self.broker.url, self.region, EDGE_USER, *self.edge_args
+        ).start()
         wait_for(lambda: edge_ready(self.edge), 20, "the edge to subscribe")
         for device, folder in self.tills.items():
             self.proxies[device] = FaultProxy(self.broker.port).start()

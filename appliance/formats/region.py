@@ -420,6 +420,105 @@ def open_region_data(
     return update, parse(update.kind, update.data)
 
 
+# -- the stall's stock, shared by its tills (kind "stock") --------------------------------
+STOCK = "stock"
+STOCK_MAX_BYTES = 1024 * KiB
+MAX_STOCK_DEVICES = 100
+MAX_STOCK_MOVES = 5000  # SKUs per device
+
+
+def topic_stock(tenant: str, stall: str) -> str:
+    """Where the stall's stock snapshot is retained: one per stall, under the tenant's
+    region topics (a device may read all of them; a till takes its own stall's)."""
+    return f"{wire.topic_region(tenant, STOCK)}/{stall}"
+
+
+@dataclass(frozen=True)
+class DeviceMoves:
+    """What the region holds of one till's stock movements: every stored event up to
+    ``seq``, per SKU, signed (sales and paid bookings take out, refunds put back)."""
+
+    device_id: str
+    seq: int
+    moves: tuple[tuple[str, int], ...]  # (sku, net quantity), by SKU
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "device_id": self.device_id,
+            "moves": [{"qty": q, "sku": sku} for sku, q in self.moves],
+            "seq": self.seq,
+        }
+
+
+@dataclass(frozen=True)
+class StallStock:
+    """The region's snapshot of the stock movements of one stall's tills."""
+
+    stall: str
+    devices: tuple[DeviceMoves, ...]
+
+    def moved(self, sku: str, without: str = "") -> int:
+        """The net movement of ``sku`` by the stall's tills, ``without`` that one."""
+        return sum(
+            q for d in self.devices if d.device_id != without for s, q in d.moves if s == sku
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"devices": [d.to_json() for d in self.devices], "stall": self.stall}
+
+    @classmethod
+    def from_json(cls, data: Any) -> StallStock:
+        o = _object(data, "stock", {"stall", "devices"})
+        devices = []
+        for i, raw in enumerate(_list(o["devices"], "devices", MAX_STOCK_DEVICES)):
+            where = f"devices[{i}]"
+            d = _object(raw, where, {"device_id", "seq", "moves"})
+            moves = []
+            for j, m in enumerate(_list(d["moves"], f"{where} moves", MAX_STOCK_MOVES)):
+                move = _object(m, f"{where} moves[{j}]", {"sku", "qty"})
+                moves.append(
+                    (
+                        _ident(move["sku"], f"{where} moves[{j}] sku"),
+                        _int(move["qty"], f"{where} moves[{j}] qty", -MAX_SAFE_INT, MAX_SAFE_INT),
+                    )
+                )
+            _unique([sku for sku, _q in moves], f"{where} sku")
+            devices.append(
+                DeviceMoves(
+                    _ident(d["device_id"], f"{where} device_id"),
+                    _int(d["seq"], f"{where} seq", 0, MAX_SAFE_INT),
+                    tuple(sorted(moves)),
+                )
+            )
+        _unique([d.device_id for d in devices], "device")
+        return cls(_ident(o["stall"], "stall"), tuple(sorted(devices, key=lambda d: d.device_id)))
+
+
+def seal_stock(
+    key: SigningKey, tenant: str, value: StallStock, version: int, issued_wall_ms: int
+) -> bytes:
+    """The TBRU bytes of a stall's stock snapshot (checked as a till checks it)."""
+    data = value.to_json()
+    StallStock.from_json(data)
+    _ident(tenant, "tenant")
+    _int(version, "version", 1, MAX_SAFE_INT)
+    sealed = wire.seal_update(key, wire.RegionUpdate(tenant, STOCK, version, issued_wall_ms, data))
+    if len(sealed) > STOCK_MAX_BYTES:
+        raise wire.WireError("oversize", f"the stock message is {len(sealed)} bytes")
+    return sealed
+
+
+def open_stock(data: bytes, key: VerifyKey) -> tuple[wire.RegionUpdate, StallStock]:
+    """Verify (size, magic, signature first), then check a stock snapshot."""
+    update = wire.open_update(data, key, STOCK_MAX_BYTES)
+    if update.kind != STOCK:
+        raise wire.WireError("wrong_kind", f"this is a {str(update.kind)[:20]!r} update, not stock")
+    _ident(update.tenant, "tenant")
+    _int(update.version, "version", 1, MAX_SAFE_INT)
+    _int(update.issued_wall_ms, "issued_wall_ms", 0, MAX_SAFE_INT)
+    return update, StallStock.from_json(update.data)
+
+
 # -- the booking QR code ------------------------------------------------------------------
 BOOKING_QR = "TBB1"
 _SEP = "*"

@@ -108,6 +108,81 @@ def test_the_vectors_are_what_the_code_seals_and_the_doc_shows():
     assert BOOKING_QR in doc
 
 
+STOCK_HEX = (
+    "54425255017b2264617461223a7b2264657669636573223a5b7b226465766963655f6964223a227431222c22"
+    "6d6f766573223a5b7b22717479223a312c22736b75223a22484f4e4559227d2c7b22717479223a2d332c2273"
+    "6b75223a224d55472d3031227d5d2c22736571223a34327d2c7b226465766963655f6964223a227432222c22"
+    "6d6f766573223a5b5d2c22736571223a377d5d2c227374616c6c223a227331227d2c226973737565645f7761"
+    "6c6c5f6d73223a313736373232353630303030302c226b696e64223a2273746f636b222c2274656e616e7422"
+    "3a2264656d6f222c2276657273696f6e223a347ddff20ac069741d6cf9f0e14c539ba880ae210ed5be92cd5a"
+    "cf90e6e4c71558440bc40d71070bddb3f4a364088ef7c944b3cc820359c682171bd2d6aa0eeb2203"
+)
+STOCK = {
+    "stall": "s1",
+    "devices": [
+        {"device_id": "t2", "seq": 7, "moves": []},
+        {
+            "device_id": "t1",
+            "seq": 42,
+            "moves": [{"sku": "MUG-01", "qty": -3}, {"sku": "HONEY", "qty": 1}],
+        },
+    ],
+}
+
+
+def test_the_stock_vector_is_what_the_code_seals_and_the_doc_shows():
+    doc = DOC.read_text(encoding="utf-8")
+    blocks = ["".join(b.split()) for b in doc.split("```")[1::2]]
+    value = fmt.StallStock.from_json(STOCK)
+    sealed = fmt.seal_stock(REGION, "demo", value, 4, ISSUED)
+    assert sealed.hex() == STOCK_HEX and STOCK_HEX in blocks
+    assert sealed[5:-64].decode() in doc
+    update, parsed = fmt.open_stock(sealed, REGION.verify_key)
+    assert (parsed, update.version, update.kind) == (value, 4, "stock")
+    assert value.moved("MUG-01") == -3 and value.moved("MUG-01", without="t1") == 0
+    obj = _independent(sealed, REGION.verify_key)  # the doc's reader
+    assert obj["kind"] == "stock" and obj["data"]["devices"][0]["moves"][1] == {
+        "qty": -3,
+        "sku": "MUG-01",
+    }
+    assert fmt.topic_stock("demo", "s1") == "tillbox/v1/demo/region/stock/s1"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"stall": "s 1", "devices": []},
+        {"stall": "s1", "devices": [{"device_id": "t1", "seq": -1, "moves": []}]},
+        {"stall": "s1", "devices": [{"device_id": "t1", "seq": 1, "moves": [{"sku": "A"}]}]},
+        {"stall": "s1", "devices": [{"device_id": "t1", "seq": 1, "moves": [], "x": 1}]},
+        {
+            "stall": "s1",
+            "devices": [
+                {"device_id": "t1", "seq": 1, "moves": [{"sku": "A", "qty": 1}] * 2},
+            ],
+        },
+        {"stall": "s1", "devices": [{"device_id": "t1", "seq": 1, "moves": []}] * 2},
+        {
+            "stall": "s1",
+            "devices": [{"device_id": "t1", "seq": 1, "moves": [{"sku": "A", "qty": True}]}],
+        },
+    ],
+)
+def test_a_bad_stock_snapshot_is_refused_whole(data):
+    signed = wire.seal_update(REGION, wire.RegionUpdate("demo", "stock", 1, ISSUED, data))
+    with pytest.raises(wire.WireError) as err:
+        fmt.open_stock(signed, REGION.verify_key)
+    assert err.value.reason == "malformed"
+    forged = wire.seal_update(SigningKey(bytes(32)), wire.RegionUpdate("demo", "stock", 1, 0, data))
+    with pytest.raises(wire.WireError) as err:
+        fmt.open_stock(forged, REGION.verify_key)
+    assert err.value.reason == "bad_signature"  # checked before anything is parsed
+    roster = wire.seal_update(REGION, wire.RegionUpdate("demo", "roster", 1, 0, {"devices": []}))
+    with pytest.raises(wire.WireError) as err:
+        fmt.open_stock(roster, REGION.verify_key)
+    assert err.value.reason == "wrong_kind"
+
+
 def _independent(data: bytes, key: VerifyKey) -> dict:
     """A reader written from the doc alone: magic, version, signature, then JSON."""
     assert data[:4] == b"TBRU" and data[4] == 1
