@@ -5,7 +5,7 @@ Routes are plain FastAPI functions. They take ``store`` (:func:`store`), the cal
 :class:`console.auth.Session` (:func:`signed_in`) and return either a page
 (:func:`page`) or a dict (JSON). Errors are exceptions; the handlers installed by
 :func:`install_error_handlers` answer ``/api/...`` with ``{"error": message}`` and pages
-with the same message in HTML, each with its status (401, 403, 404, 413, 422, 429, 503),
+with the same message in HTML, each with its status (400, 401, 403, 404, 409, 413, 422, 429, 503),
 so no input reaches a 500.
 """
 
@@ -32,7 +32,7 @@ from appliance.money import format_minor
 from console import csrf
 from console.auth import BadLogin, RateLimited, Session
 from console.auth import session as find_session
-from console.errors import BadInput, Missing, NeedLogin, TooLarge
+from console.errors import BadInput, BadRequest, Conflict, Missing, NeedLogin, TooLarge, Unavailable
 from console.scope import OutOfScope
 from edge.store import Store, is_transient
 
@@ -81,6 +81,9 @@ def install_error_handlers(app: Any) -> None:
         return handle
 
     app.add_exception_handler(BadInput, handler(422))
+    app.add_exception_handler(BadRequest, handler(400))
+    app.add_exception_handler(Conflict, handler(409))
+    app.add_exception_handler(Unavailable, handler(503))
     app.add_exception_handler(Missing, handler(404))
     app.add_exception_handler(TooLarge, handler(413))
     app.add_exception_handler(OutOfScope, handler(403))

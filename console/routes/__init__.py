@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from console.routes import admin, fleet, home, merchant, session
+from console.routes import admin, fleet, home, merchant, session, tax
 
 MODULES: tuple[ModuleType, ...] = (
     home,
@@ -20,6 +20,6 @@ MODULES: tuple[ModuleType, ...] = (
     merchant,
     fleet,
     admin,
-    # tax and promoter reports (console/reports/): add their routes module here
+    tax,
     # inspector pages (enrollment review, packages): add their routes module here
 )
