@@ -433,9 +433,7 @@ def report_tenants(store: Store, scope: Scope, area: str) -> list[str]:
     return [t for (t,) in store.all(f"SELECT DISTINCT tenant FROM devices WHERE {where}", args)]
 
 
-def event_days(
-    store: Store, scope: Scope, tenant: str, event_id: str
-) -> tuple[str, str] | None:
+def event_days(store: Store, scope: Scope, tenant: str, event_id: str) -> tuple[str, str] | None:
     """The first and last day the tenant's tills sold at ``event_id`` (rollup_tax), or
     None: a ledger of an event asked for without days covers these."""
     scope.allow("tax")

@@ -7,9 +7,9 @@ log, the log is sealed into signed segments (``systest.sync.seal_log``) and the 
 tenant's schedule, signed by the region, and the cashier's answer), some sales with a
 promo code in the hours before; t1 is enrolled (a permit scan and a geotagged camera
 photo) and ran a self-test, and stands at stall ``stall-1`` in the region's device
-profiles: what the promoter's and the inspector's pages show. The expected figures are folded from the tills'
-logs here, independently of the edge and of the console, so a page that shows the
-edge's rollups can be checked against what the tills recorded.
+profiles: what the promoter's and the inspector's pages show. The expected figures are
+folded from the tills' logs here, independently of the edge and of the console, so a
+page that shows the edge's rollups can be checked against what the tills recorded.
 """
 
 from __future__ import annotations

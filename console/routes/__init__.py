@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from console.routes import admin, fleet, home, merchant, session, tax
+from console.routes import admin, fleet, home, merchant, promoter, session, tax
 
 MODULES: tuple[ModuleType, ...] = (
     home,
@@ -21,5 +21,6 @@ MODULES: tuple[ModuleType, ...] = (
     fleet,
     admin,
     tax,
+    promoter,
     # inspector pages (enrollment review, packages): add their routes module here
 )

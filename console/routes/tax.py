@@ -390,4 +390,4 @@ def filing_page(
     db: Store = Depends(store),
 ) -> Response:
     status = _status(db, session, filing_id)
-    return page(request, session, "tax_filing.html", status=status, just_filed=bool(filed))
+    return page(request, session, "tax_filing.html", state=status, just_filed=bool(filed))
