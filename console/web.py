@@ -231,13 +231,18 @@ class BodyLimit:
     """ASGI middleware: no request body larger than ``limit`` bytes is read (a declared
     Content-Length over it, or a chunked body that grows past it, gets 413 at once)."""
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: Any, limit: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        # paths that take a bigger file (an enrollment export), by exact path
+        self.larger = dict(larger or {})
+
+    def _limit(self, scope: dict) -> int:
+        return self.larger.get(scope.get("path", ""), self.limit)
 
     async def _refuse(self, scope: dict, send: Any) -> None:
         api = scope.get("path", "").startswith("/api/")
-        message = f"the request is larger than {self.limit >> 20} MiB; send a smaller file"
+        message = f"the request is larger than {self._limit(scope) >> 20} MiB; send a smaller file"
         if api:
             import json
 
@@ -259,8 +264,9 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
         length = dict(scope.get("headers", ())).get(b"content-length", b"")
-        if length and (not length.isdigit() or int(length) > self.limit):
+        if length and (not length.isdigit() or int(length) > limit):
             await self._refuse(scope, send)
             return
         seen = 0
@@ -274,7 +280,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     over = True
                     return {"type": "http.disconnect"}
             return message

@@ -41,6 +41,7 @@ EVENT = "fair"  # the event every till of this world trades at (the promoter's)
 STALLS = {"t1": "stall-1"}  # the region's device profiles: the inspector's stall
 PROMO_SALES = {"t1": 3, "t3": 2}  # sales with the code MARKET10, an hour apart, before now
 LOCATION = (48.2082, 16.3738)  # the stall's [location]: the enrollment photo is geotagged
+ENROLLED = ("t1", "t2")  # tills that enrolled (t1's export is imported at the region)
 # sign-in name -> (role, tenant, events, stalls)
 USERS: dict[str, tuple[str, str | None, tuple[str, ...], tuple[str, ...]]] = {
     "ada": ("admin", None, (), ()),
@@ -83,7 +84,9 @@ def build_tills(
             finally:
                 devices.close()
         folders[device] = folder
-    enroll_stall(folders["t1"], root)
+    for device in ENROLLED:
+        if device in folders:
+            enroll_stall(folders[device], root)
     return folders
 
 
@@ -148,6 +151,22 @@ def enroll_stall(folder: DataDir, root: Path) -> None:
     run_selftest(
         folder, probes, only=["printer", "engraver", "log", "device_key", "permits", "enrollment"]
     )
+
+
+def import_enrollments(
+    db: str, folders: dict[str, DataDir], root: Path, devices: tuple[str, ...] = ("t1",)
+) -> None:
+    """Import the tills' enrollment exports at the region (edge.enrollments, what the
+    console's upload and `tillbox edge enrollment import` run)."""
+    from edge.enrollments import import_enrollment
+
+    store = Store.open(db)
+    try:
+        for device in devices:
+            data = export_enrollment(folders[device], root / f"{device}-enrollment.zip")
+            import_enrollment(store, data, int(time.time() * 1000))
+    finally:
+        store.close()
 
 
 def export_enrollment(folder: DataDir, out: Path) -> bytes:

@@ -12,7 +12,17 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from console.routes import admin, fleet, home, merchant, promoter, session, tax
+from console.routes import (
+    admin,
+    enrollments,
+    fleet,
+    home,
+    inspector,
+    merchant,
+    promoter,
+    session,
+    tax,
+)
 
 MODULES: tuple[ModuleType, ...] = (
     home,
@@ -22,5 +32,6 @@ MODULES: tuple[ModuleType, ...] = (
     admin,
     tax,
     promoter,
-    # inspector pages (enrollment review, packages): add their routes module here
+    inspector,
+    enrollments,
 )
