@@ -43,11 +43,10 @@ from edge.enrollments import (
     EnrollmentRecord,
     ReviewRecord,
     import_enrollment,
-    latest_review,
     list_enrollments,
     require_enrollment,
 )
-from edge.review import publish_review, review_enrollment
+from edge.review import latest_review, publish_review, review_enrollment
 from edge.store import Store
 
 log = logging.getLogger("tillbox.console")
@@ -160,11 +159,13 @@ def list_page(
     session: Session = Depends(signed_in),
     db: Store = Depends(store),
 ) -> Response:
+    data = list_data(db, session, status)
+    data["showing"] = data.pop("status")  # page() takes ``status`` as the HTTP status
     return page(
         request,
         session,
         "enrollments.html",
-        **list_data(db, session, status),
+        **data,
         statuses=STATUSES,
         limit_mib=UPLOAD_LIMIT >> 20,
     )
@@ -344,7 +345,8 @@ def review_form(
     db: Store = Depends(store),
 ) -> Response:
     out = review_data(request, db, session, device_id, decision, reason)
-    done = "sent" if out["published"]["sent"] else f"{out['review']['decision']}d"
+    verdict = {"approve": "approved", "reject": "rejected"}[out["review"]["decision"]]
+    done = "sent" if out["published"]["sent"] else verdict
     return RedirectResponse(f"/admin/enrollments/{device_id}?done={done}", status_code=303)
 
 
