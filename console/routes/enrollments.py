@@ -230,7 +230,9 @@ def list_api(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
         }
     },
 )
@@ -238,7 +240,7 @@ async def upload_api(
     request: Request, session: Session = Depends(signed_in), db: Store = Depends(store)
 ) -> dict[str, Any]:
     """Import a till's enrollment export (the file ``tillbox enrollment export`` writes, as
-    the body, ``application/zip``, at most 64 MiB): signature, manifest and every file's
+    the raw body, ``application/octet-stream`` or ``application/zip``, at most 64 MiB): signature, manifest and every file's
     hash checked against the device key the region holds. X-CSRF-Token."""
     from fastapi.concurrency import run_in_threadpool
 
