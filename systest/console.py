@@ -127,7 +127,7 @@ def enroll_stall(folder: DataDir, root: Path) -> None:
 
     from compliance import enroll
     from compliance.selftest import run_selftest
-    from compliance.testing import FakeProbes
+    from compliance.testing import FakeProbes, png_bytes
 
     config = folder.load_config()
     config.update("location", latitude=LOCATION[0], longitude=LOCATION[1])
@@ -145,7 +145,9 @@ def enroll_stall(folder: DataDir, root: Path) -> None:
         confirmed=True,
         assets=[("ENG-1", "Laser engraver")],
     )
-    probes = FakeProbes()
+    probes = FakeProbes(
+        frame=png_bytes(480, 320, (38, 111, 92))
+    )  # the stall, as the camera sees it
     with Till.open(folder) as till:
         enroll.enroll(till, data, probes)
     run_selftest(

@@ -60,6 +60,28 @@ def caller(label: str) -> str:
     return next((name for prefix, name in CALLER if path.startswith(prefix)), "ada")
 
 
+def fuzzer(operation, mode, cookies: dict, headers: dict):
+    """One operation's fuzz: every answer under 500, every refusal ``{"error"}``."""
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def call(case) -> None:
+        response = case.call(cookies=cookies, headers={**(case.headers or {}), **headers})
+        where = (case.method, case.formatted_path, case.query, case.body)
+        assert response.status_code < 500, (where, response.text[:300])
+        if response.status_code >= 400:
+            body = response.json()
+            assert set(body) == {"error"} and body["error"], (where, body)
+
+    return call
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_no_input_reaches_a_server_error(operations, signed_in, mode):
@@ -68,25 +90,12 @@ def test_no_input_reaches_a_server_error(operations, signed_in, mode):
     assert NEW_OPERATIONS <= {op.label for op in operations}
     for operation in operations:
         user = sessions[caller(operation.label)]
-        cookies = {"tillbox_session": user.cookies["tillbox_session"]}
-        headers = {"X-CSRF-Token": user.csrf}
-
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            derandomize=True,
-            database=None,
-            suppress_health_check=list(HealthCheck),
+        call = fuzzer(
+            operation,
+            mode,
+            {"tillbox_session": user.cookies["tillbox_session"]},
+            {"X-CSRF-Token": user.csrf},
         )
-        @given(case=operation.as_strategy(generation_mode=mode))
-        def call(case) -> None:
-            response = case.call(cookies=cookies, headers={**(case.headers or {}), **headers})
-            where = (case.method, case.formatted_path, case.query, case.body)
-            assert response.status_code < 500, (where, response.text[:300])
-            if response.status_code >= 400:
-                body = response.json()
-                assert set(body) == {"error"} and body["error"], (where, body)
-
         try:
             call()
         except Unsatisfiable:
