@@ -240,8 +240,9 @@ async def upload_api(
     request: Request, session: Session = Depends(signed_in), db: Store = Depends(store)
 ) -> dict[str, Any]:
     """Import a till's enrollment export (the file ``tillbox enrollment export`` writes, as
-    the raw body, ``application/octet-stream`` or ``application/zip``, at most 64 MiB): signature, manifest and every file's
-    hash checked against the device key the region holds. X-CSRF-Token."""
+    the raw body, ``application/octet-stream`` or ``application/zip``, at most 64 MiB):
+    signature, manifest and every file's hash checked against the device key the region
+    holds. X-CSRF-Token."""
     from fastapi.concurrency import run_in_threadpool
 
     session.scope.allow("enrollments")
