@@ -11,7 +11,7 @@ import io
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from PIL import ExifTags, Image, UnidentifiedImageError
 from PIL.TiffImagePlugin import IFDRational
@@ -100,8 +100,9 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def read_exif(path: Path) -> dict[str, Any]:
-    """The photo's EXIF as named tags (incl. GPS and Exif IFDs), or why there is none."""
+def read_exif(path: Path | BinaryIO) -> dict[str, Any]:
+    """The photo's EXIF as named tags (incl. GPS and Exif IFDs), or why there is none
+    (``path`` is a file, or the bytes of one: the region reads them from its store)."""
     try:
         with Image.open(path) as img:
             exif = img.getexif()

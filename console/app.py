@@ -21,7 +21,8 @@ from fastapi.staticfiles import StaticFiles
 from console import receipts, tables
 from console.auth import now_ms
 from console.fleet import SILENT_AFTER_MS
-from console.routes import MODULES
+from console.routes import MODULES, enrollments
+from console.routes.enrollments import Publisher
 from console.web import HERE, BodyLimit, StorePool, guard, install_error_handlers
 
 log = logging.getLogger("tillbox.console")
@@ -67,8 +68,12 @@ def create_app(
     secure_cookie: bool = True,
     silent_after_ms: int = SILENT_AFTER_MS,
     index_interval_s: float | None = INDEX_INTERVAL_S,
+    publisher: Publisher | None = None,
 ) -> FastAPI:
     """The console over the edge database at ``store_url``.
+
+    ``publisher`` (the region broker and the publisher identity) sends the signed
+    enrollment reviews down to the tills; without it a review is kept and sent later.
 
     ``secure_cookie=False`` drops the cookie's Secure flag, for a plain-HTTP demo on a
     LAN only (browsers accept Secure cookies from http://127.0.0.1 and localhost).
@@ -103,12 +108,17 @@ def create_app(
     app.state.region_key_path = str(region_key_path) if region_key_path else None
     app.state.secure_cookie = secure_cookie
     app.state.silent_after_ms = silent_after_ms
+    app.state.publisher = publisher
     app.state.nav = [item for module in MODULES for item in module.NAV]
     install_error_handlers(app)
     for module in MODULES:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    app.add_middleware(BodyLimit, limit=receipts.UPLOAD_LIMIT + 64 * 1024)
+    app.add_middleware(
+        BodyLimit,
+        limit=receipts.UPLOAD_LIMIT + 64 * 1024,
+        larger={path: enrollments.UPLOAD_LIMIT + 64 * 1024 for path in enrollments.UPLOAD_PATHS},
+    )
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Any) -> Response:

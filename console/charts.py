@@ -52,3 +52,49 @@ def bar_chart(
         )
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+COLUMN_W = 22
+COLUMNS_H = 170
+AXIS_H = 34
+
+
+def column_chart(
+    columns: Sequence[tuple[str, str, int]],
+    title: str,
+) -> Markup:
+    """An SVG of one column per (label, group, value): a count over time (footfall per
+    hour: the label is the hour, the group the day, written under its first column).
+    Every column is drawn, a zero as a thin line, so a lull shows as a gap."""
+    if not columns:
+        return Markup("")
+    width = max(WIDTH, 8 + COLUMN_W * len(columns))
+    base = COLUMNS_H - AXIS_H
+    peak = max(max(v for _, _, v in columns), 1)
+    parts = [
+        f'<svg class="chart columns" width="{width}" height="{COLUMNS_H}" '
+        f'viewBox="0 0 {width} {COLUMNS_H}" role="img" '
+        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+    ]
+    previous = None
+    for i, (label, group, value) in enumerate(columns):
+        x = 4 + i * COLUMN_W
+        h = (base - 16) * max(value, 0) / peak
+        parts.append(
+            f'<rect x="{x + 2}" y="{base - max(h, 1):.1f}" width="{COLUMN_W - 4}" '
+            f'height="{max(h, 1):.1f}" class="bar"><title>{escape(group)} {escape(label)}: '
+            f"{value}</title></rect>"
+            f'<text x="{x + COLUMN_W / 2:.1f}" y="{base + 13}" text-anchor="middle" '
+            f'class="label">{escape(label)}</text>'
+        )
+        if value:
+            parts.append(
+                f'<text x="{x + COLUMN_W / 2:.1f}" y="{base - h - 3:.1f}" text-anchor="middle" '
+                f'class="value">{value}</text>'
+            )
+        if group != previous:
+            parts.append(f'<text x="{x + 2}" y="{base + 28}" class="label">{escape(group)}</text>')
+            previous = group
+    parts.append("</svg>")
+    return Markup("".join(parts))

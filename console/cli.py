@@ -16,7 +16,7 @@ import os
 import signal
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from appliance.cliutil import OneLineParser, add_json, emit
 from appliance.errors import TillError
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 KEY_ENV = "TILLBOX_REGION_KEY"  # the same variable `tillbox edge serve` reads
 PASSWORD_FILE_LIMIT = 4096
+PUBLISHER = "tillbox-publisher"  # the broker identity of edge/enrollment_cli.py
 
 
 def listen_address(text: str) -> tuple[str, int]:
@@ -90,6 +91,25 @@ def _region_key_path(args: argparse.Namespace) -> str | None:
     return path
 
 
+def _publisher(args: argparse.Namespace) -> Any:
+    """Where reviews are published (``--broker``, ``--publisher``, its password file), or
+    None: checked now, so a wrong URL or an open password file stops the start."""
+    if not args.broker:
+        if args.publisher_password_file:
+            raise TillError("--publisher-password-file goes with --broker URL; give both")
+        return None
+    from appliance.formats.brokerurl import BrokerURL
+    from console.routes.enrollments import Publisher
+
+    broker = BrokerURL.parse(args.broker)
+    if not args.publisher_password_file:
+        raise TillError(
+            "--broker needs the publisher's password: --publisher-password-file FILE (0600)"
+        )
+    password = read_password_file(args.publisher_password_file)
+    return Publisher(broker, args.publisher, password)
+
+
 def cmd_web(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -108,6 +128,7 @@ def cmd_web(args: argparse.Namespace) -> int:
         _region_key_path(args),
         secure_cookie=not args.insecure_cookie,
         silent_after_ms=int(args.silent_after * 60_000),
+        publisher=_publisher(args),
     )
     sock = _bind(host, port)
     config = uvicorn.Config(
@@ -213,6 +234,23 @@ def register(cmds: argparse._SubParsersAction) -> None:
         "(browsers keep Secure cookies on http://127.0.0.1 and localhost anyway)",
     )
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument(
+        "--broker",
+        metavar="URL",
+        help="the region broker (mqtt://HOST:PORT): enrollment decisions are published to "
+        "the tills at once (otherwise kept, and sent with `tillbox edge enrollment publish`)",
+    )
+    p.add_argument(
+        "--publisher",
+        default=PUBLISHER,
+        metavar="NAME",
+        help=f"the broker identity that may write to the tills' down topics (default {PUBLISHER})",
+    )
+    p.add_argument(
+        "--publisher-password-file",
+        metavar="FILE",
+        help="a file (mode 0600) holding the publisher's password",
+    )
     p.set_defaults(handler=cmd_web)
 
     user = cmds.add_parser("user", help="console users (sign-in names, roles, scopes)")

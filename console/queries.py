@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from console.scope import OutOfScope, Scope
+from console.scope import REGION_WIDE, OutOfScope, Scope
 from edge.store import Store
 
 # What a sales page can be grouped by -> the SQL expression of the group's key.
@@ -421,4 +421,170 @@ def audit(
             "client": c,
         }
         for i, at, u, r, a, t, tg, d, c in rows
+    ]
+
+
+# -- the tax reporter ---------------------------------------------------------------------
+def report_tenants(store: Store, scope: Scope, area: str) -> list[str]:
+    """The tenants whose reports the caller may open in ``area`` (the region's tenants,
+    from its enrolled devices), for the tenant picker of the tax pages."""
+    scope.allow(area)
+    where, args = _where(scope, None, "tenant")
+    return [t for (t,) in store.all(f"SELECT DISTINCT tenant FROM devices WHERE {where}", args)]
+
+
+def event_days(store: Store, scope: Scope, tenant: str, event_id: str) -> tuple[str, str] | None:
+    """The first and last day the tenant's tills sold at ``event_id`` (rollup_tax), or
+    None: a ledger of an event asked for without days covers these."""
+    scope.allow("tax")
+    where, args = _where(scope, tenant, "tenant")
+    row = store.one(
+        f"SELECT MIN(day), MAX(day) FROM rollup_tax WHERE {where} AND event_id = ?",
+        (*args, event_id),
+    )
+    return None if row is None or row[0] is None else (row[0], row[1])
+
+
+# -- the inspector ------------------------------------------------------------------------
+def _inspectable(scope: Scope, device: str, stall: str) -> tuple[str, list[Any]]:
+    """The condition that keeps the devices the caller may inspect: for an inspector,
+    the tills at one of their stalls (the device's profile) or that sold at one of their
+    events (the sales rollup); region-wide roles see every device; anyone else none."""
+    if scope.role in REGION_WIDE:
+        return "1 = 1", []
+    if scope.role != "inspector":
+        return "1 = 0", []
+    parts, args = [], []
+    if scope.stalls:
+        parts.append(f"{stall} IN ({','.join('?' * len(scope.stalls))})")
+        args += sorted(scope.stalls)
+    if scope.events:
+        parts.append(
+            f"{device} IN (SELECT device_id FROM rollup_sales WHERE event_id IN "
+            f"({','.join('?' * len(scope.events))}))"
+        )
+        args += sorted(scope.events)
+    return (" OR ".join(parts) or "1 = 0"), args
+
+
+def inspected_devices(store: Store, scope: Scope) -> list[dict[str, Any]]:
+    """The devices the caller may inspect: tenant, stall, label, events stored, when the
+    region last stored one of their segments."""
+    scope.allow("inspector")
+    where, args = _inspectable(scope, "d.device_id", "COALESCE(p.stall, '')")
+    rows = store.all(
+        "SELECT d.device_id, d.tenant, COALESCE(p.stall, ''), COALESCE(p.label, ''), "
+        "d.events_stored, d.last_seq, d.segments_stored, "
+        "(SELECT MAX(s.stored_ms) FROM segments s WHERE s.device_id = d.device_id) "
+        "FROM devices d LEFT JOIN device_profiles p ON p.device_id = d.device_id "
+        f"WHERE {where} ORDER BY d.tenant, d.device_id",
+        args,
+    )
+    return [
+        {
+            "device_id": d,
+            "tenant": t,
+            "stall": stall,
+            "label": label,
+            "events_stored": _int(n),
+            "last_seq": _int(last),
+            "segments_stored": _int(segs),
+            "last_stored_ms": None if at is None else _int(at),
+        }
+        for d, t, stall, label, n, last, segs, at in rows
+    ]
+
+
+def inspected_device(
+    store: Store, scope: Scope, device_id: str, area: str = "inspector"
+) -> dict[str, Any] | None:
+    """One device the caller may inspect, or None when the region does not know it; a
+    device outside the caller's stalls and events is OutOfScope."""
+    scope.allow(area)
+    row = store.one(
+        "SELECT d.device_id, d.tenant, d.public_key, COALESCE(p.stall, ''), "
+        "COALESCE(p.label, ''), d.events_stored, d.last_seq FROM devices d "
+        "LEFT JOIN device_profiles p ON p.device_id = d.device_id WHERE d.device_id = ?",
+        (device_id,),
+    )
+    if row is None:
+        return None
+    where, args = _inspectable(scope, "d.device_id", "COALESCE(p.stall, '')")
+    allowed = store.one(
+        "SELECT 1 FROM devices d LEFT JOIN device_profiles p ON p.device_id = d.device_id "
+        f"WHERE d.device_id = ? AND ({where})",
+        (device_id, *args),
+    )
+    if allowed is None:
+        raise OutOfScope(f"till {device_id} is not at one of your stalls or events")
+    d, tenant, key, stall, label, n, last = row
+    return {
+        "device_id": d,
+        "tenant": tenant,
+        "public_key": key,
+        "stall": stall,
+        "label": label,
+        "events_stored": _int(n),
+        "last_seq": _int(last),
+    }
+
+
+def _event_row(seq: Any, type_: str, hash_: str, body: str) -> dict[str, Any]:
+    try:
+        event = json.loads(body)
+    except ValueError:  # the edge stores only verified JSON; never fail a page on one row
+        event = {}
+    return {
+        "seq": _int(seq),
+        "type": type_,
+        "hash": hash_,
+        "wall_ms": event.get("wall_ms") if isinstance(event.get("wall_ms"), int) else None,
+        "payload": event.get("payload") if isinstance(event.get("payload"), dict) else {},
+    }
+
+
+def device_events(
+    store: Store,
+    scope: Scope,
+    device_id: str,
+    before_seq: int | None = None,
+    limit: int = 100,
+    event_type: str | None = None,
+) -> list[dict[str, Any]]:
+    """A device's stored events, newest first, by its (device_id, seq) key: ``limit`` of
+    them below ``before_seq`` (paging), of one type when given."""
+    inspected_device(store, scope, device_id)
+    cond, args = "device_id = ?", [device_id]
+    if before_seq is not None:
+        cond += " AND seq < ?"
+        args.append(before_seq)
+    if event_type is not None:
+        cond += " AND type = ?"
+        args.append(event_type)
+    rows = store.all(
+        f"SELECT seq, type, hash, body FROM events WHERE {cond} ORDER BY seq DESC LIMIT ?",
+        (*args, limit),
+    )
+    return [_event_row(*r) for r in rows]
+
+
+def device_acks(
+    store: Store, scope: Scope, device_id: str, limit: int = 200
+) -> list[dict[str, Any]]:
+    """The segments the region stored (and acked) for the device, newest first."""
+    inspected_device(store, scope, device_id)
+    rows = store.all(
+        "SELECT id, first_seq, last_seq, size, stored_ms FROM segments WHERE device_id = ? "
+        "ORDER BY first_seq DESC LIMIT ?",
+        (device_id, limit),
+    )
+    return [
+        {
+            "segment_id": s,
+            "first_seq": _int(a),
+            "last_seq": _int(b),
+            "size": _int(n),
+            "stored_ms": _int(at),
+        }
+        for s, a, b, n, at in rows
     ]

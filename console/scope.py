@@ -36,6 +36,23 @@ ACCESS: dict[str, frozenset[str]] = {
     "devices": frozenset({"admin"}),
     "region": frozenset({"admin", "technician"}),
     "audit": frozenset({"admin"}),
+    # the tax reporter's ledger, exports and filings (console/routes/tax.py over
+    # console/reports; the library checks its own TAX_ROLES as well)
+    "tax": frozenset({"tax"}),
+    "tax.file": frozenset({"tax"}),
+    # a promoter's events (console/routes/promoter.py)
+    "promoter": frozenset({"promoter"}),
+    # an inspector's stalls and events, read-only (console/routes/inspector.py); the
+    # package is built for them, audited
+    "inspector": frozenset({"inspector"}),
+    "inspector.package": frozenset({"inspector"}),
+    # the enrollment files (permit scans, photos): the inspector's, and the reviewer's
+    "enrollment.media": frozenset({"inspector", "admin"}),
+    # onboarding review (console/routes/enrollments.py): importing a till's export and
+    # approving or rejecting it. An admin's: the approval registers the till with the
+    # region and pins the region key on it (widen here to add a reviewer role)
+    "enrollments": frozenset({"admin"}),
+    "enrollments.review": frozenset({"admin"}),
 }
 
 

@@ -47,6 +47,9 @@ CREATE TABLE IF NOT EXISTS console_receipts (
 CREATE INDEX IF NOT EXISTS console_receipts_by_code ON console_receipts (code);
 CREATE INDEX IF NOT EXISTS console_receipts_by_number ON console_receipts (tenant, receipt_no);
 CREATE INDEX IF NOT EXISTS console_receipts_by_time ON console_receipts (tenant, kind, wall_ms);
+-- the inspector pages list the segments (acks) of one device: by device, not a scan of
+-- every till (the table is the edge one, console.queries.device_acks reads it)
+CREATE INDEX IF NOT EXISTS console_segments_by_device ON segments (device_id, first_seq);
 CREATE TABLE IF NOT EXISTS console_watermarks (
     name TEXT PRIMARY KEY, ingest_id BIGINT NOT NULL, hole_id BIGINT NOT NULL,
     hole_ms BIGINT NOT NULL)

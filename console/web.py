@@ -5,7 +5,7 @@ Routes are plain FastAPI functions. They take ``store`` (:func:`store`), the cal
 :class:`console.auth.Session` (:func:`signed_in`) and return either a page
 (:func:`page`) or a dict (JSON). Errors are exceptions; the handlers installed by
 :func:`install_error_handlers` answer ``/api/...`` with ``{"error": message}`` and pages
-with the same message in HTML, each with its status (401, 403, 404, 413, 422, 429, 503),
+with the same message in HTML, each with its status (400, 401, 403, 404, 409, 413, 422, 429, 503),
 so no input reaches a 500.
 """
 
@@ -32,7 +32,7 @@ from appliance.money import format_minor
 from console import csrf
 from console.auth import BadLogin, RateLimited, Session
 from console.auth import session as find_session
-from console.errors import BadInput, Missing, NeedLogin, TooLarge
+from console.errors import BadInput, BadRequest, Conflict, Missing, NeedLogin, TooLarge, Unavailable
 from console.scope import OutOfScope
 from edge.store import Store, is_transient
 
@@ -81,6 +81,9 @@ def install_error_handlers(app: Any) -> None:
         return handle
 
     app.add_exception_handler(BadInput, handler(422))
+    app.add_exception_handler(BadRequest, handler(400))
+    app.add_exception_handler(Conflict, handler(409))
+    app.add_exception_handler(Unavailable, handler(503))
     app.add_exception_handler(Missing, handler(404))
     app.add_exception_handler(TooLarge, handler(413))
     app.add_exception_handler(OutOfScope, handler(403))
@@ -228,13 +231,18 @@ class BodyLimit:
     """ASGI middleware: no request body larger than ``limit`` bytes is read (a declared
     Content-Length over it, or a chunked body that grows past it, gets 413 at once)."""
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: Any, limit: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        # paths that take a bigger file (an enrollment export), by exact path
+        self.larger = dict(larger or {})
+
+    def _limit(self, scope: dict) -> int:
+        return self.larger.get(scope.get("path", ""), self.limit)
 
     async def _refuse(self, scope: dict, send: Any) -> None:
         api = scope.get("path", "").startswith("/api/")
-        message = f"the request is larger than {self.limit >> 20} MiB; send a smaller file"
+        message = f"the request is larger than {self._limit(scope) >> 20} MiB; send a smaller file"
         if api:
             import json
 
@@ -256,8 +264,9 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
         length = dict(scope.get("headers", ())).get(b"content-length", b"")
-        if length and (not length.isdigit() or int(length) > self.limit):
+        if length and (not length.isdigit() or int(length) > limit):
             await self._refuse(scope, send)
             return
         seen = 0
@@ -271,7 +280,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     over = True
                     return {"type": "http.disconnect"}
             return message

@@ -3,9 +3,13 @@ the console's users, the figures the tills' own logs give, a console served by u
 
 Data reaches the region the real way: each till sells and prints receipts in its own
 log, the log is sealed into signed segments (``systest.sync.seal_log``) and the edge's
-``Ingestor`` verifies and stores them. The expected figures are folded from the tills'
-logs here, independently of the edge and of the console, so a page that shows the
-edge's rollups can be checked against what the tills recorded.
+``Ingestor`` verifies and stores them. Every till trades at the event ``fair`` (its
+tenant's schedule, signed by the region, and the cashier's answer), some sales with a
+promo code in the hours before; t1 is enrolled (a permit scan and a geotagged camera
+photo) and ran a self-test, and stands at stall ``stall-1`` in the region's device
+profiles: what the promoter's and the inspector's pages show. The expected figures are
+folded from the tills' logs here, independently of the edge and of the console, so a
+page that shows the edge's rollups can be checked against what the tills recorded.
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ from systest.sync import TILLBOX, Proc, Region, enroll, make_till, seal_log, sel
 TILLS = {"t1": "demo", "t2": "demo", "t3": "other"}
 SALES = {"t1": 12, "t2": 9, "t3": 5}  # different figures per till, so a leak would show
 PASSWORD = "correct horse battery"
+EVENT = "fair"  # the event every till of this world trades at (the promoter's)
+STALLS = {"t1": "stall-1"}  # the region's device profiles: the inspector's stall
+PROMO_SALES = {"t1": 3, "t3": 2}  # sales with the code MARKET10, an hour apart, before now
+LOCATION = (48.2082, 16.3738)  # the stall's [location]: the enrollment photo is geotagged
+ENROLLED = ("t1", "t2")  # tills that enrolled (t1's export is imported at the region)
 # sign-in name -> (role, tenant, events, stalls)
 USERS: dict[str, tuple[str, str | None, tuple[str, ...], tuple[str, ...]]] = {
     "ada": ("admin", None, (), ()),
@@ -42,6 +51,7 @@ USERS: dict[str, tuple[str, str | None, tuple[str, ...], tuple[str, ...]]] = {
     "tom": ("tax", None, (), ()),
     "pia": ("promoter", None, ("fair",), ()),
     "ivan": ("inspector", None, (), ("stall-1",)),
+    "ines": ("inspector", None, (EVENT,), ()),
 }
 
 
@@ -61,7 +71,9 @@ def build_tills(
     folders = {}
     for device, tenant in tills.items():
         folder = make_till(root, device, region, tenant=tenant)
+        attend(folder, region)
         sell(folder, sales.get(device, 10))
+        promo_sales(folder, PROMO_SALES.get(device, 0))
         with Till.open(folder) as till:
             devices = open_devices(till.config, folder)
             try:
@@ -72,7 +84,100 @@ def build_tills(
             finally:
                 devices.close()
         folders[device] = folder
+    for device in ENROLLED:
+        if device in folders:
+            enroll_stall(folders[device], root)
     return folders
+
+
+def attend(folder: DataDir, region: Region, event_id: str = EVENT) -> None:
+    """The tenant's schedule (one event from a month ago to a month ahead, eu-market),
+    signed by the region and applied as from a USB stick, and the cashier's answer to
+    which event the till trades at (asked until a self-test confirms the clock)."""
+    from systest.multitill import deliver, schedule_of, scheduled
+
+    now = int(time.time() * 1000)
+    month = 30 * 24 * 3600 * 1000
+    tenant = folder.load_config().section("device")["tenant"]
+    event = scheduled(event_id, now - month, now + month, "eu-market", name="Riverside Fair")
+    deliver(folder, region, schedule_of(event), 1, tenant)
+    with Till.open(folder) as till:
+        if till.current_event().how != "clock":
+            till.choose_event(event_id)
+
+
+def promo_sales(folder: DataDir, n: int) -> None:
+    """``n`` sales with the promo code MARKET10, one per hour up to an hour ago (the
+    promoter's footfall per hour has more than one hour to show)."""
+    from appliance.pricing import CartLine
+    from systest.reports import trading_at
+
+    start = datetime.now(UTC).replace(minute=5, second=0, microsecond=0)
+    for i in range(n):
+        at = start.timestamp() - (n - i) * 3600
+        with trading_at(datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M")):
+            with Till.open(folder) as till:
+                till.sell([CartLine("BRATW", 2)], "cash", promo_code="MARKET10")
+
+
+def enroll_stall(folder: DataDir, root: Path) -> None:
+    """The till's enrollment: a permit scan (PDF), a photo taken by its camera (geotagged
+    from its [location]), the attestation; then a self-test, recorded in its log."""
+    import tomli_w
+
+    from compliance import enroll
+    from compliance.selftest import run_selftest
+    from compliance.testing import FakeProbes, png_bytes
+
+    config = folder.load_config()
+    config.update("location", latitude=LOCATION[0], longitude=LOCATION[1])
+    folder.config_path.write_text(tomli_w.dumps(config.data))
+    permit = root / f"{config.device_id}-permit.pdf"
+    permit.write_bytes(b"%PDF-1.4\n% trading permit TP-2291, Riverside Fair\n%%EOF\n")
+    data = enroll.EnrollmentInput(
+        operator="Ann Trader",
+        business="Riverside Makers",
+        registration="HRB 1234",
+        address="1 Market Sq",
+        permits=[enroll.PermitInput("trading", "TP-2291", "2099-12-31", str(permit))],
+        photos=[enroll.PhotoInput("stall", "camera")],
+        attestation="The electrical set-up was checked by a qualified person.",
+        confirmed=True,
+        assets=[("ENG-1", "Laser engraver")],
+    )
+    probes = FakeProbes(
+        frame=png_bytes(480, 320, (38, 111, 92))
+    )  # the stall, as the camera sees it
+    with Till.open(folder) as till:
+        enroll.enroll(till, data, probes)
+    run_selftest(
+        folder, probes, only=["printer", "engraver", "log", "device_key", "permits", "enrollment"]
+    )
+
+
+def import_enrollments(
+    db: str, folders: dict[str, DataDir], root: Path, devices: tuple[str, ...] = ("t1",)
+) -> None:
+    """Import the tills' enrollment exports at the region (edge.enrollments, what the
+    console's upload and `tillbox edge enrollment import` run)."""
+    from edge.enrollments import import_enrollment
+
+    store = Store.open(db)
+    try:
+        for device in devices:
+            data = export_enrollment(folders[device], root / f"{device}-enrollment.zip")
+            import_enrollment(store, data, int(time.time() * 1000))
+    finally:
+        store.close()
+
+
+def export_enrollment(folder: DataDir, out: Path) -> bytes:
+    """The till's enrollment export file (``tillbox enrollment export``), as bytes."""
+    from compliance.enroll import export_for_region
+
+    with Till.open(folder) as till:
+        export_for_region(till, out)
+    return out.read_bytes()
 
 
 # (tenant, sku) -> a counted level set before the sales arrive, so some go below zero
@@ -84,9 +189,11 @@ def ingest(
     region: Region,
     folders: Iterable[DataDir],
     tracked: dict[tuple[str, str], int] = TRACKED,
+    stalls: dict[str, str] = STALLS,
 ) -> None:
-    """Enroll the tills, count the ``tracked`` stock, and store the tills' whole logs
-    through the edge's Ingestor (a tracked SKU that goes below zero is flagged)."""
+    """Enroll the tills, set their ``stalls``, count the ``tracked`` stock, and store the
+    tills' whole logs through the edge's Ingestor (a tracked SKU that goes below zero is
+    flagged)."""
     from edge import admin
     from edge.ingest import Ingestor
 
@@ -94,6 +201,8 @@ def ingest(
     enroll(db, *folders)
     store = Store.open(db)
     try:
+        for device, stall in stalls.items():
+            admin.set_profile(store, device, stall)
         for (tenant, sku), qty in tracked.items():
             admin.stock_set(store, tenant, sku, qty, "opening count")
         ingestor = Ingestor(store, region.key)

@@ -141,6 +141,8 @@ class RegionDemo:
             atomic_write(pw_file, password.encode(), mode=0o600)
             args = ["edge", "user", "add", "--db", self.db, "--name", name, "--role", role]
             args += ["--tenant", tenant] if tenant else []
+            if role == "inspector":  # the inspector inspects the demo's stalls
+                args += [a for _, stall, _ in TILLS for a in ("--stall", stall)]
             args += ["--password-file", str(pw_file), "--replace"]
             done = _run(*args)
             pw_file.unlink()
@@ -149,6 +151,9 @@ class RegionDemo:
             self.logins[name] = password
             lines.append(f"{name:<11} {role:<11} {password}")
         atomic_write(passwords, ("\n".join(lines) + "\n").encode(), mode=0o600)
+        assert self.broker is not None
+        publisher_pw = self.dir / ".publisher-password"
+        atomic_write(publisher_pw, PUBLISHER_PASSWORD.encode(), mode=0o600)
         web = Proc(
             [
                 TILLBOX,
@@ -161,6 +166,13 @@ class RegionDemo:
                 "--key",
                 str(region.key_path),
                 "--insecure-cookie",  # plain http on localhost: the demo only
+                # enrollment decisions go down to the tills at once
+                "--broker",
+                self.broker.url,
+                "--publisher",
+                PUBLISHER_USER,
+                "--publisher-password-file",
+                str(publisher_pw),
             ],
             self.dir / "web.log",
         ).start()

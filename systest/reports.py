@@ -9,18 +9,17 @@ own logs into the per-day tax figures a report must show.
 * :func:`tax_by_day_from_logs` is the oracle: it reads the tills' logs, never the edge,
   and folds them with rules written here, not imported from the code under test;
   :func:`edge_tax_ledger` reads the edge's own all-time ``tax_ledger``.
-* :func:`fill_rollups_from_stored_events` stands in for ingest's rollups until the
-  ingest side lands (issue 13, ``edge/rollups.py``): TEMPORARY, replace it with the
-  ingest itself and delete it then.
+
+The rollups the reports read are the ones the edge's ingest keeps in each segment's
+transaction; nothing here writes them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 import types
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import appliance.log
@@ -30,7 +29,6 @@ from appliance.datadir import DataDir
 from appliance.formats import wire
 from appliance.keys import load_signing_key
 from appliance.till import Till
-from edge import ledger
 from edge.ingest import Ingestor
 from edge.store import Store
 
@@ -155,71 +153,6 @@ def edge_tax_ledger(store: Store, tenant: str) -> dict[tuple[str, int], list[int
         row[1] += int(tax)
         row[2] += int(gross)
     return out
-
-
-def fill_rollups_from_stored_events(
-    store: Store, event_of: Callable[[str], str] = lambda _device: ""
-) -> None:
-    """TEMPORARY stand-in for ingest's rollups: rebuild rollup_tax, rollup_sales and
-    rollup_promos from the stored events (``event_of``: a device's event id)."""
-    rows = store.events_of_types((ledger.SALE, ledger.REFUND))
-    profiles: dict[tuple[str, ...], str] = {}
-    for tenant, device, _seq, type_, body, dup_of in rows:
-        if type_ == ledger.SALE and not dup_of:
-            p = json.loads(body)["payload"]
-            profiles[(tenant, p["sale_id"])] = p["tax_profile"]
-            profiles[(tenant, device, str(p["receipt_no"]))] = p["tax_profile"]
-    tax: dict[tuple, list[int]] = {}
-    sales: dict[tuple, list[int]] = {}
-    promos: dict[tuple, list[int]] = {}
-    for tenant, device, _seq, type_, body, dup_of in rows:
-        event = json.loads(body)
-        p = event["payload"]
-        day, hour = _day_hour(event["wall_ms"])
-        where = event_of(device)
-        if type_ == ledger.SALE:
-            if dup_of:
-                continue
-            profile = p["tax_profile"]
-            sign = 1
-            s = sales.setdefault((tenant, device, where, day, hour, p["currency"]), [0, 0, 0, 0])
-            s[0] += 1
-            s[1] += sum(t["gross_minor"] for t in p["taxes"])  # before cash rounding
-            for promo in p.get("promotions", []):
-                if promo["code"] is not None:
-                    r = promos.setdefault((tenant, where, day, promo["code"]), [0, 0])
-                    r[0] += 1
-                    r[1] += promo["discount_minor"]
-        else:
-            profile = profiles.get(_sale_key(tenant, p), "unknown")
-            sign = -1
-            s = sales.setdefault((tenant, device, where, day, hour, p["currency"]), [0, 0, 0, 0])
-            s[2] += 1
-            s[3] += sum(t["gross_minor"] for t in p["taxes"])
-        for t in p["taxes"]:
-            r = tax.setdefault((tenant, profile, t["rate"], t["rate_bp"], day, where), [0, 0, 0, 0])
-            r[0] += 1 if sign == 1 else 0
-            r[1] += sign * t["gross_minor"]
-            r[2] += sign * t["tax_minor"]
-            r[3] += sign * t["net_minor"]
-    with store.transaction():
-        for table in ("rollup_tax", "rollup_sales", "rollup_promos"):
-            store.execute(f"DELETE FROM {table}")
-        store.executemany(
-            "INSERT INTO rollup_tax (tenant, tax_profile, rate, rate_bp, day, event_id, sales, "
-            "gross_minor, tax_minor, net_minor) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [(*k, *v) for k, v in tax.items()],
-        )
-        store.executemany(
-            "INSERT INTO rollup_sales (tenant, device_id, event_id, day, hour, currency, sales, "
-            "gross_minor, refunds, refund_minor) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [(*k, *v) for k, v in sales.items()],
-        )
-        store.executemany(
-            "INSERT INTO rollup_promos (tenant, event_id, day, code, redemptions, "
-            "discount_minor) VALUES (?,?,?,?,?,?)",
-            [(*k, *v) for k, v in promos.items()],
-        )
 
 
 def set_stall(store: Store, device_id: str, stall: str) -> None:

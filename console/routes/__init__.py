@@ -2,17 +2,27 @@
 
 A module offers ``router`` (a FastAPI APIRouter: its pages and its ``/api/v1/`` routes)
 and ``NAV`` (``(area, label, path)`` for the navigation, shown to the roles that
-``console.scope.ACCESS`` allows for the area). To add pages (the tax and promoter
-reports, the inspector's pages), add a module here and one line to MODULES, and the
-areas to ``console.scope.ACCESS``. Every route gets the session, error and CSRF
-handling of the app without asking (the CSRF guard is an app-wide dependency).
+``console.scope.ACCESS`` allows for the area). To add pages, add a module here and one
+line to MODULES, and its areas to ``console.scope.ACCESS``. Every route gets the
+session, error and CSRF handling of the app without asking (the CSRF guard is an
+app-wide dependency).
 """
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from console.routes import admin, fleet, home, merchant, session
+from console.routes import (
+    admin,
+    enrollments,
+    fleet,
+    home,
+    inspector,
+    merchant,
+    promoter,
+    session,
+    tax,
+)
 
 MODULES: tuple[ModuleType, ...] = (
     home,
@@ -20,6 +30,8 @@ MODULES: tuple[ModuleType, ...] = (
     merchant,
     fleet,
     admin,
-    # tax and promoter reports (console/reports/): add their routes module here
-    # inspector pages (enrollment review, packages): add their routes module here
+    tax,
+    promoter,
+    inspector,
+    enrollments,
 )

@@ -3,8 +3,9 @@
 * ``console_db``: an edge database URL, once per module and dialect (module-scoped: the
   tills, their ingest and the users' argon2 hashes take seconds);
 * ``populated``: that database with three tills' logs ingested by the edge
-  (``systest.console``; ingest keeps the rollups), the receipt index caught up, and
-  one user per role (password ``systest.console.PASSWORD``);
+  (``systest.console``; ingest keeps the rollups), t1's enrollment imported, the
+  receipt index caught up, and the users of ``systest.console.USERS`` (password
+  ``systest.console.PASSWORD``);
 * ``app``: the console over it (no background indexer: tests catch up themselves);
 * ``signed_in(name)``: a TestClient over HTTPS (the cookie is Secure) with a session,
   and its CSRF token.
@@ -23,6 +24,7 @@ from systest.console import (
     Figures,
     add_users,
     build_tills,
+    import_enrollments,
     ingest,
     till_figures,
 )
@@ -51,8 +53,10 @@ def populated(console_db, region, tmp_path_factory) -> Populated:
     from console import receipts, tables
     from edge.store import Store
 
-    folders = build_tills(tmp_path_factory.mktemp("tills"), region)
+    root = tmp_path_factory.mktemp("tills")
+    folders = build_tills(root, region)
     ingest(console_db, region, folders.values())
+    import_enrollments(console_db, folders, root)
     add_users(console_db)
     store = Store.open(console_db)
     try:

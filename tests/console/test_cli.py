@@ -134,3 +134,19 @@ def test_web_serves_pages_and_stops_cleanly(tmp_path, db, region):
     finally:
         assert server.proc.stop() == 0
     assert "console listening on http://127.0.0.1:" in server.proc.log()
+
+
+def test_web_refuses_broker_settings_it_could_not_use_in_one_line(tmp_path, db):
+    base = ["edge", "web", "--db", db, "--listen", "127.0.0.1:1"]
+    _one_line_error(run(*base, "--broker", "mqtt://127.0.0.1:1883"), 1, "--publisher-password-file")
+    pw = _password_file(tmp_path, "publisher-secret\n")
+    _one_line_error(run(*base, "--publisher-password-file", str(pw)), 1, "goes with --broker")
+    _one_line_error(
+        run(*base, "--broker", "http://x", "--publisher-password-file", str(pw)), 1, "mqtt://"
+    )
+    open_pw = _password_file(tmp_path, "publisher-secret\n", mode=0o644)
+    proc = run(
+        *base, "--broker", "mqtt://127.0.0.1:1883", "--publisher-password-file", str(open_pw)
+    )
+    _one_line_error(proc, 1, "can be read by others")
+    assert "publisher-secret" not in proc.stderr + proc.stdout

@@ -10,7 +10,7 @@ from console.reports.period import Period, ReportInputError, day_of_ms
 from console.reports.tax import tax_ledger
 from console.scope import OutOfScope, Scope
 from systest.reports import edge_tax_ledger, tax_by_day_from_logs
-from systest.tradeworld import D1, D2, D3
+from systest.tradeworld import D1, D2, D3, EVENTS
 
 TAX = Scope(user="tina", role="tax")
 
@@ -19,6 +19,27 @@ def as_dict(ledger) -> dict[tuple[str, int], list[int]]:
     return {
         (r.tax_profile, r.rate_bp): [r.net_minor, r.tax_minor, r.gross_minor] for r in ledger.rows
     }
+
+
+def test_the_world_is_the_tills_own_events_as_ingest_rolled_them_up(world):
+    """Each sale and refund carries the event its till traded at (its schedule, the
+    cashier's answer) and that event's tax profile; the rollups the reports read are
+    ingest's own, equal to a recomputation from the stored events (``tillbox edge check``)."""
+    from edge import admin
+
+    for device in ("t1", "t2", "t3", "t9"):
+        with Till.open(world.tills[device]) as till:
+            logged = [
+                e
+                for e in till.log.events()
+                if e.type in (events.SALE_COMPLETED, events.REFUND_ISSUED)
+            ]
+        assert logged and {e.payload["event_id"] for e in logged} == {EVENTS[device]}, device
+    with Till.open(world.tills["t1"]) as t1:
+        started = [e.payload for e in t1.log.events() if e.type == events.EVENT_STARTED]
+    assert [(s["event_id"], s["tax_profile"]) for s in started] == [("fair-1", "eu-market")]
+    assert world.store.all("SELECT COUNT(*) FROM rollup_tax")[0][0] > 0
+    assert admin.check(world.store)["ok"]
 
 
 @pytest.mark.parametrize("tenant", ["demo", "other"])
