@@ -9,8 +9,8 @@
    day: the :func:`systest.sync.bulk_sales` way), the log is sealed into signed segments
    of ``--segment`` events (10,000: the agent's largest) and the edge's ``Ingestor``
    verifies and stores them with its ledgers and rollups, one transaction per segment.
-   The mix: ~60 % sales (three tax profiles in three currencies, cash and card, promo
-   codes on some), ~35 % printed receipts, ~4 % refunds; weekends at fairs (the events a
+   The mix: ~70 % sales (three tax profiles in three currencies, cash and card, promo
+   codes on some), ~26 % printed receipts, ~4 % refunds; weekends at fairs (the events a
    promoter sees), weekdays without. Then ``--health`` signed health messages per till
    through ``edge.telemetry.HealthIngestor`` (a few silent tills, low paper, queued
    events), the console's receipt index caught up (``console.receipts.catch_up``), and
@@ -51,6 +51,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,10 @@ from systest.postgres import LocalPostgres
 from systest.sync import Region, make_till, seal_log
 from systest.tradeworld import set_profile
 
+ROW_COUNTS = (
+    "events", "rollup_sales", "rollup_tax", "rollup_items", "rollup_promos",
+    "telemetry_history", "console_receipts", "stock_flags",
+)  # fmt: skip
 GOAL_P95_MS = 300.0
 GOAL_EXPORT_S = 2.0
 PROFILES = ("eu-market", "ch-festival", "us-fair")  # the demo catalog's, three currencies
@@ -195,8 +200,8 @@ class _Clock:
         return self.ns
 
 
-def write_till(folder: DataDir, plan: Plan, i: int, tpl: Templates) -> int:
-    """Append the till's month to its log; returns its last seq."""
+def write_till(folder: DataDir, plan: Plan, i: int, tpl: Templates, mix: Counter) -> int:
+    """Append the till's month to its log (counting each type in ``mix``); its last seq."""
     rng = random.Random(plan.seed * 100_003 + i)
     profile = plan.profile(i)
     sales_tpl, refunds_tpl = tpl.sales[profile], tpl.refunds[profile]
@@ -207,6 +212,7 @@ def write_till(folder: DataDir, plan: Plan, i: int, tpl: Templates) -> int:
         till.log.conn.execute("PRAGMA synchronous=OFF")  # test data only
         till.log.projector = None  # the till's own projections are not what is measured
         first_seq = till.log.last()[0]
+        mix["other (the till's own start-up)"] += first_seq
         budget = plan.budget(i) - first_seq
         weights = [1.6 if d.weekday() >= 4 else 1.0 for d in plan.days]
         scale = budget / sum(weights)
@@ -237,12 +243,14 @@ def write_till(folder: DataDir, plan: Plan, i: int, tpl: Templates) -> int:
                                 event_id=event_id,
                             )
                             tx.append(ev.REFUND_ISSUED, refund)
+                            mix[ev.REFUND_ISSUED] += 1
                         elif r < P_REFUND + P_PRINTED and last_sale is not None:
                             printed = dict(printed_tpl)
                             printed.update(
                                 receipt_no=last_sale[2], sale_id=last_sale[1], code=_code(rng)
                             )
                             tx.append(ev.RECEIPT_PRINTED, printed)
+                            mix[ev.RECEIPT_PRINTED] += 1
                             last_sale = None
                         else:
                             j = rng.randrange(len(sales_tpl))
@@ -255,6 +263,7 @@ def write_till(folder: DataDir, plan: Plan, i: int, tpl: Templates) -> int:
                                 event_id=event_id,
                             )
                             tx.append(ev.SALE_COMPLETED, sale)
+                            mix[ev.SALE_COMPLETED] += 1
                             last_sale = (j, sale["sale_id"], receipt)
                             if refunds_tpl[j] is not None:
                                 recent.append(last_sale)
@@ -285,6 +294,7 @@ def load(root: Path, url: str, region: Region, plan: Plan, health_per_till: int)
     folders: list[DataDir] = []
     lasts: list[int] = []
     total = 0
+    mix: Counter = Counter()
     store = Store.open(url)
     try:
         ingestor = Ingestor(store, region.key)
@@ -296,7 +306,7 @@ def load(root: Path, url: str, region: Region, plan: Plan, health_per_till: int)
             t0 = time.perf_counter()
             folder = make_till(root / "tills", plan.device(i), region, tenant=plan.tenant(i))
             set_profile(folder, plan.profile(i))
-            last = write_till(folder, plan, i, tpl)
+            last = write_till(folder, plan, i, tpl, mix)
             t1 = time.perf_counter()
             admin.enroll(
                 store, plan.device(i), load_verify_key(folder.public_key_path), plan.tenant(i)
@@ -329,6 +339,9 @@ def load(root: Path, url: str, region: Region, plan: Plan, health_per_till: int)
         t0 = time.perf_counter()
         store.execute("ANALYZE")
         analyze_s = time.perf_counter() - t0
+        print("  mix: " + ", ".join(f"{k} {n / total:.1%}" for k, n in mix.most_common()))
+        sizes = {t: store.one(f"SELECT COUNT(*) FROM {t}")[0] for t in ROW_COUNTS}
+        print("  rows: " + ", ".join(f"{t} {int(n):,}" for t, n in sizes.items()))
     finally:
         store.close()
     return Loaded(
