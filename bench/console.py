@@ -684,6 +684,7 @@ def main() -> int:
     )
     parser.add_argument("--check", action="store_true", help="run `edge check` after the load")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
+    parser.add_argument("--dir", help="where to make the temp folder (default: the system's)")
     args = parser.parse_args()
     logging.getLogger("tillbox.edge").setLevel(logging.ERROR)  # "stock negative": on purpose
     if args.tenants < 1 or args.tills < args.tenants or args.days < 7 or args.requests < 1:
@@ -691,7 +692,7 @@ def main() -> int:
     today = dt.datetime.now(dt.UTC).date()
     days = [today - dt.timedelta(days=args.days - k) for k in range(args.days)]
     plan = Plan(args.tills, args.tenants, days, args.events, args.segment)
-    root = Path(tempfile.mkdtemp(prefix="tillbox-console-bench-"))
+    root = Path(tempfile.mkdtemp(prefix="tillbox-console-bench-", dir=args.dir))
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; load average {os.getloadavg()[0]:.1f} at start"
@@ -708,9 +709,12 @@ def main() -> int:
         else:
             pg = LocalPostgres(root / "pg").start()
             url = pg.create_database("console_bench")
-        generate(root / "region.key", root / "region.pub")
+        # a folder of its own: generate() makes the key's folder 0700, and PostgreSQL's
+        # user must still reach root/pg (a checkpoint opens pg_control by its full path)
+        keys = root / "region"
+        generate(keys / "region.key", keys / "region.pub")
         region = Region(
-            load_signing_key(root / "region.key"), root / "region.key", root / "region.pub"
+            load_signing_key(keys / "region.key"), keys / "region.key", keys / "region.pub"
         )
         t0 = time.perf_counter()
         loaded = load(root, url, region, plan, args.health)
@@ -792,6 +796,11 @@ def main() -> int:
             f"tax_export_month_s={export_s:.3f} load_events_per_s={loaded.events / wall:.0f}"
         )
         return 0
+    except BaseException:
+        for log in (root / "pg" / "postgres.log", *root.glob("console-*.log")):
+            if log.exists():  # what the server said before it went
+                print(f"--- {log}:\n" + "\n".join(log.read_text().splitlines()[-15:]))
+        raise
     finally:
         if server is not None:
             server.stop()
