@@ -26,14 +26,18 @@
 3. **Baseline in the same run:** ``GET /api/v1/session`` (session lookup, no data), whose
    p95 each page's p95 is divided by ("ratio to baseline").
 
+4. **Older regions** (``--age-days N``): the rollups the pages read grow with the region's
+   age, not only its size. The loaded month's rollup rows are copied, each copy shifted a
+   month further back (its fairs renamed), up to N days, and every page is measured again.
+
 Goals (issue 13): every page p95 <= 300 ms; a month's tax export <= 2 s.
 Last line: ``baseline_p95_ms=B worst_p95_ms=W worst=PAGE pages_over_goal=N
-tax_export_month_s=T load_events_per_s=L``.
+tax_export_month_s=T load_events_per_s=L`` (and ``aged_...`` the same after aging).
 
 Usage: ``.venv/bin/python -P bench/console.py [--events N] [--tills N] [--days N]
-[--tenants N] [--requests N] [--db URL] [--keep]`` (``make bench-console``). ``-P``: Python
-must not put bench/ first on the path, where this file would shadow the ``console``
-package (and bench/ui.py the ``ui`` package).
+[--tenants N] [--requests N] [--age-days N] [--db URL] [--dir DIR] [--keep]``
+(``make bench-console``). ``-P``: Python must not put bench/ first on the path, where this
+file would shadow the ``console`` package (and bench/ui.py the ``ui`` package).
 """
 
 from __future__ import annotations
@@ -638,6 +642,72 @@ def cpu_pass(every: list[Probe], console_pid: int, postmaster: int | None, n: in
         p.cpu_ms = (con * 1000 / n, pg * 1000 / n)
 
 
+def run_and_report(
+    baseline: Probe, found: list[Probe], args: argparse.Namespace, pid: int, pm: int | None
+) -> tuple[float, list[str], Probe]:
+    """Measure every probe, then its CPU use, and print the table; (baseline p95, the
+    pages over the goal, the slowest page)."""
+    t0 = time.perf_counter()
+    measure([baseline, *found], args.requests)
+    print(f"  measured in {time.perf_counter() - t0:.0f} s; load avg {os.getloadavg()[0]:.1f}")
+    cpu_pass([baseline, *found], pid, pm, args.cpu_requests)
+    base_p95 = percentile(baseline.times, 95)
+    print(
+        f"{'page':40} {'role':10} {'via':4} {'p50':>7} {'p95':>7} {'max':>7} {'x base':>6} "
+        f"{'cpu web':>7} {'cpu pg':>7}   (ms; x base: p95 / baseline p95; cpu: per request)"
+    )
+    over = []
+    for p in [baseline, *found]:
+        p95 = percentile(p.times, 95)
+        flag = "  OVER GOAL" if p95 > GOAL_P95_MS else ""
+        if flag and p is not baseline:
+            over.append(p.name)
+        print(
+            f"{p.name:40} {USERS[p.role][0]:10} {p.how:4} {percentile(p.times, 50):7.1f} "
+            f"{p95:7.1f} {max(p.times):7.1f} {p95 / base_p95:6.1f} {p.cpu_ms[0]:7.2f} "
+            f"{p.cpu_ms[1]:7.2f}{flag}"
+        )
+    return base_p95, over, max(found, key=lambda p: percentile(p.times, 95))
+
+
+AGED = {  # rollup table -> its columns, with the day and the event shifted by the copy
+    "rollup_sales": "tenant, device_id, {event}, {day}, hour, currency, sales, gross_minor, "
+    "refunds, refund_minor",
+    "rollup_tax": "tenant, tax_profile, rate, rate_bp, {day}, {event}, sales, gross_minor, "
+    "tax_minor, net_minor",
+    "rollup_items": "tenant, {day}, sku, name, qty, gross_minor",
+    "rollup_promos": "tenant, {event}, {day}, code, redemptions, discount_minor",
+}
+
+
+def age_rollups(url: str, plan: Plan, age_days: int) -> tuple[int, float]:
+    """Make the region ``age_days`` old in its rollups (what the pages read): copies of the
+    loaded month's rows, each shifted a month further back, with its fairs renamed (an
+    event of a month ago is another event). PostgreSQL only. (rows added, seconds)."""
+    first, last = plan.days[0].isoformat(), plan.days[-1].isoformat()
+    store = Store.open(url)
+    t0 = time.perf_counter()
+    added = 0
+    try:
+        for k in range(1, age_days // len(plan.days)):
+            shift = k * len(plan.days)
+            day = f"to_char(day::date - {shift}, 'YYYY-MM-DD')"
+            event = f"CASE WHEN event_id = '' THEN '' ELSE event_id || '-m{k}' END"
+            for table, columns in AGED.items():
+                selected = columns.format(day=day, event=event)
+                names = columns.format(day="day", event="event_id")
+                cur = store.execute(
+                    f"INSERT INTO {table} ({names}) SELECT {selected} FROM {table} "
+                    "WHERE day >= ? AND day <= ?",
+                    (first, last),
+                )
+                added += cur.rowcount
+        store.execute("ANALYZE")
+    finally:
+        store.close()
+    return added, time.perf_counter() - t0
+
+
 def all_tenants_exports(url: str, plan: Plan) -> tuple[float, int]:
     """Seconds to export every tenant's month as CSV and PDF, one after the other."""
     from console.reports import exports
@@ -681,6 +751,12 @@ def main() -> int:
     parser.add_argument("--cpu-requests", type=int, default=10, help="per page, for CPU use")
     parser.add_argument(
         "--db", help="an empty PostgreSQL database URL (default: a cluster of its own)"
+    )
+    parser.add_argument(
+        "--age-days",
+        type=int,
+        default=0,
+        help="then age the rollups to this many days (copies of the month) and measure again",
     )
     parser.add_argument("--check", action="store_true", help="run `edge check` after the load")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
@@ -753,28 +829,10 @@ def main() -> int:
             f"uvicorn (`tillbox edge web`, its own process) with httpx; load avg "
             f"{os.getloadavg()[0]:.1f}"
         )
-        t0 = time.perf_counter()
-        measure([baseline, *found], args.requests)
-        print(f"  measured in {time.perf_counter() - t0:.0f} s; load avg {os.getloadavg()[0]:.1f}")
         postmaster = _postmaster_pid(pg) if pg is not None else None
-        cpu_pass([baseline, *found], server.proc.proc.pid, postmaster, args.cpu_requests)
-        base_p95 = percentile(baseline.times, 95)
-        print(
-            f"{'page':40} {'role':10} {'via':4} {'p50':>7} {'p95':>7} {'max':>7} {'x base':>6} "
-            f"{'cpu web':>7} {'cpu pg':>7}   (ms; x base: p95 / baseline p95; cpu: per request)"
-        )
-        over = []
-        for p in [baseline, *found]:
-            p95 = percentile(p.times, 95)
-            flag = "  OVER GOAL" if p95 > GOAL_P95_MS else ""
-            if flag and p is not baseline:
-                over.append(p.name)
-            print(
-                f"{p.name:40} {USERS[p.role][0]:10} {p.how:4} {percentile(p.times, 50):7.1f} "
-                f"{p95:7.1f} {max(p.times):7.1f} {p95 / base_p95:6.1f} {p.cpu_ms[0]:7.2f} "
-                f"{p.cpu_ms[1]:7.2f}{flag}"
-            )
-        worst = max(found, key=lambda p: percentile(p.times, 95))
+        pid = server.proc.proc.pid
+        base_p95, over, worst = run_and_report(baseline, found, args, pid, postmaster)
+        worst_p95, worst_name = percentile(worst.times, 95), worst.name.replace(" ", "_")
         exports_ = [p for p in found if p.name.startswith("tax export")]
         export_s = max(max(p.times) for p in exports_) / 1000
         every_s, n_tenants = all_tenants_exports(url, plan)
@@ -790,10 +848,27 @@ def main() -> int:
             f"<= {GOAL_EXPORT_S:.0f} s: {'met' if export_s <= GOAL_EXPORT_S else 'NOT met'}; "
             f"load avg at end {os.getloadavg()[0]:.1f}"
         )
+        aged = ""
+        if args.age_days > len(days):
+            rows, took = age_rollups(url, plan, args.age_days)
+            print(
+                f"aged: the rollups of {args.age_days} days ({rows:,} rows added: the month's "
+                f"rollup rows copied {args.age_days // len(days) - 1} times, each shifted "
+                f"{len(days)} days further back, their events renamed) in {took:.0f} s; the "
+                "same pages again:"
+            )
+            for p in [baseline, *found]:
+                p.times.clear()
+            _b, aged_over, aged_worst = run_and_report(baseline, found, args, pid, postmaster)
+            aged = (
+                f" aged_worst_p95_ms={percentile(aged_worst.times, 95):.1f} "
+                f"aged_worst={aged_worst.name.replace(' ', '_')} "
+                f"aged_pages_over_goal={len(aged_over)}"
+            )
         print(
-            f"baseline_p95_ms={base_p95:.1f} worst_p95_ms={percentile(worst.times, 95):.1f} "
-            f"worst={worst.name.replace(' ', '_')} pages_over_goal={len(over)} "
-            f"tax_export_month_s={export_s:.3f} load_events_per_s={loaded.events / wall:.0f}"
+            f"baseline_p95_ms={base_p95:.1f} worst_p95_ms={worst_p95:.1f} "
+            f"worst={worst_name} pages_over_goal={len(over)} "
+            f"tax_export_month_s={export_s:.3f} load_events_per_s={loaded.events / wall:.0f}" + aged
         )
         return 0
     except BaseException:
