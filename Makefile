@@ -33,7 +33,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: region run test lint format bench system-deps run-deps python-venv venv clean image image-test
+.PHONY: region run test lint format bench bench-console system-deps run-deps python-venv venv clean image image-test
 
 venv: $(STAMP)
 
@@ -96,6 +96,16 @@ bench: $(STAMP)
 	$(BIN)/python -P bench/drain.py  # -P: bench/ui.py must not shadow the ui package
 	$(BIN)/python bench/compliance_bundle.py
 	$(BIN)/python bench/ui.py
+
+# The region console's benchmark (bench/console.py; figures in docs/performance.md,
+# "Region console"): a month of 200 tills, 1,000,000 events, through the real ingest into
+# a PostgreSQL cluster of its own, then every page timed through uvicorn. Heavy (about half
+# an hour on two busy cores); a smaller run:
+#   make bench-console BENCH_CONSOLE_ARGS="--events 100000 --tills 50"
+BENCH_CONSOLE_ARGS ?=
+bench-console: $(STAMP)
+	$(call apt_install,postgresql,the console benchmark needs)
+	$(BIN)/python -P bench/console.py $(BENCH_CONSOLE_ARGS)  # -P: bench/ must not shadow console
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -150,3 +150,32 @@ def test_web_refuses_broker_settings_it_could_not_use_in_one_line(tmp_path, db):
     )
     _one_line_error(proc, 1, "can be read by others")
     assert "publisher-secret" not in proc.stderr + proc.stdout
+
+
+def test_web_turns_nagle_off_on_every_connection():
+    """uvicorn writes a response's headers and its body separately; with Nagle's algorithm
+    on, the body waits for the client's delayed ACK (40 ms on Linux) on every request.
+    asyncio turns Nagle off only on a listening socket created as TCP, so the socket that
+    ``tillbox edge web`` binds must say so (bench/console.py: 56 ms -> 3 ms a request)."""
+    import asyncio
+
+    from console.cli import _bind
+
+    sock = _bind("127.0.0.1", 0)
+
+    async def accept_one() -> int:
+        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def on_connection(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            peer = writer.get_extra_info("socket")
+            accepted.set_result(peer.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(on_connection, sock=sock)  # as uvicorn serves it
+        async with server:
+            _r, w = await asyncio.open_connection(*sock.getsockname()[:2])
+            nodelay = await accepted
+            w.close()
+        return nodelay
+
+    assert asyncio.run(accept_one()) != 0, "TCP_NODELAY is off on the console's connections"
