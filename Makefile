@@ -11,13 +11,14 @@ STAMP  := $(VENV)/.installed-stamp
 # - the test suite, on top: a real broker (mosquitto, openssl for its TLS test), a real
 #   PostgreSQL server (the suite starts its own cluster on a free port), a real X server
 #   with real input events (xvfb, xdotool), systemd-analyze for the units, and a real
-#   browser for the region console (chromium, driven by Playwright);
+#   browser for the region console (chromium, driven by Playwright, whose own node
+#   driver links libatomic: a minimal root lacks it);
 # - the update tests: Debian's rauc (bundles, and its service on a private D-Bus bus over
 #   file slots), squashfs-tools and e2fsprogs for bundles and root images, libubootenv's
 #   fw_printenv/fw_setenv (RAUC's U-Boot backend) and u-boot-tools' mkenvimage.
 RUN_PACKAGES    ?= libgl1 libegl1 libgl1-mesa-dri libmtdev1 fonts-dejavu-core libusb-1.0-0
 UPDATE_PACKAGES ?= rauc squashfs-tools e2fsprogs libubootenv-tool u-boot-tools dbus
-SYSTEM_PACKAGES ?= $(RUN_PACKAGES) mosquitto openssl postgresql xvfb xdotool systemd chromium \
+SYSTEM_PACKAGES ?= $(RUN_PACKAGES) mosquitto openssl postgresql xvfb xdotool systemd chromium libatomic1 \
                    $(UPDATE_PACKAGES)
 
 # $(call apt_install,PACKAGES,WHY): install those of PACKAGES that dpkg does not have.
