@@ -19,10 +19,8 @@
    httpx client per role, signed in through ``POST /api/v1/session``. Every page and its
    ``/api/v1/`` twin is requested ``--requests`` (50) times, round-robin over all pages
    (so the machine's load hits every page alike), after 3 warm-up requests each; every
-   answer must be 200. The tax ledger, its CSV and PDF exports and the promoter's event
-   report have no routes on main yet (``console/routes``): they are measured as library
-   calls in this process (``console.reports``) on one store connection, the way their
-   routes will call them; a route found in the OpenAPI schema is measured over HTTP.
+   answer must be 200. The tax reporter's CSV and PDF exports of the month are measured
+   the same way, as the browser downloads them (every one audited).
 3. **Baseline in the same run:** ``GET /api/v1/session`` (session lookup, no data), whose
    p95 each page's p95 is divided by ("ratio to baseline").
 
@@ -413,7 +411,6 @@ class Probe:
     name: str
     role: str
     run: Callable[[], None]
-    how: str = "http"  # http | lib
     times: list[float] = field(default_factory=list)
     cpu_ms: tuple[float, float] = (float("nan"), float("nan"))  # (console, PostgreSQL)
 
@@ -454,6 +451,7 @@ USERS = {
     "tess": ("technician", None),
     "tom": ("tax", None),
     "pia": ("promoter", None),
+    "ivy": ("inspector", None),
 }
 
 
@@ -464,7 +462,7 @@ def add_users(url: str, promoter_events: tuple[str, ...]) -> None:
     try:
         tables.ensure_schema(store)
         for name, (role, tenant) in USERS.items():
-            events = promoter_events if role == "promoter" else ()
+            events = promoter_events if role in ("promoter", "inspector") else ()
             auth.add_user(store, name, role, PASSWORD, tenant, events, ())
     finally:
         store.close()
@@ -490,7 +488,7 @@ def sample_receipts(url: str, tenant: str) -> tuple[int, str, str, int]:
         store.close()
 
 
-def probes(base_url: str, url: str, plan: Plan, openapi: set[str]) -> tuple[list[Probe], Probe]:
+def probes(base_url: str, url: str, plan: Plan) -> tuple[list[Probe], Probe]:
     roles = {name: Role(base_url, name) for name in USERS}
     mia, ada = roles["mia"], roles["ada"]
     first, last = plan.days[0].isoformat(), plan.days[-1].isoformat()
@@ -526,59 +524,32 @@ def probes(base_url: str, url: str, plan: Plan, openapi: set[str]) -> tuple[list
     out.append(Probe("region key (page)", "ada", ada.getter("/admin/region")))
     out.append(Probe("audit log (page)", "ada", ada.getter("/admin/audit")))
     out.append(Probe("audit log (api)", "ada", ada.getter("/api/v1/audit")))
-    out += report_probes(roles, url, plan, openapi)
+    out += report_probes(roles, plan)
     baseline = Probe("baseline: GET /api/v1/session", "mia", mia.getter("/api/v1/session"))
     return out, baseline
 
 
-def report_probes(roles: dict[str, Role], url: str, plan: Plan, openapi: set[str]) -> list[Probe]:
-    """The tax reporter's and the promoter's reports: over HTTP where main has their
-    routes, else as the library calls their routes will make (one store connection)."""
-    from console.reports import exports, promoter, tax
-    from console.reports.period import Period
-    from console.scope import Scope
-
+def report_probes(roles: dict[str, Role], plan: Plan) -> list[Probe]:
+    """The tax reporter's, the promoter's and the inspector's pages, with the tax
+    exports a tax reporter downloads (each export is audited, as in use)."""
     first, last = plan.days[0].isoformat(), plan.days[-1].isoformat()
-    out: list[Probe] = []
-    if "/api/v1/tax" in openapi:
-        q = f"/api/v1/tax?tenant=merchant-00&from={first}&to={last}"
-        out.append(Probe("tax ledger, month (api)", "tom", roles["tom"].getter(q)))
-    store = Store.open(url)
-    period = Period.days(first, last)
-    tom = Scope("tom", "tax")
+    month = f"tenant=merchant-00&from={first}&to={last}"
     fair = plan.event_on(0, _last_weekend(plan.days))
-    pia = Scope("pia", "promoter", events=frozenset({fair}))
-    audited: list[tuple[str, str, str]] = []
-
-    def lib(name: str, role: str, fn: Callable[[], object]) -> Probe:
-        return Probe(name, role, fn, "lib")  # type: ignore[arg-type]
-
-    if "/api/v1/tax" not in openapi:
-        out.append(
-            lib(
-                "tax ledger, month",
-                "tom",
-                lambda: tax.tax_ledger(store, tom, "merchant-00", period).to_json(),
-            )
-        )
-    for fmt in exports.FORMATS:
-        out.append(
-            lib(
-                f"tax export {fmt}, month",
-                "tom",
-                lambda fmt=fmt: exports.export_ledger(
-                    store, tom, "merchant-00", period, fmt, audit=lambda *a: audited.append(a)
-                ),
-            )
-        )
-    out.append(
-        lib(
-            "promoter event report, whole event",
-            "pia",
-            lambda: promoter.event_report(store, pia, fair).to_json(),
-        )
-    )
-    return out
+    tom, pia, ivy = roles["tom"], roles["pia"], roles["ivy"]
+    device = ivy.client.get("/api/v1/inspector/devices").json()["devices"][0]["device_id"]
+    return [
+        Probe("tax ledger, month (page)", "tom", tom.getter(f"/tax?{month}")),
+        Probe("tax ledger, month (api)", "tom", tom.getter(f"/api/v1/tax?{month}")),
+        Probe("tax export csv, month", "tom", tom.getter(f"/api/v1/tax/export.csv?{month}")),
+        Probe("tax export pdf, month", "tom", tom.getter(f"/api/v1/tax/export.pdf?{month}")),
+        Probe("tax filings (page)", "tom", tom.getter("/tax/filings")),
+        Probe("promoter events (page)", "pia", pia.getter("/promoter")),
+        Probe("promoter event (page)", "pia", pia.getter(f"/promoter/events/{fair}")),
+        Probe("promoter event (api)", "pia", pia.getter(f"/api/v1/promoter/events/{fair}")),
+        Probe("inspector tills (page)", "ivy", ivy.getter("/inspector")),
+        Probe("inspector till (page)", "ivy", ivy.getter(f"/inspector/devices/{device}")),
+        Probe("inspector till (api)", "ivy", ivy.getter(f"/api/v1/inspector/devices/{device}")),
+    ]
 
 
 def _last_weekend(days: list[dt.date]) -> dt.date:
@@ -629,15 +600,15 @@ def _postgres_cpu_s(postmaster: int) -> float:
 
 
 def cpu_pass(every: list[Probe], console_pid: int, postmaster: int | None, n: int) -> None:
-    """CPU milliseconds per request of the console process and of PostgreSQL (and of this
-    process, for the library calls), ``n`` requests per probe: what the load on the
+    """CPU milliseconds per request of the console process and of PostgreSQL, ``n``
+    requests per probe: what the load on the
     machine does not inflate (it counts CPU used, not time spent waiting for a core)."""
     for p in every:
-        own0, con0 = time.process_time(), _cpu_s(console_pid)
+        con0 = _cpu_s(console_pid)
         pg0 = _postgres_cpu_s(postmaster) if postmaster else 0.0
         for _ in range(n):
             p.run()
-        con = _cpu_s(console_pid) - con0 + (time.process_time() - own0 if p.how == "lib" else 0)
+        con = _cpu_s(console_pid) - con0
         pg = (_postgres_cpu_s(postmaster) - pg0) if postmaster else float("nan")
         p.cpu_ms = (con * 1000 / n, pg * 1000 / n)
 
@@ -653,7 +624,7 @@ def run_and_report(
     cpu_pass([baseline, *found], pid, pm, args.cpu_requests)
     base_p95 = percentile(baseline.times, 95)
     print(
-        f"{'page':40} {'role':10} {'via':4} {'p50':>7} {'p95':>7} {'max':>7} {'x base':>6} "
+        f"{'page':40} {'role':10} {'p50':>7} {'p95':>7} {'max':>7} {'x base':>6} "
         f"{'cpu web':>7} {'cpu pg':>7}   (ms; x base: p95 / baseline p95; cpu: per request)"
     )
     over = []
@@ -663,7 +634,7 @@ def run_and_report(
         if flag and p is not baseline:
             over.append(p.name)
         print(
-            f"{p.name:40} {USERS[p.role][0]:10} {p.how:4} {percentile(p.times, 50):7.1f} "
+            f"{p.name:40} {USERS[p.role][0]:10} {percentile(p.times, 50):7.1f} "
             f"{p95:7.1f} {max(p.times):7.1f} {p95 / base_p95:6.1f} {p.cpu_ms[0]:7.2f} "
             f"{p.cpu_ms[1]:7.2f}{flag}"
         )
@@ -731,12 +702,6 @@ def all_tenants_exports(url: str, plan: Plan) -> tuple[float, int]:
 
 def _postmaster_pid(pg: LocalPostgres) -> int:
     return int((pg.dir / "data" / "postmaster.pid").read_text().split()[0])
-
-
-def openapi_paths(base_url: str) -> set[str]:
-    import httpx
-
-    return set(httpx.get(f"{base_url}/api/v1/openapi.json", timeout=60).json()["paths"])
 
 
 def main() -> int:
@@ -822,8 +787,7 @@ def main() -> int:
         from systest.console import ConsoleServer
 
         server = ConsoleServer(url, root, region.key_path).start()
-        paths = openapi_paths(server.url)
-        found, baseline = probes(server.url, url, plan, paths)
+        found, baseline = probes(server.url, url, plan)
         print(
             f"measure: {len(found)} pages x {args.requests} requests, round-robin, through "
             f"uvicorn (`tillbox edge web`, its own process) with httpx; load avg "
