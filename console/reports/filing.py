@@ -239,25 +239,38 @@ def _late_entries(store: Store, scope: Scope, filed: Filing) -> tuple[LateEntry,
     """The sales and refunds above the watermarks, for the filing's profile and days.
 
     The fold is the edge's: a duplicate sale (same idempotency key) counts nothing, a
-    refund counts negative under the refunded sale's profile (edge/ledger.py)."""
+    refund counts negative under the refunded sale's profile (edge/ledger.py), found by
+    its sale id, or by the selling till and receipt number for a refund at another till."""
     found = db.ledger_events_after(store, scope, filed.tenant, filed.watermarks)
     parsed = []
-    refunded = []
+    refunded, refunded_elsewhere = set(), set()
     for device, seq, type_, body, dup_of in found:
         event = json.loads(body)  # stored only after ingest verified and parsed it
         intent = ledger.extract(type_, event["payload"])
         if intent is None or (type_ == ledger.SALE and dup_of):
             continue
         parsed.append((device, seq, event, intent))
-        if type_ == ledger.REFUND:
-            refunded.append(intent.sale_id)
-    profiles = store.sale_profiles(filed.tenant, sorted(set(refunded))) if refunded else {}
+        if type_ == ledger.REFUND and intent.sale_device:  # a receipt of another till
+            refunded_elsewhere.add((intent.sale_device, intent.receipt_no))
+        elif type_ == ledger.REFUND:
+            refunded.add(intent.sale_id)
+    profiles = store.sale_profiles(filed.tenant, sorted(refunded)) if refunded else {}
+    by_receipt = (
+        store.sale_profiles_by_receipt(filed.tenant, sorted(refunded_elsewhere))
+        if refunded_elsewhere
+        else {}
+    )
     entries = []
     for device, seq, event, intent in parsed:
         day = day_of_ms(event["wall_ms"])
         if not filed.start <= day <= filed.end:
             continue
-        profile = intent.tax_profile or profiles.get(intent.sale_id) or "unknown"
+        sold = (
+            by_receipt.get((intent.sale_device, intent.receipt_no))
+            if intent.sale_device
+            else profiles.get(intent.sale_id)
+        )
+        profile = intent.tax_profile or sold or "unknown"
         if profile != filed.tax_profile:
             continue
         per_rate: dict[int, list[int]] = {}

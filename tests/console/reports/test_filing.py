@@ -10,8 +10,9 @@ import threading
 import pytest
 from pypdf import PdfReader
 
-from appliance import events
+from appliance import events, refund_scan
 from appliance.errors import NotFound, RuleViolation
+from appliance.formats import receipt as receipt_sig
 from appliance.pricing import CartLine
 from appliance.till import Till
 from console.reports import store as db
@@ -26,6 +27,7 @@ from console.reports.filing import (
 from console.reports.period import Period, ReportInputError, day_of_ms
 from console.scope import OutOfScope, Scope
 from edge.store import Store
+from systest.multitill import deliver, roster_of
 from systest.reports import edge_tax_ledger, ms_at, tax_by_day_from_logs, trading_at
 from systest.tradeworld import AFTER, D1, D2, D3
 
@@ -109,6 +111,39 @@ def test_late_offline_sales_are_an_amendment_and_the_filing_never_changes(world)
     assert shown.to_json()["amendment"]["total_gross_minor"] == sum(
         v[2] for v in amendment.values()
     )
+
+
+def test_a_late_refund_at_another_till_is_listed_under_the_refunded_sales_profile(
+    world, region
+):
+    """t3 (offline) refunds a receipt t1 sold on day 1 under eu-market; the refund names
+    t1's receipt, not a sale id, and the late entries must find its profile the way the
+    edge's ledger does, so that they still add up to the amendment."""
+    filed = file_period(
+        world.store, TAX, "demo", "eu-market", Period(D1, D2), audit=world.audit, now_ms=AFTER
+    )
+    deliver(world.tills["t3"], region, roster_of([world.tills["t1"], world.tills["t3"]]), 9)
+    with Till.open(world.tills["t1"]) as t1:
+        sold = [e for e in t1.log.events() if e.type == events.SALE_COMPLETED]
+        tee = sold[1]  # day 1's tee, by card (the first sale was refunded in full)
+        assert tee.payload["payment"]["method"] == "card" and day_of_ms(tee.wall_ms) == D1
+        qr = receipt_sig.receipt_qr_payload(t1, tee)
+    with Till.open(world.tills["t3"]) as t3, trading_at(f"{D2}T18:30"):
+        refund = refund_scan.refund_by_receipt(t3, qr, None).event
+    assert refund.payload["sale_id"] == "" and refund.payload["sale_device"] == "t1"
+    world.push("t3")
+
+    status = filing_status(world.store, TAX, filed.id)
+    (entry,) = [e for e in status.late if e.seq == refund.seq]
+    assert entry.kind == "refund" and entry.receipt_no == refund.payload["receipt_no"]
+    assert sum(r.gross_minor for r in entry.rows) == -refund.payload["gross_minor"] != 0
+    listed: dict[int, list[int]] = {}
+    for late in status.late:
+        for r in late.rows:
+            row = listed.setdefault(r.rate_bp, [0, 0, 0])
+            for i, v in enumerate((r.net_minor, r.tax_minor, r.gross_minor)):
+                row[i] += v
+    assert {bp: v for bp, v in listed.items() if any(v)} == by_bp(status.amendment)
 
 
 def test_overlapping_filings_are_refused_with_one_line(world):
