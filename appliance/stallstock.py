@@ -25,6 +25,7 @@ a newer version); the sync agent calls it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -104,13 +105,22 @@ def keep(till: Till, data: bytes) -> str:
 def stall_stock(till: Till, sku: str) -> StallStock | None:
     """``sku``'s stock at the till's stall (see the module's rule); None when this till
     does not track the SKU's stock."""
-    own = queries.stock(till.log).get(sku)
-    if own is None:
-        return None
+    return stall_stocks(till, (sku,)).get(sku)
+
+
+def stall_stocks(till: Till, skus: Iterable[str] | None = None) -> dict[str, StallStock]:
+    """The stall's stock of every tracked SKU (or of ``skus``), with one read of the
+    log's stock and one check of the kept snapshot (the kiosk's product grid asks for
+    all of them every few seconds)."""
+    own = queries.stock(till.log)
+    wanted = own if skus is None else {s: own[s] for s in skus if s in own}
     kept = _read(till)
+    if kept is not None and kept[1].stall != till.lists.stall(till.log.conn, till.device_id):
+        kept = None  # the till moved stall since: not its shelf
     if kept is None:
-        return StallStock(own, None)
+        return {sku: StallStock(qty, None) for sku, qty in wanted.items()}
     update, value = kept
-    if value.stall != till.lists.stall(till.log.conn, till.device_id):
-        return StallStock(own, None)  # the till moved stall since: not its shelf
-    return StallStock(own + value.moved(sku, without=till.device_id), update.issued_wall_ms)
+    return {
+        sku: StallStock(qty + value.moved(sku, without=till.device_id), update.issued_wall_ms)
+        for sku, qty in wanted.items()
+    }

@@ -300,6 +300,10 @@ class Till:
         None when the SKU's stock is not tracked."""
         return stallstock.stall_stock(self, sku)
 
+    def stall_stocks(self) -> dict[str, stallstock.StallStock]:
+        """:meth:`stall_stock` of every tracked SKU, by SKU."""
+        return stallstock.stall_stocks(self)
+
     def current_shift(self) -> int | None:
         return queries.open_shift_no(self.log)
 

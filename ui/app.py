@@ -300,6 +300,8 @@ class KioskApp(App):
             self.ctx.device_states = info["states"]
             self.ctx.sync = info["sync"]
             self.ctx.exposure = info["exposure_minor"]
+            self.ctx.stock = info["stock"]
+            self.screen("sell").show_stock()
             self._status_info = info
             self.root.ids.status.show(self.ctx, info)
             self.root.ids.nav.show_bookings(self.session.has_bookings())

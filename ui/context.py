@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ui import fmt
 
 if TYPE_CHECKING:
+    from appliance.stallstock import StallStock
     from appliance.sync_state import SyncView
     from appliance.till import Till
     from ui.devices import DeviceHub
@@ -66,6 +67,8 @@ class KioskContext:
     device_states: dict[str, Any] = field(default_factory=dict)
     sync: SyncView | None = None
     exposure: int = 0
+    # the stall's stock of each tracked SKU (appliance.stallstock), from the last poll
+    stock: dict[str, StallStock] = field(default_factory=dict)
     _listeners: list[Listener] = field(default_factory=list)
 
     @property
@@ -78,6 +81,23 @@ class KioskContext:
 
     def money(self, minor: int, *, whole: bool = False) -> str:
         return fmt.money(minor, self.till.profile().currency, self.money_locale, whole=whole)
+
+    def stock_note(self, sku: str, now_ms: int) -> str:
+        """What the product tile says of the stall's stock, on one line: "≤8 left · 12 min
+        ago" (as of the region's snapshot that long ago). At most: the other tills' sales
+        since the snapshot are not in it (appliance.stallstock). "" for a SKU whose stock
+        is not tracked."""
+        found = self.stock.get(sku)
+        if found is None:
+            return ""
+        qty, synced_ms = found
+        if synced_ms is None:
+            return self.t("{n} here").format(n=qty) + " · " + self.t("not synced")
+        minutes = max(0, now_ms - synced_ms) // 60_000
+        when = self.t("just now") if minutes < 1 else self.t("{m} min ago").format(m=minutes)
+        if found.oversold:
+            return self.t("oversold by {n}").format(n=-qty) + " · " + when
+        return self.t("≤{n} left").format(n=qty) + " · " + when
 
     def agent_note(self, sync: SyncView) -> str:
         """The note "sync agent not running since 14:02", in the kiosk's language."""

@@ -257,6 +257,7 @@ class DeviceHub:
                 "gpio_events": gpio_events,
                 "queue": till.reprint_queue(),
                 "exposure_minor": till.card_exposure_minor(),
+                "stock": till.stall_stocks(),
             }
 
         self._submit(self._poll, work, done)

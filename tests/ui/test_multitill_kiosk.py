@@ -5,7 +5,7 @@ same tenant and stall, with the region's roster, event schedule and bookings sig
 a real region key and applied as a USB file would be. The camera is the simulator
 looking at a QR picture the test writes; the taps are X events; every verdict is read
 from the log through the core. One kiosk serves the module, in order: a refund of
-a1's receipt, the event bar and its question, the bookings.
+a1's receipt, the event bar and its question, the bookings, the stall's stock.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 import pytest
 
 from appliance import events as ev
+from appliance import stallstock
 from appliance.formats import receipt as receipt_sig
 from appliance.formats import region as fmt
 from appliance.pricing import CartLine
@@ -258,3 +259,37 @@ def test_bookings_are_listed_scanned_handed_over_once_and_paid_at_pickup(stall):
     assert events(k.ddir, ev.SALE_COMPLETED)[-1].payload["booking_id"] == "bk-pickup"
     with Till.open(k.ddir) as till:
         assert till.verify().ok
+
+
+def test_the_sell_screen_shows_the_stalls_stock_as_of_the_last_sync(stall):
+    k = stall
+    k.tap("nav-sell")
+    k.wait_screen("sell")
+    with Till.open(k.ddir) as till:
+        own = till.stock()["MUG-01"]
+    k.wait_text("item-MUG-01", f"{own} here · not synced", timeout=15)
+
+    # The region's snapshot of the stall, built 12 minutes ago: a1 took 5 mugs off the
+    # shelf (and b1's own movements, which the till counts itself, are left out).
+    def snapshot(a1_mugs: int, version: int) -> bytes:
+        moves = fmt.StallStock(
+            "s1",
+            (
+                fmt.DeviceMoves("a1", 40, (("MUG-01", -a1_mugs),)),
+                fmt.DeviceMoves("b1", 9, (("MUG-01", -1000),)),
+            ),
+        )
+        issued = int(time.time() * 1000) - 12 * 60_000
+        return fmt.seal_stock(k.region.key, "demo", moves, version, issued)
+
+    with Till.open(k.ddir) as till:
+        assert stallstock.keep(till, snapshot(5, 1)) == "kept"
+    k.wait_text("item-MUG-01", f"≤{own - 5} left · 12 min ago", timeout=15)
+    assert "left" not in k.text("item-CAFE")  # a coffee's stock is not tracked
+    k.screenshot("sell-stall-stock")
+    with Till.open(k.ddir) as till:
+        assert stallstock.keep(till, snapshot(own + 2, 2)) == "kept"
+    k.wait_text("item-MUG-01", "oversold by 2 · 12 min ago", timeout=15)
+    k.tap("item-MUG-01")  # overselling is shown, never refused
+    k.wait_text("total", "12.00")
+    k.tap("clear-cart")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -52,17 +53,32 @@ class SellScreen(KScreen):
         grid.clear_widgets()
         items = session.products(self.category)
         grid.cols = 4 if len(items) > 6 else 3
+        self._tiles = {}
         for item in items:
             label = f"[b]{item.name}[/b]\n{self.ctx.money(item.price_minor)}"
-            if item.engravable:
-                label += "\n[i]" + self.t("engraved") + "[/i]"
-            b = Factory.TButton(text=label, probe=f"item-{item.sku}")
+            b = Factory.TButton(probe=f"item-{item.sku}")
             b.font_size = b.font_size * 0.85
+            if item.engravable:  # small, on the price's line: the tile keeps a line for stock
+                label += f" [size={int(b.font_size * 0.75)}][i]{self.t('engraved')}[/i][/size]"
+            b.text = label
             b.bind(on_release=lambda _b, sku=item.sku, eng=item.engravable: self.add(sku, eng))
             grid.add_widget(b)
+            self._tiles[item.sku] = (b, label)
+        self.show_stock()
         for _ in range(max(0, 12 - len(items)) if len(items) > 6 else 0):
             grid.add_widget(Factory.Widget())
         self._built_for = (self.category, self.ctx.shell.lang)
+
+    def show_stock(self) -> None:
+        """Each tile's line of the stall's stock, from the last status poll (every few
+        seconds: another till's sale reaches this one through the region)."""
+        now_ms = int(time.time() * 1000)
+        for sku, (button, label) in getattr(self, "_tiles", {}).items():
+            note = self.ctx.stock_note(sku, now_ms)
+            text = f"{label}\n[size={int(button.font_size * 0.75)}]{note}[/size]" if note else label
+            if button.text != text:
+                button.text = text
+        self.ctx.mark_dirty()
 
     def pick(self, category: str) -> None:
         self.category = category

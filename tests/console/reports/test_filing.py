@@ -113,9 +113,7 @@ def test_late_offline_sales_are_an_amendment_and_the_filing_never_changes(world)
     )
 
 
-def test_a_late_refund_at_another_till_is_listed_under_the_refunded_sales_profile(
-    world, region
-):
+def test_a_late_refund_at_another_till_is_listed_under_the_refunded_sales_profile(world, region):
     """t3 (offline) refunds a receipt t1 sold on day 1 under eu-market; the refund names
     t1's receipt, not a sale id, and the late entries must find its profile the way the
     edge's ledger does, so that they still add up to the amendment."""
