@@ -293,3 +293,27 @@ def test_the_sell_screen_shows_the_stalls_stock_as_of_the_last_sync(stall):
     k.tap("item-MUG-01")  # overselling is shown, never refused
     k.wait_text("total", "12.00")
     k.tap("clear-cart")
+
+
+def test_a_handheld_scanner_finds_a_booking_and_typing_in_a_popup_is_not_a_scan(stall):
+    k = stall
+    k.tap("nav-bookings")
+    k.wait_screen("bookings")
+    before = k.text("bk-message")
+    k.tap("bk-name")  # keys typed into the name search's keyboard belong to it
+    k.wait(lambda s: s.get("popup"), what="the name search")
+    k.type_text("TBB1 not a scan\n")
+    k.tap("textpad-cancel")
+    k.wait(lambda s: not s.get("popup"), what="the name search to close")
+    time.sleep(0.5)  # what a scan would have said by now
+    assert k.text("bk-message") == before  # no scan was tried
+
+    # the scanner types the customer's code and Enter, as X key events
+    k.type_text(fmt.booking_qr(k.region.key, "demo", "bk-pickup", 8) + "\n")
+    k.wait_text("bk-detail", "Booking 8")
+    # a code signed by another key is refused in the core's words; nothing is chosen
+    from nacl.signing import SigningKey
+
+    k.type_text(fmt.booking_qr(SigningKey.generate(), "demo", "bk-paid", 7) + "\n")
+    refused = k.wait_text("bk-message", "region", timeout=15)
+    assert "\n" not in refused and "Booking 7" not in k.text("bk-detail")

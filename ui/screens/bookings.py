@@ -17,6 +17,7 @@ from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 
 from appliance.errors import TillError
+from ui.scanner import KeyboardScanner
 from ui.screens.base import KScreen, load_kv
 
 load_kv(__file__)
@@ -43,6 +44,16 @@ class BookingsScreen(KScreen):
         self.booking: Any = None  # appliance.formats.region.Booking
         self.via = ""
         self.handed: dict[str, Any] = {}  # the last paid hand-over's payload (to engrave)
+        # a handheld scanner types the customer's code and Enter, like the camera's text
+        self._scanner = KeyboardScanner(
+            lambda text: self._found(lambda: self.ctx.session.find_booking(qr=text))
+        )
+
+    def on_enter(self, *_: Any) -> None:
+        self._scanner.attach()
+
+    def on_leave(self, *_: Any) -> None:
+        self._scanner.detach()
 
     def refresh(self) -> None:
         self.show_rows()

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from kivy.clock import Clock
-from kivy.core.window import Window
 from kivy.factory import Factory
 from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 
 from appliance.errors import TillError
+from ui.scanner import KeyboardScanner
 from ui.screens.base import KScreen, load_kv
 from ui.session import ForeignReceipt
 
@@ -49,26 +49,14 @@ class RefundScreen(KScreen):
         self.ids.keypad.pressed = self.key
         self.receipt_no = 0
         self.other: ForeignReceipt | None = None
-        self._scanned = ""
+        self._scanner = KeyboardScanner(self.find)
 
     # A handheld QR scanner in keyboard mode "types" the receipt's QR text and Enter.
     def on_enter(self, *_: Any) -> None:
-        self._scanned = ""
-        Window.bind(on_textinput=self._scan_text, on_key_down=self._scan_key)
+        self._scanner.attach()
 
     def on_leave(self, *_: Any) -> None:
-        Window.unbind(on_textinput=self._scan_text, on_key_down=self._scan_key)
-
-    def _scan_text(self, _window: Any, text: str) -> None:
-        if len(self._scanned) < 400:
-            self._scanned += text
-
-    def _scan_key(self, _window: Any, key: int, *_: Any) -> bool:
-        if key in (13, 271) and self._scanned:  # Enter / keypad Enter ends a scan
-            scanned, self._scanned = self._scanned, ""
-            self.find(scanned)
-            return True
-        return False
+        self._scanner.detach()
 
     def key(self, k: str) -> None:
         if k == "C":
