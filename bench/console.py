@@ -647,7 +647,7 @@ AGED = {  # rollup table -> its columns, with the day and the event shifted by t
     "rollup_tax": "tenant, tax_profile, rate, rate_bp, {day}, {event}, sales, gross_minor, "
     "tax_minor, net_minor",
     "rollup_items": "tenant, {day}, sku, name, qty, gross_minor",
-    "rollup_promos": "tenant, {event}, {day}, code, redemptions, discount_minor",
+    "rollup_promos": "tenant, {event}, {day}, code, promoter, redemptions, discount_minor",
 }
 
 

@@ -549,21 +549,32 @@ def device_events(
     device_id: str,
     before_seq: int | None = None,
     limit: int = 100,
-    event_type: str | None = None,
 ) -> list[dict[str, Any]]:
     """A device's stored events, newest first, by its (device_id, seq) key: ``limit`` of
-    them below ``before_seq`` (paging), of one type when given."""
+    them below ``before_seq`` (paging)."""
     inspected_device(store, scope, device_id)
     cond, args = "device_id = ?", [device_id]
     if before_seq is not None:
         cond += " AND seq < ?"
         args.append(before_seq)
-    if event_type is not None:
-        cond += " AND type = ?"
-        args.append(event_type)
     rows = store.all(
         f"SELECT seq, type, hash, body FROM events WHERE {cond} ORDER BY seq DESC LIMIT ?",
         (*args, limit),
+    )
+    return [_event_row(*r) for r in rows]
+
+
+def device_selftests(
+    store: Store, scope: Scope, device_id: str, limit: int = 1
+) -> list[dict[str, Any]]:
+    """A device's last ``limit`` self-tests, newest first. The type is written into the
+    statement, not bound: only then may the planners use the partial index on self-tests
+    (edge/store.py, ``events_selftests``)."""
+    inspected_device(store, scope, device_id)
+    rows = store.all(
+        "SELECT seq, type, hash, body FROM events "
+        "WHERE device_id = ? AND type = 'selftest.recorded' ORDER BY seq DESC LIMIT ?",
+        (device_id, limit),
     )
     return [_event_row(*r) for r in rows]
 

@@ -24,9 +24,11 @@ Keys (day and hour are UTC, of the event's wall clock; ``event_id`` is the paylo
   tax, net; a refund's amounts are negative, on the refund's own day and event;
 * ``rollup_items`` (tenant, day, sku): quantity and gross sold, with the line's name
   (the newest name wins); refunds are not taken off here (they are in rollup_sales);
-* ``rollup_promos`` (tenant, event_id, day, code): redemptions (sales a promotion with
-  that code discounted) and their discount. Promotions without a code (automatic ones)
-  are not code redemptions and are not rolled up.
+* ``rollup_promos`` (tenant, event_id, day, code, promoter): redemptions (sales a
+  promotion with that code discounted) and their discount; ``promoter`` is the code's
+  owner as the sale's promotion names it ("" for the merchant's own code), so a
+  promoter's redemptions add up across events and tenants. Promotions without a code
+  (automatic ones) are not code redemptions and are not rolled up.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class Fact(NamedTuple):
     rate_bps: list[int]  # taxes[].rate_bp, in the order of the intent's tax rows
     names: list[str]  # sales: lines[].name, in the order of the intent's stock rows
     line_gross: list[int]  # sales: lines[].gross_minor, likewise
-    promos: list[tuple[str, int]]  # sales: (code, discount) of promotions with a code
+    promos: list[tuple[str, str, int]]  # sales: (code, promoter, discount) of coded promotions
 
 
 def _s(value: Any) -> str:
@@ -100,7 +102,7 @@ def extract(intent: ledger.Intent, p: dict[str, Any], wall_ms: int) -> Fact | No
     rate_bps = [t["rate_bp"] for t in p["taxes"]]
     names: list[str] = []
     line_gross: list[int] = []
-    promos: list[tuple[str, int]] = []
+    promos: list[tuple[str, str, int]] = []
     if intent.type == ledger.SALE:
         for ln in p["lines"]:
             name, gross = ln["name"], ln["gross_minor"]
@@ -111,7 +113,8 @@ def extract(intent: ledger.Intent, p: dict[str, Any], wall_ms: int) -> Fact | No
         for promo in p["promotions"]:
             code = promo["code"]
             if code is not None:
-                promos.append((_s(code), _i(promo["discount_minor"])))
+                promoter = _s(promo.get("promoter", ""))
+                promos.append((_s(code), promoter, _i(promo["discount_minor"])))
     for bp in rate_bps:
         if type(bp) is not int:
             raise TypeError("a tax row's rate_bp is not a whole number")
@@ -125,7 +128,7 @@ class RollupDelta:
     sales: dict[tuple[str, str, str, str, int, str], list[int]] = field(default_factory=dict)
     tax: dict[tuple[str, str, str, int, str, str], list[int]] = field(default_factory=dict)
     items: dict[tuple[str, str, str], list[Any]] = field(default_factory=dict)  # name, qty, gross
-    promos: dict[tuple[str, str, str, str], list[int]] = field(default_factory=dict)
+    promos: dict[tuple[str, str, str, str, str], list[int]] = field(default_factory=dict)
 
     def add(
         self, tenant: str, device: str, intent: ledger.Intent, fact: Fact, profile: str
@@ -165,8 +168,8 @@ class RollupDelta:
                 items[ikey] = [name, -qty, gross]  # a sale takes its quantity out of stock
             else:
                 irow[0], irow[1], irow[2] = name, irow[1] - qty, irow[2] + gross
-        for code, discount in fact.promos:
-            pkey = (tenant, event_id, day, code)
+        for code, promoter, discount in fact.promos:
+            pkey = (tenant, event_id, day, code, promoter)
             prow = self.promos.get(pkey)
             if prow is None:
                 prow = self.promos[pkey] = [0, 0]

@@ -21,6 +21,12 @@ from appliance.errors import TillError
 
 log = logging.getLogger("tillbox.edge.sql")
 
+# promoter: the code's owner as the sale's promotion names it ("" for a code of the
+# merchant's own), so that redemptions count per promoter (issue 15)
+_ROLLUP_PROMOS = """CREATE TABLE IF NOT EXISTS rollup_promos (
+    tenant TEXT NOT NULL, event_id TEXT NOT NULL, day TEXT NOT NULL, code TEXT NOT NULL,
+    promoter TEXT NOT NULL, redemptions BIGINT NOT NULL, discount_minor BIGINT NOT NULL,
+    PRIMARY KEY (tenant, event_id, day, code, promoter))"""
 _TABLES = """
 CREATE TABLE IF NOT EXISTS devices (
     device_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, public_key TEXT NOT NULL,
@@ -33,6 +39,12 @@ CREATE TABLE IF NOT EXISTS segments (
 CREATE TABLE IF NOT EXISTS events (
     ingest_id {serial}, device_id TEXT NOT NULL, seq BIGINT NOT NULL, type TEXT NOT NULL,
     hash TEXT NOT NULL, body TEXT NOT NULL, dup_of TEXT, UNIQUE (device_id, seq));
+-- a till's self-tests (the inspector's list shows each till's last one): without it the
+-- newest is found by walking back through every event the till logged since, ~5,000 per
+-- till at 1,000,000 events, and the inspector's list of 200 tills took 2.7 s at p95
+-- (bench/console.py). Partial: only the rare self-test rows are in it, ingest barely pays.
+CREATE INDEX IF NOT EXISTS events_selftests ON events (device_id, seq)
+    WHERE type = 'selftest.recorded';
 CREATE TABLE IF NOT EXISTS sales (
     tenant TEXT NOT NULL, idem_key TEXT NOT NULL, sale_id TEXT NOT NULL,
     device_id TEXT NOT NULL, seq BIGINT NOT NULL, tax_profile TEXT NOT NULL,
@@ -94,10 +106,7 @@ CREATE TABLE IF NOT EXISTS rollup_tax (
 CREATE TABLE IF NOT EXISTS rollup_items (
     tenant TEXT NOT NULL, day TEXT NOT NULL, sku TEXT NOT NULL, name TEXT NOT NULL,
     qty BIGINT NOT NULL, gross_minor BIGINT NOT NULL, PRIMARY KEY (tenant, day, sku));
-CREATE TABLE IF NOT EXISTS rollup_promos (
-    tenant TEXT NOT NULL, event_id TEXT NOT NULL, day TEXT NOT NULL, code TEXT NOT NULL,
-    redemptions BIGINT NOT NULL, discount_minor BIGINT NOT NULL,
-    PRIMARY KEY (tenant, event_id, day, code));
+{rollup_promos};
 CREATE TABLE IF NOT EXISTS telemetry_latest (
     device_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, received_ms BIGINT NOT NULL,
     sent_ms BIGINT NOT NULL, body TEXT NOT NULL);
@@ -163,9 +172,13 @@ class Store:
             # 100,000 events (measured, docs/performance.md).
             conn.execute("PRAGMA cache_size=-131072")
             conn.execute("PRAGMA wal_autocheckpoint=20000")
-            conn.executescript(_TABLES.format(serial="INTEGER PRIMARY KEY", blob="BLOB"))
+            conn.executescript(
+                _TABLES.format(
+                    serial="INTEGER PRIMARY KEY", blob="BLOB", rollup_promos=_ROLLUP_PROMOS
+                )
+            )
             store = cls(url, conn, "sqlite")
-            if not store._has_column("sales", "receipt_no"):
+            if store._outdated():
                 with store.transaction():
                     store._upgrade()
             store.execute(_SALES_BY_RECEIPT)
@@ -186,9 +199,9 @@ class Store:
             store = cls(url, conn, "postgres")
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(7406)")  # one creator at a time
-                for statement in _TABLES.format(serial="BIGSERIAL PRIMARY KEY", blob="BYTEA").split(
-                    ";"
-                ):
+                for statement in _TABLES.format(
+                    serial="BIGSERIAL PRIMARY KEY", blob="BYTEA", rollup_promos=_ROLLUP_PROMOS
+                ).split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 store._upgrade()
@@ -217,17 +230,34 @@ class Store:
             is not None
         )
 
+    def _outdated(self) -> bool:
+        """A database from an older tillbox, whose ledgers and rollups :meth:`_upgrade`
+        must fold again."""
+        return not (
+            self._has_column("sales", "receipt_no")
+            and self._has_column("rollup_promos", "promoter")
+        )
+
     def _upgrade(self) -> None:
-        """Inside the caller's transaction, once: a database from before sales had their
-        receipt number (issue 15, wave 2) gets the column, and its ledgers, rollups and
-        pending refunds are folded again from the stored events by the ledger's own code
-        (a refund at another till was booked under ``unknown``, a paid booking took no
-        stock): afterwards they are what ingest would have made, and ``tillbox edge
-        check`` holds. A new database has the column already and skips this."""
-        if self._has_column("sales", "receipt_no"):
+        """Inside the caller's transaction, once: a database from an older tillbox gets
+        what it lacks, and its ledgers, rollups and pending refunds are folded again from
+        the stored events by the ledger's own code, so that afterwards they are what
+        ingest would have made and ``tillbox edge check`` holds:
+
+        * before sales had their receipt number (issue 15, wave 2): the column (a refund
+          at another till was booked under ``unknown``, a paid booking took no stock);
+        * before promo redemptions counted per promoter: ``rollup_promos`` without its
+          ``promoter`` column (a rollup only: dropped, made again and refolded).
+
+        A new database has both and skips this."""
+        if not self._outdated():
             return
-        log.warning("edge database from an older tillbox: adding sales.receipt_no, refolding")
-        self.execute("ALTER TABLE sales ADD COLUMN receipt_no BIGINT NOT NULL DEFAULT 0")
+        log.warning("edge database from an older tillbox: upgrading it, refolding")
+        if not self._has_column("sales", "receipt_no"):
+            self.execute("ALTER TABLE sales ADD COLUMN receipt_no BIGINT NOT NULL DEFAULT 0")
+        if not self._has_column("rollup_promos", "promoter"):
+            self.execute("DROP TABLE rollup_promos")
+            self.execute(_ROLLUP_PROMOS)
         self._refold()
 
     def _refold(self) -> None:
@@ -838,10 +868,11 @@ class Store:
         )
 
     def add_rollup_promos(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Rows of (tenant, event_id, day, code, redemptions, discount_minor)."""
+        """Rows of (tenant, event_id, day, code, promoter, redemptions, discount_minor)."""
         self.executemany(
-            "INSERT INTO rollup_promos (tenant, event_id, day, code, redemptions, "
-            "discount_minor) VALUES (?,?,?,?,?,?) ON CONFLICT (tenant, event_id, day, code) "
+            "INSERT INTO rollup_promos (tenant, event_id, day, code, promoter, redemptions, "
+            "discount_minor) VALUES (?,?,?,?,?,?,?) "
+            "ON CONFLICT (tenant, event_id, day, code, promoter) "
             "DO UPDATE SET redemptions = rollup_promos.redemptions + excluded.redemptions, "
             "discount_minor = rollup_promos.discount_minor + excluded.discount_minor",
             rows,
@@ -860,7 +891,8 @@ class Store:
             ),
             "items": self.all("SELECT tenant, day, sku, name, qty, gross_minor FROM rollup_items"),
             "promos": self.all(
-                "SELECT tenant, event_id, day, code, redemptions, discount_minor FROM rollup_promos"
+                "SELECT tenant, event_id, day, code, promoter, redemptions, discount_minor "
+                "FROM rollup_promos"
             ),
         }
 

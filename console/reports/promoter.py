@@ -6,7 +6,9 @@ only those (:meth:`Scope.event_filter`), across every tenant trading at the even
 * **Footfall** is the number of completed sales per hour, a proxy: the tills count
   receipts, not people (a group paying once is one; a visitor who buys twice is two).
   Hours are UTC, of the tills' wall clocks.
-* **Promo-code redemptions**: per code, how many sales used it and the discount given.
+* **Promo-code redemptions**: per code, how many sales used it and the discount given,
+  with the promoter who owns the code (the catalog's ``promoter``, as each sale names
+  it; "" for a merchant's own code), and the totals per promoter.
 * **Takings**: the event's aggregate (every tenant together) always; per stall only
   for the tenants whose merchant opted in (``share_stall_takings``, default off,
   console.reports.settings). A stall is the ``stall`` of the till's device profile,
@@ -43,15 +45,43 @@ class HourCount:
 @dataclass(frozen=True)
 class PromoRow:
     code: str
+    promoter: str  # the code's owner; "" for a merchant's own code
     redemptions: int
     discount_minor: int
 
     def to_json(self) -> dict[str, Any]:
         return {
             "code": self.code,
+            "promoter": self.promoter,
             "redemptions": self.redemptions,
             "discount_minor": self.discount_minor,
         }
+
+
+@dataclass(frozen=True)
+class PromoterTotal:
+    promoter: str
+    redemptions: int
+    discount_minor: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "promoter": self.promoter,
+            "redemptions": self.redemptions,
+            "discount_minor": self.discount_minor,
+        }
+
+
+def per_promoter(promos: tuple[PromoRow, ...]) -> tuple[PromoterTotal, ...]:
+    """The redemptions of the promoters' own codes, per promoter (merchants' codes left
+    out): what a promoter is credited with at the event."""
+    totals: dict[str, list[int]] = {}
+    for p in promos:
+        if p.promoter:
+            t = totals.setdefault(p.promoter, [0, 0])
+            t[0] += p.redemptions
+            t[1] += p.discount_minor
+    return tuple(PromoterTotal(name, n, d) for name, (n, d) in sorted(totals.items()))
 
 
 @dataclass(frozen=True)
@@ -98,6 +128,7 @@ class EventReport:
             "to": self.end,
             "footfall": [h.to_json() for h in self.footfall],
             "promos": [p.to_json() for p in self.promos],
+            "promoters": [t.to_json() for t in per_promoter(self.promos)],
             "takings": [t.to_json() for t in self.takings],
             "stalls": [s.to_json() for s in self.stalls],
         }

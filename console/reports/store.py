@@ -275,15 +275,16 @@ def footfall(
 
 def promo_redemptions(
     store: Store, scope: Scope, event_id: str, start: str | None, end: str | None
-) -> list[tuple[str, int, int]]:
-    """(code, redemptions, discount_minor) of the event, by code."""
+) -> list[tuple[str, str, int, int]]:
+    """(code, promoter, redemptions, discount_minor) of the event, by code and the
+    promoter who owns it ("" for a merchant's own code)."""
     where, params = _event_scope(scope, "event_id", event_id, start, end, "day")
     rows = store.all(
-        "SELECT code, SUM(redemptions), SUM(discount_minor) FROM rollup_promos "
-        f"WHERE {where} GROUP BY code ORDER BY code",
+        "SELECT code, promoter, SUM(redemptions), SUM(discount_minor) FROM rollup_promos "
+        f"WHERE {where} GROUP BY code, promoter ORDER BY code, promoter",
         params,
     )
-    return [(code, int(n), int(d)) for code, n, d in rows]
+    return [(code, promoter, int(n), int(d)) for code, promoter, n, d in rows]
 
 
 def event_takings(

@@ -21,7 +21,6 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from appliance import events as event_types
 from appliance.errors import NotFound, TillError
 from appliance.formats.inspection import NONCE_MAX
 from console import audit, enrollment_view, forms, queries
@@ -92,9 +91,7 @@ def devices_data(db: Store, session: Session) -> dict[str, Any]:
     for d in devices:
         records = enrollment_view.enrollments_of(db, d["device_id"])
         d["enrollment"] = records[-1].status if records else None
-        last = queries.device_events(
-            db, scope, d["device_id"], limit=1, event_type=event_types.SELFTEST_RECORDED
-        )
+        last = queries.device_selftests(db, scope, d["device_id"], limit=1)
         d["selftest"] = _selftest(last[0]) if last else None
     return {"devices": devices}
 
@@ -113,14 +110,7 @@ def device_data(
             enrollment_view.describe(db, r) for r in enrollment_view.enrollments_of(db, device_id)
         ],
         "selftests": [
-            _selftest(e)
-            for e in queries.device_events(
-                db,
-                scope,
-                device_id,
-                limit=SELFTESTS_SHOWN,
-                event_type=event_types.SELFTEST_RECORDED,
-            )
+            _selftest(e) for e in queries.device_selftests(db, scope, device_id, SELFTESTS_SHOWN)
         ],
         "events": [
             _event(e) for e in queries.device_events(db, scope, device_id, before_seq, EVENTS_PAGE)

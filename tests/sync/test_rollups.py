@@ -100,8 +100,8 @@ def test_rollups_add_up_to_the_tax_ledger_and_to_the_tills_own_sales(
             row[2] += ln["gross_minor"]
     assert {r[2]: [r[3], int(r[4]), int(r[5])] for r in rolled["items"]} == sold
     # promos: the code redeemed once, with its discount; the automatic bundle is not a code
-    assert [(r[3], int(r[4]), int(r[5])) for r in rolled["promos"]] == [
-        ("MARKET10", 1, coded.payload["promotions"][0]["discount_minor"])
+    assert [(r[3], r[4], int(r[5]), int(r[6])) for r in rolled["promos"]] == [
+        ("MARKET10", "", 1, coded.payload["promotions"][0]["discount_minor"])
     ]
     # the coded sale's refund went under the refunded sale's tax profile, negative
     assert all(r[1] == coded.payload["tax_profile"] for r in rolled["tax"])
@@ -248,7 +248,7 @@ def test_the_fold_keys_by_event_day_and_hour_and_books_refunds_like_the_ledger()
         ("demo", "unknown", "std", 2000, "2026-01-01", ""): [0, -150, -25, -125],
     }
     assert fresh.items == {("demo", "2026-01-01", "A"): ["Apple", 2, 300]}
-    assert fresh.promos == {("demo", "fair-7", "2026-01-01", "SPRING"): [1, 50]}
+    assert fresh.promos == {("demo", "fair-7", "2026-01-01", "SPRING", ""): [1, 50]}
     books = ledger.recompute((t, d, s, ty, p) for t, d, s, ty, _w, p in rows)
     summed: dict = {}
     for (t, p, r, _bp, _day, _ev), values in fresh.tax.items():

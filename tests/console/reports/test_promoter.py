@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 
 from appliance import events
+from appliance.pricing import CartLine
 from appliance.till import Till
 from console.reports import store as db
 from console.reports.period import ReportInputError
@@ -20,7 +21,7 @@ from console.reports.promoter import (
 )
 from console.reports.settings import set_stall_sharing, stall_sharing
 from console.scope import OutOfScope, Scope
-from systest.reports import set_stall
+from systest.reports import set_stall, trading_at
 from systest.tradeworld import D1, D2, D3, EVENTS
 
 PROMOTER = Scope("pat", "promoter", events=frozenset({"fair-1"}))
@@ -73,17 +74,61 @@ def test_footfall_is_the_sales_per_hour_of_every_tenant_at_the_event(world):
 
 
 def test_promo_redemptions_per_code(world):
-    expected: dict[str, list[int]] = {}
-    for _t, _d, e in logged(world, "fair-1", *PUSHED):
+    assert set(expected_promos(world, *PUSHED)) == {("MARKET10", ""), ("FIVEOFF", "")}
+    got = promo_redemptions(world.store, PROMOTER, "fair-1")
+    assert {(p.code, p.promoter): [p.redemptions, p.discount_minor] for p in got} == (
+        expected_promos(world, *PUSHED)
+    )
+    assert event_report(world.store, PROMOTER, "fair-1").to_json()["promoters"] == []
+
+
+def expected_promos(world, *devices: str) -> dict[tuple[str, str], list[int]]:
+    """(code, promoter) -> [redemptions, discount] at fair-1, from the tills' own logs."""
+    expected: dict[tuple[str, str], list[int]] = {}
+    for _t, _d, e in logged(world, "fair-1", *devices):
         if e.type == events.SALE_COMPLETED:
             for promo in e.payload["promotions"]:
                 if promo["code"]:
-                    row = expected.setdefault(promo["code"], [0, 0])
+                    row = expected.setdefault((promo["code"], promo.get("promoter", "")), [0, 0])
                     row[0] += 1
                     row[1] += promo["discount_minor"]
-    assert set(expected) == {"MARKET10", "FIVEOFF"}
+    return expected
+
+
+def test_a_promoters_own_code_is_counted_for_that_promoter(world):
+    """t3 (offline until now) gets a catalog with pat's code for fair-1 and sells with
+    it twice: the region counts both for pat, next to the merchants' codes."""
+    with Till.open(world.tills["t3"]) as t3, trading_at(f"{D2}T15:00"):
+        catalog = t3.catalog().to_json()
+        catalog["promotions"].append(
+            {
+                "id": "PAT10",
+                "kind": "percent",
+                "value": 1000,
+                "code": "PAT10",
+                "promoter": "pat",
+                "events": ["fair-1"],
+            }
+        )
+        t3.apply_catalog(catalog)
+        for _ in range(2):
+            t3.sell([CartLine("MUG-01", 1)], "cash", promo_code="PAT10")
+    world.push("t3")
+    expected = expected_promos(world, *PUSHED, "t3")
+    assert expected[("PAT10", "pat")][0] == 2
     got = promo_redemptions(world.store, PROMOTER, "fair-1")
-    assert {p.code: [p.redemptions, p.discount_minor] for p in got} == expected
+    assert {(p.code, p.promoter): [p.redemptions, p.discount_minor] for p in got} == expected
+    body = event_report(world.store, PROMOTER, "fair-1").to_json()
+    assert body["promoters"] == [
+        {
+            "promoter": "pat",
+            "redemptions": 2,
+            "discount_minor": expected[("PAT10", "pat")][1],
+        }
+    ]
+    assert {"code": "PAT10", "promoter": "pat"}.items() <= next(
+        p for p in body["promos"] if p["code"] == "PAT10"
+    ).items()
 
 
 def takings_from_logs(entries) -> dict[tuple, list[int]]:
@@ -156,7 +201,16 @@ def test_a_promoter_sees_only_their_events(world):
 def test_the_event_page_in_one_call_and_its_bad_input(world):
     report = event_report(world.store, PROMOTER, "fair-1", D1, D3)
     body = report.to_json()
-    assert set(body) == {"event_id", "from", "to", "footfall", "promos", "takings", "stalls"}
+    assert set(body) == {
+        "event_id",
+        "from",
+        "to",
+        "footfall",
+        "promos",
+        "promoters",
+        "takings",
+        "stalls",
+    }
     assert sum(h["sales"] for h in body["footfall"]) == sum(t["sales"] for t in body["takings"])
     with pytest.raises(ReportInputError, match="give both from and to"):
         event_report(world.store, PROMOTER, "fair-1", D1, None)
