@@ -1,8 +1,9 @@
 """The region's ledgers when tills trade offline with each other (SQLite and PostgreSQL):
 a refund at another till is taxed under the refunded sale's profile, whichever till's
 segments arrive first; a booking handed over paid online takes its items out of stock;
-an edge database made before sales had their receipt number is upgraded in place. The
-oracle is an independent fold of the tills' own logs (systest.multitill)."""
+an edge database made before sales had their receipt number (or before promo codes
+rolled up per promoter) is upgraded in place. The oracle is an independent fold of the
+tills' own logs (systest.multitill)."""
 
 from __future__ import annotations
 
@@ -162,3 +163,35 @@ def test_an_older_database_is_upgraded_and_refolded(world, any_db):
     finally:
         again.close()
     Store.open(any_db).close()  # and only once
+
+
+def test_a_database_whose_promo_rollup_names_no_promoter_is_refolded(world, any_db):
+    store, (a, _b), edge = world
+    with Till.open(a) as till:
+        catalog = till.catalog().to_json()
+        catalog["promotions"].append(
+            {"id": "PAT5", "kind": "amount", "value": 100, "code": "PAT5", "promoter": "pat"}
+        )
+        till.apply_catalog(catalog)
+        till.sell([CartLine("MUG-01", 1)], "cash", promo_code="PAT5")
+        till.sell([CartLine("MUG-01", 1)], "cash", promo_code="MARKET10")
+    push(edge, a)
+    right = sorted(store.rollup_rows()["promos"])
+    assert {(r[3], r[4]) for r in right} == {("PAT5", "pat"), ("MARKET10", "")}
+    # what the code before the promoter column made: one row per code, no owner
+    store.execute("DROP TABLE rollup_promos")
+    store.execute(
+        "CREATE TABLE rollup_promos (tenant TEXT NOT NULL, event_id TEXT NOT NULL, "
+        "day TEXT NOT NULL, code TEXT NOT NULL, redemptions BIGINT NOT NULL, "
+        "discount_minor BIGINT NOT NULL, PRIMARY KEY (tenant, event_id, day, code))"
+    )
+    for t, e, d, code, _owner, n, disc in right:
+        store.execute("INSERT INTO rollup_promos VALUES (?,?,?,?,?,?)", (t, e, d, code, n, disc))
+    store.close()
+    again = Store.open(any_db)  # the upgrade runs once, when it opens
+    try:
+        assert sorted(again.rollup_rows()["promos"]) == right
+        report = admin.check(again)
+        assert report["ok"], report["problems"]
+    finally:
+        again.close()
