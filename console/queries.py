@@ -564,6 +564,24 @@ def device_events(
     return [_event_row(*r) for r in rows]
 
 
+def last_selftests(store: Store, scope: Scope) -> dict[str, dict[str, Any]]:
+    """The last self-test of every device the caller may inspect, by device, in one
+    statement (the inspector's list: one lookup per till was 2.7 s at 200 tills). The
+    newest self-test per device comes from the partial index on self-tests (its type is
+    written into the statement, see :func:`device_selftests`)."""
+    scope.allow("inspector")
+    where, args = _inspectable(scope, "e.device_id", "COALESCE(p.stall, '')")
+    rows = store.all(
+        "SELECT e.device_id, e.seq, e.type, e.hash, e.body FROM events e JOIN ("
+        "SELECT device_id, MAX(seq) AS seq FROM events WHERE type = 'selftest.recorded' "
+        "GROUP BY device_id) m ON m.device_id = e.device_id AND m.seq = e.seq "
+        "LEFT JOIN device_profiles p ON p.device_id = e.device_id "
+        f"WHERE {where}",
+        args,
+    )
+    return {device: _event_row(seq, type_, h, body) for device, seq, type_, h, body in rows}
+
+
 def device_selftests(
     store: Store, scope: Scope, device_id: str, limit: int = 1
 ) -> list[dict[str, Any]]:

@@ -29,6 +29,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "stock.count": frozenset({"merchant", "admin"}),
     "exposure": frozenset({"merchant", "admin", "technician"}),
     "receipts": frozenset({"merchant", "admin"}),
+    # bookings from the merchant's microsite (console/routes/bookings.py, API only)
+    "bookings": frozenset({"merchant", "admin"}),
     "verify": frozenset({"merchant", "admin", "tax", "inspector"}),
     "fleet": frozenset({"technician", "admin"}),
     "users": frozenset({"admin"}),

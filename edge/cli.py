@@ -457,6 +457,28 @@ def cmd_booking_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_booking_publish(args: argparse.Namespace) -> int:
+    """Send the tenant's kept bookings list again (after the console or an add could not
+    reach the broker): the same signed bytes, to --out and/or --broker."""
+    from appliance.errors import TillError
+    from appliance.formats.region import BOOKINGS
+    from edge import regionlists
+
+    store = _open_store(args)
+    try:
+        kept = regionlists.kept(store, args.tenant, BOOKINGS)
+    finally:
+        store.close()
+    if kept is None:
+        raise TillError(
+            f"no bookings are kept for {args.tenant}; add one with `tillbox edge booking add`"
+        )
+    if not (args.out or args.broker):
+        raise TillError("say where to send the list: --broker URL and/or --out FILE")
+    _emit_kept(args, kept)
+    return 0
+
+
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from edge import reconcile
 
@@ -721,6 +743,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--key", metavar="FILE", help=f"the region's signing key (default: ${KEY_ENV})")
     p.add_argument("--tenant", required=True)
     p.set_defaults(handler=cmd_booking_list)
+    p = booking.add_parser("publish", help="send a tenant's kept bookings list again")
+    _add_db(p)
+    add_json(p)
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--out", metavar="FILE", help="write the signed message here (USB)")
+    p.add_argument("--broker", metavar="URL", help="publish it retained (mqtt://HOST:PORT)")
+    p.add_argument(
+        "--username", default="tillbox-publisher", help="MQTT username (tillbox-publisher)"
+    )
+    p.add_argument(
+        "--password-file", metavar="FILE", help=f"MQTT password (default: ${PASSWORD_ENV})"
+    )
+    p.set_defaults(handler=cmd_booking_publish)
 
     p = cmds.add_parser(
         "reconcile", help="link refunds to sales across tills; over-refunds, double redemptions"

@@ -14,6 +14,7 @@ from types import ModuleType
 
 from console.routes import (
     admin,
+    bookings,
     enrollments,
     fleet,
     home,
@@ -28,6 +29,7 @@ MODULES: tuple[ModuleType, ...] = (
     home,
     session,
     merchant,
+    bookings,
     fleet,
     admin,
     tax,

@@ -74,6 +74,12 @@ class Publisher:
     def send(self, record: ReviewRecord) -> dict[str, Any]:
         return publish_review(self.broker, self.username, self.password, record)
 
+    def send_bytes(self, topic: str, data: bytes) -> None:
+        """Publish signed bytes retained (QoS 1, waiting for the broker's PUBACK)."""
+        from edge.publish import send_bytes
+
+        send_bytes(self.broker, self.username, self.password, topic, data, retain=True)
+
 
 # -- listing and reading ------------------------------------------------------------------
 def list_data(db: Store, session: Session, status: str | None) -> dict[str, Any]:

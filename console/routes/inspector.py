@@ -27,6 +27,7 @@ from console import audit, enrollment_view, forms, queries
 from console.auth import Session, now_ms
 from console.errors import BadInput, Missing, Unavailable
 from console.web import client_of, page, signed_in, store
+from edge.enrollments import get_enrollment
 from edge.store import Store
 
 router = APIRouter()
@@ -88,11 +89,12 @@ def _event(event: dict[str, Any]) -> dict[str, Any]:
 def devices_data(db: Store, session: Session) -> dict[str, Any]:
     scope = session.scope.allow("inspector")
     devices = queries.inspected_devices(db, scope)
+    selftests = queries.last_selftests(db, scope)
     for d in devices:
-        records = enrollment_view.enrollments_of(db, d["device_id"])
-        d["enrollment"] = records[-1].status if records else None
-        last = queries.device_selftests(db, scope, d["device_id"], limit=1)
-        d["selftest"] = _selftest(last[0]) if last else None
+        latest = get_enrollment(db, d["device_id"])
+        d["enrollment"] = latest.status if latest else None
+        last = selftests.get(d["device_id"])
+        d["selftest"] = _selftest(last) if last else None
     return {"devices": devices}
 
 
