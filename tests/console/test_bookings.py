@@ -148,3 +148,23 @@ def _retained(broker: LocalBroker, device: str, topic: str, timeout: float = 20.
         client.disconnect()
         client.loop_stop()
     return payload[0]
+
+
+def test_the_kept_list_is_sent_again_from_the_command_line(populated, signed_in, tmp_path):
+    from systest.sync import run_tillbox
+
+    mia = signed_in("mia")
+    assert _post(mia, {**ORDER, "id": "shop-1003"}).status_code == 200
+    out = tmp_path / "bookings.tbru"
+    done = run_tillbox(
+        "edge", "booking", "publish", "--db", populated.db, "--tenant", "demo", "--out", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == _kept(populated.db).data
+    for args, words in (
+        (["--tenant", "nobody", "--out", str(out)], "no bookings are kept for nobody"),
+        (["--tenant", "demo"], "--broker URL and/or --out FILE"),
+    ):
+        refused = run_tillbox("edge", "booking", "publish", "--db", populated.db, *args)
+        assert refused.returncode == 1 and words in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
