@@ -29,12 +29,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from appliance import __version__
 from appliance import events as ev
 from appliance.errors import RuleViolation, TillError
 from appliance.formats.release import parse_version
+
+if TYPE_CHECKING:
+    from appliance.datadir import Config, DataDir
 
 
 class UpdaterError(TillError):
@@ -137,6 +140,26 @@ class Updater(Protocol):
     def mark_bad(self) -> None: ...
 
     def reboot(self) -> None: ...
+
+
+UPDATER_GROUP = "tillbox.updater"
+
+
+def open_updater(config: Config, data_dir: DataDir) -> Updater:
+    """The configured updater (``[updates] backend``), from the package that implements
+    the seam: the drivers register theirs under the ``tillbox.updater`` entry point, as
+    they do the devices (:func:`appliance.devices.open_devices`), so the kiosk, which
+    never imports a driver, can install an update too."""
+    from appliance.plugins import installed
+
+    found = installed(UPDATER_GROUP)
+    if not found:
+        raise UpdaterError(
+            "no updater is installed (entry point tillbox.updater); reinstall tillbox "
+            "with `make venv`"
+        )
+    factory: Callable[[Config, DataDir], Updater] = found[0].load()
+    return factory(config, data_dir)
 
 
 def running_version(status: UpdaterStatus) -> str:
