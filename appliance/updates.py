@@ -29,12 +29,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from appliance import __version__
 from appliance import events as ev
 from appliance.errors import RuleViolation, TillError
 from appliance.formats.release import parse_version
+
+if TYPE_CHECKING:
+    from appliance.datadir import Config, DataDir
 
 
 class UpdaterError(TillError):
@@ -137,6 +140,26 @@ class Updater(Protocol):
     def mark_bad(self) -> None: ...
 
     def reboot(self) -> None: ...
+
+
+UPDATER_GROUP = "tillbox.updater"
+
+
+def open_updater(config: Config, data_dir: DataDir) -> Updater:
+    """The configured updater (``[updates] backend``), from the package that implements
+    the seam: the drivers register theirs under the ``tillbox.updater`` entry point, as
+    they do the devices (:func:`appliance.devices.open_devices`), so the kiosk, which
+    never imports a driver, can install an update too."""
+    from appliance.plugins import installed
+
+    found = installed(UPDATER_GROUP)
+    if not found:
+        raise UpdaterError(
+            "no updater is installed (entry point tillbox.updater); reinstall tillbox "
+            "with `make venv`"
+        )
+    factory: Callable[[Config, DataDir], Updater] = found[0].load()
+    return factory(config, data_dir)
 
 
 def running_version(status: UpdaterStatus) -> str:
@@ -354,3 +377,59 @@ def after_boot(
     if problems:
         return BootAction("reject", f"{version} was not healthy: {'; '.join(problems)}")
     return BootAction("commit", mark_good=True)
+
+
+# -- what the log says runs -----------------------------------------------------------------
+LoggedKind = Literal[
+    "none",  # no update recorded: the system flashed onto the card
+    "installing",  # update.started in this boot: the updater is writing the other slot
+    "interrupted",  # update.started in an earlier boot: cut off (update.failed follows)
+    "awaiting_reboot",  # update.installed in this boot: the new slot starts at the restart
+    "trial",  # update.installed in an earlier boot: running the new slot, not committed
+    "committed",
+    "rolled_back",
+    "failed",
+]
+
+
+@dataclass(frozen=True)
+class LoggedState:
+    """What the newest ``update.*`` event says the till runs, without asking the updater.
+
+    For those who only read the log (the sync agent's health message): the events carry
+    the versions and slots, and the boot that recorded the event tells an install that
+    waits for its restart from one that restarted into its trial. ``running``/``slot``
+    are None when the log cannot tell (no update recorded since the card was flashed).
+    """
+
+    kind: LoggedKind
+    running: str | None
+    slot: str | None
+    version: str | None = None  # the last update's version (its to_version)
+    reason: str | None = None  # of a roll back or a failure, as recorded
+
+
+def logged_state(last: LastUpdate | None, recorded_this_boot: bool) -> LoggedState:
+    """The update state of :class:`LastUpdate` ``last``; ``recorded_this_boot``: its
+    event's boot id is the running boot's."""
+    if last is None:
+        return LoggedState("none", None, None)
+    p = last.payload
+
+    def text(key: str) -> str | None:
+        value = p.get(key)
+        return value if isinstance(value, str) and value else None
+
+    old, new = (text("from_version"), text("from_slot")), (text("to_version"), text("to_slot"))
+    version = new[0]
+    if last.type == ev.UPDATE_STARTED:
+        kind: LoggedKind = "installing" if recorded_this_boot else "interrupted"
+        return LoggedState(kind, *old, version)
+    if last.type == ev.UPDATE_INSTALLED:
+        if recorded_this_boot:
+            return LoggedState("awaiting_reboot", *old, version)
+        return LoggedState("trial", *new, version)
+    if last.type == ev.UPDATE_COMMITTED:
+        return LoggedState("committed", *new, version)
+    kind = "rolled_back" if last.type == ev.UPDATE_ROLLED_BACK else "failed"
+    return LoggedState(kind, *old, version, text("reason"))

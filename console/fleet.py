@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 SILENT_AFTER_MS = 15 * 60 * 1000  # the agent reports every few minutes while online
+SLOTS = ("A", "B")
 
 
 def _get(body: dict[str, Any], *path: str) -> Any:
@@ -52,6 +53,41 @@ def _selftest(body: dict[str, Any]) -> dict[str, Any] | None:
     return {"verdict": verdict, "at_ms": _whole(raw.get("at_ms")), "checks": checks}
 
 
+def _update(body: dict[str, Any]) -> dict[str, Any]:
+    """The till's system update as it reported it (TBHL ``update``), with the line the
+    fleet page shows. A till from before updates sends none: its tillbox version only."""
+    raw = body.get("update")
+    raw = raw if isinstance(raw, dict) else {}
+    state = _text(raw.get("state"))
+    running = _text(raw.get("running")) or _text(body.get("version"))
+    slot = raw.get("slot") if raw.get("slot") in SLOTS else None
+    version = _text(raw.get("version"))
+    reason = _text(raw.get("reason"))
+    where = f" in slot {slot}" if slot else ""
+    now = f"{running or '?'}{where}"
+    why = f": {reason}" if reason else ""
+    text = {
+        None: running or "?",
+        "none": now,
+        "committed": now,
+        "trial": f"{running or '?'} on trial{where}",
+        "installing": f"{now}, installing {version}",
+        "interrupted": f"{now}; the install of {version} was cut off",
+        "awaiting_reboot": f"{now}; {version} installed, starts at the restart",
+        "rolled_back": f"rolled back from {version}{why}; runs {now}",
+        "failed": f"the update to {version} failed{why}; runs {now}",
+    }.get(state, f"{now} ({state})")
+    return {
+        "state": state,
+        "running": running,
+        "slot": slot,
+        "version": version,
+        "reason": reason,
+        "at_ms": _whole(raw.get("at_ms")),
+        "text": text,
+    }
+
+
 def health(row: dict[str, Any], now_ms: int, silent_after_ms: int = SILENT_AFTER_MS) -> dict:
     """The fleet page's view of one till (also the API's ``/api/v1/fleet`` device)."""
     body = row.get("telemetry") or {}
@@ -62,6 +98,7 @@ def health(row: dict[str, Any], now_ms: int, silent_after_ms: int = SILENT_AFTER
     paper = _text(body.get("printer_paper"))
     alarm = _text(body.get("engraver_alarm"))
     source = _text(_get(body, "power", "source"))
+    update = _update(body)
     flags = []
     if received is None:
         flags.append("never reported")
@@ -78,6 +115,12 @@ def health(row: dict[str, Any], now_ms: int, silent_after_ms: int = SILENT_AFTER
         flags.append("self-test failed" + (f": {', '.join(failed)}" if failed else ""))
     if source == "battery":
         flags.append("on battery")
+    if update["state"] in ("rolled_back", "failed", "interrupted"):
+        flags.append(
+            {"rolled_back": "update rolled back", "failed": "update failed"}.get(
+                update["state"], "update cut off"
+            )
+        )
     return {
         "device_id": row["device_id"],
         "tenant": row["tenant"],
@@ -97,6 +140,7 @@ def health(row: dict[str, Any], now_ms: int, silent_after_ms: int = SILENT_AFTER
         "clock_skew_ms": None if received is None or sent is None else sent - received,
         "card_exposure_minor": _whole(body.get("card_exposure_minor")),
         "currency": _text(body.get("currency")) or "EUR",
+        "update": update,
         "events_stored": row.get("events_stored", 0),
         "revoked": row.get("revoked"),
         "flags": flags,

@@ -10,6 +10,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 from appliance.formats.canonical import MAX_SAFE_INT
+from appliance.formats.telemetry import VERSION
 from appliance.identifiers import IDENTIFIER_RULE, is_identifier
 from console.errors import BadInput
 
@@ -55,6 +56,15 @@ def ident(text: str | None, what: str, required: bool = False) -> str | None:
         return None
     if not is_identifier(text):
         raise BadInput(f"{what} must be {IDENTIFIER_RULE}")
+    return text
+
+
+def version(text: str | None, what: str = "version") -> str | None:
+    """A software version as tills report it (``2.1.0``); None when not given."""
+    if text is None or text == "":
+        return None
+    if VERSION.fullmatch(text) is None:
+        raise BadInput(f"{what} must be a version like 2.1.0 (letters, digits and . + _ -)")
     return text
 
 

@@ -84,40 +84,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _choose_bundle(source: Path, updater: Updater) -> Path:
-    """The bundle a path names: the file, or the newest bundle for this till in a folder."""
-    from appliance.formats.release import parse_version
-    from appliance.services.updates import find_bundles
-
-    if not source.is_dir():
-        return source
-    found = find_bundles(source)
-    if not found:
-        raise TillError(
-            f"no update bundle (*.raucb) in {source}; copy the release bundle to the top "
-            "folder of the USB stick"
-        )
-    if len(found) == 1:
-        return found[0]
-    compatible = updater.status().compatible
-    best: tuple[Any, Path] | None = None
-    for path in found:
-        try:
-            info = updater.inspect(path)
-        except TillError:
-            continue  # a damaged or foreign bundle on the stick: not offered
-        if info.compatible == compatible:
-            version = parse_version(info.version)
-            if best is None or version > best[0]:
-                best = (version, path)
-    if best is None:
-        raise TillError(
-            f"none of the {len(found)} bundles in {source} is a trusted bundle for "
-            f"{compatible}; copy the right one to the stick"
-        )
-    return best[1]
-
-
 def cmd_install(args: argparse.Namespace) -> int:
     from appliance.services import updates as service
 
@@ -131,7 +97,7 @@ def cmd_install(args: argparse.Namespace) -> int:
         raise TillError("the bundle's path holds control characters; give the path again")
     with open_till(args) as till:
         updater = _updater(till)
-        bundle = _choose_bundle(Path(args.source), updater)
+        bundle = service.choose_bundle(Path(args.source), updater)
 
         def progress(percent: int, what: str) -> None:
             if not args.json:

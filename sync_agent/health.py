@@ -17,7 +17,13 @@ connection to ``log.db`` (named queries in :mod:`appliance.queries`):
   UPS's power-good line; ``unknown`` when none was recorded. Nothing measures the
   battery's charge yet, so ``battery_pct`` is null unless the event carries one;
 * **card exposure**: the card payments after the acked seq, as
-  ``Till.card_exposure_minor`` counts them, in the shop's currency.
+  ``Till.card_exposure_minor`` counts them, in the shop's currency;
+* **update**: the newest ``update.*`` event, read as
+  :func:`appliance.updates.logged_state` reads it (the versions and slots it records,
+  and whether this boot recorded it: installed and waiting for the restart, or
+  restarted into its trial). The agent never asks the updater: the kiosk and the
+  boot-time check record every step, and a ``rauc status`` every few seconds is not
+  free on a Pi.
 
 Each event is read once: every call scans only the part of the log it has not seen
 (:func:`appliance.queries.newest_by_type`), so the cost does not grow with the log.
@@ -34,7 +40,8 @@ from appliance import events as ev
 from appliance.catalog import Catalog
 from appliance.datadir import Config
 from appliance.formats import telemetry
-from appliance.log import EventLog
+from appliance.log import EventLog, current_boot_id
+from appliance.updates import LastUpdate, logged_state
 
 PRINT_TYPES = (ev.RECEIPT_PRINTED, ev.RECEIPT_FAILED, ev.Z_REPORT_PRINTED, ev.Z_REPORT_FAILED)
 ENGRAVING_TYPES = (
@@ -44,7 +51,7 @@ ENGRAVING_TYPES = (
     ev.ENGRAVING_FAILED,
 )
 POWER_TYPES = (ev.POWER_LOST, ev.POWER_RESTORED)
-TYPES = (ev.SELFTEST_RECORDED, *PRINT_TYPES, *ENGRAVING_TYPES, *POWER_TYPES)
+TYPES = (ev.SELFTEST_RECORDED, *PRINT_TYPES, *ENGRAVING_TYPES, *POWER_TYPES, *ev.UPDATE_TYPES)
 PAPER = {"ok": "ok", "near_end": "low", "out": "out"}
 
 Newest = tuple[int, int, dict[str, Any]]  # (seq, wall_ms, payload)
@@ -111,6 +118,37 @@ def power_part(found: dict[str, Newest]) -> tuple[str, int | None]:
     return ("battery" if type_ == ev.POWER_LOST else "mains"), battery
 
 
+def _version(value: str | None) -> str | None:
+    return value if value is not None and telemetry.VERSION.fullmatch(value) else None
+
+
+def _one_line(text: str, limit: int) -> str:
+    """``text`` on one line of printable characters, at most ``limit`` long."""
+    cleaned = "".join(c if c.isprintable() else " " for c in text)
+    return " ".join(cleaned.split())[:limit]
+
+
+def update_part(found: dict[str, Newest], this_boot: bool) -> telemetry.Update:
+    """The update state from the newest ``update.*`` event; ``this_boot``: its event was
+    recorded in the running boot."""
+    newest = _newest(found, ev.UPDATE_TYPES)
+    if newest is None:
+        return telemetry.Update("none", __version__, None, None, None, None, None)
+    type_, (seq, wall_ms, payload) = newest
+    state = logged_state(LastUpdate(seq, type_, payload), this_boot)
+    slot = state.slot if state.slot in telemetry.SLOTS else None
+    reason = _one_line(state.reason, telemetry.MAX_REASON_CHARS) if state.reason else ""
+    return telemetry.Update(
+        state=state.kind,
+        running=_version(state.running),
+        slot=slot,
+        version=_version(state.version),
+        reason=reason or None,
+        seq=seq,
+        at_ms=max(0, wall_ms),
+    )
+
+
 class HealthReader:
     """Builds the device's :class:`~appliance.formats.telemetry.Health` from its log."""
 
@@ -122,6 +160,7 @@ class HealthReader:
         self.seen = 0  # every event up to this seq has been looked at
         self.found: dict[str, Newest] = {}
         self._currency: tuple[str | None, str] = (None, "")
+        self._boots: tuple[int, bool] = (0, False)  # (seq, recorded in this boot)
 
     def _scan(self, tail: int) -> None:
         if tail < self.seen:  # not this log any more (a restore): look at all of it again
@@ -144,14 +183,19 @@ class HealthReader:
             self._currency = (version, currency)
         return self._currency[1]
 
+    def _this_boot(self) -> bool:
+        """Whether the newest update event was recorded in this boot (one read a change)."""
+        newest = _newest(self.found, ev.UPDATE_TYPES)
+        if newest is None:
+            return False
+        seq = newest[1][0]
+        if self._boots[0] != seq:
+            event = self.log.event(seq)
+            self._boots = (seq, event is not None and event.boot_id == current_boot_id())
+        return self._boots[1]
+
     def health(
-        self,
-        *,
-        tail: int,
-        acked_seq: int,
-        drain_estimate_s: float | None,
-        now_ms: int,
-        update: dict[str, Any] | None = None,
+        self, *, tail: int, acked_seq: int, drain_estimate_s: float | None, now_ms: int
     ) -> telemetry.Health:
         self._scan(tail)
         source, battery = power_part(self.found)
@@ -169,5 +213,5 @@ class HealthReader:
             battery_pct=battery,
             card_exposure_minor=max(0, int(queries.card_total_after(self.log, acked_seq))),
             currency=self.currency(),
-            update=update,
+            update=update_part(self.found, self._this_boot()),
         )

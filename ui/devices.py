@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from appliance.datadir import DataDir
@@ -339,6 +340,47 @@ class DeviceHub:
             from compliance.bundle import export_bundle
 
             return export_bundle(self.data_dir, out)
+
+        self._submit(self._slow, work, done, failed)
+
+    # -- system updates from a USB stick (the technician screen) --------------------------
+    def update_offer(
+        self, folder: Path, done: Callable[[Any], None], failed: Callable[[str], None]
+    ) -> None:
+        """The install the stick in ``folder`` offers (``appliance.services.updates.Offer``),
+        or why none: checking a bundle's signature takes a moment, so off the UI thread."""
+
+        def work() -> Any:
+            from appliance.services.updates import offer_from_stick
+            from appliance.updates import open_updater
+
+            till = self.till()
+            return offer_from_stick(till, folder, open_updater(till.config, self.data_dir))
+
+        self._submit(self._slow, work, done, failed)
+
+    def install_update(
+        self,
+        bundle: Path,
+        progress: Callable[[int, str], None],
+        done: Callable[[Any], None],
+        failed: Callable[[str], None],
+    ) -> None:
+        """Install ``bundle`` as a technician's command, through the core's service (its
+        rules: never during an open sale; its events: update.started, .installed)."""
+
+        def work() -> Any:
+            from appliance.services.updates import install
+            from appliance.updates import TECHNICIAN, open_updater
+
+            till = self.till()
+            return install(
+                till,
+                open_updater(till.config, self.data_dir),
+                bundle,
+                by=TECHNICIAN,
+                progress=lambda pct, what: self.post(lambda: progress(pct, what)),
+            )
 
         self._submit(self._slow, work, done, failed)
 

@@ -42,7 +42,7 @@ MAX_CHECKS = 24
 MAX_ALARM_CHARS = 200
 MAX_VERSION_CHARS = 32
 CHECK_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
-_VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}")
+VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}")
 _CURRENCY = re.compile(r"(?:[A-Z]{3})?")
 
 _KEYS = frozenset(
@@ -61,7 +61,20 @@ _KEYS = frozenset(
         "currency",
     }
 )
-_OPTIONAL = frozenset({"update"})  # issue 14: the update slot and state (an open object)
+_OPTIONAL = frozenset({"update"})  # absent from messages of tills before updates
+UPDATE_STATES = (
+    "none",
+    "installing",
+    "interrupted",
+    "awaiting_reboot",
+    "trial",
+    "committed",
+    "rolled_back",
+    "failed",
+)
+SLOTS = ("A", "B")
+MAX_REASON_CHARS = 160  # a 4-byte character each still fits the 4 KiB (a test)
+_UPDATE_KEYS = frozenset({"at_ms", "reason", "running", "seq", "slot", "state", "version"})
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,31 @@ class Selftest:
 
 
 @dataclass(frozen=True)
+class Update:
+    """The till's system update state, from the newest ``update.*`` event in its log
+    (:func:`appliance.updates.logged_state`)."""
+
+    state: str  # one of UPDATE_STATES
+    running: str | None  # the version it runs; None: not known from the log (never updated)
+    slot: str | None  # A | B, the root slot it runs from; None when not known
+    version: str | None  # the last update's version; None with state "none"
+    reason: str | None  # why it rolled back or failed (one line); None otherwise
+    seq: int | None  # the log seq of that update event; None with state "none"
+    at_ms: int | None  # its wall clock
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at_ms": self.at_ms,
+            "reason": self.reason,
+            "running": self.running,
+            "seq": self.seq,
+            "slot": self.slot,
+            "state": self.state,
+            "version": self.version,
+        }
+
+
+@dataclass(frozen=True)
 class Health:
     device: str
     tenant: str
@@ -95,7 +133,7 @@ class Health:
     battery_pct: int | None  # 0-100; None when nothing measures it
     card_exposure_minor: int  # unsynced card payments (Till.card_exposure_minor)
     currency: str  # of card_exposure_minor: the shop's currency, "" before a catalog
-    update: dict[str, Any] | None = field(default=None)  # issue 14; absent when None
+    update: Update | None = field(default=None)  # absent from the body when None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -113,7 +151,7 @@ class Health:
             "version": self.version,
         }
         if self.update is not None:
-            out["update"] = self.update
+            out["update"] = self.update.to_json()
         return out
 
     def status_key(self) -> tuple[Any, ...]:
@@ -126,7 +164,7 @@ class Health:
             self.power_source,
             self.battery_pct,
             self.currency,
-            canonical_bytes(self.update) if self.update is not None else None,
+            self.update,
             self.queued_events == 0,  # drained (or not) is news; each count is not
         )
 
@@ -177,6 +215,34 @@ def _selftest(value: Any) -> Selftest | None:
     return Selftest(_whole(value["at_ms"], "selftest.at_ms"), value["ok"], tuple(out))
 
 
+def _opt(value: Any, read: Any, *args: Any) -> Any:
+    return None if value is None else read(value, *args)
+
+
+def _reason(value: Any) -> str | None:
+    if value is not None and (
+        type(value) is not str or not 0 < len(value) <= MAX_REASON_CHARS or not value.isprintable()
+    ):
+        raise _bad(f"update.reason must be null or 1-{MAX_REASON_CHARS} printable characters")
+    return value
+
+
+def _update(value: Any) -> Update | None:
+    if value is None:
+        return None
+    if type(value) is not dict or value.keys() != _UPDATE_KEYS:
+        raise _bad(f"update must be {{{', '.join(sorted(_UPDATE_KEYS))}}}")
+    return Update(
+        state=_choice(value["state"], "update.state", UPDATE_STATES),
+        running=_opt(value["running"], _text, "update.running", VERSION),
+        slot=_opt(value["slot"], _choice, "update.slot", SLOTS),
+        version=_opt(value["version"], _text, "update.version", VERSION),
+        reason=_reason(value["reason"]),
+        seq=_opt(value["seq"], _whole, "update.seq"),
+        at_ms=_opt(value["at_ms"], _whole, "update.at_ms"),
+    )
+
+
 def health_from_json(obj: Any) -> Health:
     """Check every field's type and bound; WireError("malformed") naming the first bad one."""
     if type(obj) is not dict:
@@ -195,14 +261,13 @@ def health_from_json(obj: Any) -> Health:
     if type(power) is not dict or power.keys() != {"battery_pct", "source"}:
         raise _bad("power must be {battery_pct, source}")
     battery = power["battery_pct"]
-    update = obj.get("update")
-    if "update" in obj and type(update) is not dict:
-        raise _bad("update must be an object")
+    if "update" in obj and obj["update"] is None:
+        raise _bad("update must be an object when present")
     return Health(
         device=obj["device"],
         tenant=obj["tenant"],
         sent_ms=_whole(obj["sent_ms"], "sent_ms"),
-        version=_text(obj["version"], "version", _VERSION),
+        version=_text(obj["version"], "version", VERSION),
         queued_events=_whole(obj["queued_events"], "queued_events"),
         drain_estimate_s=None if drain is None else _whole(drain, "drain_estimate_s"),
         selftest=_selftest(obj["selftest"]),
@@ -212,7 +277,7 @@ def health_from_json(obj: Any) -> Health:
         battery_pct=None if battery is None else _whole(battery, "power.battery_pct", 100),
         card_exposure_minor=_whole(obj["card_exposure_minor"], "card_exposure_minor"),
         currency=_text(obj["currency"], "currency", _CURRENCY),
-        update=update,
+        update=_update(obj.get("update")),
     )
 
 

@@ -31,6 +31,7 @@ from appliance import events as ev
 from appliance import queries, saleopen
 from appliance.boundedio import CHUNK, UPDATE_BUNDLE_LIMIT, MiB
 from appliance.errors import RuleViolation, StorageError, TillError
+from appliance.formats.release import parse_version
 from appliance.fsutil import fsync_dir
 from appliance.updates import (
     SCHEDULE,
@@ -101,6 +102,78 @@ def find_bundles(folder: Path) -> list[Path]:
             f"cannot read {folder} ({exc.strerror or exc}); check the USB stick is mounted"
         ) from None
     return sorted(found)[:MAX_BUNDLES_LISTED]
+
+
+def stick_bundle(folder: Path, updater: Updater) -> BundleInfo:
+    """The bundle on a USB stick's top folder to install: the only one there, or the
+    newest trusted one for this hardware among several (a damaged or foreign bundle is
+    passed over). TillError saying what to copy when there is none; a lone bundle that is
+    not trusted gets its own refusal (:class:`BundleRejected`)."""
+    found = find_bundles(folder)
+    if not found:
+        raise TillError(
+            f"no update bundle (*.raucb) in {folder}; copy the release bundle to the top "
+            "folder of the USB stick"
+        )
+    if len(found) == 1:
+        return _named(updater.inspect(found[0]), found[0])
+    compatible = updater.status().compatible
+    best: tuple[Any, BundleInfo] | None = None
+    for path in found:
+        try:
+            info = updater.inspect(path)
+        except TillError:
+            continue  # a damaged or foreign bundle on the stick: not offered
+        if info.compatible == compatible:
+            version = parse_version(info.version)
+            if best is None or version > best[0]:
+                best = (version, _named(info, path))
+    if best is None:
+        raise TillError(
+            f"none of the {len(found)} bundles in {folder} is a trusted bundle for "
+            f"{compatible}; copy the right one to the stick"
+        )
+    return best[1]
+
+
+def choose_bundle(source: Path, updater: Updater) -> Path:
+    """The bundle a technician's path names: the file, or a USB stick's (:func:`stick_bundle`)."""
+    if not source.is_dir():
+        return source
+    return Path(stick_bundle(source, updater).path)
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What the technician screen offers from a USB stick: install ``bundle``'s version
+    over the running one (already checked against the rules but the time of day)."""
+
+    bundle: BundleInfo
+    plan: InstallPlan
+
+
+def offer_from_stick(till: Till, folder: Path, updater: Updater) -> Offer:
+    """The install a stick in ``folder`` offers; TillError/RuleViolation saying why none
+    (no stick, no bundle, not trusted, other hardware, not newer than the running one,
+    installed already and waiting for the restart)."""
+    if not folder.is_dir():
+        raise TillError(f"no USB stick found at {folder}; plug one in")
+    info = stick_bundle(folder, updater)
+    status = updater.status()
+    last = last_update(till)
+    pending = after_boot(last, status, install_running=install_running(till.data_dir))
+    if pending.kind == "in_progress":
+        raise RuleViolation("an update is being installed; wait for it")
+    if (
+        pending.kind == "awaiting_reboot"
+        and last
+        and last.payload.get("to_version") == info.version
+    ):
+        raise RuleViolation(
+            f"{info.version} is installed already; it starts when the till restarts (at "
+            "shift close, or `tillbox update reboot`)"
+        )
+    return Offer(info, plan_install(status, info))
 
 
 def stage(source: Path, data_dir: DataDir, limit: int = UPDATE_BUNDLE_LIMIT) -> Path:

@@ -320,6 +320,42 @@ def test_the_fleet_flags_a_silent_till_and_shows_each_tills_health(populated, si
     assert {t["device_id"]: t["card_exposure_minor"] for t in exposure} == held
 
 
+def test_the_fleet_shows_each_tills_update_and_filters_by_version(populated, signed_in):
+    """The update state the tills' signed health messages carry (TBHL ``update``), through
+    the edge's ingest, on the API and the page; the tills not yet on a version."""
+    from appliance.formats import telemetry
+
+    now = int(time.time() * 1000)
+    rolled_back = telemetry.Update(
+        "rolled_back", "2.1.0", "A", "2.2.0", "2.2.0 was not healthy: the kiosk did not "
+        "draw its first frame", 40, now - 60_000,
+    )  # fmt: skip
+    trial = telemetry.Update("trial", "2.2.0", "B", "2.2.0", None, 41, now - 30_000)
+    send_health(populated.db, populated.folders["t1"], now, now, update=rolled_back)
+    send_health(populated.db, populated.folders["t2"], now, now, update=trial)
+    tess = signed_in("tess")
+    tills = {d["device_id"]: d for d in tess.get("/api/v1/fleet").json()["devices"]}
+    t1, t2 = tills["t1"]["update"], tills["t2"]["update"]
+    assert t1["text"] == (
+        "rolled back from 2.2.0: 2.2.0 was not healthy: the kiosk did not draw its first "
+        "frame; runs 2.1.0 in slot A"
+    )
+    assert (t1["state"], t1["running"], t1["slot"], t1["version"]) == (
+        "rolled_back", "2.1.0", "A", "2.2.0",
+    )  # fmt: skip
+    assert "update rolled back" in tills["t1"]["flags"]
+    assert t2["text"] == "2.2.0 on trial in slot B" and tills["t2"]["flags"] == []
+    assert tills["t3"]["update"]["state"] is None  # never reported
+    behind = tess.get("/api/v1/fleet", params={"not_version": "2.2.0"}).json()
+    assert behind["not_version"] == "2.2.0"
+    assert [d["device_id"] for d in behind["devices"]] == ["t1", "t3"]
+    page = tess.get("/fleet", params={"not_version": "2.2.0"}).text
+    assert "rolled back from 2.2.0" in page and 'data-device="t2"' not in page
+    assert 'value="2.2.0"' in page
+    bad = tess.get("/api/v1/fleet", params={"not_version": "2.2 beta"})
+    assert bad.status_code == 422 and "not_version must be a version" in bad.json()["error"]
+
+
 # -- admin --------------------------------------------------------------------------------
 def test_the_region_page_shows_the_keys_fingerprint(region, signed_in):
     data = signed_in("ada").get("/api/v1/region").json()
@@ -372,3 +408,4 @@ def test_the_api_documents_itself(app):
     fleet = schema["components"]["schemas"]["FleetDevice"]["properties"]
     for field in ("device_id", "tenant", "last_seen_ms", "version", "queued_events", "selftest"):
         assert field in fleet
+    assert "update" in fleet

@@ -569,6 +569,56 @@ def test_the_fleet_page_flags_the_till_whose_agent_was_killed(
     page.context.close()
 
 
+def test_the_fleet_page_shows_a_rolled_back_update_and_the_tills_behind(
+    browser, server, region_running, populated
+):
+    """t2's log records an update that its health check rolled back (the events the
+    boot-time check writes); its running agent reports it; the fleet page shows and
+    flags it, and the version filter lists the tills not on it."""
+    from appliance import __version__
+    from appliance import events as ev
+    from appliance.updates import InstallPlan
+
+    plan = InstallPlan("2.1.0", "2.2.0", "A", "B", "tillbox-rpi4", "tillbox release")
+    with Till.open(populated.folders["t2"]) as till:
+        till.record(ev.UPDATE_STARTED, plan.payload(bundle="tillbox-2.2.0.raucb", size=1))
+        till.record(ev.UPDATE_INSTALLED, plan.payload())
+        reason = "2.2.0 was not healthy: the kiosk did not draw its first frame"
+        till.record(ev.UPDATE_ROLLED_BACK, plan.payload(reason=reason, decided_by="health"))
+    page = sign_in(browser, server, "tess")
+
+    def row_of(device):
+        page.goto(server.url + "/fleet")
+        return page.locator(f"#fleet tr[data-device='{device}']")
+
+    wait_for(
+        lambda: "rolled back from 2.2.0" in row_of("t2").inner_text(),
+        60,
+        "t2's rolled back update on the fleet page",
+        interval=1,
+    )
+    row = row_of("t2")
+    assert "flag" in row.get_attribute("class")
+    assert row.locator("td.update.rolled_back").inner_text() == (
+        f"rolled back from 2.2.0: {reason}; runs 2.1.0 in slot A"
+    )
+    assert "update rolled back" in row.locator("td.flags").inner_text()
+    page.fill("#not-version", "2.1.0")
+    page.click("#fleet-filter")
+    page.wait_for_load_state()
+    shown = page.locator("#fleet tbody tr").evaluate_all("rows => rows.map(r => r.dataset.device)")
+    assert shown == ["t1", "t3"]  # t2 runs 2.1.0 again; t1 and t3 never said they do
+    page.fill("#not-version", __version__)
+    page.click("#fleet-filter")
+    page.wait_for_load_state()
+    shown = page.locator("#fleet tbody tr").evaluate_all("rows => rows.map(r => r.dataset.device)")
+    assert "t2" in shown and "t1" not in shown  # t1 never updated: it runs this tillbox
+    if os.environ.get("TILLBOX_SCREENSHOTS") and populated.db.startswith("sqlite"):
+        page.goto(server.url + "/fleet")
+        page.screenshot(path=str(SHOTS / "fleet-update-1280.png"), full_page=True)
+    page.context.close()
+
+
 def test_an_approved_enrollment_shows_in_the_tills_self_test_after_its_next_sync(
     browser, server, broker, populated, region, tmp_path
 ):

@@ -29,6 +29,18 @@ SIGNATURE = (
     "cc3bbfc40dc08cb53ff86d52df66fa67d8e38fe211ac5b3c3c153e5c8f97be04"
 )
 VECTOR_HEX = b"TBHL\x01".hex() + BODY.encode().hex() + SIGNATURE
+# the same till after an update that rolled back (the optional "update" object)
+UPDATE = (
+    '"update":{"at_ms":1767225300000,"reason":"2.2.0 was not healthy: the kiosk did not '
+    'draw its first frame","running":"2.1.0","seq":40,"slot":"A","state":"rolled_back",'
+    '"version":"2.2.0"},'
+)
+UPDATE_BODY = BODY.replace('"version":"0.1.0"}', UPDATE + '"version":"0.1.0"}')
+UPDATE_SIGNATURE = (
+    "db22d9ff77d442f9f91521a8a5b2d982009b1e80cf5efdd6fb6bd5e21b8181e2"
+    "521f66c5990ed728b3c15785e82c504358b6e36747ef307baa854b66e2b5ed0e"
+)
+UPDATE_HEX = b"TBHL\x01".hex() + UPDATE_BODY.encode().hex() + UPDATE_SIGNATURE
 
 
 def vector_health() -> telemetry.Health:
@@ -49,6 +61,18 @@ def vector_health() -> telemetry.Health:
     )
 
 
+def rolled_back() -> telemetry.Update:
+    return telemetry.Update(
+        state="rolled_back",
+        running="2.1.0",
+        slot="A",
+        version="2.2.0",
+        reason="2.2.0 was not healthy: the kiosk did not draw its first frame",
+        seq=40,
+        at_ms=1767225300000,
+    )
+
+
 def key() -> SigningKey:
     return SigningKey(DEVICE_SEED)
 
@@ -60,12 +84,20 @@ def test_the_vector_is_these_bytes_and_reads_back():
     assert telemetry.open_health(data, key().verify_key) == vector_health()
 
 
-def test_the_documented_vector_is_this_one():
+def test_the_update_vector_is_these_bytes_and_reads_back():
+    health = replace(vector_health(), update=rolled_back())
+    data = telemetry.seal_health(key(), health)
+    assert data.hex() == UPDATE_HEX
+    assert len(data) == 625
+    assert telemetry.open_health(data, key().verify_key) == health
+
+
+def test_the_documented_vectors_are_these():
     text = DOC.read_text(encoding="utf-8")
     blocks = ["".join(b.split()) for b in text.split("```")[1::2]]
-    assert VECTOR_HEX in blocks
-    assert BODY in text
-    assert "441" in text and DEVICE_PUB in text
+    assert VECTOR_HEX in blocks and UPDATE_HEX in blocks
+    assert BODY in text and UPDATE_BODY in text
+    assert "441" in text and "625" in text and DEVICE_PUB in text
 
 
 def independent_read(data: bytes, public_key_hex: str) -> dict:
@@ -89,13 +121,24 @@ def test_an_independent_reader_agrees():
         "power", "printer_paper", "queued_events", "selftest", "sent_ms", "tenant", "version",
     }  # fmt: skip
     assert obj["power"] == {"battery_pct": None, "source": "mains"}
+    obj = independent_read(bytes.fromhex(UPDATE_HEX), DEVICE_PUB)
+    assert obj["update"] == {
+        "at_ms": 1767225300000,
+        "reason": "2.2.0 was not healthy: the kiosk did not draw its first frame",
+        "running": "2.1.0",
+        "seq": 40,
+        "slot": "A",
+        "state": "rolled_back",
+        "version": "2.2.0",
+    }
 
 
-def test_the_update_object_is_optional_and_travels_as_is():
-    health = replace(vector_health(), update={"slot": "b", "state": "staged"})
-    opened = telemetry.open_health(telemetry.seal_health(key(), health), key().verify_key)
-    assert opened.update == {"slot": "b", "state": "staged"}
+def test_the_update_object_is_optional():
+    """A till from before updates sends none (the first vector); null is not absent."""
     assert "update" not in vector_health().to_json()
+    assert telemetry.open_health(bytes.fromhex(VECTOR_HEX), key().verify_key).update is None
+    body = canonical_bytes({**vector_health().to_json(), "update": None})
+    assert _reason(_signed(body)) == "malformed"
 
 
 def _signed(body: bytes, version: int = 1) -> bytes:
@@ -124,11 +167,12 @@ def test_the_signature_is_checked_before_the_body_is_read():
 
 
 def test_a_message_over_4_kib_is_refused_before_its_signature():
-    health = replace(vector_health(), update={"pad": "x" * 5000})
-    with pytest.raises(ValueError, match="over 4096"):
-        telemetry.seal_health(key(), health)
     big = _signed(canonical_bytes({**vector_health().to_json(), "update": {"pad": "x" * 5000}}))
     assert _reason(big) == "oversize"
+
+
+def _with_update(**change):
+    return lambda o: {**o, "update": {**rolled_back().to_json(), **change}}
 
 
 @pytest.mark.parametrize(
@@ -148,6 +192,17 @@ def test_a_message_over_4_kib_is_refused_before_its_signature():
         (lambda o: {**o, "extra": 1}, "malformed"),
         (lambda o: {k: v for k, v in o.items() if k != "sent_ms"}, "malformed"),
         (lambda o: {**o, "update": []}, "malformed"),
+        (lambda o: {**o, "update": {"slot": "B", "state": "trial"}}, "malformed"),
+        (_with_update(extra=1), "malformed"),
+        (_with_update(state="staged"), "malformed"),
+        (_with_update(slot="b"), "malformed"),
+        (_with_update(running=""), "malformed"),
+        (_with_update(version="2.2.0 beta"), "malformed"),
+        (_with_update(reason=""), "malformed"),
+        (_with_update(reason="x" * 161), "malformed"),
+        (_with_update(reason="two\nlines"), "malformed"),
+        (_with_update(seq=-1), "malformed"),
+        (_with_update(at_ms="1767225300000"), "malformed"),
     ],
 )
 def test_every_field_is_typed_and_bounded(change, reason):
@@ -182,6 +237,15 @@ def test_the_largest_message_the_agent_can_build_fits():
         battery_pct=100,
         card_exposure_minor=2**53 - 1,
         currency="EUR",
+        update=telemetry.Update(
+            state="awaiting_reboot",
+            running="9" * telemetry.MAX_VERSION_CHARS,
+            slot="B",
+            version="9" * telemetry.MAX_VERSION_CHARS,
+            reason="\U0001f600" * telemetry.MAX_REASON_CHARS,  # 4 bytes each in UTF-8
+            seq=2**53 - 1,
+            at_ms=2**53 - 1,
+        ),
     )
     data = telemetry.seal_health(key(), worst)
     assert len(data) <= telemetry.MAX_HEALTH_BYTES

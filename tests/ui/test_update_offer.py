@@ -1,0 +1,152 @@
+"""The technician screen offers the system update on a USB stick, on the real kiosk
+under Xvfb, tapped with X input events: a real bundle (signed by a test release key,
+checked by real rauc), the simulated A/B card (``sim://``), the till's real log.
+
+Refused while a sale is open (the core's rule, its message on the screen, nothing
+recorded); installed once the cart is cleared: progress, the result line,
+``update.started`` and ``update.installed`` in the log, slot B written and next.
+"""
+
+from __future__ import annotations
+
+import queue
+
+import pytest
+
+from appliance import events as ev
+from appliance.till import Till
+from appliance.updates import open_updater
+from systest.updates import TOOLS, ReleaseKit, missing
+from ui.testing import PIN, Kiosk, events, make_till
+
+COMPATIBLE = "tillbox-test"
+
+
+def sim_kiosk_till(tmp_path, kit: ReleaseKit):
+    ddir = make_till(tmp_path / "till", fatal=["log", "device_key", "disk"])
+    config = ddir.load_config()
+    config.update("updates", backend="sim://", keyring=str(kit.cert), compatible=COMPATIBLE)
+    ddir.save_config(config)
+    return ddir
+
+
+def need_tools() -> None:
+    if missing(TOOLS):
+        pytest.fail(f"needs {', '.join(missing(TOOLS))} (`make system-deps` installs them)")
+
+
+def test_the_hub_offers_the_stick_and_reports_the_installs_progress(tmp_path):
+    """The kiosk's device hub (no window): the offer, then each progress step posted to
+    the UI thread before the result."""
+    from ui.devices import DeviceHub
+
+    need_tools()
+    kit = ReleaseKit(tmp_path / "release")
+    ddir = sim_kiosk_till(tmp_path, kit)
+    stick = tmp_path / "usb"
+    posted: queue.Queue = queue.Queue()
+    hub = DeviceHub(ddir, posted.put)
+    seen: list = []
+
+    def run(start) -> object:
+        seen.clear()
+        start(lambda r: seen.append(("done", r)), lambda m: seen.append(("failed", m)))
+        while not seen or seen[-1][0] not in ("done", "failed"):
+            posted.get(timeout=60)()
+        return seen[-1]
+
+    try:
+        kind, message = run(lambda done, failed: hub.update_offer(stick, done, failed))
+        assert kind == "failed" and message.startswith("no update bundle (*.raucb) in ")
+        (stick / "b.raucb").write_bytes(kit.bundle("2.1.0", COMPATIBLE).read_bytes())
+        kind, offer = run(lambda done, failed: hub.update_offer(stick, done, failed))
+        assert kind == "done" and offer.plan.to_version == "2.1.0"
+        assert (offer.plan.from_version, offer.plan.to_slot) == ("0.1.0", "B")
+
+        def install(done, failed):
+            hub.install_update(
+                stick / "b.raucb", lambda pct, what: seen.append(("progress", pct)), done, failed
+            )
+
+        kind, result = run(install)
+        assert kind == "done" and result.plan.to_version == "2.1.0"
+        steps = [pct for k, pct in seen if k == "progress"]
+        assert steps and steps[-1] == 100 and steps == sorted(steps)
+        kind, message = run(lambda done, failed: hub.update_offer(stick, done, failed))
+        assert (kind, message) == (
+            "failed",
+            "2.1.0 is installed already; it starts when the till restarts (at shift close, "
+            "or `tillbox update reboot`)",
+        )
+    finally:
+        hub.close()
+
+
+def to_settings(kiosk: Kiosk) -> None:
+    kiosk.tap("nav-settings")
+    kiosk.keypad(PIN, "pin-")
+    kiosk.tap("pin-ok")
+    kiosk.wait_screen("settings")
+
+
+@pytest.mark.slow
+def test_the_technician_screen_installs_the_update_on_the_usb_stick(xvfb, tmp_path):
+    need_tools()
+    kit = ReleaseKit(tmp_path / "release")
+    ddir = sim_kiosk_till(tmp_path, kit)
+    stick = tmp_path / "usb"  # the kiosk's [ui] usb_path (make_till)
+    bundle = kit.bundle("2.1.0", COMPATIBLE)
+    (stick / "tillbox-2.1.0.raucb").write_bytes(bundle.read_bytes())
+
+    k = Kiosk(xvfb, ddir, "800x480")
+    try:
+        k.wait_text("verdict", "Ready to trade", timeout=20)
+        k.tap("start-selling")
+        k.wait_screen("sell")
+        k.open_shift()
+        k.tap("item-CAFE")  # a sale is open
+        k.wait_text("total", "2.")
+
+        to_settings(k)
+        offer = k.wait_text("upd-message", "tillbox-2.1.0.raucb: 2.1.0 for tillbox-test", 30)
+        assert "this till runs 0.1.0" in offer
+        assert k.text("upd-offer") == "Install update 2.1.0"
+        k.tap("upd-offer")
+        k.wait_text("upd-message", "Install 2.1.0 into slot B? The till keeps running 0.1.0")
+        k.tap("upd-confirm")
+        refused = k.wait_text("upd-message", "Update not installed", 30)
+        assert refused == (
+            "Update not installed: a sale is open on the kiosk; finish or clear it, then "
+            "install the update"
+        )
+        assert not [e for e in events(ddir) if e.type.startswith("update.")]
+
+        k.tap("set-close")
+        k.wait_screen("sell")
+        k.tap("clear-cart")
+        k.wait(lambda s: "0.00" in s["widgets"]["total"]["text"], what="the cart cleared")
+        to_settings(k)
+        k.wait_text("upd-message", "for tillbox-test", 30)
+        k.screenshot("update-offer")
+        k.tap("upd-offer")
+        k.wait_text("upd-message", "into slot B?")
+        k.screenshot("update-confirm")
+        k.tap("upd-confirm")
+        done = k.wait_text("upd-message", "Installed 2.1.0", 60)
+        assert done == (
+            "Installed 2.1.0 into slot B. The till runs 0.1.0 until it restarts at shift close."
+        )
+        k.screenshot("update-installed")
+        assert not k.widget("upd-offer")  # nothing more offered: hidden
+    finally:
+        assert k.stop() == 0
+
+    logged = [(e.type, e.payload) for e in events(ddir) if e.type.startswith("update.")]
+    assert [t for t, _ in logged] == [ev.UPDATE_STARTED, ev.UPDATE_INSTALLED]
+    installed = logged[-1][1]
+    assert (installed["from_version"], installed["to_version"]) == ("0.1.0", "2.1.0")
+    assert (installed["to_slot"], installed["by"]) == ("B", "technician")
+    assert logged[0][1]["bundle"] == "tillbox-2.1.0.raucb"
+    with Till.open(ddir) as till:
+        status = open_updater(till.config, ddir).status()
+    assert status.other.version == "2.1.0" and status.primary == "B"
