@@ -409,3 +409,19 @@ def test_the_api_documents_itself(app):
     for field in ("device_id", "tenant", "last_seen_ms", "version", "queued_events", "selftest"):
         assert field in fleet
     assert "update" in fleet
+
+
+def test_each_role_lands_on_its_own_work_after_signing_in(signed_in):
+    """The front door sends a role to its own first page, not to one it shares (a tax
+    reporter may verify receipts, but came for the ledger)."""
+    landing = {
+        "mia": "/sales",
+        "tess": "/fleet",
+        "ada": "/sales",
+        "tom": "/tax",
+        "pia": "/promoter",
+        "ivan": "/inspector",
+    }
+    for name, path in landing.items():
+        r = signed_in(name).get("/", follow_redirects=False)
+        assert (r.status_code, r.headers["location"]) == (303, path), name

@@ -42,9 +42,10 @@ SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 FIRST_PAGE = {
     "ada": "/sales",
     "mia": "/sales",
-    "tess": "/exposure",
-    "tom": "/verify",
-    "ivan": "/verify",
+    "tess": "/fleet",
+    "tom": "/tax",
+    "ivan": "/inspector",
+    "pia": "/promoter",
 }
 
 
