@@ -49,6 +49,13 @@ UPDATE_INSTALLED = "update.installed"
 UPDATE_COMMITTED = "update.committed"
 UPDATE_ROLLED_BACK = "update.rolled_back"
 UPDATE_FAILED = "update.failed"
+# The region's release notice (appliance.region, kind "release"), and the download of
+# its bundle (drivers.update_fetch). Not in UPDATE_TYPES: those are the install's steps,
+# which the boot-time check reads (appliance.updates.after_boot).
+UPDATE_OFFERED = "update.offered"
+UPDATE_IGNORED = "update.ignored"
+UPDATE_DOWNLOADED = "update.downloaded"
+UPDATE_DOWNLOAD_FAILED = "update.download_failed"
 UPDATE_TYPES = (
     UPDATE_STARTED,
     UPDATE_INSTALLED,
@@ -81,6 +88,8 @@ CORE_TYPES = frozenset(
         SCHEDULE_APPLIED,
         ROSTER_APPLIED,
         BOOKINGS_APPLIED,
+        UPDATE_OFFERED,
+        UPDATE_IGNORED,
         EVENT_STARTED,
         EVENT_ENDED,
         EVENT_CHOSEN,

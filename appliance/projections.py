@@ -256,6 +256,9 @@ _HANDLERS = {
     ev.SCHEDULE_APPLIED: _region_applied(lambda p: {"events": p["events"]}),
     ev.ROSTER_APPLIED: _region_applied(lambda p: {"devices": p["devices"]}),
     ev.BOOKINGS_APPLIED: _region_applied(lambda p: {"count": p["count"], "sha256": p["sha256"]}),
+    # an ignored notice is in force too: its retained copy at every connect changes nothing
+    ev.UPDATE_OFFERED: _region_applied(lambda p: {"notice": p["notice"], "ignored": ""}),
+    ev.UPDATE_IGNORED: _region_applied(lambda p: {"notice": p["notice"], "ignored": p["reason"]}),
     ev.EVENT_STARTED: _event_started,
     ev.EVENT_ENDED: _event_ended,
     ev.EVENT_CHOSEN: _event_chosen,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,7 +48,12 @@ APPLIED_TYPES = {
     fmt.SCHEDULE: ev.SCHEDULE_APPLIED,
     fmt.ROSTER: ev.ROSTER_APPLIED,
     fmt.BOOKINGS: ev.BOOKINGS_APPLIED,
+    fmt.RELEASE: ev.UPDATE_OFFERED,
 }
+# What a till thinks of a release notice: "" to take it, else why not (one line). The
+# sync agent passes one built from the updater (drivers.update_fetch.offer_checker):
+# the core knows no updater.
+OfferCheck = Callable[[fmt.ReleaseNotice], str]
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,7 @@ class Applied:
 
     kind: str
     version: int
-    status: str  # "applied" | "unchanged"
+    status: str  # "applied" | "unchanged" | "ignored" (a release notice this till skips)
     event: Event | None = None
     previous: int = 0  # the version in force before
 
@@ -96,8 +102,15 @@ def bookings_path(till: Till, version: int) -> Path:
     return till.data_dir.root / "region" / f"bookings-{version}.tbru"
 
 
-def apply_signed(till: Till, data: bytes, kind: str | None = None) -> Applied:
-    """Verify a TBRU message with the region key, then apply it (a USB file, the agent)."""
+def apply_signed(
+    till: Till, data: bytes, kind: str | None = None, offer_check: OfferCheck | None = None
+) -> Applied:
+    """Verify a TBRU message with the region key, then apply it (a USB file, the agent).
+
+    A release notice is recorded as ``update.offered``, or as ``update.ignored`` with
+    the reason ``offer_check`` gives (an older version, other hardware, a release key
+    the keyring does not hold); without ``offer_check`` it is only offered (the
+    download checks it again, and the install checks the bundle itself)."""
     try:
         update, value = fmt.open_region_data(data, region_key(till), kind)
     except wire.WireError as exc:
@@ -106,10 +119,16 @@ def apply_signed(till: Till, data: bytes, kind: str | None = None) -> Applied:
             f"region update refused ({exc.reason}: {exc}); use a file the region signed "
             "(`tillbox edge event publish --out FILE`)",
         ) from None
-    return _apply(till, update, value, data)
+    return _apply(till, update, value, data, offer_check)
 
 
-def _apply(till: Till, update: wire.RegionUpdate, value: fmt.RegionData, data: bytes) -> Applied:
+def _apply(
+    till: Till,
+    update: wire.RegionUpdate,
+    value: fmt.RegionData,
+    data: bytes,
+    offer_check: OfferCheck | None = None,
+) -> Applied:
     tenant = till.tenant
     if update.tenant != tenant:
         raise RegionRefused(
@@ -123,8 +142,15 @@ def _apply(till: Till, update: wire.RegionUpdate, value: fmt.RegionData, data: b
         "issued_wall_ms": update.issued_wall_ms,
         "source": "region",
     }
+    event_type = APPLIED_TYPES[update.kind]
     if isinstance(value, fmt.Bookings):
         payload.update(count=len(value.bookings), sha256=hashlib.sha256(data).hexdigest())
+    elif isinstance(value, fmt.ReleaseNotice):
+        payload["notice"] = value.to_json()
+        reason = offer_check(value) if offer_check else ""
+        if reason:
+            event_type = ev.UPDATE_IGNORED
+            payload["reason"] = reason[:300]
     else:
         payload.update(value.to_json())
     with till.log.transaction() as tx:
@@ -138,13 +164,14 @@ def _apply(till: Till, update: wire.RegionUpdate, value: fmt.RegionData, data: b
             path = bookings_path(till, update.version)
             path.parent.mkdir(mode=0o700, exist_ok=True)
             atomic_write(path, data, mode=0o600)
-        event = tx.append(APPLIED_TYPES[update.kind], payload)
+        event = tx.append(event_type, payload)
     if isinstance(value, fmt.Bookings):
         keep = bookings_path(till, update.version)
         for old in keep.parent.glob("bookings-*.tbru"):
             if old != keep:
                 old.unlink(missing_ok=True)
-    return Applied(update.kind, update.version, "applied", event, previous)
+    status = "ignored" if event_type == ev.UPDATE_IGNORED else "applied"
+    return Applied(update.kind, update.version, status, event, previous)
 
 
 # -- reading the lists in force ----------------------------------------------------------
@@ -179,6 +206,19 @@ class Lists:
         roster = self.roster(conn)
         entry = roster.device(device_id) if roster else None
         return entry.stall if entry else ""
+
+
+def release_offer(conn: sqlite3.Connection) -> fmt.ReleaseNotice | None:
+    """The release notice in force, unless it was ignored; None when there is none."""
+    row = projections.region_row(conn, fmt.RELEASE)
+    if row is None:
+        return None
+    body = json.loads(row[3])
+    if body.get("ignored"):
+        return None
+    value = fmt.parse(fmt.RELEASE, body["notice"])
+    assert isinstance(value, fmt.ReleaseNotice)
+    return value
 
 
 def version(conn: sqlite3.Connection, kind: str) -> int:

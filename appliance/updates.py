@@ -263,6 +263,26 @@ def plan_install(
     )
 
 
+def offer_problem(
+    status: UpdaterStatus, version: str, compatible: str, key_id: str, key_ids: list[str]
+) -> str:
+    """Why a till does not download a release the region offers ("" when it does): a
+    version not above the running one, other hardware, a release key not in its keyring
+    (the bundle would be refused after the download: the bytes are not fetched)."""
+    if compatible != status.compatible:
+        return f"it is for {compatible!r} hardware and this till is {status.compatible!r}"
+    if key_id not in key_ids:
+        return f"its release key {key_id[:16]}... is not in this till's keyring"
+    running = running_version(status)
+    try:
+        old = parse_version(running, "the running version")
+    except TillError:
+        return ""  # a development build: any release replaces it
+    if parse_version(version, "the offered version") <= old:
+        return f"version {version} is not newer than the running {running}"
+    return ""
+
+
 # -- commit only when healthy ---------------------------------------------------------------
 @dataclass(frozen=True)
 class Health:

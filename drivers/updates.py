@@ -25,6 +25,12 @@ SECTIONS = {
             "keyring": Setting("text", "/etc/rauc/keyring.pem"),
             # The simulated card's hardware name (RAUC's comes from its system.conf).
             "compatible": Setting("text", "tillbox-sim", allow_empty=False),
+            # The online delivery (drivers.update_fetch): the download's average rate in
+            # bytes/s (0: unlimited), how often the sync agent looks at the region's
+            # offer, and the CA its HTTPS is checked against ("": [sync] tls_ca).
+            "download_rate": Setting("int", 1_000_000, min=0, max=10**10),
+            "download_check_s": Setting("float", 60.0, min=1, max=86400),
+            "download_ca": Setting("text", ""),
         }
     )
 }

@@ -85,9 +85,7 @@ def _one_writer(store: Store, tenant: str, kind: str) -> Iterator[None]:
 def _keep(
     store: Store, key: SigningKey, tenant: str, value: fmt.RegionData, version: int | None
 ) -> Kept:
-    kind = {fmt.Schedule: fmt.SCHEDULE, fmt.Roster: fmt.ROSTER, fmt.Bookings: fmt.BOOKINGS}[
-        type(value)
-    ]
+    kind = fmt.kind_of(value)
     with _one_writer(store, tenant, kind):
         kept = store.region_update(tenant, kind, lock=True)
         chosen = _next_version(kept[0] if kept else 0, version)
@@ -197,6 +195,13 @@ def add_booking(
     assert added is not None
     qr = fmt.booking_qr(key, tenant, added.id, added.number)
     return Kept(tenant, fmt.BOOKINGS, chosen, data), added, qr
+
+
+def publish_release(
+    store: Store, key: SigningKey, tenant: str, notice: fmt.ReleaseNotice, version: int | None = None
+) -> Kept:
+    """Sign and keep the tenant's "update available" notice (edge.releases.notice)."""
+    return _keep(store, key, tenant, _parse(fmt.RELEASE, notice.to_json()), version)
 
 
 def kept(store: Store, tenant: str, kind: str) -> Kept | None:

@@ -35,6 +35,7 @@ import json
 import logging
 import secrets
 import signal
+import threading
 import time
 from typing import Any
 
@@ -81,10 +82,12 @@ class Agent:
         once: bool = False,
         timeout_s: float | None = None,
         send_health: bool = True,
+        fetch_updates: bool = True,
     ) -> None:
         self.data_dir = data_dir
         self.cfg = cfg
         self.once = once
+        self.fetch_updates = fetch_updates  # the online update delivery's thread
         self.timeout_s = timeout_s
         config = data_dir.load_config()
         self.device = config.device_id
@@ -547,6 +550,11 @@ class Agent:
         # must not hold the unit in "activating" (nor skip the watchdog) until a network
         # appears. Online/offline goes to systemd as STATUS= lines.
         sdnotify.notify("READY=1")
+        fetch_stop = threading.Event()
+        if self.fetch_updates and not self.once:
+            threading.Thread(
+                target=self._fetch_loop, args=(fetch_stop,), name="update-fetch", daemon=True
+            ).start()
         try:
             while not self.stop:
                 now = time.monotonic()
@@ -587,12 +595,37 @@ class Agent:
                     return 1
             return 0
         finally:
+            fetch_stop.set()
             self._drop_client()
             self.detail = f"agent not running (last: {self.detail})"
             self.running = False
             self._write_state(time.monotonic(), force=True)
             self.store.close()
             self.reader.close()
+
+    def _fetch_loop(self, stop: threading.Event) -> None:
+        """The online update delivery (drivers.update_fetch), in its own thread with its
+        own log connection: a download takes minutes and must never hold up the sync.
+        Each pass is bounded by its checks (a sale pauses it; it installs only between
+        shifts); a failure is logged and tried again at the next pass."""
+        from appliance.till import Till
+        from drivers.update_fetch import step
+
+        while True:
+            try:
+                with Till.open(self.data_dir) as till:
+                    interval = float(till.config.section("updates")["download_check_s"])
+                    outcome = step(till, sleep=lambda s: stop.wait(s) and None)
+                if outcome not in ("none", "done"):
+                    log.info("sync update fetch: %s", outcome)
+            except TillError as exc:
+                interval = 60.0
+                log.warning("sync update fetch: %s", exc)
+            except Exception as exc:  # noqa: BLE001 - never take the sync down with it
+                interval = 60.0
+                log.error("sync update fetch failed: %s: %s", type(exc).__name__, exc)
+            if stop.wait(interval):
+                return
 
     def _request_stop(self, signum: int, frame: Any) -> None:
         self.stop = True

@@ -10,6 +10,9 @@ till pins (``[sync] region_public_key``) before a byte of it is parsed, then:
   the core's one home of the rules (signature, kind = the topic's, tenant, version above
   the one in the log); applied ones become ``schedule.applied`` / ``roster.applied`` /
   ``bookings.applied``, which sync up like any event;
+* ``release``: the same, with :func:`drivers.update_fetch.offer_checker`: recorded as
+  ``update.offered``, or ``update.ignored`` with why (other hardware, not newer, a
+  release key the keyring lacks); the agent's fetch thread downloads an offered one;
 * anything else (a kind this till does not know yet) is ignored and counted.
 
 An empty retained payload is the region clearing the topic: ignored. A refusal is
@@ -65,7 +68,12 @@ def handle_update(
 
     try:
         with Till.open(data_dir) as till:
-            applied = region.apply_signed(till, payload, kind)
+            check = None
+            if kind == fmt.RELEASE:
+                from drivers.update_fetch import offer_checker
+
+                check = offer_checker(till)
+            applied = region.apply_signed(till, payload, kind, check)
     except region.RegionRefused as exc:
         return _refuse(store, exc.reason, kind, str(exc))
     except TillError as exc:
@@ -74,6 +82,10 @@ def handle_update(
     store.put(version_key(kind), str(max(applied.version, applied.previous)))
     if applied.status == "unchanged":
         return "unchanged"  # the retained copy of what is in force, at every connect
+    if applied.status == "ignored":
+        store.bump("updates_ignored.release")
+        log.info("sync region release notice version=%d ignored (logged)", applied.version)
+        return "ignored"
     store.bump("updates_applied")
     assert applied.event is not None
     log.info("sync region %s applied version=%d seq=%d", kind, applied.version, applied.event.seq)

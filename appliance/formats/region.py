@@ -9,7 +9,9 @@ its own ``kind``, signed by the region key and retained on
 * ``roster``: the tenant's devices, each with its public key and its stall, so a till
   can check another till's receipt offline (refund at another till);
 * ``bookings``: pre-orders to hand over at a stall, paid online or paid at pickup,
-  optionally with a personalised item's engraving text.
+  optionally with a personalised item's engraving text;
+* ``release``: a system update is available (version, hardware, an https URL of the
+  bundle, its SHA-256 and size, the release key id): what the till downloads.
 
 A receiver verifies the signature before anything else (:func:`open_region_data`
 calls :func:`wire.open_update` first), then checks every field here, strictly: an
@@ -31,22 +33,27 @@ from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
+from appliance.boundedio import UPDATE_BUNDLE_LIMIT
+from appliance.errors import TillError
 from appliance.formats import wire
 from appliance.formats.canonical import MAX_SAFE_INT
+from appliance.formats.release import parse_version
 from appliance.identifiers import is_identifier
 
 SCHEDULE = "schedule"
 ROSTER = "roster"
 BOOKINGS = "bookings"
-KINDS = (SCHEDULE, ROSTER, BOOKINGS)
+RELEASE = "release"  # "a system update is available" (issue 14's online delivery)
+KINDS = (SCHEDULE, ROSTER, BOOKINGS, RELEASE)
 
 KiB = 1024
 # The signed message's size cap per kind, checked before the signature (oversize).
-MAX_BYTES = {SCHEDULE: 512 * KiB, ROSTER: 256 * KiB, BOOKINGS: 2048 * KiB}
+MAX_BYTES = {SCHEDULE: 512 * KiB, ROSTER: 256 * KiB, BOOKINGS: 2048 * KiB, RELEASE: 4 * KiB}
 MAX_EVENTS = 1000
 MAX_DEVICES = 1000
 MAX_BOOKINGS = 5000
@@ -365,12 +372,84 @@ class Bookings:
         return cls(tuple(sorted(bookings, key=lambda b: b.number)))
 
 
-RegionData = Schedule | Roster | Bookings
+# -- release: a system update is available -----------------------------------------------
+MAX_URL_CHARS = 500
+MAX_BUNDLE_BYTES = UPDATE_BUNDLE_LIMIT  # what a till will stage at most (2 GiB)
+_HEX64 = frozenset("0123456789abcdef")
+
+
+def _hex64(value: Any, where: str) -> str:
+    if not (isinstance(value, str) and len(value) == 64 and set(value) <= _HEX64):
+        raise _bad(f"{where} must be 64 lower-case hex digits")
+    return value
+
+
+def _https_url(value: Any, where: str) -> str:
+    """An absolute https URL without credentials or fragment: the till fetches it
+    unattended, checking the region's TLS certificate, so nothing else is accepted."""
+    text = _text(value, where, MAX_URL_CHARS)
+    if not text.isascii() or any(c in text for c in " \\"):
+        raise _bad(f"{where} must be an ASCII URL without spaces or backslashes")
+    parts = urlsplit(text)
+    if parts.scheme != "https" or not parts.hostname or "@" in parts.netloc or parts.fragment:
+        raise _bad(f"{where} must be https://HOST/PATH (no login, no #fragment)")
+    return text
+
+
+@dataclass(frozen=True)
+class ReleaseNotice:
+    """The region says: release ``version`` for ``compatible`` hardware is at ``url``;
+    its bytes hash to ``sha256`` and number ``size``; it is signed by the release key
+    ``key_id`` (the SPKI SHA-256 of :mod:`appliance.formats.release`). The bundle is
+    still verified against the till's keyring before anything is installed: the notice
+    only says what to fetch and bounds the download."""
+
+    version: str
+    compatible: str
+    url: str
+    sha256: str
+    size: int
+    key_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "compatible": self.compatible,
+            "key_id": self.key_id,
+            "sha256": self.sha256,
+            "size": self.size,
+            "url": self.url,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> ReleaseNotice:
+        o = _object(data, "release", {"version", "compatible", "url", "sha256", "size", "key_id"})
+        try:
+            version = str(parse_version(o["version"], "release version"))
+        except TillError as exc:
+            raise _bad(str(exc)) from None
+        return cls(
+            version=version,
+            compatible=_ident(o["compatible"], "release compatible"),
+            url=_https_url(o["url"], "release url"),
+            sha256=_hex64(o["sha256"], "release sha256"),
+            size=_int(o["size"], "release size", 1, MAX_BUNDLE_BYTES),
+            key_id=_hex64(o["key_id"], "release key_id"),
+        )
+
+
+RegionData = Schedule | Roster | Bookings | ReleaseNotice
 _PARSERS: dict[str, Callable[[Any], RegionData]] = {
     SCHEDULE: Schedule.from_json,
     ROSTER: Roster.from_json,
     BOOKINGS: Bookings.from_json,
+    RELEASE: ReleaseNotice.from_json,
 }
+_KIND_OF = {Schedule: SCHEDULE, Roster: ROSTER, Bookings: BOOKINGS, ReleaseNotice: RELEASE}
+
+
+def kind_of(value: RegionData) -> str:
+    return _KIND_OF[type(value)]
 
 
 def parse(kind: str, data: Any) -> RegionData:
@@ -384,8 +463,9 @@ def parse(kind: str, data: Any) -> RegionData:
 def seal_region_data(
     key: SigningKey, tenant: str, value: RegionData, version: int, issued_wall_ms: int
 ) -> bytes:
-    """The TBRU bytes of a schedule, roster or bookings list (checked as a till checks it)."""
-    kind = {Schedule: SCHEDULE, Roster: ROSTER, Bookings: BOOKINGS}[type(value)]
+    """The TBRU bytes of a schedule, roster, bookings list or release notice (checked as
+    a till checks it)."""
+    kind = kind_of(value)
     data = value.to_json()
     parse(kind, data)  # what the till would refuse is refused here, before it is signed
     _ident(tenant, "tenant")
