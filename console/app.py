@@ -9,13 +9,15 @@ routers listed in :mod:`console.routes`, static files (the stylesheet) from the 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from console import receipts, tables
@@ -61,6 +63,25 @@ class Indexer:
             self._thread.join(timeout=10)
 
 
+# A bundle's name as the releases folder holds it: no "/", no "..", no hidden file.
+_RELEASE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}\.raucb")
+
+
+def _serve_releases(app: FastAPI, folder: Path) -> None:
+    """The update bundles for the tills' online delivery, with HTTP Range (Starlette's
+    FileResponse answers ``Range: bytes=N-`` with 206), so a cut download resumes. No
+    login: a bundle is signed by the release key and the till checks that (and the
+    notice's SHA-256) before it installs. Only plain files named like a bundle, directly
+    in ``folder``: a name cannot climb out of it, and a symbolic link is not followed."""
+
+    @app.get("/releases/{name}", include_in_schema=False)
+    def release_bundle(name: str) -> FileResponse:
+        path = folder / name
+        if not _RELEASE_NAME.fullmatch(name) or path.is_symlink() or not path.is_file():
+            raise HTTPException(404, "no such release bundle")
+        return FileResponse(path, media_type="application/octet-stream")
+
+
 def create_app(
     store_url: str,
     region_key_path: str | Path | None = None,
@@ -69,6 +90,7 @@ def create_app(
     silent_after_ms: int = SILENT_AFTER_MS,
     index_interval_s: float | None = INDEX_INTERVAL_S,
     publisher: Publisher | None = None,
+    releases_dir: str | Path | None = None,
 ) -> FastAPI:
     """The console over the edge database at ``store_url``.
 
@@ -78,6 +100,7 @@ def create_app(
     ``secure_cookie=False`` drops the cookie's Secure flag, for a plain-HTTP demo on a
     LAN only (browsers accept Secure cookies from http://127.0.0.1 and localhost).
     ``index_interval_s=None`` runs no background indexer (tests call catch-up themselves).
+    ``releases_dir`` serves its ``*.raucb`` bundles at ``/releases/<name>`` to the tills.
     """
     pool = StorePool(store_url)
     with pool.store() as store:  # fails here, with the edge's one-line error, not later
@@ -114,6 +137,8 @@ def create_app(
     for module in MODULES:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    if releases_dir is not None:
+        _serve_releases(app, Path(releases_dir))
     app.add_middleware(
         BodyLimit,
         limit=receipts.UPLOAD_LIMIT + 64 * 1024,

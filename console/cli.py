@@ -132,6 +132,7 @@ def cmd_web(args: argparse.Namespace) -> int:
         secure_cookie=not args.insecure_cookie,
         silent_after_ms=int(args.silent_after * 60_000),
         publisher=_publisher(args),
+        releases_dir=args.releases,
     )
     sock = _bind(host, port)
     config = uvicorn.Config(
@@ -237,6 +238,12 @@ def register(cmds: argparse._SubParsersAction) -> None:
         "(browsers keep Secure cookies on http://127.0.0.1 and localhost anyway)",
     )
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument(
+        "--releases",
+        metavar="DIR",
+        help="serve this folder's update bundles (*.raucb) at /releases/NAME to the tills, "
+        "no login (the bundles are signed; `tillbox edge release publish --url`)",
+    )
     p.add_argument(
         "--broker",
         metavar="URL",

@@ -1,5 +1,9 @@
 """``tillbox edge release ...``: the release key, and signed update bundles for the tills.
 
+``publish`` verifies a bundle, then signs (with the region key) and keeps the
+tenant's release notice, and writes it to ``--out`` or publishes it retained on
+``tillbox/v1/<tenant>/region/release`` with ``--broker``.
+
 Exit status: 0 done, 1 refused (a wrong version or hardware name, a file in the way),
 2 usage, 4 a bundle whose signature does not verify or that is not a whole bundle.
 """
@@ -79,6 +83,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from appliance.identifiers import check_identifier
+    from edge import regionlists, releases
+    from edge.cli import _emit_kept, _open_store, _region_key
+
+    check_identifier(args.tenant, "tenant")
+    value = releases.notice(Path(args.bundle), Path(args.cert), args.url)
+    key = _region_key(args)
+    store = _open_store(args)
+    try:
+        kept = regionlists.publish_release(store, key, args.tenant, value, args.version)
+    finally:
+        store.close()
+    _emit_kept(args, kept, {"notice": value.to_json()})
+    return 0
+
+
 def _signing(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cert", required=True, metavar="PEM", help="the release certificate")
     p.add_argument("--key", required=True, metavar="PEM", help="the release key (0600)")
@@ -125,3 +146,16 @@ def register(cmds: argparse._SubParsersAction) -> None:
     p.add_argument("--compatible", help="also require this hardware name")
     add_json(p)
     p.set_defaults(handler=cmd_verify)
+
+    from edge.cli import _add_list_options  # edge.cli is loaded: it calls this function
+
+    p = sub.add_parser(
+        "publish", help="sign and keep the tenant's 'update available' notice for a bundle"
+    )
+    _add_list_options(p)
+    p.add_argument("--bundle", required=True, metavar="BUNDLE", help="the .raucb file")
+    p.add_argument("--cert", required=True, metavar="PEM", help="the release cert that signed it")
+    p.add_argument(
+        "--url", required=True, help="https://REGION/releases/NAME, where the tills fetch it"
+    )
+    p.set_defaults(handler=cmd_publish)

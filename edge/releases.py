@@ -15,6 +15,7 @@ certificate before it is handed out (:func:`verify`: signature first, then manif
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -22,8 +23,11 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from appliance.boundedio import KEY_FILE_LIMIT, read_bounded
+from appliance.boundedio import CHUNK, KEY_FILE_LIMIT, UPDATE_BUNDLE_LIMIT, MiB, read_bounded
 from appliance.errors import RuleViolation, TillError
+from appliance.formats import region as region_fmt
+from appliance.formats import wire
+from appliance.formats.region import ReleaseNotice
 from appliance.formats.release import (
     ROOTFS_IMAGE,
     certificates,
@@ -168,6 +172,41 @@ def sign(source: Path, out: Path, *, cert: Path, key: Path, trusted: Path) -> Bu
         raise TillError(f"{out} already exists; remove it or choose another --out")
     rauc.resign(source, out, cert=cert, key=key, trusted=trusted, keyring=cert)
     return verify(out, cert)
+
+
+def notice(bundle: Path, cert: Path, url: str) -> ReleaseNotice:
+    """The "update available" notice of ``bundle`` at ``url``: the bundle is verified
+    against ``cert`` (the one release certificate that signed it) first, then its
+    version and hardware come from its manifest, its SHA-256 and size from its bytes."""
+    ids = cert_key_ids(cert)
+    if len(ids) != 1:
+        raise TillError(f"{cert} holds {len(ids)} certificates; pass the one that signed it")
+    info = verify(bundle, cert)
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with open(bundle, "rb") as f:
+            while chunk := f.read(CHUNK):
+                size += len(chunk)
+                if size > UPDATE_BUNDLE_LIMIT:
+                    raise TillError(f"{bundle} is over {UPDATE_BUNDLE_LIMIT // MiB} MiB")
+                digest.update(chunk)
+    except OSError as exc:
+        raise TillError(f"cannot read {bundle} ({exc.strerror or exc})") from None
+    value = {
+        "version": info.version,
+        "compatible": info.compatible,
+        "url": url,
+        "sha256": digest.hexdigest(),
+        "size": size,
+        "key_id": ids[0],
+    }
+    try:
+        parsed = region_fmt.parse(region_fmt.RELEASE, value)
+    except wire.WireError as exc:
+        raise RuleViolation(f"not published: {exc}") from None
+    assert isinstance(parsed, ReleaseNotice)
+    return parsed
 
 
 def verify(
