@@ -230,7 +230,8 @@ def _one_request(
                 while True:
                     if not keep_going():
                         return "paused", got
-                    chunk = response.read(CHUNK)
+                    # read1: what has arrived, so a cut loses nothing already received
+                    chunk = response.read1(CHUNK)
                     if not chunk:
                         break
                     if have + got + len(chunk) > size:

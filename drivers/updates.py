@@ -29,7 +29,7 @@ SECTIONS = {
             # bytes/s (0: unlimited), how often the sync agent looks at the region's
             # offer, and the CA its HTTPS is checked against ("": [sync] tls_ca).
             "download_rate": Setting("int", 1_000_000, min=0, max=10**10),
-            "download_check_s": Setting("float", 60.0, min=1, max=86400),
+            "download_check_s": Setting("float", 60.0, min=0.1, max=86400),
             "download_ca": Setting("text", ""),
         }
     )

@@ -39,9 +39,8 @@ def test_a_cut_download_resumes_with_a_range_and_the_hash_matches(tmp_path, serv
     got = fetch(server.url, target, size=len(BODY), sha256=SHA, ca_file=str(server.cert),
                 sleep=no_sleep)  # fmt: skip
     assert got.status == "done" and target.read_bytes() == BODY
-    # resumed from what reached the disk before the cut (whole chunks), not from zero
-    assert server.ranges[0] is None and len(server.ranges) == 2
-    assert 0 < int(server.ranges[1].removeprefix("bytes=").rstrip("-")) <= 100_000
+    # resumed from every byte that arrived before the cut, not from zero
+    assert server.ranges == [None, "bytes=100000-"]
     assert not target.with_name("b.raucb.part").exists()
 
 
@@ -74,7 +73,7 @@ def test_an_open_sale_pauses_the_download_and_it_resumes_after(tmp_path, server)
                 keep_going=lambda: not sale_open())  # fmt: skip
     assert got.status == "paused" and not target.exists()
     kept = target.with_name("b.raucb.part").stat().st_size
-    assert kept == download.CHUNK
+    assert 0 < kept < len(BODY)
     got = fetch(server.url, target, size=len(BODY), sha256=SHA, ca_file=str(server.cert))
     assert got.status == "done" and target.read_bytes() == BODY
     assert server.ranges[-1] == f"bytes={kept}-"
