@@ -1,14 +1,17 @@
 """``tillbox update ...``: the till's A/B system updates, for a technician.
 
-``status`` shows the slots and the last update; ``install`` takes a bundle from a file
-or a USB stick's folder, checks it (signature, hardware, version), installs it into
+``status`` shows the slots, the last update and the region's offer; ``install`` takes a
+bundle from a file, a USB stick's folder, or the https URL of the region's release
+notice in force (downloaded first, bounded and hashed by the notice), checks it (signature, hardware, version), installs it into
 the other slot and says when it starts; ``mark-good`` commits the running system by
 hand; ``reboot`` restarts into an installed update now.
 
 Exit status: 0 done; 1 refused (an open sale, other hardware, a downgrade not forced,
-no bundle on the stick, the updater missing); 2 usage (a URL: downloads come with the
-online delivery); 3 storage (the data partition is full, the card failed the install);
-4 a bundle that is not trusted or not whole (a bad signature, an unknown signer, a
+no bundle on the stick, the updater missing, a URL that is not the one the region's
+release notice names, a download cut too often); 2 usage (a URL that is not https://);
+3 storage (the data partition is full, the card failed the install);
+4 a bundle that is not trusted or not whole (a download that is not the file the
+notice names, a region TLS certificate that does not verify, a bad signature, an unknown signer, a
 truncated file). Nothing is installed, and the running slot is untouched, on any error.
 """
 
@@ -84,20 +87,37 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _download(till: Till, url: str) -> Path:
+    """The region's offered bundle at ``url``, downloaded now (its notice bounds it)."""
+    from appliance.services.updates import activity
+    from appliance.updates import TECHNICIAN, check_install_time
+    from drivers import update_fetch
+
+    check_install_time(activity(till), TECHNICIAN)  # no download to wait for, in a sale
+    notice = update_fetch.offered_for(till, url)
+    bundle = update_fetch.download(till, notice)
+    if bundle is None:
+        raise TillError("a sale opened on the kiosk; the download waits: run it again after")
+    return bundle
+
+
 def cmd_install(args: argparse.Namespace) -> int:
     from appliance.services import updates as service
 
-    if args.source.startswith(_URL_PREFIXES):
+    if args.source.startswith(_URL_PREFIXES) and not args.source.startswith("https://"):
         sys.stderr.write(
-            "tillbox: error: downloading a bundle is not built yet (it comes with the "
-            "online delivery); copy the bundle to a USB stick and pass its path\n"
+            "tillbox: error: a bundle is only downloaded over https:// (the URL of the "
+            "region's release notice); copy the bundle to a USB stick and pass its path\n"
         )
         return 2
     if any(ord(c) < 32 or ord(c) == 127 for c in args.source):
         raise TillError("the bundle's path holds control characters; give the path again")
     with open_till(args) as till:
         updater = _updater(till)
-        bundle = service.choose_bundle(Path(args.source), updater)
+        if args.source.startswith("https://"):
+            bundle = _download(till, args.source)
+        else:
+            bundle = service.choose_bundle(Path(args.source), updater)
 
         def progress(percent: int, what: str) -> None:
             if not args.json:
@@ -170,7 +190,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "source",
         metavar="BUNDLE_OR_PATH",
-        help="a .raucb file, or a folder (USB stick) holding one",
+        help="a .raucb file, a folder (USB stick) holding one, or the https URL the "
+        "region's release notice names",
     )
     p.add_argument(
         "--force-downgrade",

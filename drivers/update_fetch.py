@@ -90,12 +90,70 @@ def _recorded(till: Till, type_: str, version: str) -> bool:
     return bool(rows) and rows[0][3].get("version") == version
 
 
+def download(
+    till: Till, notice: fmt.ReleaseNotice, *, sleep: Callable[[float], None] | None = None
+) -> Path | None:
+    """The offered bundle in ``DIR/updates/downloads/`` (downloaded, or resumed, now);
+    None when a sale opened meanwhile (the part is kept). Records ``update.downloaded``
+    once per version, ``update.download_failed`` for a file that is not the notice's."""
+    section = till.config.section("updates")
+    ca_file = section["download_ca"] or str(till.config.section("sync").get("tls_ca") or "")
+    target = downloads_dir(till) / f"tillbox-{notice.version}.raucb"
+    if target.parent.exists():
+        for old in target.parent.iterdir():
+            if old.name not in (target.name, target.name + ".part"):
+                old.unlink(missing_ok=True)  # an older offer's download
+    if target.exists():
+        return target
+    kwargs = {"sleep": sleep} if sleep else {}
+    try:
+        got = fetch(
+            notice.url,
+            target,
+            size=notice.size,
+            sha256=notice.sha256,
+            ca_file=ca_file,
+            rate=float(section["download_rate"]) or None,
+            keep_going=lambda: not saleopen.is_open(till.data_dir),
+            **kwargs,
+        )
+    except DownloadRefused as exc:
+        till.record(
+            ev.UPDATE_DOWNLOAD_FAILED,
+            {"version": notice.version, "url": notice.url, "reason": str(exc)[:300]},
+        )
+        raise
+    if got.status == "paused":
+        return None
+    if not _recorded(till, ev.UPDATE_DOWNLOADED, notice.version):
+        till.record(
+            ev.UPDATE_DOWNLOADED,
+            {"version": notice.version, "url": notice.url, "sha256": notice.sha256,
+             "size": notice.size},
+        )  # fmt: skip
+    return target
+
+
+def offered_for(till: Till, url: str) -> fmt.ReleaseNotice:
+    """The notice in force whose bundle is at ``url`` (``tillbox update install URL``):
+    only the region's signed notice says how big the file is and what it hashes to."""
+    from appliance.region import release_offer
+
+    notice = release_offer(till.log.conn)
+    if notice is None or notice.url != url:
+        raise RuleViolation(
+            "this URL is not the bundle of the region's release notice in force (see "
+            "`tillbox update status`); install the offered URL, or copy the bundle to a "
+            "USB stick and pass its path"
+        )
+    return notice
+
+
 def step(
     till: Till,
     *,
     updater: Updater | None = None,
     sleep: Callable[[float], None] | None = None,
-    install: bool = True,
 ) -> str:
     """One pass: ``none``, ``done``, ``paused`` (a sale), ``downloaded`` (waiting for
     the shift to close), ``installed``, or raises a one-line TillError."""
@@ -107,45 +165,9 @@ def step(
         return "none"
     if _done_already(till, notice.version):
         return "done"
-    section = till.config.section("updates")
-    ca_file = section["download_ca"] or str(till.config.section("sync").get("tls_ca") or "")
-    target = downloads_dir(till) / f"tillbox-{notice.version}.raucb"
-    for old in target.parent.glob("*") if target.parent.exists() else ():
-        if old.name not in (target.name, target.name + ".part"):
-            old.unlink(missing_ok=True)  # an older offer's download
-    kwargs = {"sleep": sleep} if sleep else {}
-    if not target.exists():
-        try:
-            got = fetch(
-                notice.url,
-                target,
-                size=notice.size,
-                sha256=notice.sha256,
-                ca_file=ca_file,
-                rate=float(section["download_rate"]) or None,
-                keep_going=lambda: not saleopen.is_open(till.data_dir),
-                **kwargs,
-            )
-        except DownloadRefused as exc:
-            till.record(
-                ev.UPDATE_DOWNLOAD_FAILED,
-                {"version": notice.version, "url": notice.url, "reason": str(exc)[:300]},
-            )
-            raise
-        if got.status == "paused":
-            return "paused"
-        if not _recorded(till, ev.UPDATE_DOWNLOADED, notice.version):
-            till.record(
-                ev.UPDATE_DOWNLOADED,
-                {
-                    "version": notice.version,
-                    "url": notice.url,
-                    "sha256": notice.sha256,
-                    "size": notice.size,
-                },
-            )
-    if not install:
-        return "downloaded"
+    target = download(till, notice, sleep=sleep)
+    if target is None:
+        return "paused"
     try:
         service.check_install_time(service.activity(till), SCHEDULE)
     except RuleViolation:

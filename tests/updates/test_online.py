@@ -9,11 +9,13 @@ import hashlib
 import os
 
 import pytest
+import tomli_w
 from nacl.signing import SigningKey
 
 from appliance import events as ev
 from appliance import queries, region
 from appliance.formats import region as fmt
+from appliance.till import Till
 from drivers import download
 from drivers.download import DownloadRefused, TokenBucket, fetch
 from systest.https import FileServer, make_cert
@@ -181,3 +183,65 @@ def test_offer_problem_names_each_reason():
     assert "not newer" in offer_problem(status, "2.0.0", "tillbox-test", "ab" * 32, ids)
 
 
+
+
+# -- tillbox update install URL --------------------------------------------------------------
+def test_install_url_downloads_the_offered_bundle_then_installs(sim_till, kit, tmp_path):
+    from appliance.testing import run_cli
+    from drivers.updates import open_updater
+    from edge.releases import notice as make_notice
+
+    from .conftest import COMPATIBLE
+
+    bundle = kit.bundle("9.0.0", COMPATIBLE)
+    server = FileServer(tmp_path / "tls", bundle.read_bytes(), bundle.name).start()
+    try:
+        with Till.open(sim_till) as t:
+            t.config.update("sync", region_public_key=REGION.verify_key.encode().hex())
+            t.config.update("updates", download_ca=str(server.cert))
+            sim_till.config_path.write_text(tomli_w.dumps(t.config.data))
+        with Till.open(sim_till) as t:
+            value = make_notice(bundle, kit.cert, server.url)
+            region.apply_signed(t, fmt.seal_region_data(REGION, t.tenant, value, 1, 1))
+        server.cut_after = 5000
+        result = run_cli("update", "install", server.url, "--data-dir", str(sim_till.root))
+        assert result.code == 0, result.err
+        assert "installed 9.0.0 into slot B" in result.out
+        assert server.ranges == [None, "bytes=5000-"]
+        with Till.open(sim_till) as t:
+            assert open_updater(t.config, t.data_dir).status().other.version == "9.0.0"
+            types = [e.type for e in t.log.events() if e.type.startswith("update.")]
+        assert types == ["update.offered", "update.downloaded", "update.started",
+                         "update.installed"]  # fmt: skip
+    finally:
+        server.close()
+
+
+def test_install_url_of_a_file_that_is_not_the_notices_is_refused_in_one_line(
+    sim_till, kit, tmp_path
+):
+    from appliance.testing import run_cli
+    from edge.releases import notice as make_notice
+
+    from .conftest import COMPATIBLE
+
+    bundle = kit.bundle("9.0.0", COMPATIBLE)
+    server = FileServer(tmp_path / "tls", bundle.read_bytes(), bundle.name).start()
+    try:
+        with Till.open(sim_till) as t:
+            t.config.update("sync", region_public_key=REGION.verify_key.encode().hex())
+            t.config.update("updates", download_ca=str(server.cert))
+            sim_till.config_path.write_text(tomli_w.dumps(t.config.data))
+        with Till.open(sim_till) as t:
+            value = make_notice(bundle, kit.cert, server.url)
+            lying = fmt.ReleaseNotice(**(value.to_json() | {"sha256": "0" * 64}))
+            region.apply_signed(t, fmt.seal_region_data(REGION, t.tenant, lying, 1, 1))
+        result = run_cli("update", "install", server.url, "--data-dir", str(sim_till.root))
+        assert result.code == 4 and result.err.count("\n") == 1
+        assert "does not have the SHA-256" in result.err
+        with Till.open(sim_till) as t:
+            types = [e.type for e in t.log.events() if e.type.startswith("update.")]
+        assert types == ["update.offered", "update.download_failed"]
+        assert not any((sim_till.root / "updates" / "downloads").iterdir())
+    finally:
+        server.close()

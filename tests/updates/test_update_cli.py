@@ -180,9 +180,14 @@ def test_a_verity_bundle_damaged_inside_fails_its_install(sim_till, kit, tmp_pat
     assert status.primary == "A" and status.booted.bootname == "A"
 
 
-def test_a_url_is_for_the_online_delivery(sim_till):
+def test_a_url_is_only_the_one_the_regions_notice_names(sim_till):
     result = cli(sim_till, "install", "https://region.example/tillbox-2.1.0.raucb")
-    assert result.code == 2 and "not built yet" in result.err and result.err.count("\n") == 1
+    assert result.code == 1 and "not the bundle of the region's release notice" in result.err
+    assert result.err.count("\n") == 1
+    result = cli(sim_till, "install", "http://region.example/tillbox-2.1.0.raucb")
+    assert result.code == 2 and "only downloaded over https://" in result.err
+    assert result.err.count("\n") == 1
+    assert update_events(sim_till) == []
 
 
 def test_a_full_data_partition_is_refused_before_copying(sim_till, kit, monkeypatch):
