@@ -326,3 +326,38 @@ def test_a_booking_code_is_the_regions():
     ):
         with pytest.raises(ValueError):
             fmt.open_booking_qr(bad, REGION.verify_key)
+
+
+RELEASE_HEX = (
+    "54425255017b2264617461223a7b22636f6d70617469626c65223a2274696c6c626f782d72706934222c226b65795f69"
+    "64223a226331363732313036343630616466363836663466346264386235393831313431643334333532383765623031"
+    "3938313866653766383236616663656561396661222c22736861323536223a2264643737333435393738663864363136"
+    "393563386336666639623932366164313530316565613036313264333838663862393631616233616130376335666639"
+    "222c2273697a65223a3236323134343030302c2275726c223a2268747470733a2f2f726567696f6e2e6578616d706c65"
+    "2f72656c65617365732f74696c6c626f782d727069342d322e312e302e7261756362222c2276657273696f6e223a2232"
+    "2e312e30227d2c226973737565645f77616c6c5f6d73223a313736373232353630303030302c226b696e64223a227265"
+    "6c65617365222c2274656e616e74223a2264656d6f222c2276657273696f6e223a357db207d80bd068e87f9025a419a0"
+    "73174691c06d99f30e4b55b07a2d9f87b9a8dfc7b88afdb6ba173539be3e6de8bf8c1ee373726083bcb9b08c5d5d05bd"
+    "75150b"
+)
+
+
+def test_the_release_vector_is_what_the_code_seals_and_the_doc_shows():
+    import hashlib
+
+    doc = DOC.read_text(encoding="utf-8")
+    blocks = ["".join(b.split()) for b in doc.split("```")[1::2]]
+    value = fmt.ReleaseNotice(
+        version="2.1.0",
+        compatible="tillbox-rpi4",
+        url="https://region.example/releases/tillbox-rpi4-2.1.0.raucb",
+        sha256=hashlib.sha256(b"tillbox 2.1.0").hexdigest(),
+        size=262144000,
+        key_id="c1672106460adf686f4f4bd8b5981141d3435287eb019818fe7f826afceea9fa",
+    )
+    sealed = fmt.seal_region_data(REGION, "demo", value, 5, ISSUED)
+    assert sealed.hex() == RELEASE_HEX and RELEASE_HEX in blocks
+    assert sealed[5:-64].decode() in doc
+    update, parsed = fmt.open_region_data(sealed, REGION.verify_key, fmt.RELEASE)
+    assert parsed == value and update.kind == "release" and update.version == 5
+    assert _independent(sealed, REGION.verify_key)["data"] == value.to_json()
