@@ -71,6 +71,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             if last is None
             else {"seq": last.seq, "type": last.type, **last.payload},
         }
+        from drivers.update_fetch import offer_state
+
+        out["offer"], offer_line = offer_state(till)
         booted, other = status.booted, status.other
         text = "\n".join(
             [
@@ -81,6 +84,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"{'bootable' if other.good else 'not bootable'}"
                 f"{', starts next' if status.primary == other.bootname else ''}",
                 _pending_text(action.kind, last),
+                *([offer_line] if offer_line else []),
             ]
         )
         emit(args, out, text)

@@ -134,6 +134,37 @@ def download(
     return target
 
 
+def offer_state(till: Till) -> tuple[dict[str, object] | None, str]:
+    """The region's release notice in force and one line on where it stands, for
+    ``tillbox update status``: (None, "") without one."""
+    import json
+
+    from appliance import projections
+
+    row = projections.region_row(till.log.conn, fmt.RELEASE)
+    if row is None:
+        return None, ""
+    body = json.loads(row[3])
+    notice = body["notice"]
+    version = notice["version"]
+    out: dict[str, object] = {"notice": notice, "ignored": body["ignored"]}
+    if body["ignored"]:
+        return out, f"the region offers {version}; ignored: {body['ignored']}"
+    if _done_already(till, version):
+        return out | {"state": "installed"}, f"the region offers {version}: installed"
+    target = downloads_dir(till) / f"tillbox-{version}.raucb"
+    part = target.with_name(target.name + ".part")
+    if target.exists():
+        return out | {"state": "downloaded"}, (
+            f"the region offers {version}: downloaded; it installs between shifts"
+        )
+    have = part.stat().st_size if part.exists() else 0
+    return out | {"state": "downloading", "bytes": have}, (
+        f"the region offers {version}: downloading, {have} of {notice['size']} bytes "
+        "(paused while a sale is open)"
+    )
+
+
 def offered_for(till: Till, url: str) -> fmt.ReleaseNotice:
     """The notice in force whose bundle is at ``url`` (``tillbox update install URL``):
     only the region's signed notice says how big the file is and what it hashes to."""

@@ -213,6 +213,8 @@ def test_install_url_downloads_the_offered_bundle_then_installs(sim_till, kit, t
             types = [e.type for e in t.log.events() if e.type.startswith("update.")]
         assert types == ["update.offered", "update.downloaded", "update.started",
                          "update.installed"]  # fmt: skip
+        status = run_cli("update", "status", "--data-dir", str(sim_till.root))
+        assert "the region offers 9.0.0: installed" in status.out
     finally:
         server.close()
 
