@@ -92,6 +92,18 @@ class Fetched:
     received: int  # bytes this call received
 
 
+def _part_size(part: Path, size: int) -> int:
+    """The bytes a cut left; a part longer than the bundle can be is started over."""
+    try:
+        have = part.stat().st_size
+    except FileNotFoundError:
+        return 0
+    if have > size:
+        part.unlink()
+        return 0
+    return have
+
+
 def _hash_part(part: Path, size: int) -> tuple[int, hashlib._Hash]:
     digest = hashlib.sha256()
     have = 0
@@ -138,13 +150,11 @@ def fetch(
     last_error = ""
     try:
         for attempt in range(attempts):
-            have, digest = _hash_part(part, size)
+            have = _part_size(part, size)
             if have == size:
                 break
             try:
-                outcome, got = _one_request(
-                    pool, url, part, have, digest, size, bucket, keep_going, sleep
-                )
+                outcome, got = _one_request(pool, url, part, have, size, bucket, keep_going, sleep)
             except DownloadError as exc:
                 received += getattr(exc, "received", 0)
                 last_error = str(exc)
@@ -180,7 +190,6 @@ def _one_request(
     url: str,
     part: Path,
     have: int,
-    digest: hashlib._Hash,
     size: int,
     bucket: TokenBucket | None,
     keep_going: Callable[[], bool],
@@ -191,9 +200,7 @@ def _one_request(
     headers = {"Range": f"bytes={have}-"} if have else {}
     got = 0
     try:
-        response = pool.request(
-            "GET", url, headers=headers, preload_content=False, redirect=False
-        )
+        response = pool.request("GET", url, headers=headers, preload_content=False, redirect=False)
     except urllib3.exceptions.SSLError as exc:
         raise DownloadRefused(
             f"the region's TLS certificate for {url} does not verify ({exc.__class__.__name__}); "
@@ -213,7 +220,6 @@ def _one_request(
             mode = "ab"
         elif response.status == 200:
             have, mode = 0, "wb"  # no ranges: start the file over
-            digest = hashlib.sha256()
         else:
             raise DownloadError(f"{url} answered HTTP {response.status}")
         length = response.headers.get("Content-Length")

@@ -2,9 +2,10 @@
 
 ``status`` shows the slots, the last update and the region's offer; ``install`` takes a
 bundle from a file, a USB stick's folder, or the https URL of the region's release
-notice in force (downloaded first, bounded and hashed by the notice), checks it (signature, hardware, version), installs it into
-the other slot and says when it starts; ``mark-good`` commits the running system by
-hand; ``reboot`` restarts into an installed update now.
+notice in force (downloaded first, bounded and hashed by the notice), checks it
+(signature, hardware, version), installs it into the other slot and says when it
+starts; ``mark-good`` commits the running system by hand; ``reboot`` restarts into an
+installed update now.
 
 Exit status: 0 done; 1 refused (an open sale, other hardware, a downgrade not forced,
 no bundle on the stick, the updater missing, a URL that is not the one the region's

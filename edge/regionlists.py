@@ -198,7 +198,11 @@ def add_booking(
 
 
 def publish_release(
-    store: Store, key: SigningKey, tenant: str, notice: fmt.ReleaseNotice, version: int | None = None
+    store: Store,
+    key: SigningKey,
+    tenant: str,
+    notice: fmt.ReleaseNotice,
+    version: int | None = None,
 ) -> Kept:
     """Sign and keep the tenant's "update available" notice (edge.releases.notice)."""
     return _keep(store, key, tenant, _parse(fmt.RELEASE, notice.to_json()), version)

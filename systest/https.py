@@ -42,7 +42,7 @@ class FileServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:  # http.server calls it by this name
                 server.ranges.append(self.headers.get("Range"))
                 if self.path != f"/releases/{server.name}":
                     self.send_error(404)
@@ -52,9 +52,7 @@ class FileServer:
                 if asked and asked.startswith("bytes=") and asked.endswith("-"):
                     start = int(asked[6:-1])
                     self.send_response(206)
-                    self.send_header(
-                        "Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}"
-                    )
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
                 else:
                     self.send_response(200)
                 self.send_header("Content-Length", str(len(body) - start))

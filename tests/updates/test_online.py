@@ -183,8 +183,6 @@ def test_offer_problem_names_each_reason():
     assert "not newer" in offer_problem(status, "2.0.0", "tillbox-test", "ab" * 32, ids)
 
 
-
-
 # -- tillbox update install URL --------------------------------------------------------------
 def test_install_url_downloads_the_offered_bundle_then_installs(sim_till, kit, tmp_path):
     from appliance.testing import run_cli
