@@ -611,13 +611,15 @@ class Agent:
         from appliance.till import Till
         from drivers.update_fetch import step
 
+        last = ""
         while True:
             try:
                 with Till.open(self.data_dir) as till:
                     interval = float(till.config.section("updates")["download_check_s"])
                     outcome = step(till, sleep=lambda s: stop.wait(s) and None)
-                if outcome not in ("none", "done"):
-                    log.info("sync update fetch: %s", outcome)
+                if outcome != last and outcome not in ("none", "done"):
+                    log.info("sync update fetch: %s", outcome)  # once per change, not per pass
+                last = outcome
             except TillError as exc:
                 interval = 60.0
                 log.warning("sync update fetch: %s", exc)
