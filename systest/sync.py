@@ -403,3 +403,30 @@ def bulk_sales(folder: DataDir, n: int, batch: int = 5000) -> int:
                     tx.append(events.SALE_COMPLETED, payload)
             left -= batch
         return till.log.last()[0]
+
+
+def retained_for(port: int, device: str, topic: str, timeout: float = 20.0) -> bytes:
+    """What the till ``device`` receives on subscribing to ``topic`` at the broker on
+    ``port`` with its own login: the retained message (AssertionError when none comes)."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    got, payload = threading.Event(), []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device)
+    client.username_pw_set(device, device_password(device))
+    client.on_connect = lambda c, _u, _f, _reason, _p: c.subscribe(topic, qos=1)
+
+    def on_message(_c: Any, _u: Any, msg: Any) -> None:
+        payload.append(msg.payload)
+        got.set()
+
+    client.on_message = on_message
+    client.connect("127.0.0.1", port, keepalive=30)
+    client.loop_start()
+    try:
+        assert got.wait(timeout), f"nothing retained on {topic} for {device}"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return payload[0]

@@ -90,3 +90,35 @@ def signed_in(app):
         return client
 
     return sign_in
+
+
+@pytest.fixture
+def console_with_broker(populated, region, tmp_path):
+    """A second console over the same region with broker settings: the region's
+    mosquitto (the shipped config, the suite's devices and the publisher) and the
+    console's publisher login. Yields (app, broker)."""
+    from appliance.formats.brokerurl import BrokerURL
+    from console.app import create_app
+    from console.routes.enrollments import Publisher
+    from edge.broker import LocalBroker
+    from systest.sync import (
+        ADMIN_PASSWORD,
+        DEVICES,
+        PUBLISHER_PASSWORD,
+        PUBLISHER_USER,
+        device_password,
+    )
+
+    broker = LocalBroker(
+        tmp_path / "broker",
+        {d: device_password(d) for d in DEVICES},
+        publishers={PUBLISHER_USER: PUBLISHER_PASSWORD},
+        admin_password=ADMIN_PASSWORD,
+    ).start()
+    publisher = Publisher(BrokerURL.parse(broker.url), PUBLISHER_USER, PUBLISHER_PASSWORD)
+    app = create_app(populated.db, region.key_path, index_interval_s=None, publisher=publisher)
+    try:
+        yield app, broker
+    finally:
+        app.state.pool.close()
+        broker.stop()

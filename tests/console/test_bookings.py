@@ -6,27 +6,15 @@ by that QR. Another tenant, another role or a missing token is refused."""
 
 from __future__ import annotations
 
-import threading
-
-import paho.mqtt.client as mqtt
-
 from appliance import bookings as till_bookings
 from appliance import region as till_region
 from appliance.formats import region as fmt
-from appliance.formats.brokerurl import BrokerURL
 from appliance.till import Till
 from edge import regionlists
-from edge.broker import LocalBroker
 from edge.store import Store
 from systest.console import PASSWORD
 from systest.multitill import make_tills
-from systest.sync import (
-    ADMIN_PASSWORD,
-    DEVICES,
-    PUBLISHER_PASSWORD,
-    PUBLISHER_USER,
-    device_password,
-)
+from systest.sync import retained_for
 
 ORDER = {
     "name": "Grace Hopper",
@@ -94,60 +82,24 @@ def test_scope_roles_tokens_and_bad_orders_are_refused_in_words(populated, signe
 
 
 def test_with_broker_settings_the_list_is_published_retained_to_the_tenants_tills(
-    populated, region, tmp_path
+    console_with_broker, region
 ):
     from fastapi.testclient import TestClient
 
-    from console.app import create_app
-    from console.routes.enrollments import Publisher
-
-    broker = LocalBroker(
-        tmp_path / "broker",
-        {d: device_password(d) for d in DEVICES},
-        publishers={PUBLISHER_USER: PUBLISHER_PASSWORD},
-        admin_password=ADMIN_PASSWORD,
-    ).start()
-    publisher = Publisher(BrokerURL.parse(broker.url), PUBLISHER_USER, PUBLISHER_PASSWORD)
-    app = create_app(populated.db, region.key_path, index_interval_s=None, publisher=publisher)
-    try:
-        mia = TestClient(app, base_url="https://testserver")
-        csrf = mia.post("/api/v1/session", json={"name": "mia", "password": PASSWORD}).json()[
-            "csrf_token"
-        ]
-        order = {**ORDER, "id": "shop-1002", "payment": "pay_at_pickup"}
-        r = mia.post("/api/v1/bookings", json=order, headers={"X-CSRF-Token": csrf})
-        assert r.status_code == 200, r.text
-        published = r.json()["published"]
-        assert published["sent"] and published["topic"] == "tillbox/v1/demo/region/bookings"
-        message = _retained(broker, "t1", published["topic"])
-        update, value = fmt.open_region_data(message, region.key.verify_key, fmt.BOOKINGS)
-        assert update.tenant == "demo" and update.version == r.json()["version"]
-        assert "shop-1002" in {b.id for b in value.bookings}
-    finally:
-        app.state.pool.close()
-        broker.stop()
-
-
-def _retained(broker: LocalBroker, device: str, topic: str, timeout: float = 20.0) -> bytes:
-    """What a till of the tenant receives on subscribing: the retained message."""
-    got, payload = threading.Event(), []
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device)
-    client.username_pw_set(device, device_password(device))
-    client.on_connect = lambda c, u, f, reason, p: c.subscribe(topic, qos=1)
-
-    def on_message(c, u, msg):
-        payload.append(msg.payload)
-        got.set()
-
-    client.on_message = on_message
-    client.connect("127.0.0.1", broker.port, keepalive=30)
-    client.loop_start()
-    try:
-        assert got.wait(timeout), f"nothing retained on {topic}"
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return payload[0]
+    app, broker = console_with_broker
+    mia = TestClient(app, base_url="https://testserver")
+    csrf = mia.post("/api/v1/session", json={"name": "mia", "password": PASSWORD}).json()[
+        "csrf_token"
+    ]
+    order = {**ORDER, "id": "shop-1002", "payment": "pay_at_pickup"}
+    r = mia.post("/api/v1/bookings", json=order, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200, r.text
+    published = r.json()["published"]
+    assert published["sent"] and published["topic"] == "tillbox/v1/demo/region/bookings"
+    message = retained_for(broker.port, "t1", published["topic"])
+    update, value = fmt.open_region_data(message, region.key.verify_key, fmt.BOOKINGS)
+    assert update.tenant == "demo" and update.version == r.json()["version"]
+    assert "shop-1002" in {b.id for b in value.bookings}
 
 
 def test_the_kept_list_is_sent_again_from_the_command_line(populated, signed_in, tmp_path):

@@ -7,26 +7,16 @@ when the console has broker settings."""
 from __future__ import annotations
 
 import io
-import threading
 import zipfile
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from appliance.formats import review as review_format
-from appliance.formats.brokerurl import BrokerURL
 from console import queries
 from console.scope import Scope
-from edge.broker import LocalBroker
 from edge.store import Store
 from systest.console import PASSWORD, export_enrollment
-from systest.sync import (
-    ADMIN_PASSWORD,
-    DEVICES,
-    PUBLISHER_PASSWORD,
-    PUBLISHER_USER,
-    device_password,
-)
+from systest.sync import retained_for
 
 
 @pytest.fixture(scope="module")
@@ -182,83 +172,39 @@ def test_a_decision_is_signed_by_the_region_key_bound_to_the_manifest_and_audite
                     headers=headers).status_code == 404  # fmt: skip
 
 
-class Retained:
-    """A till's view of its down topic: what the broker holds retained there."""
-
-    def __init__(self, broker: LocalBroker, device: str, topic: str) -> None:
-        self.got = threading.Event()
-        self.payload = b""
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device)
-        self.client.username_pw_set(device, device_password(device))
-
-        def on_connect(c, u, f, reason, p):
-            c.subscribe(topic, qos=1)
-
-        def on_message(c, u, msg):
-            self.payload = msg.payload
-            self.got.set()
-
-        self.client.on_connect = on_connect
-        self.client.on_message = on_message
-        self.client.connect("127.0.0.1", broker.port, keepalive=30)
-        self.client.loop_start()
-
-    def wait(self, timeout: float = 20.0) -> bytes:
-        assert self.got.wait(timeout), "no retained review on the till's topic"
-        self.client.disconnect()
-        self.client.loop_stop()
-        return self.payload
-
-
 def test_with_broker_settings_the_decision_is_published_retained_to_the_till(
-    populated, region, tmp_path, t2_export
+    console_with_broker, region, t2_export
 ):
     from fastapi.testclient import TestClient
 
-    from console.app import create_app
-    from console.routes.enrollments import Publisher
-
-    broker = LocalBroker(
-        tmp_path / "broker",
-        {d: device_password(d) for d in DEVICES},
-        publishers={PUBLISHER_USER: PUBLISHER_PASSWORD},
-        admin_password=ADMIN_PASSWORD,
-    ).start()
-    publisher = Publisher(BrokerURL.parse(broker.url), PUBLISHER_USER, PUBLISHER_PASSWORD)
-    app = create_app(populated.db, region.key_path, index_interval_s=None, publisher=publisher)
-    try:
-        ada = TestClient(app, base_url="https://testserver")
-        csrf = ada.post("/api/v1/session", json={"name": "ada", "password": PASSWORD}).json()[
-            "csrf_token"
-        ]
-        ada.post(
-            "/api/v1/enrollments",
-            content=t2_export,
-            headers={"X-CSRF-Token": csrf, "content-type": "application/zip"},
-        )
-        r = ada.post(
-            "/api/v1/enrollments/t2/review",
-            json={"decision": "approve", "reason": "permit TP-2291 checked"},
-            headers={"X-CSRF-Token": csrf},
-        )
-        assert r.status_code == 200, r.text
-        published = r.json()["published"]
-        assert published["sent"] and published["topic"] == "tillbox/v1/demo/t2/down/enrollment"
-        message = Retained(broker, "t2", published["topic"]).wait()
-        decision = review_format.open_review(message, region.key.verify_key)
-        assert (decision.device_id, decision.decision, decision.reason) == (
-            "t2",
-            "approve",
-            "permit TP-2291 checked",
-        )
-        again = ada.post(
-            "/admin/enrollments/t2/publish", data={"csrf": csrf}, follow_redirects=False
-        )
-        assert again.headers["location"].endswith("?done=sent")
-        broker.stop()  # the broker gone: the decision is kept, the page says it was not sent
-        r = ada.post("/api/v1/enrollments/t2/publish", headers={"X-CSRF-Token": csrf})
-        assert r.status_code == 200 and not r.json()["published"]["sent"]
-        assert "not sent yet" in r.json()["published"]["message"]
-    finally:
-        app.state.pool.close()
-        broker.stop()
+    app, broker = console_with_broker
+    ada = TestClient(app, base_url="https://testserver")
+    csrf = ada.post("/api/v1/session", json={"name": "ada", "password": PASSWORD}).json()[
+        "csrf_token"
+    ]
+    ada.post(
+        "/api/v1/enrollments",
+        content=t2_export,
+        headers={"X-CSRF-Token": csrf, "content-type": "application/zip"},
+    )
+    r = ada.post(
+        "/api/v1/enrollments/t2/review",
+        json={"decision": "approve", "reason": "permit TP-2291 checked"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert r.status_code == 200, r.text
+    published = r.json()["published"]
+    assert published["sent"] and published["topic"] == "tillbox/v1/demo/t2/down/enrollment"
+    message = retained_for(broker.port, "t2", published["topic"])
+    decision = review_format.open_review(message, region.key.verify_key)
+    assert (decision.device_id, decision.decision, decision.reason) == (
+        "t2",
+        "approve",
+        "permit TP-2291 checked",
+    )
+    again = ada.post("/admin/enrollments/t2/publish", data={"csrf": csrf}, follow_redirects=False)
+    assert again.headers["location"].endswith("?done=sent")
+    broker.stop()  # the broker gone: the decision is kept, the page says it was not sent
+    r = ada.post("/api/v1/enrollments/t2/publish", headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200 and not r.json()["published"]["sent"]
+    assert "not sent yet" in r.json()["published"]["message"]
