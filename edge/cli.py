@@ -557,6 +557,11 @@ def _add_list_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--version", type=whole_number, metavar="N", help="above the kept one (default: now in ms)"
     )
+    _add_delivery(p)
+
+
+def _add_delivery(p: argparse.ArgumentParser) -> None:
+    """Where a signed list goes: a file for a USB stick, and/or the broker, retained."""
     p.add_argument("--out", metavar="FILE", help="also write the signed message here (USB)")
     p.add_argument("--broker", metavar="URL", help="also publish it retained (mqtt://HOST:PORT)")
     p.add_argument(
@@ -747,14 +752,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_db(p)
     add_json(p)
     p.add_argument("--tenant", required=True)
-    p.add_argument("--out", metavar="FILE", help="write the signed message here (USB)")
-    p.add_argument("--broker", metavar="URL", help="publish it retained (mqtt://HOST:PORT)")
-    p.add_argument(
-        "--username", default="tillbox-publisher", help="MQTT username (tillbox-publisher)"
-    )
-    p.add_argument(
-        "--password-file", metavar="FILE", help=f"MQTT password (default: ${PASSWORD_ENV})"
-    )
+    _add_delivery(p)
     p.set_defaults(handler=cmd_booking_publish)
 
     p = cmds.add_parser(
