@@ -87,6 +87,9 @@ kver=$(ls "$root/lib/modules" | sort -V | tail -n1)
 in_root update-initramfs -c -k "$kver"
 in_root /etc/kernel/postinst.d/z50-raspi-firmware "$kver" || true
 
+say "A/B updates: RAUC, its keyring, U-Boot's environment, the update check"
+"$HERE/updates.sh" "$root"
+
 say "manifest"
 in_root dpkg-query -W -f='${Package} ${Version} ${Architecture}\n' | LC_ALL=C sort \
   > "$WORK/manifest-debs.txt"
