@@ -209,7 +209,7 @@ def headless(cmdline: Path = Path("/proc/cmdline")) -> bool:
 
 
 def gather_health(
-    till: Till, wait_s: float, *, kiosk_required: bool, state: Any = unit_state
+    till: Till, wait_s: float, *, kiosk_required: bool, state: Any = None
 ) -> tuple[Any, dict[str, Any]]:
     """This boot's Health, waiting up to ``wait_s`` for the kiosk's READY=1 and the sync
     agent's start: (Health, what was seen, for the log)."""
@@ -219,6 +219,7 @@ def gather_health(
     from appliance.services.updates import selftest_this_boot
     from appliance.updates import Health
 
+    state = state or unit_state
     deadline = time.monotonic() + wait_s
     while True:
         kiosk, sync = state(KIOSK_UNIT), state(SYNC_UNIT)

@@ -16,12 +16,7 @@ in_root() {
 say() { echo "customize [$(date +%T)]: $*"; }
 
 say "system files (image-build/rootfs) and the units (image-build/files.txt)"
-cp -a --no-preserve=ownership "$HERE/rootfs/." "$root/"
-sed -i "s/@DISKID@/$DISKID/g" "$root/etc/fstab"
-grep -v '^#' "$HERE/files.txt" | while read -r src dest mode; do
-  [ -n "$src" ] || continue
-  install -D -m "$mode" -o root -g root "$REPO/$src" "$root$dest"
-done
+"$HERE/refresh.sh" files "$root"
 
 say "users (sysusers.d): kiosk, tillbox-sync, tillbox-edge; no passwords"
 in_root systemd-sysusers

@@ -69,6 +69,7 @@ print("TILLBOX-BOOTTEST " + json.dumps(dict(a.split("=", 1) for a in sys.argv[1:
   "wifi_conf=$(stat -c '%U:%a' /data/system/wpa_supplicant-wlan0.conf 2>/dev/null || echo missing)" \
   "data_dir_mode=$(stat -c '%U:%G:%a' $data)" \
   "runtime_watchdog_usec=$wd" \
+  "cmdline=$(cat /proc/cmdline)" \
   "failed_units=$(systemctl list-units --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
 sync
 systemctl --no-block poweroff
