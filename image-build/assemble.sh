@@ -13,7 +13,7 @@
 #   3  root B  ext4   slot     empty until the first update is written into it
 #   4  data    ext4    64 MiB  /data: the till (log, keys), system state, RAUC's status;
 #                               grown to the card on first boot
-# Both slots are TILLBOX_SLOT_MB (default 1536) so later, bigger releases still fit; the
+# Both slots are TILLBOX_SLOT_MB (default 2048) so later, bigger releases still fit; the
 # root file system itself is sized to fit and kept as $WORK/rootfs.ext4 (the bundles'
 # image: make update-bundle).
 set -euo pipefail
@@ -23,7 +23,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 DISKID=${TILLBOX_DISKID:-7111b0c5}
 BOOT_MB=${TILLBOX_BOOT_MB:-256}
 DATA_MB=${TILLBOX_DATA_MB:-64}
-SLOT_MB=${TILLBOX_SLOT_MB:-1536}
+SLOT_MB=${TILLBOX_SLOT_MB:-2048}
 PY=${PYTHON:-$(dirname "$HERE")/.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 work=$(dirname "$image")/parts
@@ -119,7 +119,7 @@ dd if="$work/data.img" of="$image" bs=1M seek=$((data_start / 2048)) conv=notrun
 # -- checks on the assembled image
 e2fsck -fn "$image?offset=$((a_start * 512))" >/dev/null
 e2fsck -fn "$image?offset=$((data_start * 512))" >/dev/null
-mdir -i "$image@@$((start * 512))" ::/ | grep -qi boot.scr
+mdir -b -i "$image@@$((start * 512))" ::/ | grep -qx "::/boot.scr"
 mv "$work/root.img" "$(dirname "$image")/rootfs.ext4"   # the bundles' root image
 echo "assemble: $image $(( total_sectors / 2048 )) MiB (boot ${BOOT_MB}, slots A and B ${SLOT_MB} each, data ${DATA_MB} MiB)"
 rm -rf "$work"
