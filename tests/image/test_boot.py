@@ -226,7 +226,9 @@ def test_image_builds_provisions_and_boots(image_xz: Path, tmp_path: Path, broke
     uboot.write(tmp_path / "uboot.env", {
         "tillbox_console": "console=ttyAMA0",
         "tillbox_bootargs": "systemd.wants=tillbox-boottest.service "
-        "systemd.mask=systemd-timesyncd.service systemd.show_status=1",
+        "systemd.mask=systemd-timesyncd.service systemd.show_status=1 "
+        # two busy cores under TCG: udev's coldplug alone can take past systemd's 90 s
+        "systemd.default_device_timeout_sec=900",
     })  # fmt: skip
     sh("mcopy", "-i", boot, str(tmp_path / "uboot.env"), "::/uboot.env")
 

@@ -185,6 +185,47 @@ def status(found: dict[str, tuple[int, str]]) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def make_bundles(rootfs: Path, bundles: Path, tmp_path: Path) -> None:
+    """v2 (the same root, a newer version: make update-bundle), v3 (its sync agent exits
+    at start), and small ones the till must refuse."""
+    if (bundles / "v3.raucb").exists():
+        return make_small(bundles, tmp_path)
+    started = time.monotonic()
+    sh("make", "-C", str(REPO), "update-bundle", f"UPDATE_VERSION={v(1)}", timeout=1800)
+    made = REPO / "image-build" / "out" / f"tillbox-{COMPATIBLE}-{v(1)}.raucb"
+    v2 = bundles / "v2.raucb"
+    shutil.move(made, v2)
+    print(f"make update-bundle: {v2.stat().st_size / 2**20:.0f} MiB in "
+          f"{time.monotonic() - started:.0f} s")  # fmt: skip
+    broken = tmp_path / "broken.ext4"
+    sh("cp", "--sparse=always", str(rootfs), str(broken))
+    dropin = tmp_path / "broken.conf"
+    dropin.write_text("[Service]\nExecStart=\nExecStart=/bin/false\n")
+    debugfs_w = ["debugfs", "-w", "-R"]
+    sh(*debugfs_w, "mkdir /usr/lib/systemd/system/tillbox-sync.service.d", str(broken))
+    sh(*debugfs_w, f"write {dropin} /usr/lib/systemd/system/tillbox-sync.service.d/broken.conf",
+       str(broken))  # fmt: skip
+    bundle(broken, bundles / "v3.raucb", v(2))
+    make_small(bundles, tmp_path)
+
+
+def make_small(bundles: Path, tmp_path: Path) -> None:
+    """Bundles refused before a byte is written: their payload is a small ext4."""
+    small = tmp_path / "small.ext4"
+    (tmp_path / "small").mkdir()
+    (tmp_path / "small" / "noise").write_bytes(os.urandom(256 * 1024))  # rauc: > 4 KiB squashfs
+    sh("mkfs.ext4", "-q", "-F", "-d", str(tmp_path / "small"), str(small), "8M")
+    stranger = (tmp_path / "stranger.pem", tmp_path / "stranger.key")
+    sh(str(TILLBOX), "edge", "release", "keygen", "--cert", str(stranger[0]),
+       "--key", str(stranger[1]), "--name", "not our release")  # fmt: skip
+    bundle(small, bundles / "badsig.raucb", v(5), key=stranger)
+    bundle(small, bundles / "otherhw.raucb", v(5), compatible="tillbox-otherboard")
+    bundle(small, bundles / "downgrade.raucb", version())
+    whole = bundle(small, tmp_path / "whole.raucb", v(5))
+    with whole.open("rb") as src, (bundles / "truncated.raucb").open("wb") as dst:
+        dst.write(src.read(whole.stat().st_size // 2))
+
+
 def test_ab_update_commit_rollback_powercut_refusals(tmp_path: Path, broker: int):
     from nacl.signing import SigningKey
 
@@ -202,37 +243,14 @@ def test_ab_update_commit_rollback_powercut_refusals(tmp_path: Path, broker: int
         rootfs = WORK / "rootfs.ext4"
     assert rootfs.is_file(), f"no root file system image {rootfs}"
 
-    # -- the bundles: v2 (the same root, a newer version: make update-bundle), v3 (its
-    #    sync agent exits at start), and small ones the till must refuse
+    # -- the bundles (TILLBOX_UPDATE_BUNDLES: a folder with this test's earlier ones)
     bundles = tmp_path / "bundles"
     bundles.mkdir()
-    started = time.monotonic()
-    sh("make", "-C", str(REPO), "update-bundle", f"UPDATE_VERSION={v(1)}", timeout=1800)
-    made = REPO / "image-build" / "out" / f"tillbox-{COMPATIBLE}-{v(1)}.raucb"
-    v2 = bundles / "v2.raucb"
-    shutil.move(made, v2)
-    print(f"make update-bundle: {v2.stat().st_size / 2**20:.0f} MiB in "
-          f"{time.monotonic() - started:.0f} s")  # fmt: skip
-    broken = tmp_path / "broken.ext4"
-    sh("cp", "--sparse=always", str(rootfs), str(broken))
-    dropin = tmp_path / "broken.conf"
-    dropin.write_text("[Service]\nExecStart=\nExecStart=/bin/false\n")
-    debugfs_w = ["debugfs", "-w", "-R"]
-    sh(*debugfs_w, "mkdir /usr/lib/systemd/system/tillbox-sync.service.d", str(broken))
-    sh(*debugfs_w, f"write {dropin} /usr/lib/systemd/system/tillbox-sync.service.d/broken.conf",
-       str(broken))  # fmt: skip
-    bundle(broken, bundles / "v3.raucb", v(2))
-    small = tmp_path / "small.ext4"
-    sh("mkfs.ext4", "-q", "-F", str(small), "8M")
-    stranger = (tmp_path / "stranger.pem", tmp_path / "stranger.key")
-    sh(str(TILLBOX), "edge", "release", "keygen", "--cert", str(stranger[0]),
-       "--key", str(stranger[1]), "--name", "not our release")  # fmt: skip
-    bundle(small, bundles / "badsig.raucb", v(5), key=stranger)
-    bundle(small, bundles / "otherhw.raucb", v(5), compatible="tillbox-otherboard")
-    bundle(small, bundles / "downgrade.raucb", version())
-    whole = bundle(small, tmp_path / "whole.raucb", v(5))
-    with whole.open("rb") as src, (bundles / "truncated.raucb").open("wb") as dst:
-        dst.write(src.read(whole.stat().st_size // 2))
+    reuse = os.environ.get("TILLBOX_UPDATE_BUNDLES")
+    if reuse:
+        for path in Path(reuse).glob("*.raucb"):
+            shutil.copyfile(path, bundles / path.name)
+    make_bundles(rootfs, bundles, tmp_path)
 
     # -- the test disk, the card
     disk = tmp_path / "testdisk.img"
@@ -254,7 +272,8 @@ def test_ab_update_commit_rollback_powercut_refusals(tmp_path: Path, broker: int
     uboot.write(env, {
         "tillbox_console": "console=ttyAMA0",
         "tillbox_bootargs": "systemd.wants=tillbox-updatetest.service "
-        "systemd.mask=systemd-timesyncd.service systemd.show_status=1 tillbox.headless=1",
+        "systemd.mask=systemd-timesyncd.service systemd.show_status=1 tillbox.headless=1 "
+        "systemd.default_device_timeout_sec=900",  # udev under TCG on busy cores is slow
     })  # fmt: skip
     sh("mcopy", "-i", boot, str(env), "::/uboot.env")
     with card.open("r+b") as fh:
