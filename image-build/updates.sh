@@ -4,7 +4,8 @@
 # PARTUUID, U-Boot, its status on the data partition), the release keyring, libubootenv's
 # /etc/fw_env.config (U-Boot's environment: uboot.env in the boot partition), the
 # booted slot's kernel and initrd under fixed names (boot.scr loads them from the slot),
-# and the units (rauc's service; tillbox-update-check; never rauc-mark-good, which would
+# and the units (rauc's service, whose unit and D-Bus files tillbox ships: Debian's
+# package has none; tillbox-update-check; never rauc-mark-good, which would
 # commit every boot without a health check).
 #   updates.sh ROOT
 # Settings: TILLBOX_COMPATIBLE (default tillbox-rpi4), TILLBOX_RELEASE_CERT (the release
@@ -44,14 +45,12 @@ PYEOF
 # The environment's file, its offset in it and its size (drivers.uboot.ENV_SIZE).
 printf '# tillbox: U-Boot environment, uboot.env on the boot partition\n/boot/firmware/uboot.env 0x0000 0x4000\n' \
   > "$root/etc/fw_env.config"
-mkdir -p "$root/etc/systemd/system/rauc.service.d"
-printf '[Unit]\n# fw_setenv writes uboot.env on the boot partition; RAUC keeps its status on /data\nRequiresMountsFor=/boot/firmware /data\n' \
-  > "$root/etc/systemd/system/rauc.service.d/tillbox.conf"
+rm -rf "$root/etc/systemd/system/rauc.service.d"  # (earlier builds' drop-in: in the unit now)
 ln -sfn /dev/null "$root/etc/systemd/system/rauc-mark-good.service"
 kver=$(ls "$root/lib/modules" | sort -V | tail -n1)
 [ -f "$root/boot/vmlinuz-$kver" ] && [ -f "$root/boot/initrd.img-$kver" ] \
   || { echo "updates: no /boot/vmlinuz-$kver or initrd in the root"; exit 1; }
 ln -sfn "vmlinuz-$kver" "$root/boot/vmlinuz"
 ln -sfn "initrd.img-$kver" "$root/boot/initrd.img"
-chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin systemctl enable tillbox-update-check.service
+chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin systemctl enable tillbox-update-check.service rauc.service
 echo "updates: RAUC for $COMPATIBLE, keyring $(basename "$cert"), kernel $kver"
