@@ -275,8 +275,7 @@ def test_ab_update_commit_rollback_powercut_refusals(tmp_path: Path, broker: int
     uboot.write(env, {
         "tillbox_console": "console=ttyAMA0",
         "tillbox_bootargs": "systemd.wants=tillbox-updatetest.service "
-        "systemd.mask=systemd-timesyncd.service systemd.show_status=1 tillbox.headless=1 "
-        "systemd.default_device_timeout_sec=900",  # udev under TCG on busy cores is slow
+        "systemd.mask=systemd-timesyncd.service systemd.show_status=1 tillbox.headless=1",
     })  # fmt: skip
     sh("mcopy", "-i", boot, str(env), "::/uboot.env")
     with card.open("r+b") as fh:
