@@ -34,7 +34,8 @@ define apt_install
 	fi
 endef
 
-.PHONY: region run test lint format bench bench-console system-deps run-deps python-venv venv clean image image-test
+.PHONY: region run test lint format bench bench-console system-deps run-deps python-venv venv clean image image-test \
+        update-bundle update-test
 
 venv: $(STAMP)
 
@@ -123,3 +124,30 @@ image: $(STAMP)
 image-test: $(STAMP) system-deps
 	image-build/host-deps.sh boot
 	TILLBOX_IMAGE_TEST=1 $(BIN)/python -m pytest tests/image/test_boot.py -v -s
+
+# A signed RAUC bundle of the last image build's root file system (its rootfs.ext4):
+#   make update-bundle UPDATE_VERSION=2.1.0 [UPDATE_COMPATIBLE=tillbox-rpi4]
+#       [RELEASE_CERT=release.pem RELEASE_KEY=release.key]
+# Without RELEASE_CERT/KEY it signs with the TEST release key the image build made (only
+# test images trust it). Output: image-build/out/tillbox-COMPATIBLE-VERSION.raucb.
+IMAGE_WORK        ?= image-build/cache/work
+UPDATE_COMPATIBLE ?= tillbox-rpi4
+RELEASE_CERT      ?= image-build/cache/test-release/release.pem
+RELEASE_KEY       ?= image-build/cache/test-release/release.key
+update-bundle: $(STAMP)
+	@test -n "$(UPDATE_VERSION)" || { echo "make: say the bundle's version: make update-bundle UPDATE_VERSION=2.1.0"; exit 2; }
+	@test -f $(IMAGE_WORK)/rootfs.ext4 || { echo "make: no $(IMAGE_WORK)/rootfs.ext4; build the image first (make image)"; exit 2; }
+	mkdir -p image-build/out
+	rm -f image-build/out/tillbox-$(UPDATE_COMPATIBLE)-$(UPDATE_VERSION).raucb
+	$(BIN)/tillbox edge release build --rootfs $(IMAGE_WORK)/rootfs.ext4 \
+	  --version $(UPDATE_VERSION) --compatible $(UPDATE_COMPATIBLE) \
+	  --cert $(RELEASE_CERT) --key $(RELEASE_KEY) \
+	  --out image-build/out/tillbox-$(UPDATE_COMPATIBLE)-$(UPDATE_VERSION).raucb
+
+# The A/B update test under QEMU through U-Boot (tests/image/test_update.py): v1 -> v2
+# committed, a broken v3 rolled back, a power cut mid-install, the refusals. Builds the
+# image unless TILLBOX_IMAGE names one (then its rootfs.ext4 must be beside it in
+# $(IMAGE_WORK)). Slow: see docs/performance.md.
+update-test: $(STAMP) system-deps
+	image-build/host-deps.sh boot
+	TILLBOX_IMAGE_TEST=1 $(BIN)/python -m pytest tests/image/test_update.py -v -s -p no:cacheprovider

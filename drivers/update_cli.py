@@ -5,7 +5,8 @@ bundle from a file, a USB stick's folder, or the https URL of the region's relea
 notice in force (downloaded first, bounded and hashed by the notice), checks it
 (signature, hardware, version), installs it into the other slot and says when it
 starts; ``mark-good`` commits the running system by hand; ``reboot`` restarts into an
-installed update now.
+installed update now; ``boot-check`` is the boot-time commit-or-roll-back check the
+image runs (tillbox-update-check.service).
 
 Exit status: 0 done; 1 refused (an open sale, other hardware, a downgrade not forced,
 no bundle on the stick, the updater missing, a URL that is not the one the region's
@@ -170,6 +171,100 @@ def cmd_reboot(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the boot-time check -----------------------------------------------------------------
+KIOSK_UNIT = "tillbox-ui.service"
+SYNC_UNIT = "tillbox-sync.service"
+HEADLESS_ARG = "tillbox.headless=1"  # kernel command line: a till without a display
+POLL_S = 2.0
+
+
+def unit_state(unit: str) -> dict[str, str]:
+    """ActiveState, SubState and NRestarts of ``unit`` (empty values when systemd cannot say)."""
+    import subprocess
+
+    keys = ("ActiveState", "SubState", "NRestarts")
+    try:
+        done = subprocess.run(
+            ["systemctl", "show", *(f"--property={k}" for k in keys), unit],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        out = done.stdout[:4096]
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    state = dict.fromkeys(keys, "")
+    for line in out.splitlines():
+        key, _, value = line.partition("=")
+        if key in state:
+            state[key] = value
+    return state
+
+
+def headless(cmdline: Path = Path("/proc/cmdline")) -> bool:
+    """The kernel command line says this till has no display (the QEMU test): the kiosk
+    cannot draw, so its READY=1 is not asked for (and the commit says so)."""
+    try:
+        return HEADLESS_ARG in cmdline.read_text()[:4096].split()
+    except OSError:
+        return False
+
+
+def gather_health(
+    till: Till, wait_s: float, *, kiosk_required: bool, state: Any = None
+) -> tuple[Any, dict[str, Any]]:
+    """This boot's Health, waiting up to ``wait_s`` for the kiosk's READY=1 and the sync
+    agent's start: (Health, what was seen, for the log)."""
+    import time
+
+    from appliance.log import current_boot_id
+    from appliance.services.updates import selftest_this_boot
+    from appliance.updates import Health
+
+    state = state or unit_state
+    deadline = time.monotonic() + wait_s
+    while True:
+        kiosk, sync = state(KIOSK_UNIT), state(SYNC_UNIT)
+        kiosk_ready = kiosk["ActiveState"] == "active" or not kiosk_required
+        # Started: running (READY=1 needs the broker, which may be hours away) without
+        # having crashed this boot.
+        sync_started = sync["ActiveState"] in ("active", "activating") and sync["NRestarts"] in (
+            "",
+            "0",
+        )
+        # a unit that crashed this boot will not come good: no need to wait it out
+        crashed = (
+            sync["ActiveState"] == "failed"
+            or sync["NRestarts"] not in ("", "0")
+            or (kiosk_required and kiosk["ActiveState"] == "failed")
+        )
+        if (kiosk_ready and sync_started) or crashed or time.monotonic() >= deadline:
+            break
+        time.sleep(POLL_S)
+    selftest, failed = selftest_this_boot(till, current_boot_id())
+    seen = {
+        "kiosk": kiosk["ActiveState"] if kiosk_required else "not checked (headless)",
+        "sync": sync["ActiveState"],
+        "selftest": selftest,
+    }
+    return Health(selftest, kiosk_ready, sync_started, failed), seen
+
+
+def cmd_boot_check(args: argparse.Namespace) -> int:
+    from appliance.services import updates as service
+    from appliance.updates import health_problems
+
+    with open_till(args) as till:
+        health, seen = gather_health(till, args.wait, kiosk_required=not headless())
+        action = service.settle_boot(till, _updater(till), health, reboot=not args.no_reboot)
+        problems = "; ".join(health_problems(health)) or "healthy"
+        emit(
+            args,
+            {"action": action.kind, "reason": action.reason, "seen": seen},
+            f"boot check: {action.kind} ({problems}; kiosk {seen['kiosk']}, sync agent "
+            f"{seen['sync']}, self-test {seen['selftest']})",
+        )
+    return 0
+
+
 def restart_at_close(args: argparse.Namespace, till: Till, event: Any) -> dict[str, Any]:
     """``tillbox shift close`` hook (after the Z report's): restart into an installed
     update now that the shift is closed. Never raises: the close is durable already."""
@@ -210,3 +305,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = till_command(cmds, "reboot", help="restart now, into an installed update")
     p.set_defaults(handler=cmd_reboot)
+
+    p = till_command(
+        cmds, "boot-check", help="commit or roll back the booted update (run at boot by systemd)"
+    )
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long to wait for the kiosk's first frame and the sync agent (default 120)",
+    )
+    p.add_argument(
+        "--no-reboot", action="store_true", help="mark a failed update bad but do not restart"
+    )
+    p.set_defaults(handler=cmd_boot_check)

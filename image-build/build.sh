@@ -14,6 +14,11 @@
 #                            http://archive.raspberrypi.com/debian); added when reachable
 #   TILLBOX_VERSION          image version (default: pyproject.toml's)
 #   TILLBOX_XZ_OPT           xz options (default -T0 -1: fast; -T0 -6 is ~10 % smaller)
+#   TILLBOX_COMPATIBLE       RAUC's hardware name in the image (default tillbox-rpi4)
+#   TILLBOX_RELEASE_CERT     release certificate(s) the image trusts (default: a TEST key
+#                            made once in image-build/cache/test-release/)
+#   TILLBOX_REUSE_ROOTFS=1   reuse the last build's root folder: only this checkout's
+#                            files, wheel and update set-up go in (image-build/refresh.sh)
 # Downloaded .deb files and aarch64 wheels are kept in image-build/cache/ and reused.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -23,7 +28,7 @@ CACHE=${TILLBOX_CACHE:-$HERE/cache}
 OUT=${TILLBOX_OUT:-$HERE/out}
 WORK=$CACHE/work
 ROOT=$WORK/rootfs
-export TILLBOX_WORK=$WORK
+export TILLBOX_WORK=$WORK TILLBOX_CACHE=$CACHE
 export TILLBOX_DISKID=${TILLBOX_DISKID:-7111b0c5}   # MBR disk id: root=PARTUUID=7111b0c5-02
 MIRROR=${TILLBOX_MIRROR:-http://deb.debian.org/debian}
 SECURITY=${TILLBOX_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
@@ -70,41 +75,47 @@ OURWHEEL=$(ls "$WORK/dist"/tillbox-*.whl)
 rm -f "$CACHE/wheels"/tillbox-*.whl   # pip copies our own wheel there too; never reuse it
 export TILLBOX_WHEEL=$OURWHEEL TILLBOX_WHEELS=$CACHE/wheels
 
-step rootfs "mmdebstrap bookworm arm64 (debs cached in $CACHE/debs)"
-if findmnt -rn -o TARGET | grep -q "^$ROOT"; then
-  echo "image-build: something is still mounted under $ROOT; unmount it first"; exit 1
-fi
-rm -rf "$ROOT"
-sources=("deb $MIRROR bookworm main non-free-firmware"
-         "deb $MIRROR bookworm-updates main non-free-firmware")
-if [ "$SECURITY" != none ]; then
-  sources+=("deb $SECURITY bookworm-security main non-free-firmware")
-fi
-if [ -n "$RPI" ]; then
-  if curl -fsS --max-time 10 -o /dev/null "$RPI/dists/bookworm/InRelease" 2>/dev/null; then
-    echo "image-build: adding the Raspberry Pi OS archive $RPI"
-    sources+=("deb [trusted=no] $RPI bookworm main")
-  else
-    echo "image-build: $RPI is not reachable; building from Debian's archive alone"
+if [ -n "${TILLBOX_REUSE_ROOTFS:-}" ] && [ -x "$ROOT/opt/tillbox/venv/bin/tillbox" ]; then
+  step refresh "reusing $ROOT (TILLBOX_REUSE_ROOTFS): this checkout's files and wheel"
+  "$HERE/refresh.sh" all "$ROOT"
+  sources=("(reused root: see the first build's sources)")
+else
+  step rootfs "mmdebstrap bookworm arm64 (debs cached in $CACHE/debs)"
+  if findmnt -rn -o TARGET | grep -q "^$ROOT"; then
+    echo "image-build: something is still mounted under $ROOT; unmount it first"; exit 1
   fi
+  rm -rf "$ROOT"
+  sources=("deb $MIRROR bookworm main non-free-firmware"
+           "deb $MIRROR bookworm-updates main non-free-firmware")
+  if [ "$SECURITY" != none ]; then
+    sources+=("deb $SECURITY bookworm-security main non-free-firmware")
+  fi
+  if [ -n "$RPI" ]; then
+    if curl -fsS --max-time 10 -o /dev/null "$RPI/dists/bookworm/InRelease" 2>/dev/null; then
+      echo "image-build: adding the Raspberry Pi OS archive $RPI"
+      sources+=("deb [trusted=no] $RPI bookworm main")
+    else
+      echo "image-build: $RPI is not reachable; building from Debian's archive alone"
+    fi
+  fi
+  packages=$(grep -v '^#' "$HERE/packages.txt" | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
+  mmdebstrap --mode=root --format=directory --arch=arm64 --variant=minbase \
+    --include="$packages" \
+    --aptopt='Acquire::Retries "3"' \
+    --aptopt='APT::Install-Recommends "false"' \
+    --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --skip=essential/unlink \
+    --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
+    --setup-hook="sync-in $CACHE/debs /var/cache/apt/archives/" \
+    --essential-hook="$HERE/hold-initramfs.sh" \
+    --customize-hook="sync-out /var/cache/apt/archives $CACHE/debs" \
+    --customize-hook="$HERE/customize.sh" \
+    bookworm "$ROOT" "${sources[@]}"
 fi
-packages=$(grep -v '^#' "$HERE/packages.txt" | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
-mmdebstrap --mode=root --format=directory --arch=arm64 --variant=minbase \
-  --include="$packages" \
-  --aptopt='Acquire::Retries "3"' \
-  --aptopt='APT::Install-Recommends "false"' \
-  --dpkgopt='path-exclude=/usr/share/man/*' \
-  --dpkgopt='path-exclude=/usr/share/locale/*' \
-  --dpkgopt='path-include=/usr/share/locale/locale.alias' \
-  --dpkgopt='path-exclude=/usr/share/doc/*' \
-  --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-  --skip=essential/unlink \
-  --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
-  --setup-hook="sync-in $CACHE/debs /var/cache/apt/archives/" \
-  --essential-hook="$HERE/hold-initramfs.sh" \
-  --customize-hook="sync-out /var/cache/apt/archives $CACHE/debs" \
-  --customize-hook="$HERE/customize.sh" \
-  bookworm "$ROOT" "${sources[@]}"
 
 step assemble "partitions and disk image (no loop devices)"
 "$HERE/assemble.sh" "$ROOT" "$WORK/tillbox-$VERSION.img"

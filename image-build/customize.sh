@@ -16,12 +16,7 @@ in_root() {
 say() { echo "customize [$(date +%T)]: $*"; }
 
 say "system files (image-build/rootfs) and the units (image-build/files.txt)"
-cp -a --no-preserve=ownership "$HERE/rootfs/." "$root/"
-sed -i "s/@DISKID@/$DISKID/g" "$root/etc/fstab"
-grep -v '^#' "$HERE/files.txt" | while read -r src dest mode; do
-  [ -n "$src" ] || continue
-  install -D -m "$mode" -o root -g root "$REPO/$src" "$root$dest"
-done
+"$HERE/refresh.sh" files "$root"
 
 say "users (sysusers.d): kiosk, tillbox-sync, tillbox-edge; no passwords"
 in_root systemd-sysusers
@@ -86,6 +81,9 @@ in_root dpkg-divert --quiet --local --rename --divert /usr/sbin/update-initramfs
 kver=$(ls "$root/lib/modules" | sort -V | tail -n1)
 in_root update-initramfs -c -k "$kver"
 in_root /etc/kernel/postinst.d/z50-raspi-firmware "$kver" || true
+
+say "A/B updates: RAUC, its keyring, U-Boot's environment, the update check"
+"$HERE/updates.sh" "$root"
 
 say "manifest"
 in_root dpkg-query -W -f='${Package} ${Version} ${Architecture}\n' | LC_ALL=C sort \

@@ -4,10 +4,10 @@
 # Recommends of mmdebstrap, but mmdebstrap refuses a foreign-architecture root without it.
 #   image-build/host-deps.sh [build|boot]
 set -euo pipefail
-need=(mmdebstrap arch-test qemu-user-static dosfstools mtools e2fsprogs fdisk xz-utils util-linux
+need=(mmdebstrap u-boot-tools arch-test qemu-user-static dosfstools mtools e2fsprogs fdisk xz-utils util-linux
       python3-venv ca-certificates debian-archive-keyring)
 if [ "${1:-build}" = boot ]; then
-  need+=(qemu-system-arm)
+  need+=(qemu-system-arm u-boot-qemu)
 fi
 missing=()
 for p in "${need[@]}"; do

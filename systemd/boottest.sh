@@ -31,7 +31,8 @@ key_stat=$(stat -c '%U:%G:%a' "$data/keys/device.key" 2>/dev/null || echo missin
 data_mb=$(df -m --output=size /data 2>/dev/null | tail -n1 | tr -d ' ')
 root_opts=$(findmnt -n -o OPTIONS /)
 data_opts=$(findmnt -n -o OPTIONS /data)
-boot_files=$(mount /boot/firmware 2>/dev/null && ls /boot/firmware | grep -i tillbox | tr '\n' ' '; umount /boot/firmware 2>/dev/null)
+# (the update check's rauc.service may hold the boot partition mounted already)
+boot_files=$( (mountpoint -q /boot/firmware || mount /boot/firmware) 2>/dev/null && ls /boot/firmware | grep -i tillbox | tr '\n' ' ')
 wd=$(systemctl show -P RuntimeWatchdogUSec 2>/dev/null)
 /opt/tillbox/venv/bin/python3 -I -c '
 import json, sys
@@ -68,6 +69,7 @@ print("TILLBOX-BOOTTEST " + json.dumps(dict(a.split("=", 1) for a in sys.argv[1:
   "wifi_conf=$(stat -c '%U:%a' /data/system/wpa_supplicant-wlan0.conf 2>/dev/null || echo missing)" \
   "data_dir_mode=$(stat -c '%U:%G:%a' $data)" \
   "runtime_watchdog_usec=$wd" \
+  "cmdline=$(cat /proc/cmdline)" \
   "failed_units=$(systemctl list-units --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
 sync
 systemctl --no-block poweroff

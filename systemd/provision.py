@@ -292,8 +292,13 @@ def init_till(data: DataDir, prov: Provisioning, tillbox: str) -> bool:
     return True
 
 
-def apply_config(data: DataDir, prov: Provisioning) -> None:
+RAUC_CONF = Path("/etc/rauc/system.conf")
+
+
+def apply_config(data: DataDir, prov: Provisioning, rauc_conf: Path = RAUC_CONF) -> None:
     config = data.load_config()
+    if rauc_conf.is_file():  # the image's A/B slots: updates go through RAUC, not the simulator
+        config.update("updates", backend="rauc://")
     if prov.broker is not None:
         config.update("sync", broker=prov.broker)
     if prov.username is not None:

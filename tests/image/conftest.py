@@ -57,7 +57,7 @@ def make_unit_root(root: Path, overrides: dict[str, str] | None = None) -> Path:
         else:
             shutil.copyfile(REPO / src, target)
         target.chmod(int(mode, 8))
-    for exe in (VENV_TILLBOX, "/usr/sbin/sshd"):  # made by pip / openssh-server in the image
+    for exe in (VENV_TILLBOX, "/usr/sbin/sshd", "/usr/bin/rauc"):  # pip, openssh, rauc in the image
         path = root / exe.lstrip("/")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("#!/bin/sh\n")

@@ -156,7 +156,17 @@ def probe_report(console_text: str) -> dict | None:
 
 
 def test_image_builds_provisions_and_boots(image_xz: Path, tmp_path: Path, broker: int):
-    # -- the artefacts
+    image = tmp_path / "card.img"
+    if image_xz.suffix == ".img":  # the build's raw image (TILLBOX_IMAGE=...img): no artefacts
+        sh("cp", "--sparse=always", str(image_xz), str(image), timeout=600)
+    else:
+        check_artefacts(image_xz)
+        with image.open("wb") as out:
+            subprocess.run(["xz", "-dc", str(image_xz)], stdout=out, check=True, timeout=600)
+    boot_and_check(image, tmp_path, broker)
+
+
+def check_artefacts(image_xz: Path) -> None:
     sums = image_xz.with_name(image_xz.name + ".sha256").read_text().split()
     assert sums[1] == image_xz.name
     digest = hashlib.sha256()
@@ -169,15 +179,15 @@ def test_image_builds_provisions_and_boots(image_xz: Path, tmp_path: Path, broke
         assert package in manifest, package
     assert "xserver" not in manifest and "lightdm" not in manifest  # no desktop
 
-    image = tmp_path / "card.img"
-    with image.open("wb") as out:
-        subprocess.run(["xz", "-dc", str(image_xz)], stdout=out, check=True, timeout=600)
 
-    # -- layout: FAT boot, read-only root, data last (so it can grow)
+def boot_and_check(image: Path, tmp_path: Path, broker: int) -> None:
+
+    # -- layout: FAT boot, root slots A and B (read-only; B empty), data last (so it can grow)
     parts = partitions(image)
-    assert [p["type"] for p in parts] == ["c", "83", "83"]
-    boot_off, root_off, data_off = (p["start"] * 512 for p in parts)
-    data_sectors_before = parts[2]["size"]
+    assert [p["type"] for p in parts] == ["c", "83", "83", "83"]
+    boot_off, root_off, slot_b_off, data_off = (p["start"] * 512 for p in parts)
+    assert parts[1]["size"] == parts[2]["size"]  # a release of slot A's size fits slot B
+    data_sectors_before = parts[3]["size"]
 
     # -- nothing secret or personal in the image itself
     shadow = debugfs(image, root_off, "cat /etc/shadow")
@@ -186,39 +196,61 @@ def test_image_builds_provisions_and_boots(image_xz: Path, tmp_path: Path, broke
     )
     assert "ssh_host" not in debugfs(image, root_off, "ls /etc/ssh")
     assert "keys" not in debugfs(image, data_off, "ls /till")
+    # the root is whichever slot booted: not in fstab, read-only from boot.scr's root=... ro
     fstab = debugfs(image, root_off, "cat /etc/fstab")
-    assert f"PARTUUID={DISKID}-02  /" in fstab and " ro," in fstab
+    assert not re.search(r"^\S+\s+/\s", fstab, re.M) and f"PARTUUID={DISKID}-04  /data" in fstab
+    rauc_conf = debugfs(image, root_off, "cat /etc/rauc/system.conf")
+    for slot in ("02", "03"):
+        assert f"device=/dev/disk/by-partuuid/{DISKID}-{slot}" in rauc_conf, rauc_conf
+    assert "bootloader=uboot" in rauc_conf and "BEGIN CERTIFICATE" in debugfs(
+        image, root_off, "cat /etc/rauc/keyring.pem"
+    )
+    assert "/boot/firmware/uboot.env 0x0000 0x4000" in debugfs(
+        image, root_off, "cat /etc/fw_env.config"
+    )
     wants = debugfs(image, root_off, "ls /etc/systemd/system/multi-user.target.wants")
-    for unit in ("tillbox-selftest.service", "tillbox-ui.service", "tillbox-sync.service"):
+    for unit in ("tillbox-selftest.service", "tillbox-ui.service", "tillbox-sync.service",
+                 "tillbox-update-check.service"):  # fmt: skip
         assert unit in wants, unit
 
-    # -- the image's own kernel and initrd, and the technician's file on the boot partition
+    # -- U-Boot, its boot script and the technician's file on the boot partition; the
+    #    kernel and initrd in the slot (boot.scr loads them from the booted one)
     boot = f"{image}@@{boot_off}"
-    listing = sh("mdir", "-b", "-i", boot, "::/")
-    kernel = next(n for n in listing.split() if n.startswith("::/vmlinuz-"))
-    initrd = next(n for n in listing.split() if n.startswith("::/initrd.img-"))
-    assert "::/tillbox.toml.example" in listing.split()
-    sh("mcopy", "-i", boot, kernel, str(tmp_path / "vmlinuz"))
-    sh("mcopy", "-i", boot, initrd, str(tmp_path / "initrd"))
+    listing = sh("mdir", "-b", "-i", boot, "::/").split()
+    for name in ("::/u-boot.bin", "::/boot.scr", "::/tillbox.toml.example"):
+        assert name in listing, name
+    assert not any(n.startswith(("::/vmlinuz-", "::/initrd.img-")) for n in listing)
+    assert "kernel=u-boot.bin" in sh("mtype", "-i", boot, "::/config.txt")
+    for name in ("vmlinuz", "initrd.img"):
+        assert "Type: symlink" in debugfs(image, root_off, f"stat /boot/{name}")
     from nacl.signing import SigningKey
 
     region_key = SigningKey.generate().verify_key.encode().hex()
     (tmp_path / "tillbox.toml").write_text(PROVISIONING.format(region_key=region_key))
     sh("mcopy", "-i", boot, str(tmp_path / "tillbox.toml"), "::/tillbox.toml")
+    # This machine's console and the probe, for boot.scr (U-Boot merges these into its
+    # defaults; the slot counters start from the script's own).
+    from drivers import uboot
+
+    uboot.write(tmp_path / "uboot.env", {
+        "tillbox_console": "console=ttyAMA0",
+        "tillbox_bootargs": "systemd.wants=tillbox-boottest.service "
+        "systemd.mask=systemd-timesyncd.service systemd.show_status=1",
+    })  # fmt: skip
+    sh("mcopy", "-i", boot, str(tmp_path / "uboot.env"), "::/uboot.env")
 
     # A bigger card than the image: first boot must grow the data partition.
     with image.open("r+b") as fh:
         fh.truncate(image.stat().st_size + GROW_MB * 2**20)
 
-    # -- boot: the probe unit (enabled from the command line only) prints one line and
-    #    powers off. Network: only the broker, forwarded to the test's mosquitto.
+    # -- boot through U-Boot (Debian's u-boot-qemu): boot.scr picks slot A. The probe
+    #    unit (enabled from the command line only) prints one line and powers off.
+    #    Network: only the broker, forwarded to the test's mosquitto.
     console = tmp_path / "console.log"
-    append = (
-        f"root=PARTUUID={DISKID}-02 ro rootwait console=ttyAMA0 "
-        "systemd.wants=tillbox-boottest.service systemd.mask=systemd-timesyncd.service "
-        "systemd.show_status=1"
-    )
     cmd = [
+        "nice",
+        "-n",
+        "10",
         "qemu-system-aarch64",
         "-M",
         "virt",
@@ -235,12 +267,8 @@ def test_image_builds_provisions_and_boots(image_xz: Path, tmp_path: Path, broke
         "-serial",
         f"file:{console}",
         "-no-reboot",
-        "-kernel",
-        str(tmp_path / "vmlinuz"),
-        "-initrd",
-        str(tmp_path / "initrd"),
-        "-append",
-        append,
+        "-bios",
+        "/usr/lib/u-boot/qemu_arm64/u-boot.bin",
         "-drive",
         f"file={image},format=raw,if=none,id=card",
         "-device",
@@ -276,6 +304,8 @@ def test_image_builds_provisions_and_boots(image_xz: Path, tmp_path: Path, broke
         f"no TILLBOX-BOOTTEST line; qemu: {qemu_err}\nconsole:\n{text[-6000:]}"
     )
     print(json.dumps(probe, indent=1, sort_keys=True))
+    assert "tillbox: booting slot A (partition 2)" in text  # U-Boot's boot.scr
+    assert f"root=PARTUUID={DISKID}-02 ro" in probe["cmdline"] and "rauc.slot=A" in probe["cmdline"]
 
     # -- inside: provisioning, self-test, sync agent, read-only root
     assert probe["provision_result"] == "success", probe
@@ -306,8 +336,8 @@ def test_image_builds_provisions_and_boots(image_xz: Path, tmp_path: Path, broke
 
     # -- outside, after power-off: the card as the technician would see it
     after = partitions(image)
-    assert after[2]["start"] + after[2]["size"] == image.stat().st_size // 512
-    assert after[2]["size"] > data_sectors_before
+    assert after[3]["start"] + after[3]["size"] == image.stat().st_size // 512
+    assert after[3]["size"] > data_sectors_before
     listing = sh("mdir", "-b", "-i", boot, "::/").split()
     assert "::/tillbox.toml" not in listing and "::/tillbox-applied.toml" in listing
     for name in listing:
@@ -315,5 +345,5 @@ def test_image_builds_provisions_and_boots(image_xz: Path, tmp_path: Path, broke
             content = sh("mtype", "-i", boot, name)
             for secret in SECRETS:
                 assert secret not in content, name
-    key_stat = debugfs(image, after[2]["start"] * 512, "stat /till/keys/device.key")
+    key_stat = debugfs(image, after[3]["start"] * 512, "stat /till/keys/device.key")
     assert "Mode:  0600" in key_stat

@@ -104,3 +104,79 @@ def test_attempts_read_as_rauc_reads_them():
     assert uboot.attempts({"BOOT_A_LEFT": "a"}, "A") == 10
     assert uboot.attempts({"BOOT_A_LEFT": "zz"}, "A") == 0
     assert uboot.attempts({}, "A") == 0
+
+
+# -- boot.scr in real U-Boot (Debian's u-boot-qemu under qemu-system-aarch64) ------------------
+UBOOT_QEMU = "/usr/lib/u-boot/qemu_arm64/u-boot.bin"
+
+
+def uboot_card(tmp_path, env: dict[str, str] | None):
+    """A small card: FAT p1 with boot.scr (and ``env`` as uboot.env), two empty slots."""
+    import os
+
+    if not os.path.exists(UBOOT_QEMU) or shutil.which("qemu-system-aarch64") is None:
+        pytest.skip("needs u-boot-qemu and qemu-system-arm (Debian)")
+    cmd = tmp_path / "boot.cmd"
+    cmd.write_text(uboot.boot_script("7111b0c5"))
+    scr, fat, card = tmp_path / "boot.scr", tmp_path / "boot.img", tmp_path / "card.img"
+    subprocess.run([tool("mkimage"), "-q", "-A", "arm64", "-O", "linux", "-T", "script",
+                    "-C", "none", "-d", str(cmd), str(scr)], check=True)  # fmt: skip
+    subprocess.run([tool("mkfs.vfat"), "-C", str(fat), "16384"], check=True, capture_output=True)
+    subprocess.run([tool("mcopy"), "-i", str(fat), str(scr), "::/boot.scr"], check=True)
+    if env is not None:
+        uboot.write(tmp_path / "uboot.env", env)
+        subprocess.run(
+            [tool("mcopy"), "-i", str(fat), str(tmp_path / "uboot.env"), "::/uboot.env"], check=True
+        )
+    with card.open("wb") as f:
+        f.truncate(40 * 2**20)
+    table = "label: dos\nlabel-id: 0x7111b0c5\nstart=2048, size=32768, type=c, bootable\n"
+    table += "start=34816, size=20480, type=83\nstart=55296, size=20480, type=83\n"
+    subprocess.run([tool("sfdisk"), "-q", str(card)], input=table, text=True, check=True)
+    subprocess.run(["dd", f"if={fat}", f"of={card}", "bs=1M", "seek=1", "conv=notrunc",
+                    "status=none"], check=True)  # fmt: skip
+    return card, f"{card}@@1M"
+
+
+def run_uboot(card, fat) -> tuple[str, dict[str, str]]:
+    """One power-on: what boot.scr printed, and the uboot.env it left."""
+    done = subprocess.run(
+        ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-m", "512", "-nographic",
+         "-monitor", "none", "-no-reboot", "-nic", "none", "-bios", UBOOT_QEMU,
+         "-drive", f"file={card},format=raw,if=none,id=c", "-device", "virtio-blk-pci,drive=c"],
+        capture_output=True, timeout=300,
+    )  # fmt: skip
+    said = [ln for ln in done.stdout.decode(errors="replace").splitlines() if "tillbox:" in ln]
+    out = card.parent / "out.env"
+    subprocess.run([tool("mcopy"), "-o", "-i", fat, "::/uboot.env", str(out)], check=True)
+    return "\n".join(said), uboot.read(out)
+
+
+def test_boot_scr_in_real_uboot_follows_choose_slot(tmp_path):
+    # B was just installed (RAUC: primary B, 3 attempts) and never marked good; both
+    # slots are empty here, so each boot fails at once, which is a boot that never came
+    # up: the script gives the slot no further attempts (an unloadable slot).
+    env = {"BOOT_ORDER": "B A", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "3", "tillbox_console": "x"}
+    card, fat = uboot_card(tmp_path, env)
+    said, after = run_uboot(card, fat)
+    assert "tillbox: booting slot B (partition 3)" in said, said
+    slot, expected = uboot.choose_slot(env)
+    assert slot == "B"
+    assert "slot B does not boot" in said
+    assert after["BOOT_ORDER"] == "B A" and after["BOOT_B_LEFT"] == "0"
+    assert after["BOOT_A_LEFT"] == expected["BOOT_A_LEFT"] == "3"
+    assert after["tillbox_console"] == "x"  # the machine's own variables are kept
+    assert uboot.choose_slot(after)[0] == "A"
+    said, after = run_uboot(card, fat)  # B is out of attempts: A, as choose_slot says
+    assert "tillbox: booting slot A (partition 2)" in said, said
+    said, after = run_uboot(card, fat)  # none left: counters reset, board reset
+    assert "no slot has attempts left" in said, said
+    assert (after["BOOT_A_LEFT"], after["BOOT_B_LEFT"]) == ("3", "3")
+
+
+def test_boot_scr_on_a_new_card_starts_with_slot_a(tmp_path):
+    card, fat = uboot_card(tmp_path, None)  # no uboot.env yet: the script writes it
+    said, after = run_uboot(card, fat)
+    assert "tillbox: booting slot A (partition 2)" in said, said
+    assert after["BOOT_ORDER"] == "A B" and after["BOOT_B_LEFT"] == "3"
+    assert after["tillbox_console"] == uboot.DEFAULT_CONSOLE

@@ -376,3 +376,64 @@ def test_a_huge_file_is_refused_unread(sim_till, tmp_path):
     err = one_line_error(cli(sim_till, "install", str(huge)), 1)
     assert "larger than a release bundle can be (2048 MiB)" in err
     assert list((sim_till.root / "updates" / "incoming").iterdir()) == []
+
+
+# -- `tillbox update boot-check`: what it reads of systemd --------------------------------------
+def states(kiosk: str, sync: str, restarts: str = "0"):
+    def state(unit: str) -> dict[str, str]:
+        active = kiosk if unit == "tillbox-ui.service" else sync
+        return {"ActiveState": active, "SubState": "", "NRestarts": restarts}
+
+    return state
+
+
+def test_boot_check_health_from_the_units(sim_till):
+    from drivers.update_cli import gather_health
+
+    with Till.open(sim_till) as till:
+        health, seen = gather_health(till, 0, kiosk_required=True, state=states("active", "active"))
+        assert (health.kiosk_ready, health.sync_started) == (True, True)
+        assert seen["kiosk"] == "active"
+        # the sync agent waits for the broker (activating) without crashing: started
+        health, _ = gather_health(
+            till, 0, kiosk_required=True, state=states("active", "activating")
+        )
+        assert health.sync_started
+        # one that crashed and is waiting to restart is not
+        crashed = states("active", "activating", restarts="2")
+        health, _ = gather_health(till, 30, kiosk_required=True, state=crashed)  # no wait
+        assert not health.sync_started
+        health, _ = gather_health(till, 0, kiosk_required=True, state=states("failed", "active"))
+        assert not health.kiosk_ready
+        # a till without a display: the kiosk is not asked for, and the payload says so
+        health, seen = gather_health(
+            till, 0, kiosk_required=False, state=states("failed", "active")
+        )
+        assert health.kiosk_ready and seen["kiosk"] == "not checked (headless)"
+        assert health.selftest == "missing"  # no self-test ran in this boot
+
+
+def test_headless_only_from_the_exact_kernel_argument(tmp_path):
+    from drivers.update_cli import headless
+
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("root=PARTUUID=7111b0c5-03 ro rauc.slot=B tillbox.headless=1\n")
+    assert headless(cmdline)
+    cmdline.write_text("root=/dev/vda2 tillbox.headless=10 xtillbox.headless=1\n")
+    assert not headless(cmdline)
+    assert not headless(tmp_path / "missing")
+
+
+def test_boot_check_commits_a_healthy_trial(sim_till, kit, monkeypatch):
+    import drivers.update_cli as update_cli
+
+    installed_and_rebooted(sim_till, kit)
+    monkeypatch.setattr(update_cli, "unit_state", states("active", "active"))
+    monkeypatch.setattr(update_cli, "headless", lambda: False)
+    monkeypatch.setattr(
+        service, "selftest_this_boot", lambda till, boot_id: ("pass", ())
+    )  # the self-test's own tests cover it; here: the command's wiring
+    result = cli(sim_till, "boot-check", "--wait", "0", "--no-reboot")
+    assert result.code == 0, result
+    assert result.out.startswith("boot check: commit (healthy"), result.out
+    assert update_events(sim_till)[-1][0] == ev.UPDATE_COMMITTED
