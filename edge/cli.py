@@ -8,6 +8,10 @@ from appliance.cliutil import OneLineParser, add_json, emit, whole_number
 from edge import broker_cli, enrollment_cli, release_cli
 from edge.cliopts import KEY_ENV, PASSWORD_ENV
 from edge.cliopts import add_db as _add_db
+from edge.cliopts import add_delivery as _add_delivery
+from edge.cliopts import add_list_options as _add_list_options
+from edge.cliopts import deliver as _deliver
+from edge.cliopts import emit_kept as _emit_kept
 from edge.cliopts import open_store as _open_store
 from edge.cliopts import password as _password
 from edge.cliopts import region_key as _region_key
@@ -322,51 +326,6 @@ def cmd_publish_update(args: argparse.Namespace) -> int:
 
 
 # -- the region's lists for the tills and reconciliation (issue 15) ------------------------
-def _deliver(args: argparse.Namespace, kept: object) -> list[str]:
-    """Write the signed bytes to --out and publish them retained with --broker; what
-    was done, one line each."""
-    from pathlib import Path
-
-    from appliance.fsutil import atomic_write
-
-    done = []
-    data = kept.data  # type: ignore[attr-defined]
-    if getattr(args, "out", None):
-        atomic_write(Path(args.out), data)
-        done.append(f"written to {args.out} (for `tillbox region apply FILE` at a till)")
-    if args.broker:
-        from appliance.formats.brokerurl import BrokerURL
-        from edge.publish import send_bytes
-
-        broker = BrokerURL.parse(args.broker)
-        send_bytes(
-            broker,
-            broker.username or args.username,
-            broker.password or _password(args),
-            kept.topic,  # type: ignore[attr-defined]
-            data,
-            retain=True,
-        )
-        done.append(f"published retained on {kept.topic}")  # type: ignore[attr-defined]
-    return done
-
-
-def _emit_kept(args: argparse.Namespace, kept: object, extra: dict | None = None) -> None:
-    done = _deliver(args, kept)
-    info = {**kept.to_json(), **(extra or {}), "delivered": done}  # type: ignore[attr-defined]
-    emit(
-        args,
-        info,
-        "\n".join(
-            [
-                f"{info['kind']} version {info['version']} of {info['tenant']} signed and kept "
-                f"({info['bytes']} bytes)",
-                *done,
-            ]
-        ),
-    )
-
-
 def cmd_event_publish(args: argparse.Namespace) -> int:
     import json
 
@@ -546,30 +505,6 @@ def reconcile_lines(report: dict) -> list[str]:
     for f in report["unreadable"]:
         lines.append(f"unreadable: {f['device']} seq {f['seq']} ({f['type']}) left out")
     return lines
-
-
-def _add_list_options(p: argparse.ArgumentParser) -> None:
-    """What every command that signs a list for the tills takes."""
-    _add_db(p)
-    add_json(p)
-    p.add_argument("--key", metavar="FILE", help=f"the region's signing key (default: ${KEY_ENV})")
-    p.add_argument("--tenant", required=True, help="whose tills the list is for")
-    p.add_argument(
-        "--version", type=whole_number, metavar="N", help="above the kept one (default: now in ms)"
-    )
-    _add_delivery(p)
-
-
-def _add_delivery(p: argparse.ArgumentParser) -> None:
-    """Where a signed list goes: a file for a USB stick, and/or the broker, retained."""
-    p.add_argument("--out", metavar="FILE", help="also write the signed message here (USB)")
-    p.add_argument("--broker", metavar="URL", help="also publish it retained (mqtt://HOST:PORT)")
-    p.add_argument(
-        "--username", default="tillbox-publisher", help="MQTT username (tillbox-publisher)"
-    )
-    p.add_argument(
-        "--password-file", metavar="FILE", help=f"MQTT password (default: ${PASSWORD_ENV})"
-    )
 
 
 def _add_broker(p: argparse.ArgumentParser, username: str) -> None:

@@ -86,17 +86,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     from appliance.identifiers import check_identifier
     from edge import regionlists, releases
-    from edge.cli import _emit_kept, _open_store, _region_key
+    from edge.cliopts import emit_kept, open_store, region_key
 
     check_identifier(args.tenant, "tenant")
     value = releases.notice(Path(args.bundle), Path(args.cert), args.url)
-    key = _region_key(args)
-    store = _open_store(args)
+    key = region_key(args)
+    store = open_store(args)
     try:
         kept = regionlists.publish_release(store, key, args.tenant, value, args.version)
     finally:
         store.close()
-    _emit_kept(args, kept, {"notice": value.to_json()})
+    emit_kept(args, kept, {"notice": value.to_json()})
     return 0
 
 
@@ -147,12 +147,12 @@ def register(cmds: argparse._SubParsersAction) -> None:
     add_json(p)
     p.set_defaults(handler=cmd_verify)
 
-    from edge.cli import _add_list_options  # edge.cli is loaded: it calls this function
+    from edge.cliopts import add_list_options
 
     p = sub.add_parser(
         "publish", help="sign and keep the tenant's 'update available' notice for a bundle"
     )
-    _add_list_options(p)
+    add_list_options(p)
     p.add_argument("--bundle", required=True, metavar="BUNDLE", help="the .raucb file")
     p.add_argument("--cert", required=True, metavar="PEM", help="the release cert that signed it")
     p.add_argument(
