@@ -48,7 +48,17 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     finally:
         probes.close()
     emit(args, report.to_json(), report.table())
-    return 0 if report.ok else 1
+    if report.ok:
+        return 0
+    # The report is the answer (stdout, or --json); the one line on stderr is what every
+    # failing tillbox command prints: what failed and what to do.
+    failed = [c.name for c in report.checks if c.result == "fail" and c.fatal]
+    print(
+        f"self-test failed: {', '.join(failed) or 'a fatal check'}; "
+        "fix what the report says and run it again",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def cmd_selftest_override(args: argparse.Namespace) -> int:

@@ -215,8 +215,8 @@ def gather_health(
     agent's start: (Health, what was seen, for the log)."""
     import time
 
-    from appliance.log import current_boot_id
     from appliance.services.updates import selftest_this_boot
+    from appliance.services.updates import this_boot_id as current_boot_id
     from appliance.updates import Health
 
     state = state or unit_state

@@ -27,18 +27,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from appliance import events as ev
-from appliance import queries, saleopen
+from appliance import saleopen
 from appliance.boundedio import read_bounded
 from appliance.errors import RuleViolation, TillError
 from appliance.formats import region as fmt
 from appliance.formats.release import certificates, key_id
+from appliance.services import updates as service
 from appliance.updates import SCHEDULE, Updater, offer_problem
 from drivers.download import DownloadRefused, fetch
 from drivers.updates import open_updater
 
 if TYPE_CHECKING:
-    from appliance.till import Till
+    from appliance.services.updates import Till  # the core's, handed on to its services
 
 KEYRING_LIMIT = 64 * 1024
 
@@ -75,21 +75,6 @@ def downloads_dir(till: Till) -> Path:
     return till.data_dir.root / "updates" / "downloads"
 
 
-def _done_already(till: Till, version: str) -> bool:
-    for _seq, type_, _wall, payload in queries.latest_of_types(
-        till.log, (ev.UPDATE_INSTALLED, ev.UPDATE_COMMITTED), 1
-    ):
-        return type_ in (ev.UPDATE_INSTALLED, ev.UPDATE_COMMITTED) and (
-            payload.get("to_version") == version
-        )
-    return False
-
-
-def _recorded(till: Till, type_: str, version: str) -> bool:
-    rows = queries.latest_of_types(till.log, (type_,), 1)
-    return bool(rows) and rows[0][3].get("version") == version
-
-
 def download(
     till: Till, notice: fmt.ReleaseNotice, *, sleep: Callable[[float], None] | None = None
 ) -> Path | None:
@@ -118,19 +103,11 @@ def download(
             **kwargs,
         )
     except DownloadRefused as exc:
-        till.record(
-            ev.UPDATE_DOWNLOAD_FAILED,
-            {"version": notice.version, "url": notice.url, "reason": str(exc)[:300]},
-        )
+        service.record_download_failed(till, notice.version, notice.url, str(exc))
         raise
     if got.status == "paused":
         return None
-    if not _recorded(till, ev.UPDATE_DOWNLOADED, notice.version):
-        till.record(
-            ev.UPDATE_DOWNLOADED,
-            {"version": notice.version, "url": notice.url, "sha256": notice.sha256,
-             "size": notice.size},
-        )  # fmt: skip
+    service.record_downloaded(till, notice.version, notice.url, notice.sha256, notice.size)
     return target
 
 
@@ -139,9 +116,7 @@ def offer_state(till: Till) -> tuple[dict[str, object] | None, str]:
     ``tillbox update status``: (None, "") without one."""
     import json
 
-    from appliance import projections
-
-    row = projections.region_row(till.log.conn, fmt.RELEASE)
+    row = service.release_notice_row(till)
     if row is None:
         return None, ""
     body = json.loads(row[3])
@@ -150,7 +125,7 @@ def offer_state(till: Till) -> tuple[dict[str, object] | None, str]:
     out: dict[str, object] = {"notice": notice, "ignored": body["ignored"]}
     if body["ignored"]:
         return out, f"the region offers {version}; ignored: {body['ignored']}"
-    if _done_already(till, version):
+    if service.done_already(till, version):
         return out | {"state": "installed"}, f"the region offers {version}: installed"
     target = downloads_dir(till) / f"tillbox-{version}.raucb"
     part = target.with_name(target.name + ".part")
@@ -189,12 +164,11 @@ def step(
     """One pass: ``none``, ``done``, ``paused`` (a sale), ``downloaded`` (waiting for
     the shift to close), ``installed``, or raises a one-line TillError."""
     from appliance.region import release_offer
-    from appliance.services import updates as service
 
     notice = release_offer(till.log.conn)
     if notice is None:
         return "none"
-    if _done_already(till, notice.version):
+    if service.done_already(till, notice.version):
         return "done"
     target = download(till, notice, sleep=sleep)
     if target is None:

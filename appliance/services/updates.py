@@ -399,3 +399,45 @@ def mark_good(till: Till, updater: Updater) -> BootAction:
         )
         return BootAction("commit", mark_good=True)
     return action
+
+
+# -- the online delivery's records (drivers.update_fetch moves the bytes) ------------------
+def this_boot_id() -> str:
+    """The kernel's id of this boot (the boot-time check compares it with the install's)."""
+    from appliance.log import current_boot_id
+
+    return current_boot_id()
+
+
+def release_notice_row(till: Till) -> tuple | None:
+    """The region's release notice in force as the log's projection keeps it, or None."""
+    from appliance import projections
+    from appliance.formats import region as fmt
+
+    return projections.region_row(till.log.conn, fmt.RELEASE)
+
+
+def done_already(till: Till, version: str) -> bool:
+    """The till's last install or commit was of ``version``: nothing to fetch."""
+    for _seq, type_, _wall, payload in queries.latest_of_types(
+        till.log, (ev.UPDATE_INSTALLED, ev.UPDATE_COMMITTED), 1
+    ):
+        return type_ in (ev.UPDATE_INSTALLED, ev.UPDATE_COMMITTED) and (
+            payload.get("to_version") == version
+        )
+    return False
+
+
+def record_download_failed(till: Till, version: str, url: str, reason: str) -> None:
+    till.record(ev.UPDATE_DOWNLOAD_FAILED, {"version": version, "url": url, "reason": reason[:300]})
+
+
+def record_downloaded(till: Till, version: str, url: str, sha256: str, size: int) -> None:
+    """``update.downloaded``, once per version (a pass that finds the file whole again
+    records nothing more)."""
+    rows = queries.latest_of_types(till.log, (ev.UPDATE_DOWNLOADED,), 1)
+    if rows and rows[0][3].get("version") == version:
+        return
+    till.record(
+        ev.UPDATE_DOWNLOADED, {"version": version, "url": url, "sha256": sha256, "size": size}
+    )

@@ -54,3 +54,23 @@ def test_a_config_holding_the_password_counts_and_warns(till_dir, probes):
     check, _ = secrets(till_dir, probes)
     assert check.result == "fail" and str(till_dir.config_path) in check.value
     assert "inline-secret" not in check.value + check.fix
+
+
+def test_the_command_says_in_one_line_on_stderr_which_check_failed(till_dir):
+    """Found by the config fuzz: a failing self-test exited 1 with its report on stdout
+    and nothing on stderr, where every failing tillbox command says what to do."""
+    from appliance.testing import run_cli
+
+    config = till_dir.load_config()
+    config.update("sync", password="inline-secret")
+    till_dir.save_config(config)
+    till_dir.config_path.chmod(0o644)
+    out = run_cli("selftest", "--no-record", "--only", "secrets", "--data-dir", str(till_dir.root))
+    assert out.code == 1 and "FAIL" in out.out  # the report, as before
+    assert out.err.count("\n") == 1 and out.err.startswith("self-test failed: secrets; ")
+    assert "inline-secret" not in out.out + out.err
+    till_dir.config_path.chmod(0o600)
+    passed = run_cli(
+        "selftest", "--no-record", "--only", "secrets", "--data-dir", str(till_dir.root)
+    )
+    assert passed.code == 0 and passed.err == ""
