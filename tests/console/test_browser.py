@@ -13,6 +13,7 @@ phone (390) width to docs/console/ (the committed screenshots come from it).
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -501,9 +502,17 @@ def test_the_inspector_sees_the_enrollment_and_downloads_a_package_that_verifies
     ]
     page.click("#devices a[href='/inspector/devices/t1']")
     page.wait_for_load_state()
-    page.wait_for_function(
-        "document.querySelector('.photos img').naturalWidth > 0", timeout=120_000
+    # Polled from here, not with page.wait_for_function: its in-page polling compiles the
+    # predicate with eval, which the console's CSP (script-src 'none') forbids, so it
+    # failed whenever the photo was not loaded at the first look.
+    loaded = (
+        "(() => { const i = document.querySelector('.photos img'); "
+        "return i ? i.naturalWidth : 0 })()"
     )
+    deadline = time.monotonic() + 120
+    while not page.evaluate(loaded):
+        assert time.monotonic() < deadline, "the enrollment photo never loaded"
+        time.sleep(0.2)
     assert f"{LOCATION[0]:.6f}" in page.locator(".photos .gps").inner_text()
     assert "TP-2291" in page.locator(".permits").inner_text()
     with Till.open(populated.folders["t1"]) as till:
