@@ -20,6 +20,16 @@ from ui import widgets as _widgets  # noqa: F401 - the keypad and keyboard the p
 Builder.load_file(str(Path(__file__).with_suffix(".kv")))
 
 
+def keyed(text: str, k: str, limit: int) -> str:
+    """``text`` after a tap on the digit keypad: C clears, < takes the last digit back,
+    a digit is added while the text is shorter than ``limit``."""
+    if k == "C":
+        return ""
+    if k == "<":
+        return text[:-1]
+    return text + k if len(text) < limit else text
+
+
 class PinPad(ModalView):
     title = StringProperty("")
     pin = StringProperty("")
@@ -35,12 +45,7 @@ class PinPad(ModalView):
         self.shown = "*" * len(digits)
 
     def key(self, k: str) -> None:
-        if k == "C":
-            self.pin = ""
-        elif k == "<":
-            self.pin = self.pin[:-1]
-        elif len(self.pin) < 12:
-            self.pin += k
+        self.pin = keyed(self.pin, k, 12)
 
     def submit(self) -> None:
         if self.on_ok:

@@ -17,6 +17,7 @@ from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 
 from appliance.errors import TillError
+from ui.pads import keyed
 from ui.scanner import KeyboardScanner
 from ui.screens.base import KScreen, load_kv
 
@@ -88,12 +89,7 @@ class BookingsScreen(KScreen):
         self.ctx.mark_dirty()
 
     def key(self, k: str) -> None:
-        if k == "C":
-            self.number = ""
-        elif k == "<":
-            self.number = self.number[:-1]
-        elif len(self.number) < 9:
-            self.number += k
+        self.number = keyed(self.number, k, 9)
         self.ctx.mark_dirty()
 
     # -- finding ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from kivy.properties import BooleanProperty, StringProperty
 
 from appliance.errors import TillError
 from ui import fmt
+from ui.pads import keyed
 from ui.screens.base import KScreen, load_kv
 
 load_kv(__file__)
@@ -82,12 +83,7 @@ class PayScreen(KScreen):
         self.update()
 
     def key(self, k: str) -> None:
-        if k == "C":
-            self.tendered = ""
-        elif k == "<":
-            self.tendered = self.tendered[:-1]
-        elif len(self.tendered) < 8:
-            self.tendered = (self.tendered + k).lstrip("0")
+        self.tendered = keyed(self.tendered, k, 8).lstrip("0")  # no leading zeros
         self.update()
 
     def update(self) -> None:

@@ -15,6 +15,7 @@ from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, St
 from kivy.uix.boxlayout import BoxLayout
 
 from appliance.errors import TillError
+from ui.pads import keyed
 from ui.scanner import KeyboardScanner
 from ui.screens.base import KScreen, load_kv
 from ui.session import ForeignReceipt
@@ -59,12 +60,7 @@ class RefundScreen(KScreen):
         self._scanner.detach()
 
     def key(self, k: str) -> None:
-        if k == "C":
-            self.number = ""
-        elif k == "<":
-            self.number = self.number[:-1]
-        elif len(self.number) < 9:
-            self.number += k
+        self.number = keyed(self.number, k, 9)
         self.ctx.mark_dirty()
 
     def say(self, text: str, error: bool = False) -> None:
