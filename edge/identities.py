@@ -38,6 +38,7 @@ import paho.mqtt.client as mqtt
 from appliance.errors import TillError
 from appliance.formats import wire
 from appliance.formats.brokerurl import BrokerURL
+from appliance.identifiers import check_identifier
 from mqttio.client import make_client
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
@@ -71,8 +72,10 @@ def check_name(what: str, name: str) -> str:
 
 
 def device(tenant: str, device_id: str) -> Identity:
-    check_name("tenant", tenant)
-    check_name("device id", device_id)
+    # the one rule a till's id and tenant follow everywhere else (init, edge enroll,
+    # provisioning): a login the till could never be named by is refused here too
+    check_identifier(tenant, "tenant")
+    check_identifier(device_id, "device id")
     if device_id == "region":
         # tillbox/v1/<tenant>/region/# is the tenant's broadcast tree: a device of that name
         # would publish into it and read every other till's messages there

@@ -87,6 +87,29 @@ def test_edge_enroll_refuses_a_non_ascii_device_id(cli, tmp_path):
     assert r.code == 1 and "A-Z a-z 0-9 - _" in r.err and r.err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("tenant", "device_id", "named"),
+    [("acme", "stall.9", "device id"), ("acme.x", "stall-9", "tenant"), ("acme", "kassé-1", "")],
+)
+def test_edge_broker_add_device_refuses_a_name_outside_the_rule(
+    cli, tmp_path, tenant, device_id, named
+):
+    """The broker's identities allowed a '.' that init and edge enroll refuse: a login
+    no till could ever be named by. Refused before any broker is asked (none runs here)."""
+    from edge.broker import free_port
+
+    for name in ("admin-pw", "till-pw"):
+        (tmp_path / name).write_text("secret\n")
+    r = cli(
+        "edge", "broker", "add-device", "--broker", f"mqtt://127.0.0.1:{free_port()}",
+        "--admin-password-file", str(tmp_path / "admin-pw"),
+        "--password-file", str(tmp_path / "till-pw"),
+        "--tenant", tenant, "--device-id", device_id,
+    )  # fmt: skip
+    assert r.code == 1 and r.err.count("\n") == 1, r
+    assert f"{named} must be a string of A-Z a-z 0-9 - _" in r.err, r.err
+
+
 def test_a_failure_after_the_commit_reports_the_sale_done(cli, shop, monkeypatch):
     """Inject the failure that a non-ASCII device id caused (UnicodeEncodeError in the
     receipt QR): the sale is durable, so the command says so and exits 0."""
