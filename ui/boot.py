@@ -34,6 +34,11 @@ def prepare(data_dir: DataDir, size: tuple[int, int], *, fullscreen: bool = Fals
     if console:
         os.environ.setdefault("KIVY_WINDOW", "sdl2")
         os.environ.setdefault("SDL_VIDEODRIVER", "kmsdrm")
+        # SDL reads the touchscreen too (evdev) and by default turns each touch into a
+        # mouse click, which Kivy's mouse provider makes a second touch next to mtdev's:
+        # one tap would press a button twice. Touches come from mtdev only; a mouse (or
+        # QEMU's tablet, which is an absolute mouse) still clicks through SDL.
+        os.environ.setdefault("SDL_TOUCH_MOUSE_EVENTS", "0")
         fullscreen = True
     level = logging.DEBUG if os.environ.get("TILLBOX_DEBUG") else logging.WARNING
     logging.getLogger("kivy").setLevel(level if level == logging.DEBUG else logging.ERROR)

@@ -544,3 +544,45 @@ def test_scan_refund_accepts_tb1_receipts_and_checks_what_tb2_binds(till):
     ):
         with pytest.raises(RuleViolation, match=f"does not match sale {no}"):
             s.receipt_from_qr(receipt_sig.sign_fields(changed, own))
+
+
+# -- the console's Kivy set-up (ui.boot) -------------------------------------------------------
+_PREPARE = """
+import json, os, sys
+from pathlib import Path
+from appliance.datadir import DataDir
+from ui.boot import prepare
+prepare(DataDir(Path(sys.argv[1])), (800, 480))
+from kivy.config import Config
+print(json.dumps({k: os.environ.get(k) for k in
+                  ("KIVY_WINDOW", "SDL_VIDEODRIVER", "SDL_TOUCH_MOUSE_EVENTS")}
+                 | {"touch": Config.getdefault("input", "touchscreen", None),
+                    "mouse": Config.get("input", "mouse"),
+                    "fullscreen": Config.get("graphics", "fullscreen")}))
+"""
+
+
+@pytest.mark.parametrize("console", [True, False])
+def test_on_the_console_a_touch_reaches_kivy_once(tmp_path, console):
+    """On the Pi's console SDL (kmsdrm) reads the touchscreen as well as Kivy's mtdev
+    provider; SDL must not turn touches into mouse clicks, or one tap presses twice."""
+    import json
+    import os
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_TOUCH_MOUSE_EVENTS",
+                        "SDL_VIDEODRIVER", "KIVY_WINDOW")}  # fmt: skip
+    if not console:
+        env["DISPLAY"] = ":99"
+    env["TILLBOX_KIVY_HOME"] = str(tmp_path / "kivy")
+    done = subprocess.run([sys.executable, "-c", _PREPARE, str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    if console:
+        assert got["SDL_VIDEODRIVER"] == "kmsdrm" and got["fullscreen"] == "auto"
+        assert got["touch"] == "probesysfs,provider=mtdev"
+        assert got["SDL_TOUCH_MOUSE_EVENTS"] == "0"
+    else:
+        assert got["SDL_VIDEODRIVER"] is None and got["SDL_TOUCH_MOUSE_EVENTS"] is None
+    assert got["mouse"] == "mouse,disable_multitouch"
