@@ -36,6 +36,7 @@ from systest.sync import (
     read_state,
     sell,
     sync_once,
+    till_events,
     wait_for,
 )
 
@@ -261,5 +262,37 @@ def test_a_segment_the_region_refuses_stops_the_agent_instead_of_resending_forev
     try:
         assert admin.stored_events(store, "t1")[-1][0] == first - 1
         assert admin.stats(store)["rejected"] == {"non_canonical": 2}  # once per agent start
+    finally:
+        store.close()
+
+
+def test_a_till_the_region_does_not_know_yet_syncs_once_enrolled_without_a_restart(
+    tmp_path, broker, db_url, region
+):
+    """The technician enrols the till at the region after its first boot. Until then the
+    edge cannot check the till's signature, so it answers nothing (no NACK an unverified
+    sender could steer by); the agent resends on its ack timeout and drains once enrolled,
+    with no restart at the stall."""
+    till = make_till(tmp_path, "t1", region, segment_max_events=10, ack_timeout_s=1.0)
+    sell(till, 12, refund_every=0)
+    edge = edge_proc(tmp_path, db_url, broker.url, region).start()
+    agent = None
+    try:
+        wait_for(lambda: edge_ready(edge), 20, "the edge")
+        agent = agent_proc(till, broker.url).start()
+        wait_for(lambda: edge.log().count("reason=unknown_device") >= 3, 30, "the resends")
+        assert read_state(till)["acked_seq"] == 0 and "rejected" not in read_state(till)["detail"]
+        enroll(db_url, till)
+        tail = till_events(till)[-1][0]
+        wait_for(lambda: read_state(till)["acked_seq"] == tail, 30, "the drain after enrolment")
+        assert agent.alive()
+    finally:
+        if agent is not None:
+            agent.stop()
+        edge.stop()
+    store = Store.open(db_url)
+    try:
+        assert admin.stored_events(store, "t1")[-1][0] == tail
+        assert admin.stats(store)["rejected"]["unknown_device"] >= 1
     finally:
         store.close()
