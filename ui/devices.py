@@ -191,8 +191,8 @@ class DeviceHub:
             # on this thread, so nothing else was cut in between)
             pieces = sim.receipts()
             preview = pieces[-1].rstrip("\n") if pieces else ""
-        if not preview:
-            preview = self.layout_text(till, event, reprint)
+        if not preview:  # a real printer, or the simulator's first use: as it was laid out
+            preview = self.layout_text(till, event, outcome.reprint)
         return PrintReport(
             outcome.ok, outcome.receipt_no, message, preview, handed, till.reprint_queue()
         )

@@ -43,6 +43,7 @@ class PrintOutcome:
     event_seq: int | None = None
     status: dict[str, Any] = field(default_factory=dict)
     shift_no: int | None = None  # set for a Z report (then receipt_no is 0)
+    reprint: bool = False  # laid out as a copy (the caller said so, or the log did)
 
     def to_json(self) -> dict[str, Any]:
         z = {} if self.shift_no is None else {"shift_no": self.shift_no}
@@ -215,7 +216,9 @@ def print_sale_receipt(
             ev.RECEIPT_FAILED,
             {**base, "reason": failed.reason, "sent": failed.sent, "paper": _paper(failed.status)},
         )
-        return PrintOutcome(False, receipt_no, failed.reason, False, event.seq, failed.status)
+        return PrintOutcome(
+            False, receipt_no, failed.reason, False, event.seq, failed.status, reprint=reprint
+        )
     confirmed = bool(after.answered)
     event = till.record(
         ev.RECEIPT_PRINTED,
@@ -223,7 +226,13 @@ def print_sale_receipt(
     )
     what = f"receipt {receipt_no}" + (" (copy)" if reprint else "")
     return PrintOutcome(
-        True, receipt_no, _printed_message(what, after), confirmed, event.seq, after.to_json()
+        True,
+        receipt_no,
+        _printed_message(what, after),
+        confirmed,
+        event.seq,
+        after.to_json(),
+        reprint=reprint,
     )
 
 
@@ -265,14 +274,16 @@ def print_z_report(
             ev.Z_REPORT_FAILED,
             {**base, "reason": reason, "sent": failed.sent, "paper": _paper(failed.status)},
         )
-        return PrintOutcome(False, 0, reason, False, event.seq, failed.status, shift_no)
+        return PrintOutcome(
+            False, 0, reason, False, event.seq, failed.status, shift_no, reprint=reprint
+        )
     except Exception as exc:
         log.exception("%s failed", what)
         reason = f"{what} could not be printed ({type(exc).__name__}: {exc}); reprint it later"
         event = till.record(
             ev.Z_REPORT_FAILED, {**base, "reason": reason, "sent": False, "paper": "unknown"}
         )
-        return PrintOutcome(False, 0, reason, False, event.seq, {}, shift_no)
+        return PrintOutcome(False, 0, reason, False, event.seq, {}, shift_no, reprint=reprint)
     event = till.record(
         ev.Z_REPORT_PRINTED,
         {**base, "confirmed": bool(after.answered), "bytes": len(data), "paper": after.paper},
@@ -286,6 +297,7 @@ def print_z_report(
         event.seq,
         after.to_json(),
         shift_no,
+        reprint=reprint,
     )
 
 

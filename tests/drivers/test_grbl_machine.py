@@ -7,7 +7,9 @@ and check where the laser really went in machine coordinates.
 
 from __future__ import annotations
 
+import os
 import re
+import select
 import time
 
 import pytest
@@ -129,10 +131,17 @@ def test_power_up_alarm_message_follows_the_banner():
     sim = GrblSimulator(speed=400, settings=HOMING)
     banner = f"Grbl 1.1h ['$' for help]\r\n{UNLOCK}\r\n".encode()
     try:
-        # read what the host side of the wire sees: the simulator's own thread may already
-        # have flushed its output buffer into the pty (it did, on a loaded machine)
-        with serial.Serial(sim.port, 115200, timeout=10) as port:
-            seen = port.read_until(banner)
+        # read what the host side of the wire sees, with a bare os.open: the simulator's
+        # thread may already have written the banner into the pty (it did, on a loaded
+        # machine), and pyserial's open() flushes the input queue (tcflush), dropping it
+        fd = os.open(sim.port, os.O_RDONLY | os.O_NOCTTY)
+        try:
+            seen, deadline = b"", time.monotonic() + 10
+            while not seen.endswith(banner) and time.monotonic() < deadline:
+                if select.select([fd], [], [], 0.1)[0]:
+                    seen += os.read(fd, 256)
+        finally:
+            os.close(fd)
         assert seen.endswith(banner), seen
         assert sim.state == "Alarm" and sim.alarm is None
     finally:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+from datetime import datetime, timedelta
 
 import pytest
 
+from appliance import sync_state
 from appliance.errors import RuleViolation
 from appliance.till import Till
 from ui.testing import PIN, Kiosk, events, make_till
@@ -43,6 +45,17 @@ def test_selftest_blocks_selling_until_a_technician_overrides(kiosk):
     waiting = len(events(kiosk.ddir))
     bar = kiosk.wait_text("st-sync", f"Offline · {waiting} waiting to sync")
     assert "sync agent never ran here" in bar
+    # An agent that stopped writing its state file 10 minutes ago is named on the bar too.
+    stopped = datetime.now().replace(second=0, microsecond=0) - timedelta(minutes=10)
+    sync_state.write(
+        kiosk.ddir.sync_dir,
+        sync_state.SyncState(updated_wall_ms=int(stopped.timestamp() * 1000), running=True),
+    )
+    today = stopped.date() == datetime.now().date()
+    stamp = stopped.strftime("%H:%M" if today else "%Y-%m-%d %H:%M")
+    kiosk.wait_text("st-sync", f"sync agent not running since {stamp}")
+    (kiosk.ddir.sync_dir / sync_state.STATE_FILE).unlink()
+    kiosk.wait_text("st-sync", "sync agent never ran here")
     assert kiosk.widget("start-selling")["disabled"]
     kiosk.screenshot("selftest-blocked")
 

@@ -393,6 +393,37 @@ def test_hub_prints_the_receipt_after_the_sale_and_reports_the_paper(till):
     assert types == ["receipt.printed", "drawer.opened"]
 
 
+def test_the_kiosks_reprint_is_a_marked_copy_on_paper_and_in_the_log(till):
+    """The receipt screen's Reprint (``reprint=True``) and any later print of the same
+    receipt: a copy on the paper, in the screen's preview and ``reprint: true`` in the log."""
+    from ui.devices import DeviceHub
+
+    s = Session(till)
+    s.add("HONEY")
+    sale = s.pay("cash", 1000)
+    seq = sale.event.seq
+    posted = queue.Queue()
+    hub = DeviceHub(till.data_dir, posted.put)
+    reports = []
+    try:  # one hub, as the running kiosk has: its simulated paper keeps every receipt
+        for reprint in (False, True, False):
+            hub.print_receipt(seq, reports.append, reprint=reprint)
+            posted.get(timeout=20)()
+        paper = hub.devices.printer.simulator.receipts()
+    finally:
+        hub.close()
+    # a new hub: the preview is laid out, as for a real printer (no simulated paper)
+    laid_out = _run_hub(till.data_dir, lambda hub, done: hub.print_receipt(seq, done))
+    assert all(r.ok for r in [*reports, laid_out])
+    copy = "*** COPY (reprint) ***"
+    assert [copy in piece.splitlines() for piece in paper] == [False, True, True]
+    assert [copy in r.preview.splitlines() for r in reports] == [False, True, True]
+    assert copy in laid_out.preview.splitlines() and "TOTAL" in laid_out.preview
+    printed = [e.payload for e in till.log.events(seq) if e.type == "receipt.printed"]
+    assert [p["receipt_no"] for p in printed] == [sale.payload["receipt_no"]] * 4
+    assert [p["reprint"] for p in printed] == [False, True, True, True]
+
+
 def test_a_printer_out_of_paper_queues_the_receipt_and_loses_no_sale(till):
     config = till.data_dir.load_config()
     config.update("hardware", printer="sim://?paper=out")
