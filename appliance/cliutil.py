@@ -39,6 +39,15 @@ def whole_number(text: str) -> int:
     return value
 
 
+def a_number(text: str, unit: str) -> float:
+    """For an argparse ``type=``: ``text`` as a number of ``unit`` (its range is the
+    caller's to check), else ``'x' is not a number of UNIT`` and exit 2."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of {unit}") from None
+
+
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", metavar="DIR", help="the till's data folder (default: $TILLBOX_DATA_DIR)"

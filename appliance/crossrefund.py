@@ -49,6 +49,11 @@ class ForeignSale:
     method: str
     totals: tuple[tuple[int, int], ...]  # (rate_bp, gross_minor)
 
+    def left(self, refunded: dict[int, int]) -> dict[int, int]:
+        """rate_bp -> what this till may still refund of the receipt: the gross it states
+        less ``refunded`` (rate_bp -> what this till refunded of it before)."""
+        return {bp: gross - refunded.get(bp, 0) for bp, gross in self.totals}
+
     def ref(self) -> dict[str, Any]:
         return {
             "sale_device": self.device_id,
@@ -129,7 +134,7 @@ def plan(
             f"{where} is in {sale.currency} and this till trades in {profile.currency}; "
             "refund it at a till of that currency"
         )
-    left = {bp: gross - refunded.get(bp, 0) for bp, gross in sale.totals}
+    left = sale.left(refunded)
     if items is None:
         taxes = []
         for bp, amount in sorted(left.items()):

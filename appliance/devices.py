@@ -130,11 +130,13 @@ class Engraver(Protocol):
     def state(self) -> Any: ...
 
 
-class Photo(Protocol):
-    """A captured picture, as the camera driver reports it."""
+@dataclass(frozen=True)
+class Photo:
+    """A captured picture, as the camera driver reports it (a value, like
+    :class:`PrintDocument`: the driver builds one, the core's services record it)."""
 
-    path: Path | None
-    data: bytes
+    path: Path | None  # None when captured to memory only
+    data: bytes = field(repr=False)
     sha256: str
     size: int
     width: int

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -29,6 +31,25 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_stream(path: Path, fill: Callable[[BinaryIO], object]) -> None:
+    """:func:`atomic_write` for content written in pieces (a ZIP, a large export):
+    ``fill(f)`` writes it to a tmp file beside ``path``, which is then fsynced and renamed
+    over ``path``. Any failure (``fill``'s own included) removes the tmp file and raises;
+    ``path`` keeps its old bytes."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with tmp.open("wb") as f:
+            fill(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
 

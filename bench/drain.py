@@ -56,6 +56,7 @@ from systest.sync import (
     edge_ready,
     enroll,
     make_till,
+    seal_log,
     wait_for,
 )
 
@@ -177,32 +178,17 @@ def stage_cpu(root: Path, till, region: Region, n: int = 10_000) -> tuple[float,
     read + seal (zlib, Ed25519), the edge's verify + parse + store + ledgers + rollups,
     and the same edge without rollups."""
     from appliance.formats import wire
-    from appliance.formats.chain import GENESIS_HASH
-    from appliance.keys import load_signing_key as load_key
     from edge.ingest import Ingestor
     from edge.store import Store
     from sync_agent.reader import LogReader
 
-    key = load_key(till.private_key_path)
     reader = LogReader(till.log_path)
-    segments, prev, seq = [], GENESIS_HASH, 0
-    c = time.process_time()
     n = min(n, reader.tail()[0])  # a small --events run has fewer
-    while seq < n:
-        lines = reader.lines(seq, 1000)
-        data = wire.seal_segment(
-            key,
-            tenant="demo",
-            device=reader.device_id,
-            first_seq=seq + 1,
-            last_seq=seq + len(lines),
-            prev=prev,
-            lines=lines,
-        )
-        segments.append(data)
-        seq, prev = seq + len(lines), wire.segment_id(data)
-    agent_us = (time.process_time() - c) * 1e6 / seq
+    device = reader.device_id
     reader.close()
+    c = time.process_time()
+    segments = seal_log(till, size=1000, upto=n)
+    agent_us = (time.process_time() - c) * 1e6 / n
     per_event = []
     for name, rollups in (("stage", True), ("stage-bare", False)):
         db = f"sqlite:///{root / (name + '.db')}"
@@ -211,9 +197,9 @@ def stage_cpu(root: Path, till, region: Region, n: int = 10_000) -> tuple[float,
         ingestor = Ingestor(store, region.key, with_rollups=rollups)
         c = time.process_time()
         for data in segments:
-            topic = wire.topic_seg("demo", reader.device_id)
+            topic = wire.topic_seg("demo", device)
             assert ingestor.handle(topic, data).status == "stored"
-        per_event.append((time.process_time() - c) * 1e6 / seq)
+        per_event.append((time.process_time() - c) * 1e6 / n)
         store.close()
     return agent_us, per_event[0], per_event[1]
 

@@ -30,7 +30,7 @@ from appliance.errors import RuleViolation, TillError
 from appliance.events import ENROLLMENT_SIGNED
 from appliance.formats.canonical import canonical_bytes
 from appliance.formats.enrollment import FORMAT
-from appliance.fsutil import atomic_write, fsync_dir
+from appliance.fsutil import atomic_write, atomic_write_stream, fsync_dir
 from appliance.log import EventLog
 from appliance.till import Till
 from compliance.probes import Probes
@@ -364,16 +364,9 @@ def export_for_region(till: Till, out: Path) -> dict[str, Any]:
     out = Path(out)
     if not out.parent.is_dir():
         raise TillError(f"folder {out.parent} does not exist; give an existing folder in --out")
-    tmp = out.with_name(f".{out.name}.tmp")
     try:
-        with tmp.open("wb") as f:
-            zipcanon.write(f, entries)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-        fsync_dir(out.parent)
+        atomic_write_stream(out, lambda f: zipcanon.write(f, entries))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise TillError(
             f"cannot write {out} ({exc.strerror or exc}); check the folder is writable "
             "and has space, then export again"

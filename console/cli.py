@@ -18,7 +18,7 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from appliance.cliutil import OneLineParser, add_json, emit
+from appliance.cliutil import OneLineParser, a_number, add_json, emit
 from appliance.errors import TillError
 
 if TYPE_CHECKING:
@@ -194,10 +194,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 
 def positive_minutes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes") from None
+    value = a_number(text, "minutes")
     if not 0 < value <= 7 * 24 * 60:
         raise argparse.ArgumentTypeError("minutes must be above 0 and at most a week (10080)")
     return value

@@ -26,11 +26,11 @@ import hashlib
 import io
 import os
 import threading
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
+from appliance.devices import Photo
 from drivers.common import DeviceFault, DeviceState, DeviceURL
 
 if TYPE_CHECKING:
@@ -40,19 +40,6 @@ if TYPE_CHECKING:
 
 # What can be held in front of the simulated lens: a picture, its bytes, its path, nothing.
 Picture = Union["Image", bytes, str, os.PathLike[str], None]
-
-
-@dataclass(frozen=True)
-class Photo:
-    path: Path | None  # None when captured to memory only
-    data: bytes = field(repr=False)
-    sha256: str
-    size: int
-    width: int
-    height: int
-    taken_at: datetime
-    latitude: float | None
-    longitude: float | None
 
 
 def _dms(value: float) -> tuple[Any, Any, Any]:

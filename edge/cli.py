@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from appliance.cliutil import OneLineParser, add_json, emit, whole_number
+from appliance.cliutil import OneLineParser, a_number, add_json, emit, whole_number
 from edge import broker_cli, enrollment_cli, release_cli
 from edge.cliopts import KEY_ENV, PASSWORD_ENV
 from edge.cliopts import add_db as _add_db
@@ -247,10 +247,7 @@ def cmd_device_set(args: argparse.Namespace) -> int:
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    value = a_number(text, "seconds")
     if not 0 <= value <= 86400:
         raise argparse.ArgumentTypeError(f"{text!r} must be from 0 to 86400 seconds")
     return value

@@ -5,6 +5,8 @@
 * :func:`roster_of`, :func:`scheduled`: the region's lists as the tests want them;
 * :func:`deliver`: sign a list with the region key and apply it to a till the way a USB
   file or the sync agent would (``appliance.region.apply_signed``);
+* :func:`sell_at`, :func:`refund_receipt_at`: sell at one till and keep its receipt QR,
+  refund that receipt (scanned) at another;
 * :func:`ingest_all`: push every till's log into an in-process ``edge.ingest.Ingestor``
   (real signed segments, real SQL), as the agents would once the network is back;
 * :class:`Stall`: tills with their own agent processes, each behind its own fault
@@ -24,10 +26,13 @@ from typing import Any
 
 import tomli_w
 
-from appliance import region
+from appliance import refund_scan, region
 from appliance.datadir import DataDir
+from appliance.formats import receipt as receipt_sig
 from appliance.formats import region as fmt
+from appliance.formats.chain import Event
 from appliance.keys import load_verify_key
+from appliance.pricing import CartLine
 from appliance.till import Till
 from systest.sync import Region
 
@@ -100,6 +105,23 @@ def deliver(
     """Sign ``value`` and apply it to the till in ``folder`` (checked as a USB file is)."""
     with Till.open(folder) as till:
         return region.apply_signed(till, sign(region_keys, value, version, tenant))
+
+
+def sell_at(
+    folder: DataDir, cart: Sequence[CartLine], method: str = "card"
+) -> tuple[dict[str, Any], str]:
+    """Sell at the till of ``folder``: (the sale's payload, its receipt QR)."""
+    with Till.open(folder) as till:
+        sale = till.sell(cart, method)
+        return sale.payload, receipt_sig.receipt_qr_payload(till, sale.event)
+
+
+def refund_receipt_at(
+    folder: DataDir, qr: str, items: Sequence[tuple[str, int]] | None = None
+) -> Event:
+    """Refund the scanned receipt ``qr`` at the till of ``folder``: its ``refund.issued``."""
+    with Till.open(folder) as till:
+        return refund_scan.refund_by_receipt(till, qr, items).event
 
 
 def ingest_all(edge: Any, folders: Iterable[DataDir], tenant: str = "demo") -> None:

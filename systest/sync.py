@@ -325,8 +325,11 @@ def read_state(folder: DataDir) -> dict:
     return json.loads((folder.sync_dir / "state.json").read_text())
 
 
-def seal_log(folder: DataDir, size: int = 50, tenant: str = "demo") -> list[bytes]:
-    """Seal a till's whole log into chained segments, as the agent would (for tests)."""
+def seal_log(
+    folder: DataDir, size: int = 50, tenant: str = "demo", upto: int | None = None
+) -> list[bytes]:
+    """Seal a till's whole log (or its first ``upto`` events) into chained segments of
+    ``size`` events, as the agent would (for tests and bench/drain.py)."""
     from appliance.formats import wire
     from appliance.formats.chain import GENESIS_HASH
     from appliance.keys import load_signing_key
@@ -336,8 +339,8 @@ def seal_log(folder: DataDir, size: int = 50, tenant: str = "demo") -> list[byte
     reader = LogReader(folder.log_path)
     try:
         out, seq, prev = [], 0, GENESIS_HASH
-        while True:
-            lines = reader.lines(seq, size)
+        while upto is None or seq < upto:
+            lines = reader.lines(seq, size if upto is None else min(size, upto - seq))
             if not lines:
                 return out
             data = wire.seal_segment(
@@ -351,6 +354,7 @@ def seal_log(folder: DataDir, size: int = 50, tenant: str = "demo") -> list[byte
             )
             out.append(data)
             seq, prev = seq + len(lines), wire.segment_id(data)
+        return out
     finally:
         reader.close()
 

@@ -70,9 +70,8 @@ class ForeignReceipt:
 
     def rates(self) -> list[tuple[int, int, int]]:
         """(rate_bp, gross the receipt states, what is left to refund at this till)."""
-        return [
-            (bp, gross, max(0, gross - self.refunded.get(bp, 0))) for bp, gross in self.sale.totals
-        ]
+        left = self.sale.left(self.refunded)
+        return [(bp, gross, max(0, left[bp])) for bp, gross in self.sale.totals]
 
     @property
     def left_minor(self) -> int:

@@ -15,7 +15,6 @@ checked. docs/formats.md (C4) gives the bytes.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from nacl.signing import SigningKey
 from appliance.errors import TillError
 from appliance.formats import zipcanon
 from appliance.formats.canonical import canonical_bytes
-from appliance.fsutil import fsync_dir
+from appliance.fsutil import atomic_write_stream
 
 FORMAT = "tillbox-inspection/2"  # /2: export time, nonce and tenant signed; TB2 receipts
 MANIFEST = "manifest.json"
@@ -86,26 +85,18 @@ def write_signed_zip(
     manifest = {**head, "files": listing}
     manifest_bytes = canonical_bytes(manifest)
     signature = key.sign(manifest_bytes).signature.hex() + "\n"
-    tmp = out.with_name(f".{out.name}.tmp")
+    entries = [(name, _file_chunks(files[name])) for name in sorted(files)]
+    entries += [
+        (MANIFEST, lambda: [manifest_bytes]),
+        (SIGNATURE, lambda: [signature.encode("ascii")]),
+    ]
     try:
-        entries = [(name, _file_chunks(files[name])) for name in sorted(files)]
-        entries += [
-            (MANIFEST, lambda: [manifest_bytes]),
-            (SIGNATURE, lambda: [signature.encode("ascii")]),
-        ]
-        with tmp.open("wb") as f:
-            zipcanon.write(f, entries)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-        fsync_dir(out.parent)
+        atomic_write_stream(out, lambda f: zipcanon.write(f, entries))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise TillError(
             f"cannot write {out} ({exc.strerror or exc}); check the USB stick has "
             "space and is writable, then export again"
         ) from None
     except ValueError as exc:  # beyond what a ZIP without ZIP64 holds
-        tmp.unlink(missing_ok=True)
         raise TillError(f"{exc}") from None
     return manifest

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import subprocess
@@ -12,40 +11,12 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
-from appliance import keys
-from appliance.datadir import DataDir
-from appliance.formats import zipcanon
-from appliance.formats.canonical import canonical_bytes
 from compliance.bundle import export_bundle
-from compliance.testing import REGION, REGION_PUB
+from compliance.testing import REGION, REGION_PUB, forge_bundle
 from compliance.verify import verify_bundle
 from sync_agent.store import AgentStore
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "formats.md"
-
-
-def forge(src: Path, dst: Path, ddir: DataDir, change) -> None:
-    """What a till's owner could do: change files, re-sign the manifest with the device
-    key and rebuild the canonical zip, so only the region's signature can object."""
-    with zipfile.ZipFile(src) as zin:
-        files = {n: zin.read(n) for n in zin.namelist() if not n.startswith("manifest.")}
-    for name in list(files):
-        new = change(name, files[name])
-        if new is None:
-            del files[name]
-        else:
-            files[name] = new
-    manifest = json.loads(zipfile.ZipFile(src).read("manifest.json"))
-    manifest["files"] = [
-        {"path": n, "sha256": hashlib.sha256(files[n]).hexdigest(), "size": len(files[n])}
-        for n in sorted(files)
-    ]
-    body = canonical_bytes(manifest)
-    sig = keys.load_signing_key(ddir.private_key_path).sign(body).signature.hex() + "\n"
-    entries = [(n, (lambda d=files[n]: [d])) for n in sorted(files)]
-    entries += [("manifest.json", lambda: [body]), ("manifest.sig", lambda: [sig.encode()])]
-    with dst.open("wb") as f:
-        zipcanon.write(f, entries)
 
 
 def reference_verifier(tmp_path: Path) -> Path:
@@ -109,7 +80,7 @@ def test_forged_acks_are_caught(synced, tmp_path, seal_ack):
     script = reference_verifier(tmp_path)
     ack = zipfile.ZipFile(good).read(f"sync/acks/{ids[1]}.tbak")
     forged_control = tmp_path / "control.zip"  # the forge itself changes nothing else
-    forge(good, forged_control, ddir, lambda n, d: d)
+    forge_bundle(good, forged_control, ddir, lambda n, d: d)
     assert (
         verify_bundle(forged_control).ok and run_reference(script, forged_control).returncode == 0
     )
@@ -138,7 +109,7 @@ def test_forged_acks_are_caught(synced, tmp_path, seal_ack):
     }
     for label, (change, expected) in cases.items():
         bad = tmp_path / f"{label}.zip"
-        forge(good, bad, ddir, change)
+        forge_bundle(good, bad, ddir, change)
         verdict = verify_bundle(bad)
         assert not verdict.ok and expected in verdict.problem, (label, verdict.problem)
         ref = run_reference(script, bad)
@@ -157,7 +128,7 @@ def test_forged_acks_are_caught(synced, tmp_path, seal_ack):
             return seal_ack(other, "till-1", seg_id, first, last)
         return data
 
-    forge(good, fake, ddir, own_region)
+    forge_bundle(good, fake, ddir, own_region)
     assert verify_bundle(fake).ok
     verdict = verify_bundle(fake, region_key=REGION_PUB)
     assert not verdict.ok and "not the expected region key" in verdict.problem

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("appliance", "compliance", "console", "drivers", "edge", "sync_agent", "systest", "ui")
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+# Every package the contracts cover (and the test below: every package that is installed).
+PACKAGES = tuple(sorted(PYPROJECT["tool"]["importlinter"]["root_packages"]))
 
 # The storage modules: the one home of each database's SQL.
 SQL_HOMES = {
@@ -40,6 +43,14 @@ _SQL_TEXT = re.compile(
     r"^\s*(SELECT|INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|PRAGMA)\s+\S", re.ASCII
 )
 _SQL_CALLS = {"execute", "executemany", "executescript"}
+
+
+def test_every_installed_package_is_under_the_import_contracts() -> None:
+    installed = {
+        p.rstrip("*") for p in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+    }
+    assert installed == set(PACKAGES), "name the package in [tool.importlinter] root_packages"
+    assert all((ROOT / pkg / "__init__.py").is_file() for pkg in PACKAGES)
 
 
 def _sources() -> list[Path]:

@@ -173,3 +173,22 @@ def test_startup_does_not_import_hardware_or_ui_toolkits():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["edge", "serve", "--stock-interval", "x"], "'x' is not a number of seconds"),
+        (["edge", "serve", "--stock-interval", "1e9"], "'1e9' must be from 0 to 86400 seconds"),
+        (["edge", "web", "--silent-after", "abc"], "'abc' is not a number of minutes"),
+        (["edge", "web", "--silent-after", "0"], "minutes must be above 0 and at most a week"),
+    ],
+)
+def test_a_duration_option_that_is_no_number_is_one_line(argv, message, capsys):
+    """The edge's and the console's duration options share cliutil.a_number."""
+    from appliance.cli import build_parser
+
+    with pytest.raises(SystemExit) as done:
+        build_parser().parse_args([*argv, "--db", "sqlite:///unused.db", "--listen", "127.0.0.1:1"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err.count("\n") == 1 and message in err

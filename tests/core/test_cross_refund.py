@@ -14,7 +14,7 @@ from appliance.errors import RuleViolation
 from appliance.formats import receipt as receipt_sig
 from appliance.pricing import CartLine
 from appliance.till import Till
-from systest.multitill import deliver, make_tills, roster_of
+from systest.multitill import deliver, make_tills, refund_receipt_at, roster_of, sell_at
 
 
 @pytest.fixture
@@ -26,22 +26,10 @@ def tills(tmp_path, region):
     return a, b, c
 
 
-def _sale(folder, cart, method="card"):
-    """Sell at the till of ``folder``: (the sale's payload, its receipt QR)."""
-    with Till.open(folder) as till:
-        sale = till.sell(cart, method)
-        return sale.payload, receipt_sig.receipt_qr_payload(till, sale.event)
-
-
-def _refund(folder, qr, items=None):
-    with Till.open(folder) as till:
-        return refund_scan.refund_by_receipt(till, qr, items).event
-
-
 def test_a_receipt_of_another_roster_till_is_refunded_with_its_sale_reference(tills, cli):
     a, b, _c = tills
-    sale, qr = _sale(a, [CartLine("MUG-01", 2), CartLine("HONEY", 1)], "cash")
-    refund = _refund(b, qr, [("MUG-01", 1)])
+    sale, qr = sell_at(a, [CartLine("MUG-01", 2), CartLine("HONEY", 1)], "cash")
+    refund = refund_receipt_at(b, qr, [("MUG-01", 1)])
     p = refund.payload
     assert (p["sale_device"], p["sale_receipt_no"], p["sale_id"]) == ("a1", sale["receipt_no"], "")
     with Till.open(a) as till_a:
@@ -73,61 +61,61 @@ def test_a_receipt_of_another_roster_till_is_refunded_with_its_sale_reference(ti
 
 def test_never_more_than_the_receipt_states_less_what_this_till_refunded(tills):
     a, b, _c = tills
-    _sale_a, qr = _sale(a, [CartLine("MUG-01", 1)])
+    _sale_a, qr = sell_at(a, [CartLine("MUG-01", 1)])
     with pytest.raises(RuleViolation, match="1200 sold there and 1200 is left"):
-        _refund(b, qr, [("MUG-01", 2)])
+        refund_receipt_at(b, qr, [("MUG-01", 2)])
     with pytest.raises(RuleViolation, match="sold nothing at 5.5 % tax"):
-        _refund(b, qr, [("HONEY", 1)])
-    _refund(b, qr, [("MUG-01", 1)])
+        refund_receipt_at(b, qr, [("HONEY", 1)])
+    refund_receipt_at(b, qr, [("MUG-01", 1)])
     with pytest.raises(RuleViolation, match="0 is left"):
-        _refund(b, qr, [("POSTCARD", 1)])
+        refund_receipt_at(b, qr, [("POSTCARD", 1)])
     with pytest.raises(RuleViolation, match="personalised"):
-        _refund(b, qr, [("KEYRING-ENG", 1)])
+        refund_receipt_at(b, qr, [("KEYRING-ENG", 1)])
     # till a itself knows nothing of b's refund while offline: it refunds its own sale
     # in full (the region flags the pair: edge/reconcile.py)
-    assert _refund(a, qr).payload["total_minor"] == 1200
+    assert refund_receipt_at(a, qr).payload["total_minor"] == 1200
 
 
 def test_forged_altered_foreign_and_unlisted_receipts_are_refused(tills, tmp_path, region):
     a, b, c = tills
-    _sale_a, qr = _sale(a, [CartLine("TEE-M", 1)])
+    _sale_a, qr = sell_at(a, [CartLine("TEE-M", 1)])
     fields, _sig, _signed = receipt_sig.parse_payload(qr)
     forged = receipt_sig.sign_fields(fields, SigningKey(bytes(32)))  # not a1's key
     with pytest.raises(RuleViolation, match="key id|signature"):
-        _refund(b, forged)
+        refund_receipt_at(b, forged)
     altered = qr.replace("*2000:2000*", "*2000:9000*")
     assert altered != qr
     with pytest.raises(RuleViolation, match="signature is not that till's"):
-        _refund(b, altered)
-    _sale_c, qr_c = _sale(c, [CartLine("TEE-M", 1)])
+        refund_receipt_at(b, altered)
+    _sale_c, qr_c = sell_at(c, [CartLine("TEE-M", 1)])
     with pytest.raises(RuleViolation, match="not in this tenant's roster"):
-        _refund(b, qr_c)
+        refund_receipt_at(b, qr_c)
     (other,) = make_tills(tmp_path / "acme", region, ("x1",), tenant="acme")
-    _sale_x, qr_x = _sale(other, [CartLine("TEE-M", 1)])
+    _sale_x, qr_x = sell_at(other, [CartLine("TEE-M", 1)])
     with pytest.raises(RuleViolation, match="tenant acme"):
-        _refund(b, qr_x)
+        refund_receipt_at(b, qr_x)
     refund_qr = None
     with Till.open(a) as till_a:
         event = till_a.refund(1).event
         refund_qr = receipt_sig.receipt_qr_payload(till_a, event)
     with pytest.raises(RuleViolation, match="refund receipt"):
-        _refund(b, refund_qr)
+        refund_receipt_at(b, refund_qr)
     with pytest.raises(RuleViolation, match="not a tillbox receipt"):
-        _refund(b, "https://example.com/x")
+        refund_receipt_at(b, "https://example.com/x")
     with Till.open(b) as till_b:
         assert not [e for e in till_b.log.events() if e.type == ev.REFUND_ISSUED]
 
 
 def test_without_a_roster_another_tills_receipt_cannot_be_checked(tmp_path, region):
     a, b = make_tills(tmp_path, region, ("a1", "b1"))
-    _sale_a, qr = _sale(a, [CartLine("TEE-M", 1)])
+    _sale_a, qr = sell_at(a, [CartLine("TEE-M", 1)])
     with pytest.raises(RuleViolation, match="holds no roster"):
-        _refund(b, qr)
+        refund_receipt_at(b, qr)
 
 
 def test_an_old_tb1_receipt_is_refunded_only_where_it_was_printed(tills):
     a, b, _c = tills
-    _sale_a, _qr = _sale(a, [CartLine("TEE-M", 1)])
+    _sale_a, _qr = sell_at(a, [CartLine("TEE-M", 1)])
     with Till.open(a) as till_a:
         event = till_a.find_sale(1)
         key = SigningKey(bytes.fromhex(till_a.data_dir.private_key_path.read_text().strip()))
@@ -135,14 +123,14 @@ def test_an_old_tb1_receipt_is_refunded_only_where_it_was_printed(tills):
             receipt_sig.expected_fields(till_a.log, event, "TB1", ""), key
         )
     with pytest.raises(RuleViolation, match="old TB1 receipt"):
-        _refund(b, tb1)
-    assert _refund(a, tb1).payload["sale_receipt_no"] == 1  # at its own till, as before
+        refund_receipt_at(b, tb1)
+    assert refund_receipt_at(a, tb1).payload["sale_receipt_no"] == 1  # at its own till, as before
 
 
 def test_a_same_till_receipt_is_refunded_exactly_as_by_receipt_number(tills, cli):
     a, _b, _c = tills
-    sale, qr = _sale(a, [CartLine("MUG-01", 2)])
-    refund = _refund(a, qr, [("MUG-01", 1)]).payload
+    sale, qr = sell_at(a, [CartLine("MUG-01", 2)])
+    refund = refund_receipt_at(a, qr, [("MUG-01", 1)]).payload
     assert "sale_device" not in refund and refund["sale_id"] == sale["sale_id"]
     assert [ln["line"] for ln in refund["lines"]] == [1]
     with Till.open(a) as till_a:
@@ -160,7 +148,7 @@ def test_currency_of_the_receipt_must_be_this_tills(tills, region):
     from systest.multitill import schedule_of, scheduled
 
     a, b, _c = tills
-    _sale_a, qr = _sale(a, [CartLine("TEE-M", 1)])  # EUR (eu-market)
+    _sale_a, qr = sell_at(a, [CartLine("TEE-M", 1)])  # EUR (eu-market)
     from appliance.testing import TillClock, confirm_clock
 
     t0 = 1_767_258_000_000

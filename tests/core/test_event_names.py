@@ -8,12 +8,16 @@ a typo is an AttributeError, not a silently different event.
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 from appliance import events
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("appliance", "drivers", "ui", "compliance", "sync_agent", "edge", "mqttio", "systest")
+# every first-party package (the import contracts' list)
+PACKAGES = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"][
+    "importlinter"
+]["root_packages"]
 TYPE_NAMES = {
     value
     for name, value in vars(events).items()

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from appliance import refund_scan
 from appliance import region as lists
-from appliance.formats import receipt as receipt_sig
 from appliance.pricing import CartLine
 from appliance.testing import run_cli
 from appliance.till import Till
@@ -19,7 +17,7 @@ from edge import admin, regionlists
 from edge.ingest import Ingestor
 from edge.store import Store
 from systest.intents import check_intents, ledgers_from_logs
-from systest.multitill import make_tills
+from systest.multitill import make_tills, refund_receipt_at, sell_at
 from systest.reports import push, set_stall
 from systest.sync import enroll
 
@@ -39,17 +37,6 @@ def world(tmp_path, region, any_db):
     store.close()
 
 
-def sell(folder, cart, method="card"):
-    with Till.open(folder) as till:
-        sale = till.sell(cart, method)
-        return sale.payload, receipt_sig.receipt_qr_payload(till, sale.event)
-
-
-def refund_at(folder, qr, items=None):
-    with Till.open(folder) as till:
-        return refund_scan.refund_by_receipt(till, qr, items).event
-
-
 def tax(store) -> dict:
     return {(t, p, r): [int(x) for x in rest] for t, p, r, *rest in store.tax_ledger()}
 
@@ -63,8 +50,8 @@ def unknown_rows(store) -> list:
 
 def test_a_refund_at_another_till_is_taxed_under_the_sales_profile(world, any_db):
     store, (a, b), edge = world
-    sale, qr = sell(a, [CartLine("MUG-01", 2), CartLine("HONEY", 1)])
-    refund = refund_at(b, qr, [("MUG-01", 1)])
+    sale, qr = sell_at(a, [CartLine("MUG-01", 2), CartLine("HONEY", 1)])
+    refund = refund_receipt_at(b, qr, [("MUG-01", 1)])
     assert refund.payload["sale_id"] == ""
     for folder in (a, b):  # the sale first: found by (a1, its receipt number)
         assert set(push(edge, folder)) == {"stored"}
@@ -78,8 +65,8 @@ def test_a_refund_at_another_till_is_taxed_under_the_sales_profile(world, any_db
 
 def test_a_refund_that_arrives_before_its_sale_is_settled_when_the_sale_arrives(world, any_db):
     store, (a, b), edge = world
-    sale, qr = sell(a, [CartLine("TEE-M", 1), CartLine("HONEY", 2)], "cash")
-    refund_at(b, qr)  # everything on the receipt, money per rate, no stock
+    sale, qr = sell_at(a, [CartLine("TEE-M", 1), CartLine("HONEY", 2)], "cash")
+    refund_receipt_at(b, qr)  # everything on the receipt, money per rate, no stock
     assert set(push(edge, b)) == {"stored"}  # a1 is still offline
     waiting = unknown_rows(store)
     assert {r[1] for r in waiting} == {"unknown"} and len(waiting) >= 2
@@ -131,8 +118,8 @@ def test_a_booking_handed_over_paid_online_takes_stock_at_the_region(world, regi
 
 def test_an_older_database_is_upgraded_and_refolded(world, any_db):
     store, (a, b), edge = world
-    sale, qr = sell(a, [CartLine("MUG-01", 1)])
-    refund_at(b, qr)
+    sale, qr = sell_at(a, [CartLine("MUG-01", 1)])
+    refund_receipt_at(b, qr)
     for folder in (a, b):
         push(edge, folder)
     right = tax(store)

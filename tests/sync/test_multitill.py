@@ -17,16 +17,14 @@ import json
 import pytest
 
 from appliance import events as ev
-from appliance import refund_scan
 from appliance.errors import RuleViolation
-from appliance.formats import receipt as receipt_sig
 from appliance.pricing import CartLine
 from appliance.testing import TillClock, confirm_clock, run_cli
 from appliance.till import Till
 from edge import reconcile
 from edge.store import Store
 from systest.intents import double_redemptions_from_logs, over_refunds_from_logs
-from systest.multitill import Stall, scheduled
+from systest.multitill import Stall, refund_receipt_at, scheduled, sell_at
 from systest.sync import check_exactly_once, run_tillbox
 
 pytestmark = pytest.mark.slow
@@ -43,17 +41,6 @@ def stall(tmp_path, broker, db_url, region):
         yield s
 
 
-def sell(folder, cart, method="card"):
-    with Till.open(folder) as till:
-        sale = till.sell(cart, method)
-        return sale.payload, receipt_sig.receipt_qr_payload(till, sale.event)
-
-
-def refund_receipt(folder, qr, items=None):
-    with Till.open(folder) as till:
-        return refund_scan.refund_by_receipt(till, qr, items).event
-
-
 def region_report(db):
     store = Store.open(db)
     try:
@@ -64,12 +51,12 @@ def region_report(db):
 
 def test_a_refund_at_another_till_while_both_are_offline(stall, db_url):
     t1, t2 = stall.tills["t1"], stall.tills["t2"]
-    sell(t1, [CartLine("HONEY", 1)])  # an ordinary sale while online
+    sell_at(t1, [CartLine("HONEY", 1)])  # an ordinary sale while online
     stall.wait_synced("t1")
     stall.cut("t1", "t2")
     stall.wait_offline("t1", "t2")
-    sale, qr = sell(t1, [CartLine("MUG-01", 2), CartLine("TEE-M", 1)])
-    refund = refund_receipt(t2, qr, [("MUG-01", 1)])  # t2 checks t1's key in its roster
+    sale, qr = sell_at(t1, [CartLine("MUG-01", 2), CartLine("TEE-M", 1)])
+    refund = refund_receipt_at(t2, qr, [("MUG-01", 1)])  # t2 checks t1's key in its roster
     assert refund.payload["sale_device"] == "t1" and refund.payload["sale_id"] == ""
     # t2 comes back first: its refund reaches the region before the sale it refunds
     stall.heal("t2")
@@ -96,11 +83,11 @@ def test_one_receipt_refunded_on_two_tills_offline_is_flagged_with_the_amount(st
     t1, t2, t3 = (stall.tills[d] for d in ("t1", "t2", "t3"))
     stall.cut()
     stall.wait_offline()
-    sale, qr = sell(t1, [CartLine("MUG-01", 2), CartLine("HONEY", 1)], "cash")
+    sale, qr = sell_at(t1, [CartLine("MUG-01", 2), CartLine("HONEY", 1)], "cash")
     with Till.open(t1) as till:
         own = till.refund(sale["receipt_no"]).event  # the whole sale, at the till that sold
-    again = refund_receipt(t2, qr)  # t2 knows nothing of it: the whole receipt again
-    third = refund_receipt(t3, qr, [("MUG-01", 1)])
+    again = refund_receipt_at(t2, qr)  # t2 knows nothing of it: the whole receipt again
+    third = refund_receipt_at(t3, qr, [("MUG-01", 1)])
     for device in ("t3", "t1", "t2"):
         stall.heal(device)
     stall.wait_synced()

@@ -12,7 +12,6 @@ import pytest
 
 from appliance import events as ev
 from appliance import refund_scan, region
-from appliance.formats import receipt as receipt_sig
 from appliance.formats.region import open_region_data
 from appliance.pricing import CartLine
 from appliance.testing import run_cli
@@ -21,7 +20,7 @@ from edge import admin, reconcile, regionlists
 from edge.ingest import Ingestor
 from edge.store import Store
 from systest.intents import double_redemptions_from_logs, over_refunds_from_logs
-from systest.multitill import ingest_all, make_tills, scheduled
+from systest.multitill import ingest_all, make_tills, scheduled, sell_at
 from systest.reports import set_stall
 from systest.sync import enroll
 
@@ -46,12 +45,6 @@ def _apply_kept(store, folder, tenant: str, kind: str) -> region.Applied:
         return region.apply_signed(till, kept.data, kind)
 
 
-def _sell(folder, cart, method="card"):
-    with Till.open(folder) as till:
-        sale = till.sell(cart, method)
-        return sale.payload, receipt_sig.receipt_qr_payload(till, sale.event)
-
-
 def test_offline_tills_reconcile_by_intent(world, region):
     store, (a, b, c) = world
     # the region's lists, signed and kept by the edge, reach the tills as they are
@@ -71,22 +64,22 @@ def test_offline_tills_reconcile_by_intent(world, region):
     admin.stock_set(store, "demo", "BOARD-ENG", 1)  # one oak board left in the region
 
     # everything below happens with every till offline
-    sale, sale_qr = _sell(a, [CartLine("MUG-01", 2), CartLine("HONEY", 1)], "cash")
+    sale, sale_qr = sell_at(a, [CartLine("MUG-01", 2), CartLine("HONEY", 1)], "cash")
     with Till.open(b) as till:  # B refunds one mug of A's receipt ...
         cross = refund_scan.refund_by_receipt(till, sale_qr, [("MUG-01", 1)]).event
     with Till.open(a) as till:  # ... and A, not knowing, refunds the whole sale
         own = till.refund(sale["receipt_no"]).event
     with Till.open(c) as till:  # C (another stall) refunds the whole receipt again
         third = refund_scan.refund_by_receipt(till, sale_qr).event
-    clean, clean_qr = _sell(a, [CartLine("TEE-M", 1)])
+    clean, clean_qr = sell_at(a, [CartLine("TEE-M", 1)])
     with Till.open(b) as till:
         linked_only = refund_scan.refund_by_receipt(till, clean_qr).event  # within bounds
     for folder in (a, b):
         out = run_cli("booking", "redeem", "--data-dir", str(folder.root), "--qr", qr, "--json")
         assert out.code == 0, out.err
         assert out.json()["due_minor"] == 0
-    _sell(a, [CartLine("BOARD-ENG", 1)])
-    _sell(b, [CartLine("BOARD-ENG", 1)])
+    sell_at(a, [CartLine("BOARD-ENG", 1)])
+    sell_at(b, [CartLine("BOARD-ENG", 1)])
 
     edge = Ingestor(store, region.key)
     ingest_all(edge, [a, b, c])
@@ -146,7 +139,7 @@ def test_a_refund_whose_sale_is_not_stored_yet_waits_then_links(world, region):
     regionlists.publish_roster(store, region.key, "demo")
     for folder in (a, b):
         _apply_kept(store, folder, "demo", "roster")
-    _sale, qr = _sell(a, [CartLine("TEE-M", 1)])
+    _sale, qr = sell_at(a, [CartLine("TEE-M", 1)])
     with Till.open(b) as till:
         refund_scan.refund_by_receipt(till, qr)
     edge = Ingestor(store, region.key)
@@ -334,17 +327,17 @@ def test_the_reconcile_command_prints_every_flag_and_what_waits(world, region, t
         _apply_kept(store, folder, "demo", "roster")
         _apply_kept(store, folder, "demo", "bookings")
     admin.stock_set(store, "demo", "BOARD-ENG", 1)
-    sale, sale_qr = _sell(a, [CartLine("MUG-01", 2)])
+    sale, sale_qr = sell_at(a, [CartLine("MUG-01", 2)])
     with Till.open(b) as till:
         refund_scan.refund_by_receipt(till, sale_qr, [("MUG-01", 1)])
     with Till.open(a) as till:
         till.refund(sale["receipt_no"])
     for folder in (a, b):
         assert run_cli("booking", "redeem", "--data-dir", str(folder.root), "--qr", qr).code == 0
-        _sell(folder, [CartLine("BOARD-ENG", 1)])
+        sell_at(folder, [CartLine("BOARD-ENG", 1)])
     edge = Ingestor(store, region.key)
     ingest_all(edge, [a, b])
-    _later, later_qr = _sell(a, [CartLine("TEE-M", 1)])  # a1 offline again ...
+    _later, later_qr = sell_at(a, [CartLine("TEE-M", 1)])  # a1 offline again ...
     with Till.open(b) as till:
         waiting = refund_scan.refund_by_receipt(till, later_qr).event  # ... refunded at b1
     ingest_all(edge, [b])

@@ -14,7 +14,7 @@ from appliance.errors import RuleViolation, TillError
 from appliance.formats import receipt as receipt_sig
 from appliance.pricing import CartLine
 from appliance.till import Till
-from systest.multitill import deliver, make_tills, roster_of
+from systest.multitill import deliver, make_tills, roster_of, sell_at
 from ui.session import ForeignReceipt, Session
 
 
@@ -27,15 +27,9 @@ def tills(tmp_path, region):
     return a, b, c
 
 
-def _sold_at(folder, cart, method="cash"):
-    with Till.open(folder) as till:
-        sale = till.sell(cart, method)
-        return sale.payload, receipt_sig.receipt_qr_payload(till, sale.event)
-
-
 def test_a_receipt_of_another_roster_till_opens_with_what_is_left_to_refund_here(tills):
     a, b, _c = tills
-    sale, qr = _sold_at(a, [CartLine("MUG-01", 2), CartLine("HONEY", 1)])
+    sale, qr = sell_at(a, [CartLine("MUG-01", 2), CartLine("HONEY", 1)], "cash")
     with Till.open(b) as till:
         s = Session(till)
         found = s.find_refund(qr)
@@ -70,8 +64,8 @@ def test_a_receipt_of_another_roster_till_opens_with_what_is_left_to_refund_here
 
 def test_same_till_and_unknown_till_receipts_go_the_way_they_always_did(tills):
     a, b, c = tills
-    own, own_qr = _sold_at(b, [CartLine("JAM-FR", 1)])
-    _sale, stranger_qr = _sold_at(c, [CartLine("JAM-FR", 1)])
+    own, own_qr = sell_at(b, [CartLine("JAM-FR", 1)], "cash")
+    _sale, stranger_qr = sell_at(c, [CartLine("JAM-FR", 1)], "cash")
     with Till.open(b) as till:
         s = Session(till)
         found = s.find_refund(own_qr)
@@ -81,7 +75,9 @@ def test_same_till_and_unknown_till_receipts_go_the_way_they_always_did(tills):
         with pytest.raises(RuleViolation, match="from till c1, not this one"):
             s.find_refund(stranger_qr)
         # a roster till's receipt signed by another key: the core's refusal
-        fields, _sig, _signed = receipt_sig.parse_payload(_sold_at(a, [CartLine("CAFE", 1)])[1])
+        fields, _sig, _signed = receipt_sig.parse_payload(
+            sell_at(a, [CartLine("CAFE", 1)], "cash")[1]
+        )
         from nacl.signing import SigningKey
 
         forged = receipt_sig.sign_fields(fields, SigningKey(bytes(range(32))))

@@ -8,28 +8,14 @@ events, and the verdicts are read from the log through the core.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
-import qrcode
 from nacl.signing import SigningKey
 
 from appliance.formats import receipt as receipt_sig
 from appliance.till import Till
-from ui.testing import Kiosk, events, make_till
+from ui.testing import Kiosk, events, make_till, show_qr
 
 pytestmark = pytest.mark.slow
-
-
-def show(scene: Path, text: str | None) -> None:
-    """Hold a QR code of ``text`` in front of the sim camera (None: nothing in view)."""
-    if text is None:
-        scene.unlink(missing_ok=True)
-        return
-    tmp = scene.with_name(scene.name + ".tmp")
-    qrcode.make(text, border=4).save(tmp, format="PNG")
-    os.replace(tmp, scene)  # the camera never reads a half-written picture
 
 
 def last_seq(kiosk: Kiosk) -> int:
@@ -80,11 +66,11 @@ def test_a_forged_receipt_shown_to_the_camera_is_refused_and_nothing_is_logged(k
     assert forged != genuine and forged.startswith("TB2*") and "*ui-test*" in forged
     before = last_seq(kiosk)
 
-    show(kiosk.scene, None)
+    show_qr(kiosk.scene, None)
     kiosk.tap("refund-scan")
     kiosk.wait_text("refund-message", "no QR code in view")
 
-    show(kiosk.scene, forged)
+    show_qr(kiosk.scene, forged)
     kiosk.tap("refund-scan")
     message = kiosk.wait_text("refund-message", "refused")
     assert f"receipt {fields.receipt_no} refused: its signature was not made by this till" in (
@@ -101,7 +87,7 @@ def test_scan_the_receipt_qr_with_the_camera_and_refund_a_line(kiosk, sale):
     with Till.open(kiosk.ddir) as till:
         payload = receipt_sig.receipt_qr_payload(till, sale)
     receipt = sale.payload["receipt_no"]
-    show(kiosk.scene, payload)
+    show_qr(kiosk.scene, payload)
     kiosk.tap("refund-scan")
     kiosk.wait_text("refund-sale", f"Receipt {receipt}")
     kiosk.wait_text("refund-message", "Choose what to refund")
@@ -126,7 +112,7 @@ def test_scan_the_receipt_qr_with_the_camera_and_refund_a_line(kiosk, sale):
 
     # the refund's own receipt, shown to the camera, is not refunded again
     before = last_seq(kiosk)
-    show(kiosk.scene, refund_qr)
+    show_qr(kiosk.scene, refund_qr)
     kiosk.tap("refund-scan")
     kiosk.wait_text("refund-message", "cannot be refunded again")
     assert last_seq(kiosk) == before
