@@ -123,7 +123,7 @@ image: $(STAMP)
 # docs/performance.md). TILLBOX_IMAGE=FILE.img.xz boots an existing image instead.
 image-test: $(STAMP) system-deps
 	image-build/host-deps.sh boot
-	TILLBOX_IMAGE_TEST=1 $(BIN)/python -m pytest tests/image/test_boot.py -v -s
+	TILLBOX_IMAGE_TEST=1 $(BIN)/python -m pytest tests/image/test_boot.py tests/image/test_kiosk.py -v -s
 
 # A signed RAUC bundle of the last image build's root file system (its rootfs.ext4):
 #   make update-bundle UPDATE_VERSION=2.1.0 [UPDATE_COMPATIBLE=tillbox-rpi4]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 
 
 def notify(message: str) -> bool:
@@ -33,3 +34,30 @@ def watchdog_interval_s() -> float | None:
     if not usec or (pid and int(pid) != os.getpid()):
         return None
     return int(usec) / 2_000_000
+
+
+class StartupHeartbeat:
+    """WATCHDOG=1 from a thread while a service starts, until :meth:`stop`.
+
+    systemd (252) arms ``WatchdogSec`` when the process starts, not at READY=1, so a
+    start longer than it (the kiosk's Kivy import, GL set-up and screens on a slow
+    machine: over a minute under emulation) is killed as hung and restarted, forever.
+    The start stays bounded by ``TimeoutStartSec``; once the service's own loop pings,
+    stop this.
+    """
+
+    def __init__(self) -> None:
+        self._stopped = threading.Event()
+        self.interval = watchdog_interval_s()
+
+    def start(self) -> StartupHeartbeat:
+        if self.interval:
+            threading.Thread(target=self._beat, name="startup-heartbeat", daemon=True).start()
+        return self
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(self.interval):
+            notify("WATCHDOG=1")
+
+    def stop(self) -> None:
+        self._stopped.set()

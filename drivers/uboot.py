@@ -201,8 +201,16 @@ def boot_script(diskid: str) -> str:
         f'test -n "${{tillbox_console}}" || setenv tillbox_console "{DEFAULT_CONSOLE}"',
         f'test -n "${{tillbox_bootargs}}" || setenv tillbox_bootargs "{DEFAULT_BOOTARGS}"',
         save,
+        # The Pi firmware puts cmdline.txt (and its own video= and the like) into the
+        # device tree it hands U-Boot; booti would replace it with bootargs. Keep it
+        # first, so the technician's cmdline.txt still counts and our root= (the slot)
+        # and console, coming later, win. QEMU's tree has none: the variable stays empty.
+        "setenv tillbox_fwargs",
+        'if test -n "${fdt_addr}" && fdt addr ${fdt_addr}; then '
+        "fdt get value tillbox_fwargs /chosen bootargs; fi",
         "echo tillbox: booting slot ${tillbox_slot} (partition ${tillbox_part})",
-        f"setenv bootargs ${{tillbox_console}} root=PARTUUID={diskid}-0${{tillbox_part}} ro "
+        f"setenv bootargs ${{tillbox_fwargs}} ${{tillbox_console}} "
+        f"root=PARTUUID={diskid}-0${{tillbox_part}} ro "
         "rootfstype=ext4 rootwait fsck.repair=yes net.ifnames=0 rauc.slot=${tillbox_slot} "
         "${tillbox_bootargs}",
         # Debian's arm64 vmlinuz is gzip-compressed: booti unpacks it there

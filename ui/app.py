@@ -114,9 +114,15 @@ class KioskApp(App):
     lang = StringProperty("en")
 
     def __init__(
-        self, data_dir: DataDir, lang: str | None = None, started: float | None = None, **kw: Any
+        self,
+        data_dir: DataDir,
+        lang: str | None = None,
+        started: float | None = None,
+        heartbeat: sdnotify.StartupHeartbeat | None = None,
+        **kw: Any,
     ) -> None:
         super().__init__(**kw)
+        self.heartbeat = heartbeat
         # Device workers (and the in-process simulators) wait on sockets and ptys; a short
         # GIL switch interval hands them the interpreter sooner while the UI thread draws.
         sys.setswitchinterval(0.001)
@@ -183,6 +189,8 @@ class KioskApp(App):
         if interval:
             # From the Kivy clock: a hung UI thread stops the heartbeat and systemd restarts us.
             Clock.schedule_interval(lambda _dt: sdnotify.notify("WATCHDOG=1"), interval)
+        if self.heartbeat is not None:
+            self.heartbeat.stop()  # the clock's heartbeat (above) has taken over
         if self._recorder is not None:
             self._recorder.start()
 

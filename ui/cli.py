@@ -75,8 +75,11 @@ def _kiosk(args: argparse.Namespace) -> int:
     import time
 
     started = time.perf_counter()
+    from appliance import sdnotify
     from appliance.errors import TillError
     from ui import boot, i18n
+
+    heartbeat = sdnotify.StartupHeartbeat().start()  # until the app's own clock pings
 
     ddir = data_dir(args).require()
     size = _size(args.size)
@@ -87,5 +90,5 @@ def _kiosk(args: argparse.Namespace) -> int:
     boot.prepare(ddir, size, fullscreen=args.fullscreen)
     from ui.app import KioskApp
 
-    KioskApp(ddir, lang=args.lang, started=started).run()
+    KioskApp(ddir, lang=args.lang, started=started, heartbeat=heartbeat).run()
     return 0

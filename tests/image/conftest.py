@@ -1,4 +1,5 @@
-"""Shared helpers for the image tests: the repo's install map and a unit root to verify."""
+"""Shared helpers for the image tests: the repo's install map, a unit root to verify, and
+the image itself (built once per run, or the one TILLBOX_IMAGE names)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,28 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 FILES = REPO / "image-build" / "files.txt"
 VENV_TILLBOX = "/opt/tillbox/venv/bin/tillbox"
+
+
+IMAGE_BUILD_TIMEOUT_S = 5400
+
+
+@pytest.fixture(scope="session")
+def image_xz() -> Path:
+    """The SD image to boot: TILLBOX_IMAGE (.img.xz, or the build's raw .img), or one
+    built now by image-build/build.sh, once for every image test of the run."""
+    import time
+    import tomllib
+
+    given = os.environ.get("TILLBOX_IMAGE")
+    if given:
+        return Path(given)
+    started = time.monotonic()
+    done = subprocess.run([str(REPO / "image-build" / "build.sh")], timeout=IMAGE_BUILD_TIMEOUT_S,
+                          capture_output=True, text=True)  # fmt: skip
+    print(f"\nimage build took {time.monotonic() - started:.0f} s")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    return REPO / "image-build" / "out" / f"tillbox-{version}.img.xz"
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -180,3 +180,19 @@ def test_boot_scr_on_a_new_card_starts_with_slot_a(tmp_path):
     assert "tillbox: booting slot A (partition 2)" in said, said
     assert after["BOOT_ORDER"] == "A B" and after["BOOT_B_LEFT"] == "3"
     assert after["tillbox_console"] == uboot.DEFAULT_CONSOLE
+
+
+def test_cmdline_txt_still_counts_and_the_slot_root_comes_last():
+    """On a Pi the firmware hands U-Boot cmdline.txt in the device tree's /chosen
+    bootargs; boot.scr keeps it, first, so a technician's video= or rotation still
+    applies while the slot's root= (the kernel takes the last one) decides the root."""
+    script = uboot.boot_script("7111b0c5")
+    lines = script.splitlines()
+    reads = next(i for i, ln in enumerate(lines) if "/chosen bootargs" in ln)
+    assert "fdt get value tillbox_fwargs /chosen bootargs" in lines[reads]
+    final = next(ln for ln in lines if ln.startswith("setenv bootargs "))
+    assert lines.index(final) > reads
+    words = final.split()
+    assert words[2] == "${tillbox_fwargs}"
+    assert words.index("${tillbox_fwargs}") < words.index("${tillbox_console}")
+    assert words.index("${tillbox_fwargs}") < words.index("root=PARTUUID=7111b0c5-0${tillbox_part}")
