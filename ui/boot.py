@@ -4,8 +4,8 @@
 - ``KIVY_HOME`` under the data folder: Kivy writes its config and logs there, never to ~.
 - ``KIVY_LOG_MODE=PYTHON``: Kivy logs through :mod:`logging` (journald picks it up),
   quiet unless ``TILLBOX_DEBUG`` is set.
-- On a Pi console with no X or Wayland: SDL2's ``kmsdrm`` video driver, full screen,
-  and touch from the kernel's touchscreen (``probesysfs`` + ``mtdev``, needs libmtdev1).
+- On a Pi console with no X or Wayland: SDL2's ``kmsdrm`` video driver, full screen;
+  SDL reads the touchscreen too (evdev) and hands Kivy each touch as a mouse click.
 """
 
 from __future__ import annotations
@@ -34,11 +34,6 @@ def prepare(data_dir: DataDir, size: tuple[int, int], *, fullscreen: bool = Fals
     if console:
         os.environ.setdefault("KIVY_WINDOW", "sdl2")
         os.environ.setdefault("SDL_VIDEODRIVER", "kmsdrm")
-        # SDL reads the touchscreen too (evdev) and by default turns each touch into a
-        # mouse click, which Kivy's mouse provider makes a second touch next to mtdev's:
-        # one tap would press a button twice. Touches come from mtdev only; a mouse (or
-        # QEMU's tablet, which is an absolute mouse) still clicks through SDL.
-        os.environ.setdefault("SDL_TOUCH_MOUSE_EVENTS", "0")
         fullscreen = True
     level = logging.DEBUG if os.environ.get("TILLBOX_DEBUG") else logging.WARNING
     logging.getLogger("kivy").setLevel(level if level == logging.DEBUG else logging.ERROR)
@@ -59,8 +54,9 @@ def prepare(data_dir: DataDir, size: tuple[int, int], *, fullscreen: bool = Fals
     Config.set("graphics", "show_cursor", "0" if console else "1")
     # A mouse click is one finger: no red multitouch-emulation dots on right click.
     Config.set("input", "mouse", "mouse,disable_multitouch")
-    if console:
-        # kmsdrm has no window system to deliver touches: read the kernel's touchscreen
-        # (found in sysfs, whichever /dev/input/eventN it is) through mtdev.
-        Config.set("input", "touchscreen", "probesysfs,provider=mtdev")
+    # On the console, touch comes once, through SDL: with kmsdrm SDL reads every input
+    # device itself (evdev, as the kiosk user in group input) and turns a touchscreen's
+    # touch into a mouse click, multitouch panel or single-touch alike. A Kivy
+    # touchscreen provider (probesysfs + mtdev) next to it would make each tap a second
+    # touch: one tap, two presses.
     Config.set("kivy", "keyboard_mode", "system")
