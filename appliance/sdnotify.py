@@ -42,8 +42,8 @@ class StartupHeartbeat:
     systemd (252) arms ``WatchdogSec`` when the process starts, not at READY=1, so a
     start longer than it (the kiosk's Kivy import, GL set-up and screens on a slow
     machine: over a minute under emulation) is killed as hung and restarted, forever.
-    The start stays bounded by ``TimeoutStartSec``; once the service's own loop pings,
-    stop this.
+    The start stays bounded by ``TimeoutStartSec``; stop this at READY=1, when the
+    service's own loop is the one to say it is alive.
     """
 
     def __init__(self) -> None:

@@ -26,9 +26,11 @@ prepare)
   as_kiosk catalog apply --data-dir "$data" /run/tillbox-test/catalog.json
   systemctl set-environment "TILLBOX_UI_PROBE=$probe"
   # Software GL under emulation: the kiosk's start (its READY=1 at the first frame) takes
-  # minutes, not seconds; give it longer than a Pi needs (TimeoutStartSec=180).
+  # minutes, and a frame can take longer than a Pi's WatchdogSec=30s; give both bounds
+  # what emulation needs (a Pi keeps the unit's own).
   mkdir -p /run/systemd/system/tillbox-ui.service.d
-  printf '[Service]\nTimeoutStartSec=1200\n' > /run/systemd/system/tillbox-ui.service.d/qemu.conf
+  printf '[Service]\nTimeoutStartSec=1200\nWatchdogSec=600\n' \
+    > /run/systemd/system/tillbox-ui.service.d/qemu.conf
   systemctl daemon-reload
   echo "TILLBOX-KIOSKTEST prepared"
   ;;

@@ -189,8 +189,6 @@ class KioskApp(App):
         if interval:
             # From the Kivy clock: a hung UI thread stops the heartbeat and systemd restarts us.
             Clock.schedule_interval(lambda _dt: sdnotify.notify("WATCHDOG=1"), interval)
-        if self.heartbeat is not None:
-            self.heartbeat.stop()  # the clock's heartbeat (above) has taken over
         if self._recorder is not None:
             self._recorder.start()
 
@@ -202,6 +200,10 @@ class KioskApp(App):
             self.screen("start").run()
             self.ctx.announce("ready", seconds=time.perf_counter() - self.started)
             sdnotify.notify("READY=1")
+            if self.heartbeat is not None:
+                # Started: from here the clock's heartbeat alone says the UI is alive (a
+                # first frame can take longer than WatchdogSec on a slow machine).
+                self.heartbeat.stop()
             self.mark_dirty()
 
         Clock.schedule_once(ready, 0)
