@@ -145,6 +145,9 @@ class Screen:
         self.qmp.execute("screendump", filename=str(path))
         image = Image.open(path).convert("RGB")
         image.save(path.with_suffix(".png"))
+        docs = os.environ.get("TILLBOX_SCREENSHOTS_DIR")  # docs/screenshots: qemu-image-*
+        if docs and not name.endswith("-again"):
+            image.save(Path(docs) / f"qemu-image-{name}-{WIDTH}x{HEIGHT}.png")
         return image
 
     def tap(self, name: str, timeout: float = STEP_TIMEOUT_S) -> None:
