@@ -98,6 +98,7 @@ bench: $(STAMP)
 	$(BIN)/python -P bench/drain.py  # -P: bench/ui.py must not shadow the ui package
 	$(BIN)/python bench/compliance_bundle.py
 	$(BIN)/python bench/ui.py
+	$(BIN)/python -P bench/update_download.py
 
 # The region console's benchmark (bench/console.py; figures in docs/performance.md,
 # "Region console"): a month of 200 tills, 1,000,000 events, through the real ingest into
