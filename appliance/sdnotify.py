@@ -13,6 +13,8 @@ import threading
 
 def notify(message: str) -> bool:
     """Send ``message`` (e.g. ``"READY=1"``); False when there is no systemd to tell."""
+    if message.startswith("READY=1") and _started is not None:
+        _started.stop()  # started: the service's own loop says it is alive from here
     address = os.environ.get("NOTIFY_SOCKET")
     if not address:
         return False
@@ -42,8 +44,8 @@ class StartupHeartbeat:
     systemd (252) arms ``WatchdogSec`` when the process starts, not at READY=1, so a
     start longer than it (the kiosk's Kivy import, GL set-up and screens on a slow
     machine: over a minute under emulation) is killed as hung and restarted, forever.
-    The start stays bounded by ``TimeoutStartSec``; stop this at READY=1, when the
-    service's own loop is the one to say it is alive.
+    The start stays bounded by ``TimeoutStartSec``; :func:`notify` stops it at READY=1,
+    when the service's own loop is the one to say it is alive.
     """
 
     def __init__(self) -> None:
@@ -51,6 +53,8 @@ class StartupHeartbeat:
         self.interval = watchdog_interval_s()
 
     def start(self) -> StartupHeartbeat:
+        global _started
+        _started = self
         if self.interval:
             threading.Thread(target=self._beat, name="startup-heartbeat", daemon=True).start()
         return self
@@ -61,3 +65,6 @@ class StartupHeartbeat:
 
     def stop(self) -> None:
         self._stopped.set()
+
+
+_started: StartupHeartbeat | None = None  # the one running, stopped by READY=1

@@ -114,15 +114,9 @@ class KioskApp(App):
     lang = StringProperty("en")
 
     def __init__(
-        self,
-        data_dir: DataDir,
-        lang: str | None = None,
-        started: float | None = None,
-        heartbeat: sdnotify.StartupHeartbeat | None = None,
-        **kw: Any,
+        self, data_dir: DataDir, lang: str | None = None, started: float | None = None, **kw: Any
     ) -> None:
         super().__init__(**kw)
-        self.heartbeat = heartbeat
         # Device workers (and the in-process simulators) wait on sockets and ptys; a short
         # GIL switch interval hands them the interpreter sooner while the UI thread draws.
         sys.setswitchinterval(0.001)
@@ -200,10 +194,6 @@ class KioskApp(App):
             self.screen("start").run()
             self.ctx.announce("ready", seconds=time.perf_counter() - self.started)
             sdnotify.notify("READY=1")
-            if self.heartbeat is not None:
-                # Started: from here the clock's heartbeat alone says the UI is alive (a
-                # first frame can take longer than WatchdogSec on a slow machine).
-                self.heartbeat.stop()
             self.mark_dirty()
 
         Clock.schedule_once(ready, 0)

@@ -79,7 +79,7 @@ def _kiosk(args: argparse.Namespace) -> int:
     from appliance.errors import TillError
     from ui import boot, i18n
 
-    heartbeat = sdnotify.StartupHeartbeat().start()  # until the app's own clock pings
+    sdnotify.StartupHeartbeat().start()  # until READY=1, at the app's first frame
 
     ddir = data_dir(args).require()
     size = _size(args.size)
@@ -90,5 +90,5 @@ def _kiosk(args: argparse.Namespace) -> int:
     boot.prepare(ddir, size, fullscreen=args.fullscreen)
     from ui.app import KioskApp
 
-    KioskApp(ddir, lang=args.lang, started=started, heartbeat=heartbeat).run()
+    KioskApp(ddir, lang=args.lang, started=started).run()
     return 0

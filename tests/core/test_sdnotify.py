@@ -41,12 +41,12 @@ def received(sock: socket.socket, seconds: float) -> list[str]:
 def test_the_start_up_heartbeat_pings_until_the_service_loop_takes_over(notify_socket):
     """A kiosk whose start takes longer than WatchdogSec (a slow machine) is not killed as
     hung: the thread pings while the main thread is busy starting, then stops."""
-    beat = sdnotify.StartupHeartbeat().start()
+    sdnotify.StartupHeartbeat().start()
     time.sleep(0.5)  # the main thread busy: Kivy's import, GL, the screens
     during = received(notify_socket, 0.01)
     assert during.count("WATCHDOG=1") >= 3 and set(during) == {"WATCHDOG=1"}
-    beat.stop()
-    received(notify_socket, 0.2)  # one ping may have been on its way
+    assert sdnotify.notify("READY=1")  # started: the heartbeat stops by itself
+    received(notify_socket, 0.2)  # READY=1, and one ping may have been on its way
     assert received(notify_socket, 0.3) == []
 
 
