@@ -35,15 +35,15 @@ prepare)
   echo "TILLBOX-KIOSKTEST prepared"
   ;;
 report)
-  last="" unit=""
+  shown_unit="" shown_probe=""
   while sleep 1; do
-    now=$(systemctl show -P ActiveState tillbox-ui.service)/$(systemctl show -P NRestarts tillbox-ui.service)
-    [ "$now" = "$unit" ] || echo "TILLBOX-KIOSK-UNIT $now"
-    unit=$now
+    unit=$(systemctl show -P ActiveState tillbox-ui.service)/$(systemctl show -P NRestarts tillbox-ui.service)
+    [ "$unit" = "$shown_unit" ] || echo "TILLBOX-KIOSK-UNIT $unit"
+    shown_unit=$unit
     [ -f "$probe" ] || continue
-    now=$(stat -c %Y.%s "$probe" 2>/dev/null) || continue
-    [ "$now" = "$last" ] && continue
-    last=$now
+    stamp=$(stat -c %Y.%s "$probe" 2>/dev/null) || continue
+    [ "$stamp" = "$shown_probe" ] && continue
+    shown_probe=$stamp
     echo "TILLBOX-UI $(base64 -w0 "$probe")"
   done
   ;;
