@@ -15,9 +15,10 @@ STAMP  := $(VENV)/.installed-stamp
 #   driver links libatomic: a minimal root lacks it);
 # - the update tests: Debian's rauc (bundles, and its service on a private D-Bus bus over
 #   file slots), squashfs-tools and e2fsprogs for bundles and root images, libubootenv's
-#   fw_printenv/fw_setenv (RAUC's U-Boot backend) and u-boot-tools' mkenvimage.
+#   fw_printenv/fw_setenv (RAUC's U-Boot backend) and u-boot-tools' mkenvimage; strace, to
+#   check the units' system call filters against what `rauc status` really calls.
 RUN_PACKAGES    ?= libgl1 libegl1 libgl1-mesa-dri libmtdev1 fonts-dejavu-core libusb-1.0-0
-UPDATE_PACKAGES ?= rauc squashfs-tools e2fsprogs libubootenv-tool u-boot-tools dbus
+UPDATE_PACKAGES ?= rauc squashfs-tools e2fsprogs libubootenv-tool u-boot-tools dbus strace
 SYSTEM_PACKAGES ?= $(RUN_PACKAGES) mosquitto openssl postgresql xvfb xdotool systemd chromium libatomic1 \
                    $(UPDATE_PACKAGES)
 
@@ -145,10 +146,11 @@ update-bundle: $(STAMP)
 	  --cert $(RELEASE_CERT) --key $(RELEASE_KEY) \
 	  --out image-build/out/tillbox-$(UPDATE_COMPATIBLE)-$(UPDATE_VERSION).raucb
 
-# The A/B update test under QEMU through U-Boot (tests/image/test_update.py): v1 -> v2
-# committed, a broken v3 rolled back, a power cut mid-install, the refusals. Builds the
-# image unless TILLBOX_IMAGE names one (then its rootfs.ext4 must be beside it in
-# $(IMAGE_WORK)). Slow: see docs/performance.md.
+# The A/B update test under QEMU through U-Boot, with a display (tests/image/test_update.py):
+# v1 -> v2 delivered online by the region on the host (mosquitto, the edge, the console
+# over HTTPS) and committed once the kiosk draws, a v3 whose kiosk exits rolled back, a
+# power cut mid-install, the refusals. Builds the image unless TILLBOX_IMAGE names one
+# (then its rootfs.ext4 must be beside it in $(IMAGE_WORK)). Slow: see docs/performance.md.
 update-test: $(STAMP) system-deps
 	image-build/host-deps.sh boot
 	TILLBOX_IMAGE_TEST=1 $(BIN)/python -m pytest tests/image/test_update.py -v -s -p no:cacheprovider

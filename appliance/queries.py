@@ -43,6 +43,19 @@ def recent_events(log: EventLog, wall_ms: int, limit: int) -> list[tuple[int, st
     ).fetchall()
 
 
+def any_of_types_for_version(
+    log: EventLog, types: tuple[str, ...], field: str, version: str
+) -> bool:
+    """Is there an event of ``types`` whose payload's ``field`` is ``version``?"""
+    marks = ",".join("?" * len(types))
+    row = log.conn.execute(
+        f"SELECT 1 FROM events WHERE type IN ({marks}) "
+        "AND json_extract(payload, '$.' || ?) = ? LIMIT 1",
+        (*types, field, version),
+    ).fetchone()
+    return row is not None
+
+
 def latest_of_types(
     log: EventLog, types: tuple[str, ...], limit: int
 ) -> list[tuple[int, str, int, dict[str, Any]]]:

@@ -203,6 +203,16 @@ def check_reboot_time(activity: Activity, by: By) -> None:
         raise RuleViolation("a shift is open; the till restarts for an update at shift close")
 
 
+def restart_due(installed_by: str, activity: Activity, shift_closed_since: bool) -> bool:
+    """May the till restart by itself into an update it has installed (and that waits
+    for its reboot)? Only between shifts, with no sale on the screen, and only at a shift
+    close: an install the till made on its own ran between shifts, after the close it
+    waited for; a technician's install waits for the next close (or their command)."""
+    if activity.sale_open or activity.shift_open:
+        return False
+    return installed_by == SCHEDULE or shift_closed_since
+
+
 # -- what -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class InstallPlan:

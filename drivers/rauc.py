@@ -7,6 +7,8 @@ says what to do. The region builds and signs bundles with :func:`bundle` and
 manifest). On the till, :class:`RaucUpdater` is the :class:`appliance.updates.Updater`
 behind ``rauc://``: ``rauc status``/``install``/``status mark-good`` talk to the RAUC
 service over D-Bus, which writes the slots and U-Boot's environment (``fw_setenv``).
+That API is root's: the kiosk (not root) hands its ``install`` and ``reboot`` to
+root's update service (:mod:`drivers.update_requests`).
 
 :func:`system_conf` and :func:`keyring_conf` are the one home of how tillbox configures
 RAUC: slots by boot name, U-Boot, its status on the data partition, and a keyring that
@@ -25,6 +27,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from appliance.boundedio import MiB, TooLarge, read_stream
 from appliance.errors import TillError
@@ -38,6 +41,9 @@ from appliance.updates import (
     UpdaterError,
     UpdaterStatus,
 )
+
+if TYPE_CHECKING:
+    from appliance.datadir import DataDir
 
 RAUC = os.environ.get("TILLBOX_RAUC", "rauc")
 OUTPUT_LIMIT = 1 * MiB  # rauc's answers are a few KiB; more is not rauc talking
@@ -347,11 +353,17 @@ class RaucUpdater:
     """The real thing: RAUC's service (D-Bus) with U-Boot. ``url``: ``rauc://`` (RAUC's
     /etc/rauc/system.conf) or ``rauc:///path/system.conf`` for ``rauc info``."""
 
-    def __init__(self, url: str = "rauc://", env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        url: str = "rauc://",
+        env: dict[str, str] | None = None,
+        data_dir: DataDir | None = None,
+    ) -> None:
         self.url = url
         path = url.removeprefix("rauc://")
         self.conf = Path(path) if path else None
         self.env = env
+        self.data_dir = data_dir  # where a caller that is not root hands root its install
 
     def _run(self, *args: str, timeout: float = QUICK_S) -> Result:
         return run(args, timeout=timeout, env=self.env)
@@ -369,6 +381,11 @@ class RaucUpdater:
         return info(bundle, conf=self.conf, env=self.env)
 
     def install(self, bundle: Path, progress: Progress | None = None) -> None:
+        if os.geteuid() != 0:  # the kiosk: RAUC's D-Bus API is root's (rauc-dbus.conf)
+            from drivers import update_requests
+
+            update_requests.ask(self.data_dir, "install", bundle, progress, timeout=INSTALL_S)
+            return
         result = self._run("install", str(Path(bundle).absolute()), timeout=INSTALL_S)
         if progress:
             for line in result.out.splitlines():
@@ -400,6 +417,13 @@ class RaucUpdater:
         self._mark("mark-bad")
 
     def reboot(self) -> None:
+        if os.geteuid() != 0:  # `systemctl reboot` is denied to a service user
+            from drivers import update_requests
+
+            update_requests.ask(
+                self.data_dir, "reboot", None, None, timeout=update_requests.REBOOT_S
+            )
+            return
         try:
             subprocess.run(["systemctl", "reboot"], check=True, timeout=QUICK_S)
         except (OSError, subprocess.SubprocessError) as exc:

@@ -5,7 +5,9 @@ bundle from a file, a USB stick's folder, or the https URL of the region's relea
 notice in force (downloaded first, bounded and hashed by the notice), checks it
 (signature, hardware, version), installs it into the other slot and says when it
 starts; ``mark-good`` commits the running system by hand; ``reboot`` restarts into an
-installed update now; ``boot-check`` is the boot-time commit-or-roll-back check the
+installed update now; ``apply`` is root's pass every minute (tillbox-update-apply.timer)
+that installs the region's downloaded offer between shifts and restarts into an
+installed update at shift close; ``boot-check`` is the boot-time commit-or-roll-back check the
 image runs (tillbox-update-check.service).
 
 Exit status: 0 done; 1 refused (an open sale, other hardware, a downgrade not forced,
@@ -73,7 +75,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             if last is None
             else {"seq": last.seq, "type": last.type, **last.payload},
         }
-        from drivers.update_fetch import offer_state
+        from appliance.services.updates import offer_state
 
         out["offer"], offer_line = offer_state(till)
         booted, other = status.booted, status.other
@@ -169,6 +171,41 @@ def cmd_reboot(args: argparse.Namespace) -> int:
         emit(args, {"rebooting": True}, "restarting the till")
         updater.reboot()
     return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    """One pass of root's tillbox-update-apply.service (its timer, every minute, and
+    tillbox-update-request.path when the kiosk hands over an install or a restart): the
+    kiosk's request, then the region's downloaded offer between shifts, then a restart
+    into an installed update while no shift is open. Prints what it did, one line each;
+    nothing when idle."""
+    from appliance.services import updates as service
+    from drivers import update_fetch
+    from drivers.update_requests import serve_requests
+
+    with open_till(args) as till:
+        # first the kiosk's: its technician waits at the screen, holding the install lock
+        did = {"request": serve_requests(till)}
+        if did["request"] and not args.json:
+            sys.stdout.write(f"update apply: {did['request']}\n")
+            sys.stdout.flush()
+        did["install"] = update_fetch.install_offered(till, _updater(till))
+        if did["install"] == "installed" and not args.json:
+            sys.stdout.write(f"update apply: installed the region's offer ({_last_to(till)})\n")
+            sys.stdout.flush()  # before the restart below takes the console away
+        did["restart"] = service.restart_for_update(till, lambda: _updater(till))
+        if args.json:
+            emit(args, did, "")
+        elif did["restart"]:
+            sys.stdout.write(f"update apply: {did['restart']}\n")
+    return 0
+
+
+def _last_to(till: Till) -> str:
+    from appliance.services.updates import last_update
+
+    last = last_update(till)
+    return str(last.payload.get("to_version")) if last else "?"
 
 
 # -- the boot-time check -----------------------------------------------------------------
@@ -305,6 +342,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = till_command(cmds, "reboot", help="restart now, into an installed update")
     p.set_defaults(handler=cmd_reboot)
+
+    p = till_command(
+        cmds,
+        "apply",
+        help="install the region's downloaded update between shifts and restart into it "
+        "(run every minute by systemd, as root)",
+    )
+    p.set_defaults(handler=cmd_apply)
 
     p = till_command(
         cmds, "boot-check", help="commit or roll back the booted update (run at boot by systemd)"

@@ -7,18 +7,21 @@ a notice for other hardware, for a version not above the running one, or signed 
 release key the keyring does not hold is recorded as ``update.ignored`` with the
 reason; any other as ``update.offered``.
 
-:func:`step` is one pass over the offer in force (the agent runs it in a thread every
-``[updates] download_check_s``; ``tillbox update fetch`` runs it once):
+:func:`step` is the sync agent's pass over the offer in force (in a thread every
+``[updates] download_check_s``):
 
 1. nothing to do when that version is installed or committed already;
 2. download the bundle (:mod:`drivers.download`) into ``DIR/updates/downloads/``,
    paused while a sale is open, at ``[updates] download_rate`` bytes/s, bounded and
    hashed by the notice: ``update.downloaded``, or ``update.download_failed`` for a
    file that is not the one the notice names;
-3. install it between shifts only (``appliance.updates.check_install_time`` with
-   ``by=schedule``) through :func:`appliance.services.updates.install`, which checks
-   the bundle's signature, hardware and version again and records ``update.*``. The
-   till restarts into it at the next shift close (``restart_at_close``).
+3. :func:`install_offered` (root's ``tillbox update apply``, every minute from
+   ``tillbox-update-apply.timer``: RAUC is root's only, the agent is not) installs it
+   between shifts only (``appliance.updates.check_install_time`` with ``by=schedule``)
+   through :func:`appliance.services.updates.install`, which checks the bundle's
+   signature, hardware and version again and records ``update.*``; the same pass
+   restarts the till into it while no shift is open
+   (:func:`appliance.services.updates.restart_for_update`).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from appliance.errors import RuleViolation, TillError
 from appliance.formats import region as fmt
 from appliance.formats.release import certificates, key_id
 from appliance.services import updates as service
-from appliance.updates import SCHEDULE, Updater, offer_problem
+from appliance.updates import SCHEDULE, Updater, UpdaterError, offer_problem
 from drivers.download import DownloadRefused, fetch
 from drivers.updates import open_updater
 
@@ -62,7 +65,13 @@ def offer_checker(till: Till, updater: Updater | None = None) -> Callable[[fmt.R
         try:
             status = (updater or open_updater(till.config, till.data_dir)).status()
         except TillError as exc:
-            return f"the updater cannot say what this till runs ({str(exc)[:200]})"
+            # Not a reason to ignore the release for good (a notice is recorded once per
+            # version): nothing is recorded, and the retained notice is taken again at
+            # the agent's next connect.
+            raise UpdaterError(
+                f"the updater cannot say what this till runs ({str(exc)[:200]}); the "
+                "region's notice is taken again at the next connect"
+            ) from None
         keyring = Path(till.config.section("updates")["keyring"])
         return offer_problem(
             status, notice.version, notice.compatible, notice.key_id, keyring_ids(keyring)
@@ -72,7 +81,9 @@ def offer_checker(till: Till, updater: Updater | None = None) -> Callable[[fmt.R
 
 
 def downloads_dir(till: Till) -> Path:
-    return till.data_dir.root / "updates" / "downloads"
+    """The core's :func:`appliance.services.updates.downloads_dir` (its one home: the
+    kiosk, which cannot import the drivers, reads the downloads there too)."""
+    return service.downloads_dir(till.data_dir)
 
 
 def download(
@@ -83,7 +94,7 @@ def download(
     once per version, ``update.download_failed`` for a file that is not the notice's."""
     section = till.config.section("updates")
     ca_file = section["download_ca"] or str(till.config.section("sync").get("tls_ca") or "")
-    target = downloads_dir(till) / f"tillbox-{notice.version}.raucb"
+    target = service.downloaded_bundle(till.data_dir, notice.version)
     if target.parent.exists():
         for old in target.parent.iterdir():
             if old.name not in (target.name, target.name + ".part"):
@@ -111,35 +122,6 @@ def download(
     return target
 
 
-def offer_state(till: Till) -> tuple[dict[str, object] | None, str]:
-    """The region's release notice in force and one line on where it stands, for
-    ``tillbox update status``: (None, "") without one."""
-    import json
-
-    row = service.release_notice_row(till)
-    if row is None:
-        return None, ""
-    body = json.loads(row[3])
-    notice = body["notice"]
-    version = notice["version"]
-    out: dict[str, object] = {"notice": notice, "ignored": body["ignored"]}
-    if body["ignored"]:
-        return out, f"the region offers {version}; ignored: {body['ignored']}"
-    if service.done_already(till, version):
-        return out | {"state": "installed"}, f"the region offers {version}: installed"
-    target = downloads_dir(till) / f"tillbox-{version}.raucb"
-    part = target.with_name(target.name + ".part")
-    if target.exists():
-        return out | {"state": "downloaded"}, (
-            f"the region offers {version}: downloaded; it installs between shifts"
-        )
-    have = part.stat().st_size if part.exists() else 0
-    return out | {"state": "downloading", "bytes": have}, (
-        f"the region offers {version}: downloading, {have} of {notice['size']} bytes "
-        "(paused while a sale is open)"
-    )
-
-
 def offered_for(till: Till, url: str) -> fmt.ReleaseNotice:
     """The notice in force whose bundle is at ``url`` (``tillbox update install URL``):
     only the region's signed notice says how big the file is and what it hashes to."""
@@ -155,29 +137,39 @@ def offered_for(till: Till, url: str) -> fmt.ReleaseNotice:
     return notice
 
 
-def step(
-    till: Till,
-    *,
-    updater: Updater | None = None,
-    sleep: Callable[[float], None] | None = None,
-) -> str:
-    """One pass: ``none``, ``done``, ``paused`` (a sale), ``downloaded`` (waiting for
-    the shift to close), ``installed``, or raises a one-line TillError."""
+def step(till: Till, *, sleep: Callable[[float], None] | None = None) -> str:
+    """The sync agent's pass: ``none``, ``done``, ``paused`` (a sale) or ``downloaded``
+    (the bundle waits in ``DIR/updates/downloads/`` for :func:`install_offered`); raises a
+    one-line TillError. The agent is not root, and RAUC is root's only: it never installs."""
     from appliance.region import release_offer
 
     notice = release_offer(till.log.conn)
     if notice is None:
         return "none"
-    if service.done_already(till, notice.version):
+    if service.done_already(till, notice.version) or service.failed_before(till, notice.version):
         return "done"
-    target = download(till, notice, sleep=sleep)
-    if target is None:
-        return "paused"
+    return "paused" if download(till, notice, sleep=sleep) is None else "downloaded"
+
+
+def install_offered(till: Till, updater: Updater) -> str:
+    """Root's pass (``tillbox update apply``): install the offer's downloaded bundle
+    between shifts. ``none`` (no offer, not downloaded yet, or installed already),
+    ``waiting`` (a shift or a sale is open) or ``installed``; raises a one-line TillError
+    (the install's own, recorded as ``update.failed`` when it started)."""
+    from appliance.region import release_offer
+
+    notice = release_offer(till.log.conn)
+    if notice is None or service.done_already(till, notice.version):
+        return "none"
+    if service.failed_before(till, notice.version):
+        return "none"  # not again by itself: see `tillbox update status`
+    target = service.downloaded_bundle(till.data_dir, notice.version)
+    if not target.is_file():  # a whole download only: the agent renames it when hashed
+        return "none"
     try:
         service.check_install_time(service.activity(till), SCHEDULE)
     except RuleViolation:
-        return "downloaded"  # installs between shifts; the next pass tries again
-    updater = updater or open_updater(till.config, till.data_dir)
+        return "waiting"  # installs between shifts; the next pass tries again
     service.install(till, updater, target, by=SCHEDULE)
     target.unlink(missing_ok=True)
     return "installed"

@@ -47,7 +47,7 @@ def open_updater(config: Config, data_dir: DataDir) -> Updater:
     if url.startswith("rauc://"):
         from drivers.rauc import RaucUpdater
 
-        return RaucUpdater(url)
+        return RaucUpdater(url, data_dir=data_dir)
     if url == "sim://":
         from appliance.formats.release import check_compatible
         from drivers.update_sim import SimulatedUpdater

@@ -7,7 +7,7 @@ set -euo pipefail
 need=(mmdebstrap u-boot-tools arch-test qemu-user-static dosfstools mtools e2fsprogs fdisk xz-utils util-linux
       python3-venv ca-certificates debian-archive-keyring)
 if [ "${1:-build}" = boot ]; then
-  need+=(qemu-system-arm u-boot-qemu)
+  need+=(qemu-system-arm u-boot-qemu socat)  # socat: the update test's HTTPS relay into the guest
 fi
 missing=()
 for p in "${need[@]}"; do

@@ -5,7 +5,8 @@
 # /etc/fw_env.config (U-Boot's environment: uboot.env in the boot partition), the
 # booted slot's kernel and initrd under fixed names (boot.scr loads them from the slot),
 # and the units (rauc's service, whose unit and D-Bus files tillbox ships: Debian's
-# package has none; tillbox-update-check; never rauc-mark-good, which would
+# package has none; tillbox-update-check; tillbox-update-request.path, which hands the
+# kiosk's install and restart to root; never rauc-mark-good, which would
 # commit every boot without a health check).
 #   updates.sh ROOT
 # Settings: TILLBOX_COMPATIBLE (default tillbox-rpi4), TILLBOX_RELEASE_CERT (the release
@@ -52,5 +53,6 @@ kver=$(ls "$root/lib/modules" | sort -V | tail -n1)
   || { echo "updates: no /boot/vmlinuz-$kver or initrd in the root"; exit 1; }
 ln -sfn "vmlinuz-$kver" "$root/boot/vmlinuz"
 ln -sfn "initrd.img-$kver" "$root/boot/initrd.img"
-chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin systemctl enable tillbox-update-check.service rauc.service
+chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin systemctl enable tillbox-update-check.service \
+  tillbox-update-apply.timer tillbox-update-request.path rauc.service
 echo "updates: RAUC for $COMPATIBLE, keyring $(basename "$cert"), kernel $kver"

@@ -606,8 +606,9 @@ class Agent:
     def _fetch_loop(self, stop: threading.Event) -> None:
         """The online update delivery (drivers.update_fetch), in its own thread with its
         own log connection: a download takes minutes and must never hold up the sync.
-        Each pass is bounded by its checks (a sale pauses it; it installs only between
-        shifts); a failure is logged and tried again at the next pass."""
+        Each pass only downloads (a sale pauses it): the agent is not root and RAUC is
+        root's, so root's ``tillbox update apply`` installs the download between shifts.
+        A failure is logged and tried again at the next pass."""
         from appliance.till import Till
         from drivers.update_fetch import step
 

@@ -9,9 +9,10 @@ cut at any moment leaves something the next boot finishes:
 2. read and check ``BOOT/tillbox.toml`` (absent: nothing to apply);
 3. create the till on the data partition with ``tillbox init`` (the device key is born
    here, on the device, never in the image);
-4. write broker, shop, event location and time zone into the till's config, and the
-   Wi-Fi, SSH and time zone settings under ``/data/system`` (root-only; the root file
-   system is read-only and its /etc points there);
+4. write broker, the region's CA (``region-ca.pem``), the update download rate, shop,
+   event location and time zone into the till's config, and the Wi-Fi, SSH and time
+   zone settings under ``/data/system`` (root-only; the root file system is read-only
+   and its /etc points there);
 5. hand the data folder to the kiosk and sync users (``--chown``);
 6. only then remove the file with its secrets from the boot partition, leaving
    ``tillbox-applied.toml`` (secrets redacted) so the technician can see what was applied.
@@ -29,6 +30,7 @@ import os
 import pwd
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import tomllib
@@ -38,8 +40,9 @@ from typing import Any
 
 from appliance.boundedio import PROVISION_LIMIT, read_bounded
 from appliance.config import schema as config_schema
-from appliance.datadir import DataDir
+from appliance.datadir import Config, DataDir
 from appliance.errors import TillError
+from appliance.formats.brokerurl import BrokerURL
 from appliance.fsutil import atomic_write, fsync_dir
 
 PROVISION_FILE = "tillbox.toml"
@@ -49,6 +52,8 @@ EXAMPLE_FILE = "tillbox.toml.example"
 REDACTED = "(stored on the device, removed from this card)"
 SECRET_KEYS = {("sync", "password"), ("wifi", "psk")}
 COMMAND_TIMEOUT_S = 120
+REGION_CA_FILE = "region-ca.pem"  # in the data folder: the sync agent and the kiosk read it
+REGION_CA_LIMIT = 64 * 1024  # a CA certificate is 1-2 KiB; a chain of a few fits easily
 
 _COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 _SSH_KEY_RE = re.compile(
@@ -59,11 +64,12 @@ _SSH_KEY_RE = re.compile(
 _HEX64_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 _KNOWN = {
     "device": {"id", "tenant", "timezone"},
-    "sync": {"broker", "username", "password", "region_public_key"},
+    "sync": {"broker", "username", "password", "region_public_key", "region_ca"},
     "wifi": {"ssid", "psk", "country"},
     "shop": {"name", "location", "permit"},
     "location": {"latitude", "longitude"},
     "ssh": {"authorized_keys"},
+    "updates": {"download_rate"},
 }
 
 
@@ -82,6 +88,8 @@ class Provisioning:
     username: str | None = None
     password: str | None = None
     region_public_key: str | None = None
+    region_ca: str | None = None  # PEM certificates, checked
+    download_rate: int | None = None  # bytes/s, 0: unlimited
     wifi_ssid: str | None = None
     wifi_psk: str | None = None
     wifi_country: str | None = None
@@ -109,6 +117,29 @@ def _text(data: dict, section: str, key: str, *, required: bool = False) -> str 
     if any(c in value for c in "\r\n\0"):
         raise _fail(section, key, "must be a single line")
     return value.strip()
+
+
+def _pem_certificates(data: dict, section: str, key: str) -> str | None:
+    """PEM CA certificates (one or more), as ``ssl`` would load them; None when absent."""
+    value = data.get(section, {}).get(key)
+    if value is None:
+        return None
+    pem = '"""-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----"""'
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(section, key, f"must be the region's CA certificate in triple quotes: {pem}")
+    if len(value.encode()) > REGION_CA_LIMIT:
+        raise _fail(
+            section, key, f"is larger than {REGION_CA_LIMIT // 1024} KiB (paste only the CA)"
+        )
+    if "PRIVATE KEY" in value:  # a key must not go to tillbox-applied.toml on the card
+        raise _fail(section, key, "holds a private key; paste only the region's CA certificate")
+    try:
+        ssl.create_default_context(cadata=value.strip())
+    except (ssl.SSLError, ValueError, TypeError):  # no certificate, a damaged one, not ASCII
+        raise _fail(
+            section, key, f"is not a readable PEM certificate; paste the whole file: {pem}"
+        ) from None
+    return value.strip() + "\n"
 
 
 def parse(text: str, zoneinfo: Path = Path("/usr/share/zoneinfo")) -> Provisioning:
@@ -165,6 +196,10 @@ def parse(text: str, zoneinfo: Path = Path("/usr/share/zoneinfo")) -> Provisioni
                 "region_public_key",
                 "must be the region's public key: 64 hex digits (from `tillbox edge keygen`)",
             )
+    prov.region_ca = _pem_certificates(data, "sync", "region_ca")
+    rate = data.get("updates", {}).get("download_rate")
+    if rate is not None:  # its type and range were checked against the till's schema above
+        prov.download_rate = int(rate)
     prov.username = _text(data, "sync", "username")
     prov.password = _text(data, "sync", "password")
     if prov.password is not None and prov.username is None:
@@ -293,6 +328,31 @@ def init_till(data: DataDir, prov: Provisioning, tillbox: str) -> bool:
 
 
 RAUC_CONF = Path("/etc/rauc/system.conf")
+# Where the region's CA is named: the broker's TLS ([sync] tls_ca, which the bundle
+# download falls back to) or, for a plain mqtt:// broker, the download's own (a CA in
+# [sync] tls_ca would turn TLS on towards a broker that does not speak it).
+CA_KEYS = (("sync", "tls_ca"), ("updates", "download_ca"))
+
+
+def region_ca_path(data: DataDir) -> Path:
+    return data.root / REGION_CA_FILE
+
+
+def apply_region_ca(data: DataDir, config: Config, prov: Provisioning) -> None:
+    """Write the region's CA beside the till's config and name it there; without one in
+    the file, stop trusting the one an earlier file gave (only that one: a CA set by
+    hand stays)."""
+    path = region_ca_path(data)
+    ours = [(s, k) for s, k in CA_KEYS if config.section(s).get(k) == str(path)]
+    for section, key in ours:
+        config.unset(section, key)
+    if prov.region_ca is None:
+        return
+    atomic_write(path, prov.region_ca.encode(), mode=0o640)
+    broker = config.section("sync").get("broker")
+    plain = bool(broker) and not BrokerURL.parse(broker).tls
+    section, key = CA_KEYS[1] if plain else CA_KEYS[0]
+    config.update(section, **{key: str(path)})
 
 
 def apply_config(data: DataDir, prov: Provisioning, rauc_conf: Path = RAUC_CONF) -> None:
@@ -312,12 +372,17 @@ def apply_config(data: DataDir, prov: Provisioning, rauc_conf: Path = RAUC_CONF)
         config.update("sync", password_file=str(data.broker_password_path))
     if prov.region_public_key is not None:
         config.update("sync", region_public_key=prov.region_public_key.lower())
+    apply_region_ca(data, config, prov)
+    if prov.download_rate is not None:
+        config.update("updates", download_rate=prov.download_rate)
     if prov.timezone is not None:
         config.update("device", timezone=prov.timezone)
     config.update("shop", **prov.shop)
     config.update("location", **prov.location)
     data.save_config(config)
     os.chmod(data.config_path, 0o660)  # the kiosk and the sync agent (tillbox group)
+    if prov.region_ca is None:  # named nowhere now (the config is saved): remove it
+        region_ca_path(data).unlink(missing_ok=True)
 
 
 def apply_system(system: Path, prov: Provisioning, zoneinfo: Path) -> dict[str, Any]:
@@ -376,6 +441,10 @@ def chown_data(data: DataDir, kiosk: str = "kiosk", sync: str = "tillbox-sync") 
     for path in [data.config_path, *root.glob("log.db*")]:
         os.chown(path, k.pw_uid, group)
         os.chmod(path, 0o660)
+    ca = region_ca_path(data)
+    if ca.exists():  # read by the sync agent (MQTT, the download) and the kiosk's CLI
+        os.chown(ca, k.pw_uid, group)
+        os.chmod(ca, 0o640)
     for folder, owner in ((data.media_dir, k), (data.sync_dir, s)):
         folder.mkdir(exist_ok=True)
         for path in [folder, *folder.rglob("*")]:

@@ -347,27 +347,42 @@ def send_health(db: str, folder: DataDir, received_ms: int, sent_ms: int, **chan
 
 # -- a console served for real ------------------------------------------------------------
 class ConsoleServer:
-    """``tillbox edge web`` on a free loopback port, as its own process."""
+    """``tillbox edge web`` on a free loopback port, as its own process; over HTTPS with
+    ``tls`` (a certificate that is its own CA, as ``systest.https.make_cert`` makes, and
+    its key)."""
 
-    def __init__(self, db: str, folder: Path, key: Path | None = None, *extra: str) -> None:
+    def __init__(
+        self,
+        db: str,
+        folder: Path,
+        key: Path | None = None,
+        *extra: str,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         self.port = free_port()
+        self.tls = tls
         args = [TILLBOX, "edge", "web", "--db", db, "--listen", f"127.0.0.1:{self.port}"]
         if key is not None:
             args += ["--key", str(key)]
+        if tls is not None:
+            args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         self.proc = Proc([*args, *extra], folder / f"console-{self.port}.log")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> ConsoleServer:
+        import ssl
+
+        context = ssl.create_default_context(cafile=str(self.tls[0])) if self.tls else None
         self.proc.start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.proc.alive():
                 raise AssertionError(f"the console exited: {self.proc.log()[-2000:]}")
             try:
-                with urllib.request.urlopen(self.url + "/login", timeout=2) as r:
+                with urllib.request.urlopen(self.url + "/login", timeout=2, context=context) as r:
                     if r.status == 200:
                         return self
             except OSError:

@@ -14,15 +14,22 @@ import subprocess
 import threading
 from pathlib import Path
 
+DEFAULT_SANS = ("IP:127.0.0.1", "DNS:localhost")
 
-def make_cert(folder: Path, name: str = "region") -> tuple[Path, Path]:
-    """A self-signed CA-and-server certificate for 127.0.0.1 and localhost: (cert, key)."""
+
+def make_cert(
+    folder: Path, name: str = "region", extra_sans: tuple[str, ...] = ()
+) -> tuple[Path, Path]:
+    """A self-signed CA-and-server certificate for 127.0.0.1 and localhost, and for
+    ``extra_sans`` in openssl's spelling (``IP:10.0.2.100``: the host as a QEMU guest
+    reaches it): (cert, key)."""
     folder.mkdir(parents=True, exist_ok=True)
     cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    sans = ",".join((*DEFAULT_SANS, *extra_sans))
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
          "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={name}",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-addext", f"subjectAltName={sans}",
          "-addext", "basicConstraints=critical,CA:TRUE"],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip

@@ -343,7 +343,7 @@ class DeviceHub:
 
         self._submit(self._slow, work, done, failed)
 
-    # -- system updates from a USB stick (the technician screen) --------------------------
+    # -- system updates from a USB stick or the region (the technician screen) ------------
     def update_offer(
         self, folder: Path, done: Callable[[Any], None], failed: Callable[[str], None]
     ) -> None:
@@ -359,6 +359,20 @@ class DeviceHub:
 
         self._submit(self._slow, work, done, failed)
 
+    def region_offer(self, done: Callable[[Any], None], failed: Callable[[str], None]) -> None:
+        """The region's online offer (``appliance.services.updates.RegionOffer``): its
+        line, and the install of its downloaded bundle; checking that bundle takes a
+        moment too, so off the UI thread."""
+
+        def work() -> Any:
+            from appliance.services.updates import region_offer
+            from appliance.updates import open_updater
+
+            till = self.till()
+            return region_offer(till, lambda: open_updater(till.config, self.data_dir))
+
+        self._submit(self._slow, work, done, failed)
+
     def install_update(
         self,
         bundle: Path,
@@ -366,21 +380,24 @@ class DeviceHub:
         done: Callable[[Any], None],
         failed: Callable[[str], None],
     ) -> None:
-        """Install ``bundle`` as a technician's command, through the core's service (its
-        rules: never during an open sale; its events: update.started, .installed)."""
+        """Install ``bundle`` (a stick's, or the region's download) as a technician's
+        command, through the core's service (its rules: never during an open sale; its
+        events: update.started, .installed)."""
 
         def work() -> Any:
-            from appliance.services.updates import install
+            from appliance.services.updates import forget_download, install
             from appliance.updates import TECHNICIAN, open_updater
 
             till = self.till()
-            return install(
+            result = install(
                 till,
                 open_updater(till.config, self.data_dir),
                 bundle,
                 by=TECHNICIAN,
                 progress=lambda pct, what: self.post(lambda: progress(pct, what)),
             )
+            forget_download(self.data_dir, bundle)
+            return result
 
         self._submit(self._slow, work, done, failed)
 

@@ -91,6 +91,16 @@ def make_till(root: Path, *, fatal: list[str] | None = None, engraver_speed: flo
     return configure_kiosk(ddir, fatal=fatal, engraver_speed=engraver_speed)
 
 
+def sim_updates_till(root: Path, keyring: Path, compatible: str) -> DataDir:
+    """A kiosk till (:func:`make_till`) whose updater is the simulated A/B card, trusting
+    the release certificate ``keyring``, for the technician screen's update tests."""
+    ddir = make_till(root, fatal=["log", "device_key", "disk"])
+    config = ddir.load_config()
+    config.update("updates", backend="sim://", keyring=str(keyring), compatible=compatible)
+    ddir.save_config(config)
+    return ddir
+
+
 def configure_kiosk(
     ddir: DataDir,
     *,
@@ -285,6 +295,13 @@ class Kiosk:
         for ch in digits:
             self.tap(f"{prefix}{ch}")
             time.sleep(0.03)
+
+    def to_settings(self) -> None:
+        """Open the technician settings screen behind its PIN."""
+        self.tap("nav-settings")
+        self.keypad(PIN, "pin-")
+        self.tap("pin-ok")
+        self.wait_screen("settings")
 
     def open_shift(self, float_digits: str = "") -> None:
         """Tap the sell screen's open-shift offer and enter the counted opening float."""

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from appliance import events as ev
 from appliance import queries, saleopen
@@ -49,6 +49,7 @@ from appliance.updates import (
     check_install_time,
     check_reboot_time,
     plan_install,
+    restart_due,
 )
 
 if TYPE_CHECKING:
@@ -158,7 +159,12 @@ def offer_from_stick(till: Till, folder: Path, updater: Updater) -> Offer:
     installed already and waiting for the restart)."""
     if not folder.is_dir():
         raise TillError(f"no USB stick found at {folder}; plug one in")
-    info = stick_bundle(folder, updater)
+    return _offer(till, stick_bundle(folder, updater), updater)
+
+
+def _offer(till: Till, info: BundleInfo, updater: Updater) -> Offer:
+    """The install of the checked bundle ``info``, or RuleViolation while another install
+    runs or this version waits for its restart."""
     status = updater.status()
     last = last_update(till)
     pending = after_boot(last, status, install_running=install_running(till.data_dir))
@@ -371,18 +377,24 @@ def settle_boot(till: Till, updater: Updater, health: Health, *, reboot: bool = 
 
 
 def restart_for_update(till: Till, open_updater: Callable[[], Updater]) -> str:
-    """At shift close: restart into an installed update, if one waits (else "").
+    """Restart into an installed update when :func:`appliance.updates.restart_due` says
+    so (``tillbox shift close``, and the root unit's ``tillbox update apply`` that sees
+    the kiosk's closes); "" when nothing waits or it is not time.
 
     The updater is only opened when the log says an install happened: most closes have
     nothing to do and must not wait for (or depend on) the updater."""
     last = last_update(till)
     if last is None or last.type != ev.UPDATE_INSTALLED:
         return ""
+    closes = queries.latest_of_types(till.log, (ev.SHIFT_CLOSED,), 1)
+    closed_since = bool(closes) and closes[0][0] > last.seq
+    if not restart_due(str(last.payload.get("by", TECHNICIAN)), activity(till), closed_since):
+        return ""
     updater = open_updater()
     action = after_boot(last, updater.status(), install_running=install_running(till.data_dir))
     if action.kind != "awaiting_reboot":
         return ""
-    check_reboot_time(activity(till), SCHEDULE)
+    check_reboot_time(activity(till), SCHEDULE)  # a sale may have opened meanwhile
     updater.reboot()
     return f"restarting into update {last.payload.get('to_version')}"
 
@@ -418,14 +430,21 @@ def release_notice_row(till: Till) -> tuple | None:
 
 
 def done_already(till: Till, version: str) -> bool:
-    """The till's last install or commit was of ``version``: nothing to fetch."""
-    for _seq, type_, _wall, payload in queries.latest_of_types(
-        till.log, (ev.UPDATE_INSTALLED, ev.UPDATE_COMMITTED), 1
-    ):
-        return type_ in (ev.UPDATE_INSTALLED, ev.UPDATE_COMMITTED) and (
-            payload.get("to_version") == version
-        )
-    return False
+    """This till has installed ``version`` before (whatever it runs now): nothing to
+    fetch. Not only the newest install: after a technician installs a newer one by hand
+    the region's older notice is still in force, and must not be fetched again."""
+    return queries.any_of_types_for_version(
+        till.log, (ev.UPDATE_INSTALLED, ev.UPDATE_COMMITTED), "to_version", version
+    )
+
+
+def failed_before(till: Till, version: str) -> bool:
+    """An install of ``version`` failed or rolled back on this till: the till does not
+    try it again by itself (it would fail, restart and fall back in a loop); a
+    technician still can, by hand."""
+    return queries.any_of_types_for_version(
+        till.log, (ev.UPDATE_FAILED, ev.UPDATE_ROLLED_BACK), "to_version", version
+    )
 
 
 def record_download_failed(till: Till, version: str, url: str, reason: str) -> None:
@@ -441,3 +460,78 @@ def record_downloaded(till: Till, version: str, url: str, sha256: str, size: int
     till.record(
         ev.UPDATE_DOWNLOADED, {"version": version, "url": url, "sha256": sha256, "size": size}
     )
+
+
+def downloads_dir(data_dir: DataDir) -> Path:
+    """Where the sync agent leaves the region's offered bundle (``drivers.update_fetch``
+    downloads into it; the technician screen and root's apply install from it)."""
+    return updates_dir(data_dir) / "downloads"
+
+
+def downloaded_bundle(data_dir: DataDir, version: str) -> Path:
+    """The whole download of the offered ``version`` (the agent renames its ``.part`` to
+    this name only once the size and hash match the notice)."""
+    return downloads_dir(data_dir) / f"tillbox-{version}{BUNDLE_SUFFIX}"
+
+
+def offer_state(till: Till) -> tuple[dict[str, object] | None, str]:
+    """The region's release notice in force and one line on where it stands, for
+    ``tillbox update status`` and the technician screen: (None, "") without one."""
+    import json
+
+    row = release_notice_row(till)
+    if row is None:
+        return None, ""
+    body = json.loads(row[3])
+    notice = body["notice"]
+    version = notice["version"]
+    out: dict[str, object] = {"notice": notice, "ignored": body["ignored"]}
+    if body["ignored"]:
+        return out, f"the region offers {version}; ignored: {body['ignored']}"
+    if done_already(till, version):
+        return out | {"state": "installed"}, f"the region offers {version}: installed"
+    target = downloaded_bundle(till.data_dir, version)
+    part = target.with_name(target.name + ".part")
+    if target.exists():
+        return out | {"state": "downloaded"}, (
+            f"the region offers {version}: downloaded; it installs between shifts"
+        )
+    have = part.stat().st_size if part.exists() else 0
+    return out | {"state": "downloading", "bytes": have}, (
+        f"the region offers {version}: downloading, {have} of {notice['size']} bytes "
+        "(paused while a sale is open)"
+    )
+
+
+@dataclass(frozen=True)
+class RegionOffer:
+    """What the technician screen shows of the region's online offer: ``line`` is
+    :func:`offer_state`'s ("" without a notice); ``offer`` the install of the downloaded
+    bundle a technician may start now, or ``problem`` saying why it cannot be."""
+
+    line: str
+    offer: Offer | None = None
+    problem: str = ""
+
+
+def region_offer(till: Till, open_updater: Callable[[], Updater]) -> RegionOffer:
+    """The region's offer on this till, and the install its downloaded bundle offers
+    (checked like a stick's: signature, hardware, newer, no install running). The
+    updater is opened only for a downloaded bundle: most tills have no offer at all."""
+    state, line = offer_state(till)
+    if state is None or state.get("state") != "downloaded":
+        return RegionOffer(line)
+    notice = cast("dict[str, Any]", state["notice"])
+    bundle = downloaded_bundle(till.data_dir, str(notice["version"]))
+    try:
+        updater = open_updater()
+        return RegionOffer(line, _offer(till, _named(updater.inspect(bundle), bundle), updater))
+    except TillError as exc:  # RuleViolation too; also root's apply took the file meanwhile
+        return RegionOffer(line, problem=str(exc))
+
+
+def forget_download(data_dir: DataDir, bundle: Path) -> None:
+    """Remove ``bundle`` once installed when it is the region's download (as root's apply
+    does): it holds a whole system image of space the log may need; a stick's stays."""
+    if bundle.absolute().parent == downloads_dir(data_dir).absolute():
+        bundle.unlink(missing_ok=True)

@@ -19,19 +19,31 @@ import hashlib
 import json
 import os
 import re
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-OUT = REPO / "image-build" / "out"
-DISKID = "7111b0c5"
+from systest.qemu import (
+    BROKER_PASSWORD,
+    DEVICE,
+    DISKID,
+    SECRETS,
+    TENANT,
+    bootargs,
+    debugfs,
+    grow,
+    partitions,
+    provisioning,
+    qemu_command,
+    sh,
+    unpack,
+    write_boot_files,
+)
+
 BOOT_TIMEOUT_S = 900
 GROW_MB = 512
-SECRETS = ("broker-secret-4711", "wifi-secret-0815")
 
 pytestmark = [
     pytest.mark.slow,
@@ -43,70 +55,15 @@ pytestmark = [
 ]
 
 
-def sh(*cmd: str, timeout: float = 300, stdin: str | None = None) -> str:
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=stdin)
-    assert done.returncode == 0, f"{' '.join(cmd)}: {done.stderr.strip()}"
-    return done.stdout
-
-
-def version() -> str:
-    import tomllib
-
-    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
-
-
-def partitions(image: Path) -> list[dict]:
-    table = json.loads(sh("sfdisk", "--json", str(image)))["partitiontable"]
-    assert table["label"] == "dos" and table["id"] == f"0x{DISKID}"
-    return table["partitions"]
-
-
-def debugfs(image: Path, offset: int, request: str) -> str:
-    return sh("debugfs", "-R", request, f"{image}?offset={offset}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def broker(tmp_path: Path):
     """mosquitto on a free port with the region's shipped config (dynamic security: the
     till's identity bound to its tenant and topics), as the guest's broker."""
     from edge.broker import LocalBroker
 
-    b = LocalBroker(tmp_path / "broker", {"qemu-till-1": SECRETS[0]}, tenant="boottest")
+    b = LocalBroker(tmp_path / "broker", {DEVICE: BROKER_PASSWORD}, tenant=TENANT)
     yield b.start().port
     b.stop()
-
-
-PROVISIONING = """\
-[device]
-id = "qemu-till-1"
-tenant = "boottest"
-timezone = "Europe/Berlin"
-
-[sync]
-broker = "mqtt://10.0.2.100:1883"
-username = "qemu-till-1"
-password = "broker-secret-4711"
-region_public_key = "{region_key}"
-
-[shop]
-name = "Boot Test Stall"
-location = "QEMU virt, bench 1"
-
-[location]
-latitude = 48.1
-longitude = 11.6
-
-[wifi]
-country = "DE"
-ssid = "NoSuchNetwork"
-psk = "wifi-secret-0815"
-"""
 
 
 def probe_report(console_text: str) -> dict | None:
@@ -124,12 +81,9 @@ def probe_report(console_text: str) -> dict | None:
 
 def test_image_builds_provisions_and_boots(image_xz: Path, tmp_path: Path, broker: int):
     image = tmp_path / "card.img"
-    if image_xz.suffix == ".img":  # the build's raw image (TILLBOX_IMAGE=...img): no artefacts
-        sh("cp", "--sparse=always", str(image_xz), str(image), timeout=600)
-    else:
+    if image_xz.suffix != ".img":  # the build's raw image (TILLBOX_IMAGE=...img): no artefacts
         check_artefacts(image_xz)
-        with image.open("wb") as out:
-            subprocess.run(["xz", "-dc", str(image_xz)], stdout=out, check=True, timeout=600)
+    unpack(image_xz, image)
     boot_and_check(image, tmp_path, broker)
 
 
@@ -193,58 +147,20 @@ def boot_and_check(image: Path, tmp_path: Path, broker: int) -> None:
     from nacl.signing import SigningKey
 
     region_key = SigningKey.generate().verify_key.encode().hex()
-    (tmp_path / "tillbox.toml").write_text(PROVISIONING.format(region_key=region_key))
-    sh("mcopy", "-i", boot, str(tmp_path / "tillbox.toml"), "::/tillbox.toml")
-    # This machine's console and the probe, for boot.scr (U-Boot merges these into its
-    # defaults; the slot counters start from the script's own).
-    from drivers import uboot
-
-    uboot.write(tmp_path / "uboot.env", {
-        "tillbox_console": "console=ttyAMA0",
-        "tillbox_bootargs": "systemd.wants=tillbox-boottest.service "
-        "systemd.mask=systemd-timesyncd.service systemd.show_status=1",
-    })  # fmt: skip
-    sh("mcopy", "-i", boot, str(tmp_path / "uboot.env"), "::/uboot.env")
+    # The technician's file, and this machine's console and the probe for boot.scr
+    # (U-Boot merges these into its defaults; the slot counters start from the script's own).
+    write_boot_files(
+        image, tmp_path, provisioning(region_key), bootargs("tillbox-boottest.service")
+    )
 
     # A bigger card than the image: first boot must grow the data partition.
-    with image.open("r+b") as fh:
-        fh.truncate(image.stat().st_size + GROW_MB * 2**20)
+    grow(image, GROW_MB)
 
     # -- boot through U-Boot (Debian's u-boot-qemu): boot.scr picks slot A. The probe
     #    unit (enabled from the command line only) prints one line and powers off.
     #    Network: only the broker, forwarded to the test's mosquitto.
     console = tmp_path / "console.log"
-    cmd = [
-        "nice",
-        "-n",
-        "10",
-        "qemu-system-aarch64",
-        "-M",
-        "virt",
-        "-cpu",
-        "cortex-a72",
-        "-smp",
-        "2",
-        "-m",
-        "2048",
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-serial",
-        f"file:{console}",
-        "-no-reboot",
-        "-bios",
-        "/usr/lib/u-boot/qemu_arm64/u-boot.bin",
-        "-drive",
-        f"file={image},format=raw,if=none,id=card",
-        "-device",
-        "virtio-blk-pci,drive=card",
-        "-netdev",
-        f"user,id=net,restrict=on,guestfwd=tcp:10.0.2.100:1883-tcp:127.0.0.1:{broker}",
-        "-device",
-        "virtio-net-pci,netdev=net,romfile=",
-    ]
+    cmd = qemu_command(console, [image], {1883: broker})
     if os.environ.get("TILLBOX_QEMU_GPU"):  # a KMS device for the kiosk (software rendering)
         cmd += ["-device", "virtio-gpu-pci,romfile="]
     started = time.monotonic()

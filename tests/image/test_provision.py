@@ -174,6 +174,110 @@ def test_a_card_keeps_its_device_id(provision_module, card, host_tillbox):
     assert (card["data"] / "keys" / "device.key").read_bytes() == key
 
 
+CA_PLACEHOLDER = (
+    '# region_ca = """\n# -----BEGIN CERTIFICATE-----\n# ...\n# -----END CERTIFICATE-----\n# """'
+)
+RATE_PLACEHOLDER = "# [updates]\n# download_rate = 1000000"
+
+
+def with_region_ca(text: str, pem: str) -> str:
+    assert CA_PLACEHOLDER in text
+    return text.replace(CA_PLACEHOLDER, f'region_ca = """\n{pem}"""')
+
+
+@pytest.fixture
+def region_ca(tmp_path: Path) -> str:
+    from systest.https import make_cert
+
+    cert, _key = make_cert(tmp_path / "pki", "region-ca")
+    return cert.read_text()
+
+
+def test_the_regions_ca_and_the_download_rate_are_applied(
+    provision_module, card, host_tillbox, region_ca
+):
+    import ssl
+    import tomllib
+
+    from appliance.datadir import DataDir
+
+    text = with_region_ca(EXAMPLE, region_ca).replace(
+        RATE_PLACEHOLDER, "[updates]\ndownload_rate = 0"
+    )
+    (card["boot"] / "tillbox.toml").write_text(text)
+    assert run(provision_module, card, host_tillbox) == 0
+    ca = card["data"] / "region-ca.pem"
+    assert ca.read_text() == region_ca.strip() + "\n"
+    assert stat.S_IMODE(ca.stat().st_mode) == 0o640  # the tillbox group reads it
+    assert not (card["data"] / ".region-ca.pem.tmp").exists()
+    ssl.create_default_context(cafile=str(ca))  # a CA file the agent's TLS can load
+    config = tomllib.loads((card["data"] / "tillbox.toml").read_text())
+    assert config["sync"]["tls_ca"] == str(ca)  # the broker's TLS and the download's
+    assert config["updates"]["download_rate"] == 0
+    # the till's own loader takes it (its schema: [updates] belongs to the drivers)
+    assert DataDir(card["data"]).load_config().section("updates")["download_rate"] == 0
+    assert "BEGIN CERTIFICATE" in (card["boot"] / "tillbox-applied.toml").read_text()
+
+
+def test_without_the_keys_the_till_keeps_its_defaults(provision_module, card, host_tillbox):
+    from appliance.datadir import DataDir
+
+    (card["boot"] / "tillbox.toml").write_text(EXAMPLE)
+    assert run(provision_module, card, host_tillbox) == 0
+    config = DataDir(card["data"]).load_config()
+    assert config.section("updates")["download_rate"] == 1_000_000
+    assert config.section("sync")["tls_ca"] == "" and config.section("updates")["download_ca"] == ""
+    assert not (card["data"] / "region-ca.pem").exists()
+
+
+def test_with_a_plain_broker_the_ca_is_only_the_downloads(
+    provision_module, card, host_tillbox, region_ca
+):
+    from appliance.datadir import DataDir
+
+    text = with_region_ca(EXAMPLE, region_ca).replace(
+        "mqtts://sync.region.example:8883", "mqtt://sync.region.example:1883"
+    )
+    (card["boot"] / "tillbox.toml").write_text(text)
+    assert run(provision_module, card, host_tillbox) == 0
+    config = DataDir(card["data"]).load_config()
+    # a CA in [sync] tls_ca would make the agent speak TLS to a broker that does not
+    assert config.section("sync")["tls_ca"] == ""
+    assert config.section("updates")["download_ca"] == str(card["data"] / "region-ca.pem")
+
+
+def test_a_later_file_without_the_ca_stops_trusting_it(
+    provision_module, card, host_tillbox, region_ca
+):
+    from appliance.datadir import DataDir
+
+    (card["boot"] / "tillbox.toml").write_text(with_region_ca(EXAMPLE, region_ca))
+    assert run(provision_module, card, host_tillbox) == 0
+    assert (card["data"] / "region-ca.pem").exists()
+    (card["boot"] / "tillbox.toml").write_text(EXAMPLE)  # the region moved to a public CA
+    assert run(provision_module, card, host_tillbox) == 0
+    assert DataDir(card["data"]).load_config().section("sync")["tls_ca"] == ""
+    assert not (card["data"] / "region-ca.pem").exists()
+
+
+def test_the_ca_file_goes_to_the_kiosk_and_the_tillbox_group(
+    provision_module, card, host_tillbox, region_ca, monkeypatch
+):
+    from types import SimpleNamespace
+
+    (card["boot"] / "tillbox.toml").write_text(with_region_ca(EXAMPLE, region_ca))
+    assert run(provision_module, card, host_tillbox) == 0
+    users = {"kiosk": SimpleNamespace(pw_uid=1001, pw_gid=1001),
+             "tillbox-sync": SimpleNamespace(pw_uid=1002, pw_gid=1002)}  # fmt: skip
+    owners: dict[str, tuple[int, int]] = {}
+    monkeypatch.setattr(provision_module.pwd, "getpwnam", users.__getitem__)
+    monkeypatch.setattr(provision_module.os, "chown", lambda path, uid, gid, **_: owners.update(
+        {Path(path).name: (uid, gid)}))  # fmt: skip
+    provision_module.chown_data(provision_module.DataDir(card["data"]))
+    assert owners["region-ca.pem"] == (1001, 1001)
+    assert stat.S_IMODE((card["data"] / "region-ca.pem").stat().st_mode) == 0o640
+
+
 BAD = {
     "no device id": (('id = "stall-001"\n', ""), "[device] id is missing"),
     "bad device id": (('id = "stall-001"', 'id = "stall 001"'), "[device] id must be"),
@@ -221,6 +325,42 @@ BAD = {
     "unknown key": (("permit = ", "permission = "), "[shop] permission is not a known"),
     "latitude": (("latitude = 52.5200", "latitude = 152.5"), "[location] latitude must be"),
     "not toml": (('name = "Riverside', "name = Riverside"), "not valid TOML"),
+    "region ca not PEM": (
+        (CA_PLACEHOLDER, 'region_ca = """\nnot a certificate\n"""'),
+        "[sync] region_ca is not a readable PEM certificate",
+    ),
+    "region ca damaged": (
+        (
+            CA_PLACEHOLDER,
+            'region_ca = """\n-----BEGIN CERTIFICATE-----\nMIIB!!\n-----END CERTIFICATE-----\n"""',
+        ),
+        "[sync] region_ca is not a readable PEM certificate",
+    ),
+    "region ca empty": ((CA_PLACEHOLDER, 'region_ca = ""'), "[sync] region_ca must be the"),
+    "region ca a number": ((CA_PLACEHOLDER, "region_ca = 5"), "[sync] region_ca must be the"),
+    "region ca with a private key": (
+        (
+            CA_PLACEHOLDER,
+            'region_ca = """\n-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n"""',
+        ),
+        "[sync] region_ca holds a private key",
+    ),
+    "region ca too big": (
+        (CA_PLACEHOLDER, 'region_ca = """\n' + "A" * 70_000 + '\n"""'),
+        "[sync] region_ca is larger than 64 KiB",
+    ),
+    "negative download rate": (
+        (RATE_PLACEHOLDER, "[updates]\ndownload_rate = -1"),
+        "[updates] download_rate must be",
+    ),
+    "download rate as text": (
+        (RATE_PLACEHOLDER, '[updates]\ndownload_rate = "1 MB/s"'),
+        "[updates] download_rate must be",
+    ),
+    "unprovisionable updates key": (
+        (RATE_PLACEHOLDER, '[updates]\ndownload_ca = "/tmp/ca.pem"'),
+        "[updates] download_ca is not a known setting",
+    ),
     "bad ssh key": (
         (
             '# [ssh]\n# authorized_keys = ["ssh-ed25519 AAAAC3Nza... technician@office"]',

@@ -219,3 +219,16 @@ def test_sysusers_create_the_accounts_without_passwords(tmp_path: Path):
     }
     for user in ("kiosk", "tillbox-sync", "tillbox-edge"):
         assert not shadow[user].startswith("$"), f"{user} has a password"
+
+
+def test_the_kiosks_update_requests_start_roots_service():
+    # The path the kiosk's RaucUpdater writes (drivers.update_requests) is the one the
+    # path unit watches, on the image's data folder, and the image enables the unit.
+    from drivers import update_requests
+
+    s = settings("tillbox-update-request.path", "Path")
+    assert s["PathExists"] == [f"/var/lib/tillbox/updates/{update_requests.REQUEST}"]
+    assert s["Unit"] == ["tillbox-update-apply.service"]
+    assert settings("tillbox-update-request.path", "Install")["WantedBy"] == ["paths.target"]
+    enable = (REPO / "image-build/updates.sh").read_text().split("systemctl enable", 1)[1]
+    assert "tillbox-update-request.path" in enable.split("\necho", 1)[0]

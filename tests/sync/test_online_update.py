@@ -1,8 +1,9 @@
 """The online update delivery end to end: the region signs a release notice for a real
 RAUC bundle (`tillbox edge release publish`), publishes it retained through the suite's
-mosquitto with the shipped config, the till's sync agent applies it, downloads the
-bundle over real HTTPS from the region (cut once half-way: it resumes), and installs it
-into the simulated A/B card between shifts. A sale open on the kiosk holds it back."""
+mosquitto with the shipped config, the till's sync agent applies it and downloads the
+bundle over real HTTPS from the region (cut once half-way: it resumes); root's
+`tillbox update apply` installs it into the simulated A/B card between shifts and
+restarts into it. A sale open on the kiosk holds it back."""
 
 from __future__ import annotations
 
@@ -72,16 +73,21 @@ def test_the_notice_comes_through_the_broker_and_the_till_installs(
         assert info["notice"]["version"] == "9.0.0"
         agent = agent_proc(till, broker.url).start()
         try:
-            wait_for(lambda: ev.UPDATE_INSTALLED in types(till), 60, "the install")
+            wait_for(lambda: ev.UPDATE_DOWNLOADED in types(till), 60, "the download")
+            # the agent is not root: it never installs (RAUC is root's)
+            assert ev.UPDATE_STARTED not in types(till)
+            applied = run_tillbox("update", "apply", "--data-dir", str(till.root), timeout=120)
         finally:
             agent.stop()
+        assert applied.returncode == 0, applied.stderr
+        assert "restarting into update 9.0.0" in applied.stdout
         seen = [t for t in types(till) if t.startswith("update.")]
         assert seen == ["update.offered", "update.downloaded", "update.started",
                         "update.installed"]  # fmt: skip
         assert server.ranges[0] is None and server.ranges[1].startswith("bytes=")
         with Till.open(till) as t:
             status = open_updater(t.config, t.data_dir).status()
-        assert status.other.version == "9.0.0" and status.primary == status.other.bootname
+        assert status.booted.version == "9.0.0"  # restarted into it: no shift was open
     finally:
         server.close()
 
@@ -127,10 +133,13 @@ def test_an_open_sale_holds_the_download_and_the_install(tmp_path, region, kit):
             assert server.ranges == []
             mark.set(False)
             t.open_shift()
-            assert update_fetch.step(t) == "downloaded"  # fetched, but a shift is open
+            assert update_fetch.step(t) == "downloaded"
+            updater = open_updater(t.config, t.data_dir)
+            assert update_fetch.install_offered(t, updater) == "waiting"  # a shift is open
             assert ev.UPDATE_STARTED not in types(till)
             t.close_shift()
-            assert update_fetch.step(t) == "installed"
+            assert update_fetch.install_offered(t, updater) == "installed"
             assert update_fetch.step(t) == "done"
+            assert update_fetch.install_offered(t, updater) == "none"
     finally:
         server.close()

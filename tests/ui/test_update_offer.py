@@ -17,17 +17,13 @@ from appliance import events as ev
 from appliance.till import Till
 from appliance.updates import open_updater
 from systest.updates import TOOLS, ReleaseKit, missing
-from ui.testing import PIN, Kiosk, events, make_till
+from ui.testing import Kiosk, events, sim_updates_till
 
 COMPATIBLE = "tillbox-test"
 
 
 def sim_kiosk_till(tmp_path, kit: ReleaseKit):
-    ddir = make_till(tmp_path / "till", fatal=["log", "device_key", "disk"])
-    config = ddir.load_config()
-    config.update("updates", backend="sim://", keyring=str(kit.cert), compatible=COMPATIBLE)
-    ddir.save_config(config)
-    return ddir
+    return sim_updates_till(tmp_path / "till", kit.cert, COMPATIBLE)
 
 
 def need_tools() -> None:
@@ -82,13 +78,6 @@ def test_the_hub_offers_the_stick_and_reports_the_installs_progress(tmp_path):
         hub.close()
 
 
-def to_settings(kiosk: Kiosk) -> None:
-    kiosk.tap("nav-settings")
-    kiosk.keypad(PIN, "pin-")
-    kiosk.tap("pin-ok")
-    kiosk.wait_screen("settings")
-
-
 @pytest.mark.slow
 def test_the_technician_screen_installs_the_update_on_the_usb_stick(xvfb, tmp_path):
     need_tools()
@@ -107,7 +96,7 @@ def test_the_technician_screen_installs_the_update_on_the_usb_stick(xvfb, tmp_pa
         k.tap("item-CAFE")  # a sale is open
         k.wait_text("total", "2.")
 
-        to_settings(k)
+        k.to_settings()
         offer = k.wait_text("upd-message", "tillbox-2.1.0.raucb: 2.1.0 for tillbox-test", 30)
         assert "this till runs 0.1.0" in offer
         assert k.text("upd-offer") == "Install update 2.1.0"
@@ -125,7 +114,7 @@ def test_the_technician_screen_installs_the_update_on_the_usb_stick(xvfb, tmp_pa
         k.wait_screen("sell")
         k.tap("clear-cart")
         k.wait(lambda s: "0.00" in s["widgets"]["total"]["text"], what="the cart cleared")
-        to_settings(k)
+        k.to_settings()
         k.wait_text("upd-message", "for tillbox-test", 30)
         k.screenshot("update-offer")
         k.tap("upd-offer")

@@ -67,6 +67,17 @@ def test_tls_is_checked_against_the_regions_ca(tmp_path, server):
         fetch(server.url, tmp_path / "b.raucb", size=len(BODY), sha256=SHA, ca_file=str(other))
 
 
+def test_the_test_certificate_also_names_the_hosts_asked_for(tmp_path):
+    import ssl
+
+    cert, _key = make_cert(tmp_path / "guest", "region", extra_sans=("IP:10.0.2.100",))
+    names = ssl._ssl._test_decode_cert(str(cert))["subjectAltName"]  # the stdlib's own parser
+    assert names == (("IP Address", "127.0.0.1"), ("DNS", "localhost"),
+                     ("IP Address", "10.0.2.100"))  # fmt: skip
+    plain, _key = make_cert(tmp_path / "plain")
+    assert ssl._ssl._test_decode_cert(str(plain))["subjectAltName"] == names[:2]
+
+
 def test_an_open_sale_pauses_the_download_and_it_resumes_after(tmp_path, server):
     target = tmp_path / "dl" / "b.raucb"
     chunks = iter(range(10**6))

@@ -1,10 +1,13 @@
 """The technician settings screen: language, devices, sync, card exposure, and a
-system update from a USB stick.
+system update from a USB stick or the region.
 
 The update offer: each time the screen is shown, the hub looks in the USB folder
 (``[ui] usb_path``) for a bundle this till may install (``offer_from_stick``: trusted,
-for this hardware, newer than the running system) and offers "Install update X.Y.Z";
-a second tap confirms; the install runs through the core's service, which refuses it
+for this hardware, newer than the running system) and offers "Install update X.Y.Z".
+It also asks for the region's online offer (``region_offer``): the screen shows its
+line, and once its bundle is downloaded (and checks out the same way) offers "Install
+update X.Y.Z now" instead of waiting for the next time between shifts. A second tap
+confirms; the install runs through the core's service, which refuses it
 during an open sale, and the screen shows its progress and its result line. The till
 keeps running the old system until it restarts (at shift close, or ``tillbox update
 reboot``).
@@ -12,23 +15,30 @@ reboot``).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from kivy.factory import Factory
 from kivy.properties import BooleanProperty, StringProperty
 
+from appliance.formats.release import parse_version
 from ui import i18n
 from ui.screens.base import KScreen, load_kv
 
 load_kv(__file__)
+log = logging.getLogger("tillbox.ui.settings")
 
 
 class SettingsScreen(KScreen):
     offer_text = StringProperty("")  # "Install update 2.1.0"; "" when nothing is offered
     confirming = BooleanProperty(False)
     installing = BooleanProperty(False)
-    offer: Any = None
+    offer: Any = None  # the install offered (appliance.services.updates.Offer)
+    _stick_offer: Any = None
+    _region: Any = None  # appliance.services.updates.RegionOffer
+    _stick_line = ""
+    _looking = 0
 
     def refresh(self) -> None:
         a = self.ctx
@@ -60,31 +70,72 @@ class SettingsScreen(KScreen):
         if not self.installing:
             self.look_for_update()
 
-    # -- a system update from the USB stick --------------------------------------------
+    # -- a system update from the USB stick or the region ----------------------------
     def _say(self, text: str) -> None:
         self.ids.update_message.text = text
         self.ctx.mark_dirty()
 
     def look_for_update(self) -> None:
         self.offer, self.offer_text, self.confirming = None, "", False
-        self._say(self.t("Looking for an update on the USB stick..."))
+        self._looking += 1
+        look = self._looking  # a later look (the screen shown again) outdates this one
+        self._stick_offer = self._region = None
+        self._stick_line = self.t("Looking for an update on the USB stick...")
+        self._show()
 
-        def found(offer: Any) -> None:
-            if self.installing:
-                return
-            self.offer = offer
-            self.offer_text = f"{self.t('Install update')} {offer.plan.to_version}"
-            self._say(
-                f"{Path(offer.bundle.path).name}: {offer.plan.to_version} "
-                f"{self.t('for')} {offer.plan.compatible}; {self.t('this till runs')} "
-                f"{offer.plan.from_version}"
-            )
+        def current() -> bool:
+            # not once a tap asked to install the offer shown (the confirm names its
+            # version) or started it; cancelling looks again
+            return look == self._looking and not self.installing and not self.confirming
 
-        def none(message: str) -> None:
-            if not self.installing:
-                self._say(f"{self.t('No update to install')}: {message}")
+        def stick(offer: Any) -> None:
+            if current():
+                self._stick_offer = offer
+                self._stick_line = (
+                    f"{Path(offer.bundle.path).name}: {offer.plan.to_version} "
+                    f"{self.t('for')} {offer.plan.compatible}; {self.t('this till runs')} "
+                    f"{offer.plan.from_version}"
+                )
+                self._show()
 
-        self.ctx.hub.update_offer(Path(self.ctx.usb_path), found, none)
+        def no_stick(message: str) -> None:
+            if current():
+                self._stick_line = f"{self.t('No update to install')}: {message}"
+                self._show()
+
+        def region(found: Any) -> None:
+            if current():
+                self._region = found
+                self._show()
+
+        def no_region(message: str) -> None:
+            log.warning("the region's offer could not be read: %s", message)
+
+        self.ctx.hub.update_offer(Path(self.ctx.usb_path), stick, no_stick)
+        self.ctx.hub.region_offer(region, no_region)
+
+    def _show(self) -> None:
+        """The region's line (when it offers a release) above the stick's, and the one
+        install offered: the newer version of the two. On a tie the stick's: the
+        technician who plugged it in meant that file, and its name is on the screen."""
+        region = self._region
+        candidates = [self._stick_offer, region.offer if region else None]
+        offers = [o for o in candidates if o is not None]
+        self.offer = max(offers, key=lambda o: parse_version(o.plan.to_version), default=None)
+        if self.offer is None:
+            self.offer_text = ""
+        elif region is not None and self.offer is region.offer:
+            version = self.offer.plan.to_version
+            self.offer_text = self.t("Install update {version} now").format(version=version)
+        else:
+            self.offer_text = f"{self.t('Install update')} {self.offer.plan.to_version}"
+        lines = []
+        if region is not None and region.line:
+            lines.append(region.line)
+            if region.problem:
+                lines.append(f"{self.t('No update to install')}: {region.problem}")
+        lines.append(self._stick_line)
+        self._say("\n".join(lines))
 
     def ask_install(self) -> None:
         if self.offer is None:
@@ -106,6 +157,7 @@ class SettingsScreen(KScreen):
             return
         version = self.offer.plan.to_version
         self.confirming, self.installing = False, True
+        self._looking += 1  # nothing a look still finds offers this install again
         self._say(f"{self.t('Installing')} {version}...")
 
         def progress(percent: int, what: str) -> None:
