@@ -497,9 +497,11 @@ def offer_state(till: Till) -> tuple[dict[str, object] | None, str]:
             f"the region offers {version}: downloaded; it installs between shifts"
         )
     have = part.stat().st_size if part.exists() else 0
+    # the agent pauses the download while a sale is open; say so only when one is
+    paused = " (paused while a sale is open)" if saleopen.is_open(till.data_dir) else ""
     return out | {"state": "downloading", "bytes": have}, (
-        f"the region offers {version}: downloading, {have} of {notice['size']} bytes "
-        "(paused while a sale is open)"
+        f"the region offers {version}: downloading, {have} of {notice['size']} bytes"
+        f"{paused}"
     )
 
 

@@ -21,6 +21,7 @@ from appliance import events as ev
 from appliance import region as till_region
 from appliance.datadir import DataDir
 from appliance.formats import region as fmt
+from appliance.saleopen import SaleMark
 from appliance.services.updates import downloaded_bundle
 from appliance.till import Till
 from appliance.updates import open_updater
@@ -92,7 +93,13 @@ def test_the_hub_reads_the_regions_offer_and_installs_its_download(tmp_path):
         offer(ddir, kit, "2.1.0")
         kind, found = run(hub.region_offer)
         assert found.line.startswith("the region offers 2.1.0: downloading, 0 of ")
+        assert "paused" not in found.line  # no sale open: the download runs
         assert found.offer is None
+        mark = SaleMark(ddir)
+        mark.set(True)  # a sale on the screen: the agent pauses, and the line says so
+        kind, found = run(hub.region_offer)
+        assert found.line.endswith(" bytes (paused while a sale is open)"), found.line
+        mark.set(False)
 
         download(ddir, kit, "2.1.0")
         kind, found = run(hub.region_offer)
