@@ -500,8 +500,7 @@ def offer_state(till: Till) -> tuple[dict[str, object] | None, str]:
     # the agent pauses the download while a sale is open; say so only when one is
     paused = " (paused while a sale is open)" if saleopen.is_open(till.data_dir) else ""
     return out | {"state": "downloading", "bytes": have}, (
-        f"the region offers {version}: downloading, {have} of {notice['size']} bytes"
-        f"{paused}"
+        f"the region offers {version}: downloading, {have} of {notice['size']} bytes{paused}"
     )
 
 
