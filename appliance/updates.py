@@ -45,6 +45,10 @@ class UpdaterError(TillError):
     to do. Backends raise their own subclass."""
 
 
+class UpdaterBusy(UpdaterError):
+    """The updater is installing and answers nothing else until it has finished."""
+
+
 class BundleRejected(TillError):
     """Not a bundle this till may trust: a bad signature, an unknown signer, a truncated
     or damaged file. Nothing was written."""

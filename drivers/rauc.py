@@ -38,6 +38,7 @@ from appliance.updates import (
     InstallFailed,
     Progress,
     SlotState,
+    UpdaterBusy,
     UpdaterError,
     UpdaterStatus,
 )
@@ -370,6 +371,13 @@ class RaucUpdater:
 
     def status(self) -> UpdaterStatus:
         result = self._run("status", "--detailed", "--output-format=json")
+        if result.code != 0 and "already processing" in result.last_error():
+            # RAUC's service takes one call at a time: while it installs, even its status
+            # is refused. Say so, rather than send the technician to a healthy service.
+            raise UpdaterBusy(
+                "rauc is installing an update and answers once it has finished (a few "
+                "minutes); try again then"
+            )
         if result.code != 0:
             raise UpdaterError(
                 f"rauc status failed ({result.last_error()}); check the rauc service "

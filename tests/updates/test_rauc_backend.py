@@ -9,9 +9,12 @@ machine lacks (the QEMU update test installs those).
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
-from appliance.updates import BundleRejected, Updater, UpdaterError
+from appliance.updates import BundleRejected, Updater, UpdaterBusy, UpdaterError
 from drivers import rauc
 
 from .conftest import COMPATIBLE
@@ -100,6 +103,41 @@ def test_no_service_is_one_line(rig):
     with pytest.raises(UpdaterError) as err:
         rig.updater().status()
     assert "rauc status failed" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_status_while_installing_says_rauc_is_busy(rig, kit, installs, tmp_path):
+    """RAUC's service answers one call at a time: while it installs, its status is
+    refused ("already processing a different method", seen under QEMU). Held in RAUC's
+    own pre-install handler until the test lets it go."""
+    started, release = tmp_path / "started", tmp_path / "release"
+    handler = tmp_path / "hold.sh"
+    handler.write_text(
+        f"#!/bin/sh\ntouch {started}\ni=0\n"
+        f"while [ ! -e {release} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n"
+    )
+    handler.chmod(0o755)
+    with rig.conf.open("a") as f:
+        f.write(f"\n[handlers]\npre-install={handler}\n")
+    rig.power_on()  # the service reads its system.conf at start
+    updater = rig.updater()
+    bundle = kit.bundle("2.1.0", COMPATIBLE)
+    outcome: list[object] = []
+    worker = threading.Thread(target=lambda: outcome.append(updater.install(bundle)))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and worker.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), f"the install never reached its handler: {outcome}"
+        with pytest.raises(UpdaterBusy) as err:
+            updater.status()
+        assert "rauc is installing an update" in str(err.value)
+        assert "\n" not in str(err.value)
+    finally:
+        release.touch()
+        worker.join(120)
+    assert outcome == [None]  # the install itself went through
+    assert updater.status().primary == "B"
 
 
 def test_status_parser_refuses_what_it_does_not_know():
