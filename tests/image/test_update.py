@@ -32,7 +32,8 @@ region's key, its CA (``[sync] region_ca``) and ``download_rate = 0``.
 3. v3 (slot A): its kiosk never draws, the boot check rejects it and restarts.
 4. v2 again, by U-Boot's fallback; ``update.rolled_back`` names the kiosk. A power cut
    in the middle of installing v3.
-5. Still v2; the cut install is discarded; the refusals, one line each.
+5. Still v2; the cut install is discarded; the refusals, one line each (a bad
+   signature, other hardware, a downgrade, a truncated bundle, a full data partition).
 
 Afterwards the edge holds ``update.committed`` and ``update.rolled_back`` and the till's
 health says it runs v2.
@@ -99,7 +100,7 @@ pytestmark = [
 RESULT = re.compile(r"TILLBOX-R (\S+) (\d+) ([A-Za-z0-9+/=]*)\s*$")
 KEY_LINE = re.compile(rf"device {DEVICE} created: public key ([0-9a-f]{{64}})")
 # systemd's status line once the kiosk's start job is done, i.e. at its READY=1
-KIOSK_STARTED = re.compile(r"Started (?:tillbox-ui\.service|tillbox kiosk)")
+KIOSK_STARTED = re.compile(r"Started (?:\x1b\[[0-9;]*m)?(?:tillbox-ui\.service|tillbox kiosk)")
 SOLD = "TILLBOX-SOLD"  # boot 1's run.sh: the sales are made and the shift is closed
 
 RUN_HEAD = """\
@@ -569,6 +570,12 @@ state
 for b in badsig otherhw downgrade truncated; do
   r refuse-$b $T update install $D /run/tillbox-test/$b.raucb
 done
+# a full data partition: fill it to 100 MiB free (the log keeps working), try v3
+data=$(findmnt -n -o TARGET -T /var/lib/tillbox)
+avail=$(df -B1 --output=avail "$data" | tail -n1)
+fallocate -l $((avail - 100 * 1048576)) "$data/updatetest-fill"
+r refuse-full $T update install $D /run/tillbox-test/v3.raucb
+rm -f "$data/updatetest-fill"
 r status-after $T update status $D --json
 """,
     )
@@ -584,6 +591,7 @@ r status-after $T update status $D --json
         "otherhw": (1, "'tillbox-otherboard' hardware"),
         "downgrade": (1, "older than"),
         "truncated": (4, "copy it again"),
+        "full": (3, "MiB free and the bundle needs"),
     }
     for name, (code, words) in expect.items():
         got_code, out = found[f"refuse-{name}"]
