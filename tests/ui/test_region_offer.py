@@ -11,7 +11,6 @@ rule, its message on the screen), installed by the technician once the cart is c
 
 from __future__ import annotations
 
-import queue
 import shutil
 
 import pytest
@@ -27,17 +26,14 @@ from appliance.till import Till
 from appliance.updates import open_updater
 from drivers import update_fetch
 from edge.releases import notice as release_notice
-from systest.updates import TOOLS, ReleaseKit, missing
+from systest.updates import ReleaseKit
 from ui.testing import Kiosk, events, sim_updates_till
+
+from .conftest import HubCalls
 
 COMPATIBLE = "tillbox-test"
 REGION = SigningKey(bytes(range(96, 128)))
 URL = "https://region.example/releases/tillbox-{version}.raucb"
-
-
-def need_tools() -> None:
-    if missing(TOOLS):
-        pytest.fail(f"needs {', '.join(missing(TOOLS))} (`make system-deps` installs them)")
 
 
 def sim_kiosk_till(tmp_path, kit: ReleaseKit) -> DataDir:
@@ -67,25 +63,13 @@ def download(ddir: DataDir, kit: ReleaseKit, version: str) -> None:
     shutil.copyfile(kit.bundle(version, COMPATIBLE), target)
 
 
-def test_the_hub_reads_the_regions_offer_and_installs_its_download(tmp_path):
+def test_the_hub_reads_the_regions_offer_and_installs_its_download(tmp_path, release_kit):
     """The kiosk's device hub (no window): no offer, downloading (a line, no install),
     downloaded (an install), installed by the technician (the download removed)."""
-    from ui.devices import DeviceHub
-
-    need_tools()
-    kit = ReleaseKit(tmp_path / "release")
+    kit = release_kit
     ddir = sim_kiosk_till(tmp_path, kit)
-    posted: queue.Queue = queue.Queue()
-    hub = DeviceHub(ddir, posted.put)
-    seen: list = []
-
-    def run(start) -> object:
-        seen.clear()
-        start(lambda r: seen.append(("done", r)), lambda m: seen.append(("failed", m)))
-        while not seen or seen[-1][0] not in ("done", "failed"):
-            posted.get(timeout=60)()
-        return seen[-1]
-
+    calls = HubCalls(ddir)
+    hub, run = calls.hub, calls.run
     try:
         kind, found = run(hub.region_offer)
         assert kind == "done" and (found.line, found.offer) == ("", None)
@@ -118,13 +102,12 @@ def test_the_hub_reads_the_regions_offer_and_installs_its_download(tmp_path):
         kind, found = run(hub.region_offer)
         assert (found.line, found.offer) == ("the region offers 2.1.0: installed", None)
     finally:
-        hub.close()
+        calls.close()
 
 
 @pytest.mark.slow
-def test_the_technician_screen_installs_the_regions_download_now(xvfb, tmp_path):
-    need_tools()
-    kit = ReleaseKit(tmp_path / "release")
+def test_the_technician_screen_installs_the_regions_download_now(xvfb, tmp_path, release_kit):
+    kit = release_kit
     ddir = sim_kiosk_till(tmp_path, kit)
     offer(ddir, kit, "2.1.0")
 
@@ -191,9 +174,10 @@ def test_the_technician_screen_installs_the_regions_download_now(xvfb, tmp_path)
 
 
 @pytest.mark.slow
-def test_the_newer_of_the_sticks_bundle_and_the_regions_download_is_offered(xvfb, tmp_path):
-    need_tools()
-    kit = ReleaseKit(tmp_path / "release")
+def test_the_newer_of_the_sticks_bundle_and_the_regions_download_is_offered(
+    xvfb, tmp_path, release_kit
+):
+    kit = release_kit
     ddir = sim_kiosk_till(tmp_path, kit)
     stick = tmp_path / "usb"  # the kiosk's [ui] usb_path (make_till)
     (stick / "tillbox-2.1.0.raucb").write_bytes(kit.bundle("2.1.0", COMPATIBLE).read_bytes())

@@ -9,15 +9,15 @@ recorded); installed once the cart is cleared: progress, the result line,
 
 from __future__ import annotations
 
-import queue
-
 import pytest
 
 from appliance import events as ev
 from appliance.till import Till
 from appliance.updates import open_updater
-from systest.updates import TOOLS, ReleaseKit, missing
+from systest.updates import ReleaseKit
 from ui.testing import Kiosk, events, sim_updates_till
+
+from .conftest import HubCalls
 
 COMPATIBLE = "tillbox-test"
 
@@ -26,31 +26,14 @@ def sim_kiosk_till(tmp_path, kit: ReleaseKit):
     return sim_updates_till(tmp_path / "till", kit.cert, COMPATIBLE)
 
 
-def need_tools() -> None:
-    if missing(TOOLS):
-        pytest.fail(f"needs {', '.join(missing(TOOLS))} (`make system-deps` installs them)")
-
-
-def test_the_hub_offers_the_stick_and_reports_the_installs_progress(tmp_path):
+def test_the_hub_offers_the_stick_and_reports_the_installs_progress(tmp_path, release_kit):
     """The kiosk's device hub (no window): the offer, then each progress step posted to
     the UI thread before the result."""
-    from ui.devices import DeviceHub
-
-    need_tools()
-    kit = ReleaseKit(tmp_path / "release")
+    kit = release_kit
     ddir = sim_kiosk_till(tmp_path, kit)
     stick = tmp_path / "usb"
-    posted: queue.Queue = queue.Queue()
-    hub = DeviceHub(ddir, posted.put)
-    seen: list = []
-
-    def run(start) -> object:
-        seen.clear()
-        start(lambda r: seen.append(("done", r)), lambda m: seen.append(("failed", m)))
-        while not seen or seen[-1][0] not in ("done", "failed"):
-            posted.get(timeout=60)()
-        return seen[-1]
-
+    calls = HubCalls(ddir)
+    hub, run, seen = calls.hub, calls.run, calls.seen
     try:
         kind, message = run(lambda done, failed: hub.update_offer(stick, done, failed))
         assert kind == "failed" and message.startswith("no update bundle (*.raucb) in ")
@@ -75,13 +58,12 @@ def test_the_hub_offers_the_stick_and_reports_the_installs_progress(tmp_path):
             "or `tillbox update reboot`)",
         )
     finally:
-        hub.close()
+        calls.close()
 
 
 @pytest.mark.slow
-def test_the_technician_screen_installs_the_update_on_the_usb_stick(xvfb, tmp_path):
-    need_tools()
-    kit = ReleaseKit(tmp_path / "release")
+def test_the_technician_screen_installs_the_update_on_the_usb_stick(xvfb, tmp_path, release_kit):
+    kit = release_kit
     ddir = sim_kiosk_till(tmp_path, kit)
     stick = tmp_path / "usb"  # the kiosk's [ui] usb_path (make_till)
     bundle = kit.bundle("2.1.0", COMPATIBLE)
