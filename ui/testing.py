@@ -296,6 +296,12 @@ class Kiosk:
             self.tap(f"{prefix}{ch}")
             time.sleep(0.03)
 
+    def to_sell(self) -> None:
+        """From a passed self-test screen to the sell screen, as a cashier starts a day."""
+        self.wait_text("verdict", "Ready to trade", timeout=20)
+        self.tap("start-selling")
+        self.wait_screen("sell")
+
     def to_settings(self) -> None:
         """Open the technician settings screen behind its PIN."""
         self.tap("nav-settings")

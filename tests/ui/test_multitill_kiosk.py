@@ -70,9 +70,7 @@ def stall(xvfb, tmp_path_factory, region):
     k.scene = scene
     k.other = a
     k.region = region
-    k.wait_text("verdict", "Ready to trade", timeout=20)
-    k.tap("start-selling")
-    k.wait_screen("sell")
+    k.to_sell()
     yield k
     k.stop()
 

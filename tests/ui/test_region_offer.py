@@ -113,9 +113,7 @@ def test_the_technician_screen_installs_the_regions_download_now(xvfb, tmp_path,
 
     k = Kiosk(xvfb, ddir, "800x480")
     try:
-        k.wait_text("verdict", "Ready to trade", timeout=20)
-        k.tap("start-selling")
-        k.wait_screen("sell")
+        k.to_sell()
         k.open_shift()
 
         # still downloading: the line, and nothing to install
@@ -186,9 +184,7 @@ def test_the_newer_of_the_sticks_bundle_and_the_regions_download_is_offered(
 
     k = Kiosk(xvfb, ddir, "800x480")
     try:
-        k.wait_text("verdict", "Ready to trade", timeout=20)
-        k.tap("start-selling")
-        k.wait_screen("sell")
+        k.to_sell()
         k.to_settings()
         shown = k.wait_text("upd-message", "tillbox-2.1.0.raucb: 2.1.0 for tillbox-test", 30)
         k.wait(lambda s: s["widgets"].get("upd-offer"), 30, "the install offered")

@@ -38,9 +38,7 @@ def kiosk(xvfb, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sale(kiosk):
-    kiosk.wait_text("verdict", "Ready to trade", timeout=20)
-    kiosk.tap("start-selling")
-    kiosk.wait_screen("sell")
+    kiosk.to_sell()
     kiosk.open_shift()
     kiosk.tap("item-MUG-01")
     kiosk.tap("item-MUG-01")

@@ -129,8 +129,7 @@ def test_printer_out_of_paper_keeps_the_sale_and_queues_the_receipt(xvfb, tmp_pa
     ddir.save_config(config)
     k = Kiosk(xvfb, ddir, "800x480")
     try:
-        k.wait_text("verdict", "Ready to trade", timeout=20)
-        k.tap("start-selling")
+        k.to_sell()
         k.open_shift()
         k.tap("item-JAM-FR")
         k.tap("pay")
@@ -165,8 +164,7 @@ def test_a_job_the_engraver_refuses_is_logged_as_failed_never_as_started(xvfb, t
     ddir.save_config(config)
     k = Kiosk(xvfb, ddir, "800x480")
     try:
-        k.wait_text("verdict", "Ready to trade", timeout=20)
-        k.tap("start-selling")
+        k.to_sell()
         k.open_shift()
         k.tap("nav-personalise")
         k.wait_screen("pers_pick")

@@ -71,9 +71,7 @@ def test_the_technician_screen_installs_the_update_on_the_usb_stick(xvfb, tmp_pa
 
     k = Kiosk(xvfb, ddir, "800x480")
     try:
-        k.wait_text("verdict", "Ready to trade", timeout=20)
-        k.tap("start-selling")
-        k.wait_screen("sell")
+        k.to_sell()
         k.open_shift()
         k.tap("item-CAFE")  # a sale is open
         k.wait_text("total", "2.")
