@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from appliance import events as ev
-from appliance.boundedio import KiB
+from appliance.boundedio import KiB, TooLarge, read_stream
 from appliance.errors import TillError
 from appliance.fsutil import atomic_write
 from appliance.services.updates import install_running, last_update, updates_dir
@@ -94,16 +94,13 @@ def read_message(path: Path) -> Any:
     """The JSON at ``path``: a regular file (not a symlink, not a FIFO) of at most
     MESSAGE_LIMIT bytes. OSError or ValueError when it is not one."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
+    with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ValueError(f"{path.name} is not a regular file")
-        data = b""
-        while chunk := os.read(fd, MESSAGE_LIMIT + 1 - len(data)):
-            data += chunk
-            if len(data) > MESSAGE_LIMIT:
-                raise ValueError(f"{path.name} is larger than {MESSAGE_LIMIT} bytes")
-    finally:
-        os.close(fd)
+        try:
+            data = read_stream(f, MESSAGE_LIMIT, path.name)
+        except TooLarge:
+            raise ValueError(f"{path.name} is larger than {MESSAGE_LIMIT} bytes") from None
     return json.loads(data.decode("utf-8"))
 
 
