@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from serial import Serial
 
 log = logging.getLogger("tillbox.drivers.grbl")
+POLL_LOST_S = 1.0  # a poll unanswered this long is taken as lost: ask again
 
 
 def _open_serial(url: str, baud: int, timeout: float, where: str | None = None) -> Serial:
@@ -86,6 +87,8 @@ class GrblConnection:
         self.status_cond = threading.Condition()
         self.last_status: GrblStatus | None = None
         self.status_count = 0
+        self._poll_seen: int | None = None  # status_count when an unanswered poll went out
+        self._poll_at = 0.0
         self.banner: str | None = None
         self.banner_event = threading.Event()
         self.alarm: int | None = None  # the code of an ALARM:N seen on this connection
@@ -269,6 +272,31 @@ class GrblConnection:
                 )
             assert self.last_status is not None
             return self.last_status
+
+    def poll_status(self) -> None:
+        """Ask for a status report without waiting, leaving at most one ``?`` unanswered.
+
+        One at a time, so :meth:`settle_polls` can tell when no report written before a
+        given moment is still on its way (a USB serial bridge holds bytes back for
+        milliseconds; a busy host reads them later still).
+        """
+        with self.status_cond:
+            unanswered = self._poll_seen is not None and self.status_count == self._poll_seen
+            if unanswered and time.monotonic() - self._poll_at < POLL_LOST_S:
+                return
+            self._poll_seen, self._poll_at = self.status_count, time.monotonic()
+            self.realtime(STATUS_QUERY)
+
+    def settle_polls(self, timeout: float = POLL_LOST_S) -> None:
+        """Wait until the last :meth:`poll_status` has its answer (or ``timeout``)."""
+        with self.status_cond:
+            seen = self._poll_seen
+            if seen is not None:
+                self.status_cond.wait_for(
+                    lambda: self.status_count > seen or self.closed_reason is not None,
+                    timeout=timeout,
+                )
+            self._poll_seen = None
 
     def soft_reset(self) -> None:
         """Ctrl-X and wait for the banner; GRBL keeps an Alarm over it."""
@@ -485,7 +513,7 @@ class EngraveJob:
             now = time.monotonic()
             if now - last_poll >= self.poll_s:
                 last_poll = now
-                conn.realtime(STATUS_QUERY)
+                conn.poll_status()
                 status = conn.last_status
                 self._progress(
                     "held" if self.held else "streaming", status.position if status else None
@@ -571,6 +599,11 @@ class EngraveJob:
 
     def _halt(self) -> None:
         conn = self.conn
+        # A report already on its way was written before this hold: it may say Idle (the
+        # planner ran dry for a moment) or Hold:0 (a hold since resumed) while the head
+        # moves again, and a reset in motion loses the position (ALARM:3). So let the
+        # last poll's answer arrive first: every report after the ! answers a later ?.
+        conn.settle_polls()
         conn.realtime(FEED_HOLD)
         deadline = time.monotonic() + conn.timeout
         while time.monotonic() < deadline:

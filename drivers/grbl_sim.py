@@ -23,8 +23,10 @@ controller. What it models, because real jobs fail on exactly these:
   only ``Alarm``;
 * real-time commands picked out of the stream on arrival (``?``, ``!``, ``~``,
   Ctrl-X), status reports ``<Run|MPos:..|FS:..>`` that advance with simulated motion
-  (``speed`` times faster than the programmed feed), feed hold and resume, soft
-  reset (in motion: ``ALARM:3``, as the firmware does);
+  (``speed`` times faster than the programmed feed), feed hold (``Hold:1`` while it
+  decelerates at ``$120``/``$121``, then ``Hold:0``; ``~`` resumes only a complete
+  hold), soft reset (in motion, which includes ``Hold:1``: ``ALARM:3``, as the
+  firmware does);
 * faults: an alarm mid-job, garbage bytes, a garbled line (wrong baud rate), a
   stalled controller, a disconnect.
 
@@ -146,7 +148,7 @@ class GrblSimulator:
         self.homed = False
         self.homing_left = 0.0  # s of simulated homing still to run
         self.critical = False  # after ALARM:1/2: deaf to all but a soft reset
-        self.hold_pending = False
+        self.decel_left = 0.0  # s (machine time) of a feed hold's deceleration still to run
         self.alarm: int | None = None  # the last code raised (sent once, on its line)
         # HOMING_INIT_LOCK (GRBL's default): with homing on, power up locked in Alarm
         self.state = "Alarm" if self.settings[22] else "Idle"
@@ -250,12 +252,14 @@ class GrblSimulator:
                 self._send(self._status_report())
             elif byte == ord("!"):
                 if self.state in ("Run", "Jog"):
-                    self.state = "Hold:1"  # decelerating
-                    self.hold_pending = True
+                    self.state = "Hold:1"  # decelerating, at $120 from the current feed
+                    self.decel_left = self._deceleration_s()
                 elif self.state == "Idle":
                     self.state = "Hold:0"  # as GRBL 1.1: a hold from Idle is complete at once
             elif byte == ord("~"):
-                if self.state.startswith("Hold"):
+                # as protocol.c: a cycle start resumes only a completed hold (Hold:0);
+                # during the deceleration it is ignored
+                if self.state == "Hold:0":
                     self.state = "Run" if self.planner else "Idle"
             elif byte == 0x18:
                 self._soft_reset()
@@ -276,7 +280,7 @@ class GrblSimulator:
         self.g92 = [0.0, 0.0, 0.0]  # G92 is not kept over a reset; G54..G59 are (EEPROM)
         self.coord_select = 54
         self.wco_counter = 0
-        self.hold_pending = False
+        self.decel_left = 0.0
         self.homing_left = 0.0
         self.critical = False
         if homing:
@@ -563,13 +567,31 @@ class GrblSimulator:
         if self.state == "Idle":
             self.state = "Run"
 
+    def _deceleration_s(self) -> float:
+        """How long the current move takes to stop at the slowest axis's $120..$122."""
+        if not self.planner or self.planner[0].dwell_s:
+            return 0.0
+        accel = min(self.settings[120], self.settings[121]) or 1.0
+        return self.planner[0].feed_mm_min / 60.0 / accel
+
     def _move(self, dt: float) -> None:
         if self.state == "Hold:1":
-            self.state = "Hold:0"  # decelerated within one tick
+            # the head still travels while it slows down (on average at half the feed);
+            # a reset before Hold:0 is a reset in motion
+            step = min(dt * self.speed, self.decel_left)
+            self.decel_left -= step
+            self._advance(step / 2)
+            if self.decel_left <= 0:
+                self.state = "Hold:0"
             return
         if self.state != "Run":
             return
-        budget = dt * self.speed
+        self._advance(dt * self.speed)
+        if not self.planner:
+            self.state = "Idle"
+
+    def _advance(self, budget: float) -> None:
+        """Run the planner for ``budget`` seconds of machine time."""
         while self.planner and budget > 0:
             block = self.planner[0]
             if block.dwell_s:
@@ -594,8 +616,6 @@ class GrblSimulator:
                 frac = self.progress / block.length if block.length else 1
                 self.pos = [a + (b - a) * frac for a, b in zip(block.start, block.end, strict=True)]
                 budget = 0
-        if not self.planner:
-            self.state = "Idle"
 
     def _status_report(self) -> str:
         x, y, z = self.pos if int(self.settings[10]) & 1 else self.wpos

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 
@@ -25,6 +26,11 @@ def long_job(n=300):
             + (" (keep going)" if i % 5 == 0 else "")
         )
     return lines + ["M5 S0", "G0 X0 Y0"]
+
+
+def laser_off_job_slow():
+    """Forty 40 mm moves at 3000 mm/min, laser off: long enough to hold and resume."""
+    return ["G21", "G90", "M5 S0"] + [f"G1 X{10 + i % 2 * 40} Y5 F3000 S0" for i in range(40)]
 
 
 @pytest.fixture
@@ -136,6 +142,51 @@ def test_cancel_stops_cleanly_without_alarm(engraver):
     sim = engraver.simulator
     assert sim.state == "Idle" and sim.alarm is None and not sim.planner
     assert engraver.state().ok  # ready for the next job
+
+
+class LateLines:
+    """The host's side of a slow USB serial bridge: every line arrives ``delay_s`` late.
+
+    Lines keep their order; only their delivery to the driver's reader is held back, so
+    a status report can reach the driver after it has sent the next real-time command.
+    """
+
+    def __init__(self, conn, delay_s: float) -> None:
+        self.deliver, self.delay_s = conn._line, delay_s
+        self.queue: queue.Queue = queue.Queue()
+        threading.Thread(target=self._run, daemon=True).start()
+        conn._line = lambda raw: self.queue.put((time.monotonic() + self.delay_s, raw))
+
+    def _run(self) -> None:
+        while True:
+            due, raw = self.queue.get()
+            time.sleep(max(0.0, due - time.monotonic()))
+            self.deliver(raw)
+
+
+def test_cancel_after_a_resume_waits_for_a_report_written_after_its_hold(engraver):
+    """A report still on its way says Hold:0 from before the resume; the head moves.
+
+    Resetting on it would reset in motion (ALARM:3, the position lost). The driver must
+    stop on a report that answers a ``?`` sent after its own ``!``.
+    """
+    engraver.open()
+    sim = engraver.simulator
+    sim.speed = 2
+    sim.settings[120] = sim.settings[121] = 10  # 3000 mm/min stops in 5 s, here 2.5 s
+    LateLines(engraver.conn, 0.4)
+    job = engraver.start_job(laser_off_job_slow(), poll_s=0.02)
+    wait_for(lambda: sim.state == "Run", 10, "motion")
+    job.hold()
+    wait_for(lambda: sim.state == "Hold:0", 10, "the feed hold")
+    time.sleep(0.8)  # the reports on their way now all say Hold:0
+    job.resume()
+    wait_for(lambda: sim.state == "Run", 5, "the resume")
+    job.cancel()
+    result = job.wait(30)
+    assert result.outcome == "cancelled", result
+    assert sim.alarm is None, f"reset in motion: ALARM:{sim.alarm}"
+    assert sim.state == "Idle"
 
 
 def test_alarm_mid_job_stops_and_requires_unlock(engraver):

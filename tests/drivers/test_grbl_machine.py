@@ -173,6 +173,34 @@ def test_soft_limit_alarm_is_told_once_and_grbl_waits_for_a_reset(wire_sim):
     assert not any(ln.startswith("ALARM") for ln in lines)  # the code is not repeated
 
 
+def test_a_feed_hold_decelerates_and_only_a_complete_hold_resumes(wire_sim):
+    """protocol.c: ``~`` in Hold:1 is ignored; a reset before Hold:0 is in motion."""
+    sim, wire = wire_sim(speed=1, settings={120: 20, 121: 20})  # 50 mm/s stops in 2.5 s
+    assert wire.ask("G1 X200 F3000") == ["ok"]
+    wait_for(lambda: sim.state == "Run", 5, "motion")
+    wire.send(b"!")
+    assert wire.status().startswith("<Hold:1|")
+    x = sim.pos[0]
+    wire.send(b"~")  # ignored while decelerating
+    time.sleep(0.3)
+    assert wire.status().startswith("<Hold:1|") and sim.pos[0] > x  # still slowing down
+    wire.send(b"\x18")
+    assert "ALARM:3" in wire.until(lambda ln: ln == UNLOCK)
+
+    sim, wire = wire_sim(speed=50, settings={120: 20, 121: 20})
+    assert wire.ask("G1 X200 F3000") == ["ok"]
+    wait_for(lambda: sim.state == "Run", 5, "motion")
+    wire.send(b"!")
+    wait_for(lambda: sim.state == "Hold:0", 5, "the hold to complete")
+    wire.send(b"~")
+    assert wire.status().startswith("<Run|")  # a complete hold resumes
+    wire.send(b"!")
+    wait_for(lambda: sim.state == "Hold:0", 5, "the second hold")
+    wire.send(b"\x18")
+    assert not any(ln.startswith("ALARM") for ln in wire.banner())
+    assert wire.status().startswith("<Idle|")
+
+
 def test_work_offsets_and_wco_reports(wire_sim):
     sim, wire = wire_sim(settings={10: 1})
     for _ in range(12):  # use up the first WCO report
