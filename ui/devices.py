@@ -401,6 +401,34 @@ class DeviceHub:
 
         self._submit(self._slow, work, done, failed)
 
+    def pending_restart(
+        self, done: Callable[[str | None], None], failed: Callable[[str], None]
+    ) -> None:
+        """The version an installed update waits to start in, or None (the updater's
+        status is a D-Bus call on the Pi, so off the UI thread)."""
+
+        def work() -> str | None:
+            from appliance.services.updates import awaiting_restart
+            from appliance.updates import open_updater
+
+            till = self.till()
+            return awaiting_restart(till, open_updater(till.config, self.data_dir))
+
+        self._submit(self._slow, work, done, failed)
+
+    def restart_update(self, done: Callable[[Any], None], failed: Callable[[str], None]) -> None:
+        """Restart the till into its installed update, as a technician's command (the
+        core's rule: never during an open sale). On the Pi this process ends with it."""
+
+        def work() -> None:
+            from appliance.services.updates import restart_now
+            from appliance.updates import open_updater
+
+            till = self.till()
+            restart_now(till, open_updater(till.config, self.data_dir))
+
+        self._submit(self._slow, work, done, failed)
+
     def close(self) -> None:
         self.closed = True
         job = (

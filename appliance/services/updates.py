@@ -399,6 +399,23 @@ def restart_for_update(till: Till, open_updater: Callable[[], Updater]) -> str:
     return f"restarting into update {last.payload.get('to_version')}"
 
 
+def awaiting_restart(till: Till, updater: Updater) -> str | None:
+    """The version an installed update waits to start in (its slot is the bootloader's
+    next choice), or None: what the technician screen's restart button names."""
+    last = last_update(till)
+    action = after_boot(last, updater.status(), install_running=install_running(till.data_dir))
+    if action.kind != "awaiting_reboot" or last is None:
+        return None
+    return str(last.payload.get("to_version") or "") or None
+
+
+def restart_now(till: Till, updater: Updater) -> None:
+    """A technician's restart (the technician screen's button): refused while a sale is
+    open, as ``tillbox update reboot`` is; a shift may be open, it was their command."""
+    check_reboot_time(activity(till), TECHNICIAN)
+    updater.reboot()
+
+
 def mark_good(till: Till, updater: Updater) -> BootAction:
     """A technician's ``mark-good``: the booted slot is good; a trial boot commits."""
     last = last_update(till)

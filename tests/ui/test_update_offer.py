@@ -4,7 +4,9 @@ checked by real rauc), the simulated A/B card (``sim://``), the till's real log.
 
 Refused while a sale is open (the core's rule, its message on the screen, nothing
 recorded); installed once the cart is cleared: progress, the result line,
-``update.started`` and ``update.installed`` in the log, slot B written and next.
+``update.started`` and ``update.installed`` in the log, slot B written and next. Then
+the screen offers the restart into it: refused during a sale too, done once the cart is
+cleared (the simulated card boots slot B).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from appliance import events as ev
+from appliance.saleopen import SaleMark
 from appliance.till import Till
 from appliance.updates import open_updater
 from systest.updates import ReleaseKit
@@ -24,6 +27,12 @@ COMPATIBLE = "tillbox-test"
 
 def sim_kiosk_till(tmp_path, kit: ReleaseKit):
     return sim_updates_till(tmp_path / "till", kit.cert, COMPATIBLE)
+
+
+def booted(ddir) -> str:
+    """The slot the simulated card runs."""
+    with Till.open(ddir) as till:
+        return open_updater(till.config, ddir).status().booted.bootname
 
 
 def test_the_hub_offers_the_stick_and_reports_the_installs_progress(tmp_path, release_kit):
@@ -57,6 +66,20 @@ def test_the_hub_offers_the_stick_and_reports_the_installs_progress(tmp_path, re
             "2.1.0 is installed already; it starts when the till restarts (at shift close, "
             "or `tillbox update reboot`)",
         )
+        assert run(hub.pending_restart) == ("done", "2.1.0")
+        lock = SaleMark(ddir)
+        lock.set(True)  # a sale on the kiosk's screen
+        try:
+            assert run(hub.restart_update) == (
+                "failed",
+                "a sale is open on the kiosk; finish or clear it, then restart",
+            )
+        finally:
+            lock.close()
+        assert booted(ddir) == "A"
+        assert run(hub.restart_update) == ("done", None)
+        assert booted(ddir) == "B"
+        assert run(hub.pending_restart) == ("done", None)  # nothing waits any more
     finally:
         calls.close()
 
@@ -106,7 +129,43 @@ def test_the_technician_screen_installs_the_update_on_the_usb_stick(xvfb, tmp_pa
             "Installed 2.1.0 into slot B. The till runs 0.1.0 until it restarts at shift close."
         )
         k.screenshot("update-installed")
-        assert not k.widget("upd-offer")  # nothing more offered: hidden
+        assert k.text("upd-offer") == "Restart into 2.1.0 now"  # instead of an install
+
+        # the restart: refused while a sale is open, as the install was
+        k.tap("set-close")
+        k.wait_screen("sell")
+        k.tap("item-CAFE")
+        k.wait_text("total", "2.")
+        k.to_settings()
+        k.wait(lambda s: s["widgets"].get("upd-offer", {}).get("text") == "Restart into 2.1.0 now",
+               what="the restart offered", timeout=30)  # fmt: skip
+        k.tap("upd-offer")
+        asked = k.wait_text("upd-message", "Restart into 2.1.0 now?")
+        k.screenshot("update-restart")
+        assert asked == (
+            "Restart into 2.1.0 now? The till is away for a minute or two while it restarts."
+        )
+        assert k.text("upd-confirm") == "Yes, restart"
+        k.tap("upd-confirm")
+        refused = k.wait_text("upd-message", "Not restarted", 30)
+        assert (
+            refused
+            == "Not restarted: a sale is open on the kiosk; finish or clear it, then restart"
+        )
+        assert booted(ddir) == "A"
+
+        k.tap("set-close")
+        k.wait_screen("sell")
+        k.tap("clear-cart")
+        k.wait(lambda s: "0.00" in s["widgets"]["total"]["text"], what="the cart cleared")
+        k.to_settings()
+        k.wait(lambda s: s["widgets"].get("upd-offer", {}).get("text") == "Restart into 2.1.0 now",
+               what="the restart offered", timeout=30)  # fmt: skip
+        k.tap("upd-offer")
+        k.wait_text("upd-message", "Restart into 2.1.0 now?")
+        k.tap("upd-confirm")
+        k.wait_text("upd-message", "Restarting into 2.1.0...", 30)
+        k.wait(lambda _s: booted(ddir) == "B", what="the card restarted into slot B", timeout=30)
     finally:
         assert k.stop() == 0
 
@@ -118,4 +177,4 @@ def test_the_technician_screen_installs_the_update_on_the_usb_stick(xvfb, tmp_pa
     assert logged[0][1]["bundle"] == "tillbox-2.1.0.raucb"
     with Till.open(ddir) as till:
         status = open_updater(till.config, ddir).status()
-    assert status.other.version == "2.1.0" and status.primary == "B"
+    assert status.booted.version == "2.1.0" and status.primary == "B"

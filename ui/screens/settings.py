@@ -9,8 +9,9 @@ line, and once its bundle is downloaded (and checks out the same way) offers "In
 update X.Y.Z now" instead of waiting for the next time between shifts. A second tap
 confirms; the install runs through the core's service, which refuses it
 during an open sale, and the screen shows its progress and its result line. The till
-keeps running the old system until it restarts (at shift close, or ``tillbox update
-reboot``).
+keeps running the old system until it restarts: at shift close, or when the technician
+taps "Restart into X.Y.Z now" (offered while an installed update waits, refused during
+an open sale, as ``tillbox update reboot`` is).
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ log = logging.getLogger("tillbox.ui.settings")
 
 class SettingsScreen(KScreen):
     offer_text = StringProperty("")  # "Install update 2.1.0"; "" when nothing is offered
+    confirm_text = StringProperty("")  # "Yes, install" or "Yes, restart"
     confirming = BooleanProperty(False)
     installing = BooleanProperty(False)
     offer: Any = None  # the install offered (appliance.services.updates.Offer)
     _stick_offer: Any = None
     _region: Any = None  # appliance.services.updates.RegionOffer
+    _restart: str | None = None  # the version an installed update waits to start in
     _stick_line = ""
     _looking = 0
 
@@ -79,7 +82,7 @@ class SettingsScreen(KScreen):
         self.offer, self.offer_text, self.confirming = None, "", False
         self._looking += 1
         look = self._looking  # a later look (the screen shown again) outdates this one
-        self._stick_offer = self._region = None
+        self._stick_offer = self._region = self._restart = None
         self._stick_line = self.t("Looking for an update on the USB stick...")
         self._show()
 
@@ -111,24 +114,43 @@ class SettingsScreen(KScreen):
         def no_region(message: str) -> None:
             log.warning("the region's offer could not be read: %s", message)
 
+        def restart(version: str | None) -> None:
+            if current():
+                self._restart = version
+                self._show()
+
+        def no_restart(message: str) -> None:
+            log.warning("the updater's state could not be read: %s", message)
+
         self.ctx.hub.update_offer(Path(self.ctx.usb_path), stick, no_stick)
         self.ctx.hub.region_offer(region, no_region)
+        self.ctx.hub.pending_restart(restart, no_restart)
 
-    def _show(self) -> None:
-        """The region's line (when it offers a release) above the stick's, and the one
-        install offered: the newer version of the two. On a tie the stick's: the
-        technician who plugged it in meant that file, and its name is on the screen."""
+    def _offer_button(self) -> None:
+        """The one thing offered. An installed update waiting to start: its restart
+        (installing more first would only be refused). Else the newer install of the
+        region's and the stick's; on a tie the stick's: the technician who plugged it in
+        meant that file, and its name is on the screen."""
         region = self._region
         candidates = [self._stick_offer, region.offer if region else None]
         offers = [o for o in candidates if o is not None]
         self.offer = max(offers, key=lambda o: parse_version(o.plan.to_version), default=None)
-        if self.offer is None:
+        if self._restart:
+            self.offer = None
+            self.offer_text = self.t("Restart into {version} now").format(version=self._restart)
+        elif self.offer is None:
             self.offer_text = ""
         elif region is not None and self.offer is region.offer:
             version = self.offer.plan.to_version
             self.offer_text = self.t("Install update {version} now").format(version=version)
         else:
             self.offer_text = f"{self.t('Install update')} {self.offer.plan.to_version}"
+
+    def _show(self) -> None:
+        """The region's line (when it offers a release) above the stick's, and the
+        button (:meth:`_offer_button`)."""
+        self._offer_button()
+        region = self._region
         lines = []
         if region is not None and region.line:
             lines.append(region.line)
@@ -137,20 +159,54 @@ class SettingsScreen(KScreen):
         lines.append(self._stick_line)
         self._say("\n".join(lines))
 
-    def ask_install(self) -> None:
+    def ask(self) -> None:
+        """The offer's button: ask to confirm the restart, or the install."""
+        if self._restart:
+            self.confirm_text, self.confirming = self.t("Yes, restart"), True
+            self._say(
+                self.t("Restart into {version} now?").format(version=self._restart)
+                + " "
+                + self.t("The till is away for a minute or two while it restarts.")
+            )
+            return
         if self.offer is None:
             return
         plan = self.offer.plan
-        self.confirming = True
+        self.confirm_text, self.confirming = self.t("Yes, install"), True
         self._say(
             f"{self.t('Install')} {plan.to_version} {self.t('into slot')} {plan.to_slot}? "
             f"{self.t('The till keeps running')} {plan.from_version} "
             f"{self.t('until it restarts.')}"
         )
 
-    def cancel_install(self) -> None:
+    def cancel(self) -> None:
         self.confirming = False
         self.look_for_update()
+
+    def confirm(self) -> None:
+        if self._restart:
+            self.restart()
+        else:
+            self.install()
+
+    def restart(self) -> None:
+        version = self._restart
+        if not version or self.installing:
+            return
+        self.confirming, self.installing = False, True  # no second tap while it restarts
+        self._looking += 1
+        self._say(self.t("Restarting into {version}...").format(version=version))
+
+        def done(_result: Any) -> None:
+            # the Pi's kiosk ends with the restart (its line stays until then); with a
+            # simulated card the call returns at once, the card now boots the new slot
+            self.installing = False
+
+        def failed(message: str) -> None:
+            self.installing = False
+            self._say(f"{self.t('Not restarted')}: {message}")
+
+        self.ctx.hub.restart_update(done, failed)
 
     def install(self) -> None:
         if self.offer is None or self.installing:
@@ -165,7 +221,9 @@ class SettingsScreen(KScreen):
 
         def done(result: Any) -> None:
             plan = result.plan
-            self.installing, self.offer, self.offer_text = False, None, ""
+            self.installing, self._restart = False, plan.to_version
+            self._stick_offer = self._region = None
+            self._offer_button()  # now: its restart
             self._say(
                 f"{self.t('Installed')} {plan.to_version} {self.t('into slot')} "
                 f"{plan.to_slot}. {self.t('The till runs')} {plan.from_version} "
