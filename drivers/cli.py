@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from appliance.formats.chain import Event
     from appliance.services.printing import Till  # the core's, handed on to its services
     from drivers.devices import Devices
-    from drivers.grbl import JobProgress
+    from drivers.grbl_job import JobProgress
     from drivers.printer import ReceiptPrinter
 
 

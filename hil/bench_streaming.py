@@ -22,7 +22,8 @@ from appliance.datadir import DataDir
 from appliance.pricing import CartLine
 from appliance.services.printing import print_sale_receipt
 from appliance.till import Till
-from drivers.grbl import EngraveJob, Engraver
+from drivers.grbl import Engraver
+from drivers.grbl_job import EngraveJob
 from drivers.printer import ReceiptPrinter
 from drivers.toolpath import WorkArea, material, text_to_toolpath
 

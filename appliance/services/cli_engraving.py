@@ -32,7 +32,7 @@ class Toolpath(Protocol):
 
 
 class JobResult(Protocol):
-    """What the engraver reports at the end of a job (``drivers.grbl.JobResult``)."""
+    """What the engraver reports at the end of a job (``drivers.grbl_job.JobResult``)."""
 
     @property
     def ok(self) -> bool: ...

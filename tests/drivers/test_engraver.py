@@ -10,7 +10,8 @@ import pytest
 import serial
 
 from drivers.common import DeviceFault
-from drivers.grbl import EngraveJob, Engraver
+from drivers.grbl import Engraver
+from drivers.grbl_job import EngraveJob
 from drivers.grbl_protocol import GrblStatus
 from drivers.grbl_sim import HOMING, RX_BUFFER, GrblSimulator
 from drivers.testing import wait_for

@@ -16,7 +16,8 @@ import pytest
 import serial
 
 from drivers.common import DeviceFault
-from drivers.grbl import EngraveJob, Engraver
+from drivers.grbl import Engraver
+from drivers.grbl_job import EngraveJob
 from drivers.grbl_sim import HOMING, GrblSimulator
 from drivers.testing import wait_for
 from drivers.toolpath import WorkArea, frame_gcode, material, text_to_toolpath

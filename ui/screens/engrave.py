@@ -26,7 +26,7 @@ class EngraveScreen(KScreen):
     def on_kv_post(self, *_: object) -> None:
         self.order: dict[str, Any] = {}  # the sale's or the hand-over's payload
         self.queue: list[dict[str, Any]] = []
-        self.job: Any = None  # drivers.grbl.EngraveJob while one runs
+        self.job: Any = None  # drivers.grbl_job.EngraveJob while one runs
         self.current: dict[str, Any] | None = None
 
     def load_sale(self, sale: SaleResult) -> None:
@@ -93,14 +93,14 @@ class EngraveScreen(KScreen):
             lambda job: self.started(record, job),
         )
 
-    def started(self, record: EngravingJob, job: Any) -> None:  # drivers.grbl.EngraveJob
+    def started(self, record: EngravingJob, job: Any) -> None:  # drivers.grbl_job.EngraveJob
         record.accepted()
         self.job = job
         self.ids.status.text = self.t("Engraving...")
         self.ctx.announce("engraving", state="running")
         self.ctx.mark_dirty()
 
-    def progress(self, p: Any) -> None:  # drivers.grbl.Progress
+    def progress(self, p: Any) -> None:  # drivers.grbl_job.JobProgress
         self.ids.bar.value = int(p.fraction * 1000)
         self.ids.proof.done_fraction = p.fraction
         left = f" · ~{int(p.remaining_s) + 1} s" if p.remaining_s is not None else ""
@@ -109,7 +109,7 @@ class EngraveScreen(KScreen):
         self.ctx.announce("engraving", state=p.state, fraction=round(p.fraction, 3))
         self.ctx.mark_dirty()
 
-    def finished(self, record: EngravingJob, result: Any) -> None:  # drivers.grbl.JobResult
+    def finished(self, record: EngravingJob, result: Any) -> None:  # drivers.grbl_job.JobResult
         a = self.ctx
         record.finished(result.outcome, result.to_json())
         self.running = False
