@@ -33,3 +33,19 @@ def check_identifier(value: object, what: str) -> str:
         raise TillError(f"{what} must be {IDENTIFIER_RULE}, got {shown(value)}")
     assert isinstance(value, str)
     return value
+
+
+# tillbox/v1/<tenant>/region/# is the tenant's broadcast tree (the region's signed
+# updates): a till of that name would publish into it and read every other till's
+# messages there, so no device may be called so, from init to the broker's logins.
+RESERVED_DEVICE_IDS = frozenset({"region"})
+
+
+def check_device_id(value: object, what: str = "device id") -> str:
+    """``value`` when it may name a device (the identifier rule, and not reserved)."""
+    device_id = check_identifier(value, what)
+    if device_id in RESERVED_DEVICE_IDS:
+        raise TillError(
+            f"device id {device_id!r} is reserved for the region's topics; choose another"
+        )
+    return device_id

@@ -11,7 +11,7 @@ from nacl.signing import VerifyKey
 
 from appliance.errors import TillError
 from appliance.formats.chain import GENESIS_HASH
-from appliance.identifiers import check_identifier
+from appliance.identifiers import check_device_id, check_identifier
 from edge import ledger, rollups
 from edge.store import Store
 from edge.telemetry import REASON_PREFIX as HEALTH_REASON
@@ -27,10 +27,8 @@ def _valid_id(text: str, what: str) -> str:
 
 def enroll(store: Store, device_id: str, public_key: VerifyKey, tenant: str) -> dict[str, Any]:
     """Register a device's public key; enrolling the same key again changes nothing."""
-    _valid_id(device_id, "device id")
+    check_device_id(device_id)
     _valid_id(tenant, "tenant")
-    if device_id == "region":
-        raise TillError("device id 'region' is reserved for region updates; pick another id")
     key_hex = public_key.encode().hex()
     with store.transaction():
         enrolled = store.device_key(device_id)

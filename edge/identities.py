@@ -38,7 +38,7 @@ import paho.mqtt.client as mqtt
 from appliance.errors import TillError
 from appliance.formats import wire
 from appliance.formats.brokerurl import BrokerURL
-from appliance.identifiers import check_identifier
+from appliance.identifiers import check_device_id, check_identifier
 from mqttio.client import make_client
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
@@ -75,11 +75,7 @@ def device(tenant: str, device_id: str) -> Identity:
     # the one rule a till's id and tenant follow everywhere else (init, edge enroll,
     # provisioning): a login the till could never be named by is refused here too
     check_identifier(tenant, "tenant")
-    check_identifier(device_id, "device id")
-    if device_id == "region":
-        # tillbox/v1/<tenant>/region/# is the tenant's broadcast tree: a device of that name
-        # would publish into it and read every other till's messages there
-        raise TillError("device id 'region' is reserved for the region's topics; choose another")
+    check_device_id(device_id)  # not "region": the tenant's broadcast tree
     seg, ack = wire.topic_seg(tenant, device_id), wire.topic_ack(tenant, device_id)
     health = wire.topic_health(tenant, device_id)
     down = wire.topic_down(tenant, device_id, "#")
