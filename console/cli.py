@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from appliance.cliutil import OneLineParser, a_number, add_json, emit
 from appliance.errors import TillError
+from edge.cliopts import add_db
 
 if TYPE_CHECKING:
     import socket
@@ -204,9 +205,8 @@ def register(cmds: argparse._SubParsersAction) -> None:
     """Add ``web`` and ``user`` under ``tillbox edge``."""
     from console.scope import ROLES
 
-    db_help = "sqlite:///PATH or postgresql://USER@HOST/DB (the edge's database)"
     p = cmds.add_parser("web", help="serve the region's web console (pages and /api/v1)")
-    p.add_argument("--db", required=True, metavar="URL", help=db_help)
+    add_db(p)
     p.add_argument(
         "--listen",
         required=True,
@@ -265,7 +265,7 @@ def register(cmds: argparse._SubParsersAction) -> None:
         dest="user_action", metavar="ACTION", parser_class=OneLineParser, required=True
     )
     p = actions.add_parser("add", help="add a console user with a role and a password file")
-    p.add_argument("--db", required=True, metavar="URL", help=db_help)
+    add_db(p)
     p.add_argument("--name", required=True, help="sign-in name (letters, digits, - _)")
     p.add_argument("--role", required=True, choices=ROLES, help=" | ".join(ROLES))
     p.add_argument("--tenant", metavar="T", help="the merchant's tenant (merchants only)")

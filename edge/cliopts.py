@@ -53,10 +53,28 @@ def region_key(args: argparse.Namespace) -> SigningKey:
     return load_signing_key(Path(path))
 
 
+DB_HELP = "sqlite:///PATH or postgresql://USER@HOST/DB (the edge's database)"
+
+
+def database_url(text: str) -> str:
+    """--db's value, refused when it carries a password: a command line is visible to
+    every user of the host (``ps``) and lands in shell histories and unit files."""
+    from urllib.parse import urlsplit
+
+    try:
+        has_password = urlsplit(text).password is not None
+    except ValueError:  # a malformed port or IPv6 host: Store.open names the problem
+        has_password = False
+    if has_password:
+        raise argparse.ArgumentTypeError(
+            "a database URL must not hold a password; write it to ~/.pgpass (or a file "
+            "named by PGPASSFILE), where PostgreSQL's client reads it"
+        )
+    return text
+
+
 def add_db(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--db", required=True, metavar="URL", help="sqlite:///PATH or postgresql://USER@HOST/DB"
-    )
+    p.add_argument("--db", required=True, metavar="URL", type=database_url, help=DB_HELP)
 
 
 def deliver(args: argparse.Namespace, kept: object) -> list[str]:
