@@ -11,6 +11,7 @@ each one is in the audit log with the SHA-256 of the bytes handed out.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -51,6 +52,32 @@ PROFILE_Q = Query(None, description="only this tax profile (jurisdiction)")
 
 
 # -- reading what was asked ---------------------------------------------------------------
+@dataclass(frozen=True)
+class LedgerAsk:
+    """What a ledger read asks for (the API, its exports and the page alike): a tenant,
+    a period (``month``, or ``start``..``end``, optionally of one event) and a tax
+    profile, as typed; :func:`period_of` and the reports library check them."""
+
+    tenant: str | None = None
+    start: str | None = None
+    end: str | None = None
+    month: str | None = None
+    event: str | None = None
+    tax_profile: str | None = None
+
+
+def ledger_ask(
+    tenant: str | None = TENANT_Q,
+    start: str | None = FROM_Q,
+    to: str | None = TO_Q,
+    month: str | None = MONTH_Q,
+    event: str | None = EVENT_Q,
+    tax_profile: str | None = PROFILE_Q,
+) -> LedgerAsk:
+    """The query parameters of every ledger route, read once (a FastAPI dependency)."""
+    return LedgerAsk(tenant, start, to, month, event, tax_profile)
+
+
 def period_of(
     db: Store,
     scope: Scope,
@@ -76,21 +103,12 @@ def period_of(
     return Period.days(start, end, event_id)
 
 
-def _ledger(
-    db: Store,
-    session: Session,
-    tenant: str | None,
-    start: str | None,
-    end: str | None,
-    month: str | None,
-    event: str | None,
-    tax_profile: str | None,
-) -> TaxLedger:
+def _ledger(db: Store, session: Session, ask: LedgerAsk) -> TaxLedger:
     scope = session.scope.allow("tax")
     with from_reports():
-        chosen = check_ident(tenant, "tenant")
-        period = period_of(db, scope, chosen, start, end, month, event)
-        return tax_ledger(db, scope, chosen, period, tax_profile or None)
+        chosen = check_ident(ask.tenant, "tenant")
+        period = period_of(db, scope, chosen, ask.start, ask.end, ask.month, ask.event)
+        return tax_ledger(db, scope, chosen, period, ask.tax_profile or None)
 
 
 def _download(out: Export) -> Response:
@@ -125,33 +143,23 @@ class TaxOut(BaseModel):
 
 @router.get("/api/v1/tax", response_model=TaxOut)
 def tax_api(
-    tenant: str | None = TENANT_Q,
-    start: str | None = FROM_Q,
-    to: str | None = TO_Q,
-    month: str | None = MONTH_Q,
-    event: str | None = EVENT_Q,
-    tax_profile: str | None = PROFILE_Q,
+    ask: LedgerAsk = Depends(ledger_ask),
     session: Session = Depends(signed_in),
     db: Store = Depends(store),
 ) -> dict[str, Any]:
     """The tenant's tax ledger per tax profile and rate over the period (from the rollups
     ingest keeps; a refund counts under the refunded sale's profile, on its own day)."""
-    return _ledger(db, session, tenant, start, to, month, event, tax_profile).to_json()
+    return _ledger(db, session, ask).to_json()
 
 
 def _export_route(fmt: str) -> Any:
     def export(
         request: Request,
-        tenant: str | None = TENANT_Q,
-        start: str | None = FROM_Q,
-        to: str | None = TO_Q,
-        month: str | None = MONTH_Q,
-        event: str | None = EVENT_Q,
-        tax_profile: str | None = PROFILE_Q,
+        ask: LedgerAsk = Depends(ledger_ask),
         session: Session = Depends(signed_in),
         db: Store = Depends(store),
     ) -> Response:
-        ledger = _ledger(db, session, tenant, start, to, month, event, tax_profile)
+        ledger = _ledger(db, session, ask)
         scope = session.scope
         with from_reports():
             out = export_ledger(
@@ -161,7 +169,7 @@ def _export_route(fmt: str) -> Any:
                 ledger.period,
                 fmt,
                 audit=audit.hook(db, scope, client_of(request)),
-                tax_profile=tax_profile or None,
+                tax_profile=ask.tax_profile or None,
             )
         return _download(out)
 
@@ -184,25 +192,15 @@ for _fmt in ("csv", "pdf"):
     )
 
 
-def _ledger_page_data(
-    db: Store,
-    session: Session,
-    tenant: str | None,
-    start: str | None,
-    end: str | None,
-    month: str | None,
-    event: str | None,
-    tax_profile: str | None,
-) -> dict[str, Any]:
+def _ledger_page_data(db: Store, session: Session, ask: LedgerAsk) -> dict[str, Any]:
     scope = session.scope.allow("tax")
     tenants = queries.report_tenants(db, scope, "tax")
-    asked = {"from": start, "to": end, "month": month, "event": event, "tax_profile": tax_profile}
-    if not tenant:
-        return {"tenants": tenants, "tenant": None, "asked": asked}
-    if not (start or end or month or event):
-        month = forms.today().strftime("%Y-%m")  # the page opens on this month
-        asked["month"] = month
-    ledger = _ledger(db, session, tenant, start, end, month, event, tax_profile)
+    if not ask.tenant:
+        return {"tenants": tenants, "tenant": None, "asked": _asked(ask)}
+    if not (ask.start or ask.end or ask.month or ask.event):
+        ask = replace(ask, month=forms.today().strftime("%Y-%m"))  # opens on this month
+    asked = _asked(ask)
+    ledger = _ledger(db, session, ask)
     with from_reports():
         touching = filings_touching(db, scope, ledger.tenant, ledger.period)
     today = forms.today().isoformat()
@@ -230,19 +228,25 @@ def _ledger_page_data(
     }
 
 
+def _asked(ask: LedgerAsk) -> dict[str, str | None]:
+    """The page's form fields as asked, under their query names."""
+    return {
+        "from": ask.start,
+        "to": ask.end,
+        "month": ask.month,
+        "event": ask.event,
+        "tax_profile": ask.tax_profile,
+    }
+
+
 @router.get("/tax", include_in_schema=False)
 def tax_page(
     request: Request,
-    tenant: str | None = None,
-    start: str | None = Query(None, alias="from"),
-    to: str | None = None,
-    month: str | None = None,
-    event: str | None = None,
-    tax_profile: str | None = None,
+    ask: LedgerAsk = Depends(ledger_ask),
     session: Session = Depends(signed_in),
     db: Store = Depends(store),
 ) -> Response:
-    data = _ledger_page_data(db, session, tenant, start, to, month, event, tax_profile)
+    data = _ledger_page_data(db, session, ask)
     return page(request, session, "tax.html", **data)
 
 

@@ -409,6 +409,11 @@ def test_the_api_documents_itself(app):
     for field in ("device_id", "tenant", "last_seen_ms", "version", "queued_events", "selftest"):
         assert field in fleet
     assert "update" in fleet
+    # the ledger's routes read their query through one dependency: named and described
+    for path in ("/api/v1/tax", "/api/v1/tax/export.csv", "/api/v1/tax/export.pdf"):
+        params = {p["name"]: p for p in schema["paths"][path]["get"]["parameters"]}
+        assert set(params) == {"tenant", "from", "to", "month", "event", "tax_profile"}, path
+        assert all(p["in"] == "query" and p.get("description") for p in params.values()), path
 
 
 def test_each_role_lands_on_its_own_work_after_signing_in(signed_in):
