@@ -19,14 +19,19 @@ or by the name it was booked under, and redeems it (``booking.redeemed``):
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance import projections, region
+from appliance.catalog import Catalog
 from appliance.errors import NotFound, RuleViolation
 from appliance.formats import region as fmt
 from appliance.pricing import CartLine
-from appliance.till import Till
+
+if TYPE_CHECKING:
+    from appliance.till import Till
 
 VIA = ("qr", "number", "name")
 
@@ -153,3 +158,41 @@ def redeem(
         booking, cart_of(till, booking), via, version, method=method, tendered=tendered
     )
     return {"redemption": event, "sale": sale}
+
+
+# -- what a redemption records (Till.redeem_booking, in its transaction) ---------------------
+def require_not_redeemed(conn: sqlite3.Connection, booking: fmt.Booking) -> None:
+    """Refuse a booking this till already handed over."""
+    done = projections.booking_redemption(conn, booking.id)
+    if done is not None:
+        raise RuleViolation(
+            f"booking {booking.number} was already handed over at this till (seq "
+            f"{done[0]}); do not hand it over again"
+        )
+
+
+def handed_over(catalog: Catalog, cart: Sequence[CartLine]) -> list[dict[str, Any]]:
+    """The ``booking.redeemed`` lines of a booking paid online: the goods, no amounts."""
+    lines = []
+    for number, entry in enumerate(cart, start=1):
+        line = {
+            "line": number,
+            "sku": entry.sku,
+            "name": catalog.item(entry.sku).name,
+            "qty": entry.qty,
+        }
+        if entry.personalisation is not None:
+            line["personalisation"] = entry.personalisation
+        lines.append(line)
+    return lines
+
+
+def handed_over_sold(sale_lines: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``booking.redeemed`` lines of a booking paid at pickup: its sale's, no amounts."""
+    return [
+        {
+            **{k: ln[k] for k in ("line", "sku", "name", "qty")},
+            **({"personalisation": ln["personalisation"]} if "personalisation" in ln else {}),
+        }
+        for ln in sale_lines
+    ]

@@ -8,15 +8,26 @@ kiosk, scripts) gets the same answer, and the answer costs one small query.
 
 A till that never recorded a self-test may sell: the boot unit and the kiosk run
 one at every start, so "never" means a bench or a fresh test till.
+
+What feeds the gate is checked here too: a self-test record's shape
+(:func:`check_record`, the fields the gate reads) and a technician's override
+(:func:`record_override`, in the caller's write transaction, after the PIN).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from appliance import events as ev
 from appliance.errors import RuleViolation
 from appliance.projections import selftest_gate_rows
+
+if TYPE_CHECKING:
+    from appliance.formats.chain import Event
+    from appliance.log import Transaction
 
 
 @dataclass(frozen=True)
@@ -72,3 +83,36 @@ def require_open(conn: sqlite3.Connection, what: str = "selling") -> None:
             "`tillbox selftest` again, or a technician overrides with the PIN "
             "(`tillbox selftest override`)"
         )
+
+
+def check_record(payload: dict[str, Any]) -> None:
+    """Refuse a self-test record whose checks the gate could not read."""
+    checks = payload.get("checks")
+    if not isinstance(checks, list) or not all(
+        isinstance(c, dict)
+        and isinstance(c.get("name"), str)
+        and c.get("result") in ("pass", "warn", "fail")
+        and isinstance(c.get("fatal"), bool)
+        for c in checks
+    ):
+        raise RuleViolation(
+            "a self-test record needs checks[] with name, result (pass/warn/fail) "
+            "and fatal; record it with `tillbox selftest`"
+        )
+
+
+def record_override(tx: Transaction, failed: Sequence[str] | None, reason: str) -> Event:
+    """``selftest.override`` of ``failed`` (by default, the checks the gate holds);
+    refused when nothing blocks selling."""
+    gate = state(tx.conn)
+    names = list(failed) if failed is not None else [c.name for c in gate.failed]
+    if not names:
+        raise RuleViolation("the self-test does not block selling; there is nothing to override")
+    return tx.append(
+        ev.SELFTEST_OVERRIDE,
+        {
+            "failed": names,
+            "reason": (reason or gate.reason())[:500],
+            "by": "technician-pin",
+        },
+    )

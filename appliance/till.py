@@ -1,28 +1,44 @@
-"""The till: every business rule the CLI and the kiosk share.
+"""The till: every business rule the CLI and the kiosk share, behind one front door.
 
 A :class:`Till` owns one data folder. Its write methods run in one log
 transaction each: read the projections, check the rules, append the event(s),
 commit. When a method returns, the result is durable; a method that raises
 has written nothing.
+
+The methods open the transactions; the rules they apply have modules of their own,
+which read through the transaction's connection and append only to it:
+
+* the event traded at, and the tax profile it sets: :mod:`appliance.tradingevent`
+* how a sale is paid (cash tendered, the offline card limits): :mod:`appliance.payment`
+* a refund's amounts: :mod:`appliance.refundplan`, of another till's receipt
+  :mod:`appliance.crossrefund`
+* a booking handed over: :mod:`appliance.bookings`
+* shifts and the Z report: :mod:`appliance.shifts`
+* the self-test gate, a record's shape and the override: :mod:`appliance.gate`
+* what selling and refunding return: :mod:`appliance.results` (imported from here)
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from appliance import (
+    bookings,
     crossrefund,
     gate,
     keys,
+    payment,
     projections,
     queries,
+    refundplan,
     region,
+    shifts,
     stallstock,
     sync_state,
     techpin,
+    tradingevent,
 )
 from appliance import events as ev
 from appliance import log as eventlog
@@ -37,73 +53,11 @@ from appliance.formats.region import Booking
 from appliance.identifiers import check_identifier
 from appliance.ids import new_id
 from appliance.log import EventLog, Transaction
-from appliance.money import div_round, format_minor, round_to_step
-from appliance.pricing import CartLine, Quote, price_cart, taxes_by_rate
+from appliance.money import format_minor, round_to_step
+from appliance.pricing import CartLine, Quote, price_cart
+from appliance.results import RefundResult, SaleResult
 
-PAYMENT_METHODS = ("cash", "card")
-MAX_FLOAT_MINOR = 10_000_000  # 100,000.00: far above any stall's drawer, below any overflow
-
-
-@dataclass(frozen=True)
-class SaleResult:
-    event: Event
-    replayed: bool = False  # True when the idempotency key matched an earlier sale
-
-    @property
-    def payload(self) -> dict[str, Any]:
-        return self.event.payload
-
-    def to_json(self) -> dict[str, Any]:
-        p = self.payload
-        return {
-            "sale_id": p["sale_id"],
-            "seq": self.event.seq,
-            "receipt_no": p["receipt_no"],
-            "shift_no": p["shift_no"],
-            "idempotency_key": p["idempotency_key"],
-            "currency": p["currency"],
-            "total_minor": p["total_minor"],
-            "tax_minor": p["tax_minor"],
-            "discount_minor": p["discount_minor"],
-            "due_minor": p["payment"]["due_minor"],
-            "method": p["payment"]["method"],
-            "tendered_minor": p["payment"].get("tendered_minor"),
-            "change_minor": p["payment"].get("change_minor", 0),
-            "lines": [
-                {
-                    k: ln[k]
-                    for k in ("line", "sku", "name", "qty", "gross_minor", "tax_minor", "tax_rate")
-                }
-                for ln in p["lines"]
-            ],
-            "taxes": p["taxes"],
-            "promotions": p["promotions"],
-            "replayed": self.replayed,
-        }
-
-
-@dataclass(frozen=True)
-class RefundResult:
-    event: Event
-
-    def to_json(self) -> dict[str, Any]:
-        p = self.event.payload
-        other = {k: p[k] for k in ("sale_device", "sale_event_ref") if k in p}
-        return {
-            **other,
-            "sale_receipt_no": p["sale_receipt_no"],
-            "event_id": p.get("event_id", ""),
-            "refund_id": p["refund_id"],
-            "sale_id": p["sale_id"],
-            "seq": self.event.seq,
-            "receipt_no": p["receipt_no"],
-            "total_minor": p["total_minor"],
-            "method": p["payment"]["method"],
-            "currency": p["currency"],
-            "lines": [
-                {k: ln[k] for k in ("line", "sku", "qty", "gross_minor")} for ln in p["lines"]
-            ],
-        }
+__all__ = ["RefundResult", "SaleResult", "Till"]  # the results are imported from here
 
 
 class Till:
@@ -198,98 +152,8 @@ class Till:
     def profile(self) -> TaxProfile:
         """The tax profile a sale made now is taxed under: the current event's, else the
         shop's (``[shop] tax_profile``)."""
-        pick, _current, _version = self._event_context(self.log.conn, eventlog.now_ms())
-        return self._profile_for(self.catalog(), pick)
-
-    def _profile_for(self, catalog: Catalog, pick: sched.Pick) -> TaxProfile:
-        if pick.event is None:
-            return catalog.profile(self.config.section("shop")["tax_profile"])
-        profile = catalog.tax_profiles.get(pick.event.tax_profile)
-        if profile is None:
-            raise RuleViolation(
-                f"event {pick.event.id}'s tax profile {pick.event.tax_profile!r} is not in "
-                "this till's catalog; apply the region's catalog that defines it"
-            )
-        return profile
-
-    # -- the event the till trades at (appliance.schedule) ---------------------------------
-    def _event_context(
-        self, conn: Any, now_ms: int
-    ) -> tuple[sched.Pick, dict[str, Any] | None, int]:
-        """(the pick for ``now_ms``, the event in progress's ``event.started`` payload,
-        the schedule's version); cheap when no schedule was ever applied."""
-        schedule = self.lists.schedule(conn)
-        if schedule is None:  # never had one (a schedule is replaced, never removed)
-            return sched.Pick(sched.NO_SCHEDULE), None, 0
-        current, choice = projections.event_state(conn)
-        result, boot, last_ms = projections.clock_state(conn)
-        confirmed = sched.clock_confirmed(result, boot, eventlog.current_boot_id(), last_ms, now_ms)
-        stall = self.lists.stall(conn, self.device_id)
-        pick = sched.pick(schedule, stall, now_ms, confirmed, sched.Choice.from_payload(choice))
-        return pick, current, region.version(conn, "schedule")
-
-    def current_event(self, now_ms: int | None = None) -> sched.Pick:
-        """Which event a sale made now belongs to, or what the cashier must be asked."""
-        at = eventlog.now_ms() if now_ms is None else now_ms
-        return self._event_context(self.log.conn, at)[0]
-
-    def event_in_progress(self) -> dict[str, Any] | None:
-        """The ``event.started`` payload of the event the log says is in progress."""
-        return projections.event_state(self.log.conn)[0]
-
-    def choose_event(self, event_id: str) -> Event:
-        """The cashier's answer when asked: an event of the schedule, or "" for none."""
-        with self.log.transaction() as tx:
-            pick, current, version = self._event_context(tx.conn, eventlog.now_ms())
-            if pick.how == sched.NO_SCHEDULE:
-                raise RuleViolation(
-                    "no event schedule has been applied to this till; there is nothing to "
-                    "choose (apply one with `tillbox event apply FILE`)"
-                )
-            if pick.how == sched.CLOCK:
-                raise RuleViolation(
-                    f"the confirmed clock says event {pick.event_id} is current; there is "
-                    "nothing to choose"
-                )
-            assert pick.question is not None
-            schedule = self.lists.schedule(tx.conn)
-            assert schedule is not None
-            chosen = schedule.event(event_id) if event_id else None
-            stall = self.lists.stall(tx.conn, self.device_id)
-            if event_id and (chosen is None or not chosen.for_stall(stall)):
-                known = ", ".join(e.id for e in schedule.for_stall(stall)) or "none"
-                raise NotFound(
-                    f"event {event_id!r} is not in this stall's schedule (known: {known}); "
-                    "choose one of them or --none"
-                )
-            event = tx.append(
-                ev.EVENT_CHOSEN,
-                {
-                    "event_id": event_id,
-                    "question": pick.question.to_json(),
-                    "schedule_version": version,
-                },
-            )
-            sched.observe(tx, sched.Pick(sched.CHOSEN, chosen, pick.question), current, version)
-            return event
-
-    def _trading_event(self, tx: Transaction, *, ask: bool = True) -> sched.Pick:
-        """The pick for something recorded now, with the switch recorded before it.
-
-        ``ask``: an open question refuses (a sale must know its tax profile). Without
-        it (refunds: money back is never refused for this) the event in progress stays.
-        """
-        pick, current, version = self._event_context(tx.conn, eventlog.now_ms())
-        if pick.how == sched.ASK:
-            if ask:
-                raise RuleViolation(_ask_message(pick))
-            if current is None:
-                return sched.Pick(sched.ASK, None, pick.question)
-            schedule = self.lists.schedule(tx.conn)
-            ongoing = schedule.event(current["event_id"]) if schedule else None
-            return sched.Pick(sched.ASK, ongoing, pick.question)
-        sched.observe(tx, pick, current, version)
-        return pick
+        pick, _current, _version = tradingevent.context(self, self.log.conn, eventlog.now_ms())
+        return tradingevent.profile_for(self, self.catalog(), pick)
 
     def stock(self) -> dict[str, int]:
         return queries.stock(self.log)
@@ -310,19 +174,11 @@ class Till:
     def quote(self, cart: Sequence[CartLine], promo_code: str | None = None) -> Quote:
         pick = self.current_event()
         catalog = self.catalog()
-        return price_cart(
-            catalog, self._profile_for(catalog, pick), cart, promo_code, event_id=pick.event_id
-        )
+        profile = tradingevent.profile_for(self, catalog, pick)
+        return price_cart(catalog, profile, cart, promo_code, event_id=pick.event_id)
 
     def money(self, minor: int) -> str:
         return format_minor(minor, self.profile().currency)
-
-    def _currency(self) -> str:
-        """The shop's currency, or "" before any catalog is applied (a message still reads)."""
-        try:
-            return self.profile().currency
-        except TillError:
-            return ""
 
     def find_sale(self, ref: str | int) -> Event:
         """A sale by its id or its receipt number."""
@@ -366,58 +222,28 @@ class Till:
     def verify(self, since: int = 0) -> ChainReport:
         return self.log.verify(since)
 
+    # -- the event the till trades at (appliance.tradingevent) -----------------------------
+    def current_event(self, now_ms: int | None = None) -> sched.Pick:
+        """Which event a sale made now belongs to, or what the cashier must be asked."""
+        at = eventlog.now_ms() if now_ms is None else now_ms
+        return tradingevent.context(self, self.log.conn, at)[0]
+
+    def event_in_progress(self) -> dict[str, Any] | None:
+        """The ``event.started`` payload of the event the log says is in progress."""
+        return projections.event_state(self.log.conn)[0]
+
+    def choose_event(self, event_id: str) -> Event:
+        """The cashier's answer when asked: an event of the schedule, or "" for none."""
+        with self.log.transaction() as tx:
+            return tradingevent.choose(self, tx, event_id)
+
     # -- selling ---------------------------------------------------------------------------
     def _next_receipt_no(self, tx: Transaction) -> int:
         return (projections.last_receipt_no(tx.conn) or 0) + 1
 
-    def _require_shift(self) -> int:
-        shift = self.current_shift()
-        if shift is None:
-            raise RuleViolation(
-                "no shift is open; open one first (`tillbox shift open` or the Shift screen)"
-            )
-        return shift
-
     def check_card_limits(self, due_minor: int) -> None:
         """Raise with the reason when an offline card payment would exceed a limit."""
-        pay = self.config.section("payment")
-        per_sale = int(pay["card_offline_limit_minor"])
-        per_device = int(pay["card_offline_device_limit_minor"])
-        if due_minor > per_sale:
-            raise RuleViolation(
-                f"card payment of {self.money(due_minor)} is above the offline card limit of "
-                f"{self.money(per_sale)} per sale; take cash or split the sale"
-            )
-        exposure = self.card_exposure_minor()
-        if exposure + due_minor > per_device:
-            raise RuleViolation(
-                f"this till already holds {self.money(exposure)} of unsynced card payments; "
-                f"the device limit is {self.money(per_device)}; take cash or sync first"
-            )
-
-    def _payment(self, quote: Quote, method: str, tendered: int | None) -> dict[str, Any]:
-        if method not in PAYMENT_METHODS:
-            raise RuleViolation(f"payment method {method!r} is not supported; use cash or card")
-        due = quote.due_minor(method)
-        payment: dict[str, Any] = {
-            "method": method,
-            "due_minor": due,
-            "rounding_minor": due - quote.total_minor,
-        }
-        if method == "cash":
-            given = due if tendered is None else tendered
-            if isinstance(given, bool) or not isinstance(given, int) or given < due:
-                raise RuleViolation(
-                    f"cash tendered {self.money(given or 0)} is less than the "
-                    f"{self.money(due)} due; take more cash or pay by card"
-                )
-            payment.update(tendered_minor=given, change_minor=given - due)
-        else:
-            if tendered is not None:
-                raise RuleViolation("--tendered is for cash only; leave it out for card")
-            self.check_card_limits(due)
-            payment["offline"] = True
-        return payment
+        payment.check_card_limits(self, due_minor)
 
     def sell(
         self,
@@ -457,19 +283,19 @@ class Till:
             return SaleResult(event, replayed=True)
         gate.require_open(tx.conn)
         if shift is None:
-            self._require_shift()  # raises with the fix
+            shifts.require_open(self)  # raises with the fix
         catalog = self._catalog_at(catalog_version)
-        pick = self._trading_event(tx)
-        profile = self._profile_for(catalog, pick)
+        pick = tradingevent.for_record(self, tx)
+        profile = tradingevent.profile_for(self, catalog, pick)
         quote = price_cart(catalog, profile, cart, promo_code, event_id=pick.event_id)
-        payment = self._payment(quote, method, tendered)
+        paid = payment.payment(self, quote, method, tendered)
         payload = {
             "sale_id": new_id(),
             "receipt_no": last_receipt + 1,
             "shift_no": shift,
             "idempotency_key": key,
             **quote.to_json(),
-            "payment": payment,
+            "payment": paid,
             "event_id": pick.event_id,
             **(extra or {}),
         }
@@ -485,20 +311,11 @@ class Till:
         with self.log.transaction() as tx:
             gate.require_open(tx.conn, "refunding")
             sale = self.find_sale(sale_ref)
-            shift = self._require_shift()
+            shift = shifts.require_open(self)
             p = sale.payload
             rows = projections.sale_lines(tx.conn, p["receipt_no"])
-            by_line = {ln["line"]: ln for ln in p["lines"]}
-            plan = _plan_refund(p["receipt_no"], rows, items)
-            lines = []
-            for line_no, qty, already in plan:
-                sold = by_line[line_no]
-                lines.append(_refund_line(sold, qty, already))
-            taxes = taxes_by_rate(lines)
-            gross = sum(ln["gross_minor"] for ln in lines)
-            method = p["payment"]["method"]
-            step = p.get("cash_rounding_minor", 0) if method == "cash" else 0
-            pick = self._trading_event(tx, ask=False)
+            amounts = refundplan.amounts(p, rows, items)
+            pick = tradingevent.for_record(self, tx, ask=False)
             payload = {
                 "refund_id": new_id(),
                 "sale_id": p["sale_id"],
@@ -506,11 +323,11 @@ class Till:
                 "receipt_no": self._next_receipt_no(tx),
                 "shift_no": shift,
                 "currency": p["currency"],
-                "lines": lines,
-                "taxes": taxes,
-                "gross_minor": gross,
-                "total_minor": round_to_step(gross, step),
-                "payment": {"method": method},
+                "lines": amounts.lines,
+                "taxes": amounts.taxes,
+                "gross_minor": amounts.gross_minor,
+                "total_minor": amounts.total_minor,
+                "payment": {"method": p["payment"]["method"]},
                 "event_id": pick.event_id,
             }
             return RefundResult(tx.append(ev.REFUND_ISSUED, payload))
@@ -521,10 +338,10 @@ class Till:
         """Refund another till's verified receipt (appliance.crossrefund: the rules)."""
         with self.log.transaction() as tx:
             gate.require_open(tx.conn, "refunding")
-            shift = self._require_shift()
+            shift = shifts.require_open(self)
             catalog = self._catalog_at(queries.catalog_version(self.log))
-            pick = self._trading_event(tx, ask=False)
-            profile = self._profile_for(catalog, pick)
+            pick = tradingevent.for_record(self, tx, ask=False)
+            profile = tradingevent.profile_for(self, catalog, pick)
             refunded = projections.foreign_refunded(tx.conn, sale.device_id, sale.receipt_no)
             lines, taxes = crossrefund.plan(sale, refunded, catalog, profile, items)
             gross = sum(t["gross_minor"] for t in taxes)
@@ -545,7 +362,7 @@ class Till:
             }
             return RefundResult(tx.append(ev.REFUND_ISSUED, payload))
 
-    # -- bookings (appliance.bookings: finding them, the list) ------------------------------
+    # -- bookings (appliance.bookings: finding them, the list, the lines handed over) ------
     def redeem_booking(
         self,
         booking: Booking,
@@ -559,29 +376,14 @@ class Till:
         """Hand a booking over, once on this till: a paid one with nothing due, one paid at
         pickup as a sale in the same transaction. (``booking.redeemed``, and the sale.)"""
         with self.log.transaction() as tx:
-            done = projections.booking_redemption(tx.conn, booking.id)
-            if done is not None:
-                raise RuleViolation(
-                    f"booking {booking.number} was already handed over at this till (seq "
-                    f"{done[0]}); do not hand it over again"
-                )
+            bookings.require_not_redeemed(tx.conn, booking)
             gate.require_open(tx.conn, "handing over bookings")
-            shift = self._require_shift()
+            shift = shifts.require_open(self)
             sale = None
             if booking.paid:
-                pick = self._trading_event(tx, ask=False)  # nothing is taxed here
+                pick = tradingevent.for_record(self, tx, ask=False)  # nothing is taxed here
                 catalog = self._catalog_at(queries.catalog_version(self.log))
-                lines = []
-                for number, entry in enumerate(cart, start=1):
-                    line = {
-                        "line": number,
-                        "sku": entry.sku,
-                        "name": catalog.item(entry.sku).name,
-                        "qty": entry.qty,
-                    }
-                    if entry.personalisation is not None:
-                        line["personalisation"] = entry.personalisation
-                    lines.append(line)
+                lines = bookings.handed_over(catalog, cart)
                 due, sale_id, receipt_no, event_id = 0, "", 0, pick.event_id
             else:
                 assert method is not None
@@ -589,17 +391,7 @@ class Till:
                     tx, cart, method, tendered, None, new_id(), {"booking_id": booking.id}
                 )
                 p = sale.payload
-                lines = [
-                    {
-                        **{k: ln[k] for k in ("line", "sku", "name", "qty")},
-                        **(
-                            {"personalisation": ln["personalisation"]}
-                            if "personalisation" in ln
-                            else {}
-                        ),
-                    }
-                    for ln in p["lines"]
-                ]
+                lines = bookings.handed_over_sold(p["lines"])
                 due, sale_id, receipt_no = p["payment"]["due_minor"], p["sale_id"], p["receipt_no"]
                 event_id = p["event_id"]
             event = tx.append(
@@ -624,103 +416,17 @@ class Till:
     # -- shifts ----------------------------------------------------------------------------
     def open_shift(self, opening_float_minor: int = 0) -> Event:
         """Open a shift with the cash counted into the drawer (the Z report starts from it)."""
-        if isinstance(opening_float_minor, bool) or not isinstance(opening_float_minor, int):
-            raise RuleViolation(
-                f"opening float {opening_float_minor!r} must be a whole number of minor "
-                "units (cents); count the drawer and give it again"
-            )
-        if not 0 <= opening_float_minor <= MAX_FLOAT_MINOR:
-            currency = self._currency()
-
-            def money(minor: int) -> str:
-                return format_minor(minor, currency).strip()
-
-            raise RuleViolation(
-                f"opening float {money(opening_float_minor)} must be between {money(0)} and "
-                f"{money(MAX_FLOAT_MINOR)}; count the drawer and give it again"
-            )
+        shifts.check_opening_float(self, opening_float_minor)  # before the write lock
         with self.log.transaction() as tx:
-            current = self.current_shift()
-            if current is not None:
-                raise RuleViolation(
-                    f"shift {current} is already open; close it first (`tillbox shift close`)"
-                )
-            return tx.append(
-                ev.SHIFT_OPENED,
-                {
-                    "shift_no": projections.last_shift_no(tx.conn) + 1,
-                    "opening_float_minor": opening_float_minor,
-                },
-            )
+            return shifts.record_open(self, tx, opening_float_minor)
 
     def z_report(self, shift_no: int) -> dict[str, Any]:
-        rows = queries.shift_totals(self.log, shift_no)
-        taxes = [
-            {"rate": k, "gross_minor": g, "tax_minor": t, "net_minor": n}
-            for kind, k, _c, g, t, n in rows
-            if kind == "tax"
-        ]
-        payments = [
-            {"method": k, "count": c, "total_minor": g}
-            for kind, k, c, g, _t, _n in rows
-            if kind == "pay"
-        ]
-        refunds = [
-            {"method": k, "count": c, "total_minor": g}
-            for kind, k, c, g, _t, _n in rows
-            if kind == "refund"
-        ]
-        rounding = sum(g for kind, _k, _c, g, _t, _n in rows if kind == "rounding")
-        opening_float = queries.opening_float_minor(self.log, shift_no)
-        # Cash takings are already net of cash refunds (a refund subtracts from "pay").
-        cash = sum(p["total_minor"] for p in payments if p["method"] == "cash")
-        extra: dict[str, Any] = {}
-        events = [
-            {"event_id": k, "sales_count": c, "gross_minor": g, "tax_minor": t, "net_minor": n}
-            for kind, k, c, g, t, n in rows
-            if kind == "event"
-        ]
-        if events:  # only a till that traded at scheduled events has these
-            rest = {
-                "event_id": "",
-                "sales_count": sum(p["count"] for p in payments)
-                - sum(e["sales_count"] for e in events),
-            }
-            for key in ("gross_minor", "tax_minor", "net_minor"):
-                rest[key] = sum(t[key] for t in taxes) - sum(e[key] for e in events)
-            if any(rest[k] for k in rest if k != "event_id"):
-                events.append(rest)
-            extra["events"] = events
-        bookings = [
-            {"payment": k, "count": c, "due_minor": g}
-            for kind, k, c, g, _t, _n in rows
-            if kind == "booking"
-        ]
-        if bookings:
-            extra["bookings"] = bookings
-        return {
-            "shift_no": shift_no,
-            "sales_count": sum(p["count"] for p in payments),
-            "refunds_count": sum(r["count"] for r in refunds),
-            "taxes": taxes,
-            "payments": payments,
-            "refunds": refunds,
-            "gross_minor": sum(t["gross_minor"] for t in taxes),
-            "tax_minor": sum(t["tax_minor"] for t in taxes),
-            "cash_rounding_minor": rounding,
-            "takings_minor": sum(p["total_minor"] for p in payments),
-            "opening_float_minor": opening_float,
-            "expected_cash_minor": opening_float + cash,
-            **extra,
-        }
+        return shifts.z_report(self.log, shift_no)
 
     def close_shift(self) -> Event:
         """Close the open shift; the Z report goes into the event, so it is in the log."""
         with self.log.transaction() as tx:
-            shift = self.current_shift()
-            if shift is None:
-                raise RuleViolation("no shift is open; there is nothing to close")
-            return tx.append(ev.SHIFT_CLOSED, {"shift_no": shift, "z_report": self.z_report(shift)})
+            return shifts.record_close(self, tx)
 
     # -- catalog and other events ----------------------------------------------------------
     def apply_catalog(self, data: dict[str, Any], source: str = "local") -> Event:
@@ -729,18 +435,7 @@ class Till:
 
     def record_selftest(self, payload: dict[str, Any]) -> Event:
         """Append a self-test verdict; its checks feed the sell path's gate."""
-        checks = payload.get("checks")
-        if not isinstance(checks, list) or not all(
-            isinstance(c, dict)
-            and isinstance(c.get("name"), str)
-            and c.get("result") in ("pass", "warn", "fail")
-            and isinstance(c.get("fatal"), bool)
-            for c in checks
-        ):
-            raise RuleViolation(
-                "a self-test record needs checks[] with name, result (pass/warn/fail) "
-                "and fatal; record it with `tillbox selftest`"
-            )
+        gate.check_record(payload)
         try:
             return self.log.append(ev.SELFTEST_RECORDED, payload)
         except CanonicalFormError as exc:
@@ -763,20 +458,7 @@ class Till:
         if not techpin.verify_pin(pin, stored):  # before the write lock: PBKDF2 is slow
             raise RuleViolation("wrong technician PIN; nothing was recorded; try again")
         with self.log.transaction() as tx:
-            state = gate.state(tx.conn)
-            names = list(failed) if failed is not None else [c.name for c in state.failed]
-            if not names:
-                raise RuleViolation(
-                    "the self-test does not block selling; there is nothing to override"
-                )
-            return tx.append(
-                ev.SELFTEST_OVERRIDE,
-                {
-                    "failed": names,
-                    "reason": (reason or state.reason())[:500],
-                    "by": "technician-pin",
-                },
-            )
+            return gate.record_override(tx, failed, reason)
 
     def record(self, type: str, payload: dict[str, Any]) -> Event:
         """Append a non-core event (driver, compliance, sync)."""
@@ -788,84 +470,3 @@ class Till:
             return self.log.append(type, payload)
         except CanonicalFormError as exc:
             raise RuleViolation(f"event refused: {exc}") from None
-
-
-def _ask_message(pick: sched.Pick) -> str:
-    """The one line that tells the cashier to choose the event (and from what)."""
-    assert pick.question is not None
-    why = {
-        sched.CLOCK_UNCONFIRMED: "the clock is not confirmed (no time source since boot)",
-        sched.OVERLAP: "two events of the schedule are on now",
-        sched.NONE_CURRENT: "no event of the schedule is on now",
-    }[pick.question.reason]
-    offer = ", ".join(e.id for e in pick.candidates) or "no events"
-    return (
-        f"which event is this sale at? {why}; choose one with `tillbox event choose ID` "
-        f"({offer}) or `tillbox event choose --none`"
-    )
-
-
-def _plan_refund(
-    receipt_no: int, rows: list[tuple], items: Sequence[tuple[str, int]] | None
-) -> list[tuple[int, int, int]]:
-    """(line, qty to refund, qty refunded before) for each line touched."""
-    open_lines = [(line, sku, qty, done, refundable) for line, sku, qty, done, refundable in rows]
-    if items is None:
-        plan = [
-            (line, qty - done, done)
-            for line, _sku, qty, done, refundable in open_lines
-            if refundable and qty > done
-        ]
-        if not plan:
-            raise RuleViolation(f"receipt {receipt_no} has nothing left to refund")
-        return plan
-    plan = []
-    for sku, want in items:
-        if isinstance(want, bool) or not isinstance(want, int) or want <= 0:
-            raise RuleViolation(f"refund quantity for {sku} must be a whole number above zero")
-        candidates = [r for r in open_lines if r[1] == sku]
-        if not candidates:
-            raise RuleViolation(f"{sku} is not on receipt {receipt_no}; check the items sold")
-        if not any(r[4] for r in candidates):
-            raise RuleViolation(
-                f"{sku} is personalised and cannot be refunded (the customer approved the proof)"
-            )
-        left = sum(qty - done for _l, _s, qty, done, ok in candidates if ok)
-        if want > left:
-            sold = sum(r[2] for r in candidates)
-            raise RuleViolation(
-                f"cannot refund {want} x {sku} from receipt {receipt_no}: only "
-                f"{left} of {sold} sold are left to refund"
-            )
-        for index, (line, s, qty, done, ok) in enumerate(open_lines):
-            if s != sku or not ok or want == 0:
-                continue
-            take = min(want, qty - done)
-            if take:
-                plan.append((line, take, done))
-                open_lines[index] = (line, s, qty, done + take, ok)
-                want -= take
-    return plan
-
-
-def _refund_line(sold: dict[str, Any], qty: int, already: int) -> dict[str, Any]:
-    """Refund ``qty`` units of a sold line, proportionally and cent-exact.
-
-    Amounts are computed on cumulative quantities, so refunding a line in
-    several parts always adds up to exactly what was paid for it.
-    """
-
-    def share(amount: int, units: int) -> int:
-        return div_round(amount * units, sold["qty"])
-
-    line = {
-        "line": sold["line"],
-        "sku": sold["sku"],
-        "qty": qty,
-        "tax_rate": sold["tax_rate"],
-        "rate_bp": sold["rate_bp"],
-    }
-    for k in ("gross_minor", "tax_minor"):
-        line[k] = share(sold[k], already + qty) - share(sold[k], already)
-    line["net_minor"] = line["gross_minor"] - line["tax_minor"]
-    return line
