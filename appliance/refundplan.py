@@ -17,8 +17,8 @@ from appliance.pricing import taxes_by_rate
 
 
 class Amounts(NamedTuple):
-    """A refund's ``lines``, its ``taxes`` per rate, and its gross and total (the total
-    rounded as the sale's cash payment was)."""
+    """A refund's ``lines``, its ``taxes`` per rate, its gross, and its total (a cash
+    refund rounded to the sale's cash rounding step, as its payment was)."""
 
     lines: list[dict[str, Any]]
     taxes: list[dict[str, Any]]
