@@ -341,8 +341,10 @@ def refund_seq(conn: sqlite3.Connection, receipt_no: int) -> int | None:
     return row[0] if row else None
 
 
-# -- reads inside the till's write transactions (appliance.till, appliance.gate) -------------
+# -- reads inside the till's write transactions (appliance.till and its rule modules) --------
 # Each takes the transaction's connection, so it reads what that ``BEGIN IMMEDIATE`` holds.
+# The rule modules: appliance.gate, appliance.shifts, appliance.tradingevent and
+# appliance.bookings, each given the transaction by a method of appliance.till.
 
 # One round trip for everything a sale needs to know; this is the cashier's hot path.
 _SALE_CONTEXT = (

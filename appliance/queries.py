@@ -206,7 +206,7 @@ def customers(log: EventLog, event_type: str) -> list[str]:
     return [customer for (customer,) in rows]
 
 
-# -- the till's reads (appliance.till) --------------------------------------------------------
+# -- the till's reads (appliance.till; the Z report's: appliance.shifts) ----------------------
 # The till calls some of these inside its write transactions too: they read the log's one
 # connection, which is the transaction's, so they see what the transaction sees.
 
