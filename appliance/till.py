@@ -50,7 +50,7 @@ from appliance.errors import NotFound, RuleViolation, TillError
 from appliance.formats.canonical import CanonicalFormError
 from appliance.formats.chain import ChainReport, Event
 from appliance.formats.region import Booking
-from appliance.identifiers import check_identifier
+from appliance.identifiers import check_device_id, check_identifier
 from appliance.ids import new_id
 from appliance.log import EventLog, Transaction
 from appliance.money import format_minor, round_to_step
@@ -80,7 +80,7 @@ class Till:
         cls, data_dir: DataDir, device_id: str, *, demo: bool = False, tenant: str = "demo"
     ) -> Till:
         """Create a till: key pair, log (with its first event), catalog, then the config."""
-        check_identifier(device_id, "device id (it names the device's MQTT topic)")
+        check_device_id(device_id, "device id (it names the device's MQTT topic)")
         check_identifier(tenant, "tenant")
         if data_dir.exists() or data_dir.log_path.exists():
             raise TillError(

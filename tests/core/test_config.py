@@ -110,6 +110,49 @@ def test_edge_broker_add_device_refuses_a_name_outside_the_rule(
     assert f"{named} must be a string of A-Z a-z 0-9 - _" in r.err, r.err
 
 
+def test_the_region_s_name_is_refused_as_a_device_id_from_init_on(cli, tmp_path):
+    """tillbox/v1/<tenant>/region/# is the region's broadcast tree: init refuses the name
+    (before, only edge enroll did, so a till could be set up that no region would take),
+    and so do edge enroll and the broker's logins."""
+    from edge.broker import free_port
+
+    d = tmp_path / "till"
+    r = cli("init", "--data-dir", str(d), "--device-id", "region")
+    assert r.code == 1 and r.err.count("\n") == 1, r
+    assert "device id 'region' is reserved for the region's topics" in r.err
+    assert not d.exists() or not any(d.iterdir())  # nothing written
+    db = f"sqlite:///{tmp_path / 'edge.db'}"
+    r = cli("edge", "enroll", "--db", db, "--device-id", "region", "--public-key", "00" * 32)
+    assert r.code == 1 and "is reserved for the region's topics" in r.err, r
+    for name in ("admin-pw", "till-pw"):
+        (tmp_path / name).write_text("secret\n")
+    r = cli(
+        "edge", "broker", "add-device", "--broker", f"mqtt://127.0.0.1:{free_port()}",
+        "--admin-password-file", str(tmp_path / "admin-pw"),
+        "--password-file", str(tmp_path / "till-pw"),
+        "--tenant", "acme", "--device-id", "region",
+    )  # fmt: skip
+    assert r.code == 1 and "is reserved for the region's topics" in r.err, r
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["edge", "enroll", "DB", "--device-id", "stall-1", "--public-key", "00" * 32],
+        ["edge", "web", "DB", "--listen", "127.0.0.1:1"],
+        ["edge", "user", "add", "DB", "--name", "ann", "--role", "admin", "--password-file", "x"],
+    ],
+)
+def test_a_database_url_with_a_password_is_refused_without_showing_it(cli, argv):
+    """A command line is visible to every user of the host (ps), so the edge's and the
+    console's --db refuse a password in the URL and point at ~/.pgpass instead."""
+    url = "postgresql://tillbox:hunter2-secret@127.0.0.1:1/region"
+    r = cli(*[a for arg in argv for a in (("--db", url) if arg == "DB" else (arg,))])
+    assert r.code == 2 and r.err.count("\n") == 1, r
+    assert "must not hold a password" in r.err and "~/.pgpass" in r.err
+    assert "hunter2" not in r.err + r.out
+
+
 def test_a_failure_after_the_commit_reports_the_sale_done(cli, shop, monkeypatch):
     """Inject the failure that a non-ASCII device id caused (UnicodeEncodeError in the
     receipt QR): the sale is durable, so the command says so and exits 0."""
