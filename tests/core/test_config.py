@@ -87,6 +87,21 @@ def test_edge_enroll_refuses_a_non_ascii_device_id(cli, tmp_path):
     assert r.code == 1 and "A-Z a-z 0-9 - _" in r.err and r.err.count("\n") == 1
 
 
+def add_device_login(cli, tmp_path, tenant: str, device_id: str):
+    """``tillbox edge broker add-device`` against a port where no broker runs: what is
+    refused is refused before any broker is asked."""
+    from edge.broker import free_port
+
+    for name in ("admin-pw", "till-pw"):
+        (tmp_path / name).write_text("secret\n")
+    return cli(
+        "edge", "broker", "add-device", "--broker", f"mqtt://127.0.0.1:{free_port()}",
+        "--admin-password-file", str(tmp_path / "admin-pw"),
+        "--password-file", str(tmp_path / "till-pw"),
+        "--tenant", tenant, "--device-id", device_id,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("tenant", "device_id", "named"),
     [("acme", "stall.9", "device id"), ("acme.x", "stall-9", "tenant"), ("acme", "kassé-1", "")],
@@ -96,16 +111,7 @@ def test_edge_broker_add_device_refuses_a_name_outside_the_rule(
 ):
     """The broker's identities allowed a '.' that init and edge enroll refuse: a login
     no till could ever be named by. Refused before any broker is asked (none runs here)."""
-    from edge.broker import free_port
-
-    for name in ("admin-pw", "till-pw"):
-        (tmp_path / name).write_text("secret\n")
-    r = cli(
-        "edge", "broker", "add-device", "--broker", f"mqtt://127.0.0.1:{free_port()}",
-        "--admin-password-file", str(tmp_path / "admin-pw"),
-        "--password-file", str(tmp_path / "till-pw"),
-        "--tenant", tenant, "--device-id", device_id,
-    )  # fmt: skip
+    r = add_device_login(cli, tmp_path, tenant, device_id)
     assert r.code == 1 and r.err.count("\n") == 1, r
     assert f"{named} must be a string of A-Z a-z 0-9 - _" in r.err, r.err
 
@@ -114,8 +120,6 @@ def test_the_region_s_name_is_refused_as_a_device_id_from_init_on(cli, tmp_path)
     """tillbox/v1/<tenant>/region/# is the region's broadcast tree: init refuses the name
     (before, only edge enroll did, so a till could be set up that no region would take),
     and so do edge enroll and the broker's logins."""
-    from edge.broker import free_port
-
     d = tmp_path / "till"
     r = cli("init", "--data-dir", str(d), "--device-id", "region")
     assert r.code == 1 and r.err.count("\n") == 1, r
@@ -124,14 +128,7 @@ def test_the_region_s_name_is_refused_as_a_device_id_from_init_on(cli, tmp_path)
     db = f"sqlite:///{tmp_path / 'edge.db'}"
     r = cli("edge", "enroll", "--db", db, "--device-id", "region", "--public-key", "00" * 32)
     assert r.code == 1 and "is reserved for the region's topics" in r.err, r
-    for name in ("admin-pw", "till-pw"):
-        (tmp_path / name).write_text("secret\n")
-    r = cli(
-        "edge", "broker", "add-device", "--broker", f"mqtt://127.0.0.1:{free_port()}",
-        "--admin-password-file", str(tmp_path / "admin-pw"),
-        "--password-file", str(tmp_path / "till-pw"),
-        "--tenant", "acme", "--device-id", "region",
-    )  # fmt: skip
+    r = add_device_login(cli, tmp_path, "acme", "region")
     assert r.code == 1 and "is reserved for the region's topics" in r.err, r
 
 
