@@ -44,6 +44,8 @@ class Meter:
 
 
 def lines(zf: zipfile.ZipFile, name: str) -> Iterator[tuple[int, bytes]]:
+    """Each line of a ``.jsonl`` entry with its number, without its newline; one longer
+    than ``LINE_LIMIT`` or without a newline (a truncated file) is a Problem."""
     with zf.open(name) as f:
         number = 0
         while line := f.readline(LINE_LIMIT + 1):
@@ -67,7 +69,7 @@ def member(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
 def stored_only(infos: list[zipfile.ZipInfo]) -> None:
     """Every entry STORED, as the canonical container is: nothing is ever inflated."""
     for info in infos:
-        if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+        if not zipcanon.is_stored(info):
             raise Problem(
                 f"{info.filename} is compressed (method {info.compress_type}); a tillbox "
                 "bundle stores every entry uncompressed: not a bundle as exported (a zip bomb?)"

@@ -37,6 +37,12 @@ The verdict also says which parts were *proved* and which only checked against
 keys the bundle itself carries (``proved``/``unproved``): the device key is pinned
 only with ``--public-key``, the region acks only with ``--region-key``, and the
 bundle is fresh only when it carries the inspector's ``--nonce``.
+
+This module keeps the order (``_verify``) and steps 1-4; the rest live beside it:
+compliance/bundle_reader.py (every bounded read, step 1's stored-only rule, step 11),
+compliance/verify_keys.py (which key each signature is checked with),
+compliance/verify_records.py (steps 5-8), compliance/verify_region.py (steps 9-10 and
+a region-built package's segments), compliance/verdict.py (the verdict).
 """
 
 from __future__ import annotations
@@ -75,7 +81,7 @@ from compliance.verify_region import (
     region_segments,
 )
 
-__all__ = [  # the front door: what importers of compliance.verify use
+__all__ = [  # the front door: its public names stay importable from here
     "ACK_DIR",
     "ENROLLMENT_LIMIT",
     "LINE_LIMIT",

@@ -32,6 +32,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from appliance.boundedio import ENROLLMENT_EXPORT_LIMIT, SCAN_LIMIT, KiB, MiB
+from appliance.formats import zipcanon
 from appliance.formats.canonical import CanonicalFormError, parse_canonical
 from appliance.identifiers import is_identifier
 
@@ -167,7 +168,7 @@ def _open(data: bytes, key_for: Callable[[str], VerifyKey | None]) -> OpenedExpo
         if len(names) != len(set(names)):
             raise ExportError("malformed", "two entries share a name (a file was added)")
         for info in infos:
-            if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+            if not zipcanon.is_stored(info):
                 raise ExportError(
                     "malformed", f"{info.filename} is compressed; an export stores every entry"
                 )

@@ -14,6 +14,7 @@ Limits (no ZIP64): fewer than 65 535 entries, each and the whole under 4 GiB.
 from __future__ import annotations
 
 import struct
+import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
@@ -35,6 +36,12 @@ Opener = Callable[[], Iterable[bytes]]  # returns the entry's bytes, in chunks
 
 def _flags(name: str) -> int:
     return 0 if name.isascii() else UTF8_FLAG
+
+
+def is_stored(info: zipfile.ZipInfo) -> bool:
+    """Whether an entry read back is STORED, as this container writes every one: a reader
+    refuses any other before a byte of it is inflated (a zip bomb's way in)."""
+    return info.compress_type == zipfile.ZIP_STORED and info.compress_size == info.file_size
 
 
 def local_header(name: str, crc: int, size: int) -> bytes:
