@@ -39,6 +39,7 @@ from typing import Any
 from appliance import events, keys, queries
 from appliance.datadir import DataDir
 from appliance.errors import TillError
+from appliance.formats import inspection
 from appliance.formats.canonical import canonical_bytes
 from appliance.formats.chain import GENESIS_HASH
 from appliance.formats.inspection import (
@@ -395,13 +396,13 @@ def _add_sync(data_dir: DataDir, tmp: Path, files: dict[str, Path]) -> dict[str,
             "ack": "",
         }
         if data:
-            name = f"sync/segments/{first:012d}-{seg_id}.tbsg"
+            name = inspection.sync_segment_name(first, seg_id)
             target = tmp / f"seg-{first}.tbsg"
             target.write_bytes(bytes(data))
             files[name] = target
             record["file"] = name
         if ack:
-            name = f"sync/acks/{seg_id}.tbak"
+            name = inspection.sync_ack_name(seg_id)
             target = tmp / f"ack-{first}.tbak"
             target.write_bytes(bytes(ack))
             files[name] = target
@@ -415,7 +416,7 @@ def _add_sync(data_dir: DataDir, tmp: Path, files: dict[str, Path]) -> dict[str,
             summary["acked_seq"] = max(summary["acked_seq"], last)
     target = tmp / "segments.jsonl"
     target.write_bytes(b"".join(lines))
-    files["sync/segments.jsonl"] = target
+    files[inspection.SYNC_SEGMENTS] = target
     return summary
 
 
@@ -441,7 +442,7 @@ def _add_region_key(
         return
     target = tmp / "region.pub"
     target.write_text(region.encode().hex() + "\n")
-    files["sync/region.pub"] = target
+    files[inspection.SYNC_REGION_PUB] = target
 
 
 def _write_zip(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.formats.inspection import BUILT_BY_REGION
+from appliance.formats.inspection import BUILT_BY_REGION, REGION_PUB, SYNC_REGION_PUB
 
 
 class Problem(Exception):
@@ -112,7 +112,7 @@ class Verdict:
         fp = r["region_key_fingerprint"]
         if self.region_key_pinned:
             return f"{said}: proved with the pinned region key (fingerprint {fp})"
-        where = "region.pub" if self.built_by == BUILT_BY_REGION else "sync/region.pub"
+        where = REGION_PUB if self.built_by == BUILT_BY_REGION else SYNC_REGION_PUB
         return (
             f"{said}: signed by {where}, whose fingerprint {fp} the review names (the till "
             "verified it with the key it pins); NOT proved unless that fingerprint is the "

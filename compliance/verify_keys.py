@@ -16,7 +16,7 @@ from appliance.formats import inspection
 from compliance.bundle_reader import member
 from compliance.verdict import Problem
 
-REGION_PUB = "sync/region.pub"  # a till bundle's copy of [sync] region_public_key
+REGION_PUB = inspection.SYNC_REGION_PUB  # a till bundle's copy of [sync] region_public_key
 
 
 def device_key(expected: str | None, zf: zipfile.ZipFile, names: list[str]) -> VerifyKey:

@@ -15,13 +15,13 @@ from typing import Any
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from appliance.formats import wire
-from appliance.formats.inspection import REGION_SEGMENTS
+from appliance.formats import inspection, wire
+from appliance.formats.inspection import REGION_SEGMENTS, SYNC_SEGMENTS
 from compliance.bundle_reader import json_line, lines, member
 from compliance.verdict import Problem, Verdict
 from compliance.verify_keys import REGION_PUB, region_key_for
 
-ACK_DIR = "sync/acks/"
+ACK_DIR = inspection.SYNC_ACK_DIR
 
 
 def region_only(names: list[str]) -> None:
@@ -66,10 +66,10 @@ def check_segments(
     Returns the segments.jsonl records by segment id (for the ack check).
     """
     records: dict[str, dict[str, Any]] = {}
-    if "sync/segments.jsonl" not in names:
+    if SYNC_SEGMENTS not in names:
         return records
-    for number, raw in lines(zf, "sync/segments.jsonl"):
-        record = json_line("sync/segments.jsonl", number, raw)
+    for number, raw in lines(zf, SYNC_SEGMENTS):
+        record = json_line(SYNC_SEGMENTS, number, raw)
         records[str(record.get("id"))] = record
         if not record.get("file"):
             continue
@@ -134,7 +134,7 @@ def check_acks(
                 f"{name} acks segment {ack.segment[:16]}..., which sync/segments.jsonl "
                 "does not list"
             )
-        if name != f"{ACK_DIR}{ack.segment}.tbak" or record.get("ack") != name:
+        if name != inspection.sync_ack_name(ack.segment) or record.get("ack") != name:
             raise Problem(f"{name} is filed under another segment than the one it acks")
         if (ack.first_seq, ack.last_seq) != (record.get("first_seq"), record.get("last_seq")):
             raise Problem(

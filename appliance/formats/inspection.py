@@ -33,7 +33,22 @@ NONCE_MAX = 200  # characters of an inspector's challenge (--nonce)
 BUILT_BY_REGION = "region"  # manifest "built_by" of a region-built package (absent: the till)
 REGION_PUB = "region.pub"  # a region-built package's signer, 64 hex + "\n"
 REGION_SEGMENTS = "region/segments.jsonl"  # the segments the region stored, in chain order
+# A till-built package's sync records: compliance.bundle writes them, the verifier reads them.
+SYNC_SEGMENTS = "sync/segments.jsonl"  # every segment the agent sealed: id, seqs, acked or not
+SYNC_REGION_PUB = "sync/region.pub"  # the till's [sync] region_public_key, 64 hex + "\n"
+SYNC_SEGMENT_DIR = "sync/segments/"  # the signed bytes of the segments not acked yet
+SYNC_ACK_DIR = "sync/acks/"  # the region's signed acks, exactly as the agent received them
 REVIEW_FILE = "review.tber"  # enrollment/<NNNN>/review.tber: the region's signed review
+
+
+def sync_segment_name(first_seq: int, segment_id: str) -> str:
+    """A segment's member: ``sync/segments/<first seq, 12 digits>-<id>.tbsg``."""
+    return f"{SYNC_SEGMENT_DIR}{first_seq:012d}-{segment_id}.tbsg"
+
+
+def sync_ack_name(segment_id: str) -> str:
+    """The region's ack of a segment: ``sync/acks/<segment id>.tbak``."""
+    return f"{SYNC_ACK_DIR}{segment_id}.tbak"
 
 
 def nonce_problem(nonce: str | None) -> str:
