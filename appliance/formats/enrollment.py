@@ -24,7 +24,7 @@ import hashlib
 import io
 import re
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +48,7 @@ MAX_ENTRIES = 256  # the three above plus the media
 _MEDIA_PATH = re.compile(r"(permits|photos)/[0-9a-f]{16}-[A-Za-z0-9._-]{1,60}|attestation\.txt")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
-Opener = Callable[[], Iterable[bytes]]
+Opener = zipcanon.Opener  # an entry's bytes, in chunks (the container's own type)
 
 
 class ExportError(ValueError):
