@@ -587,7 +587,7 @@ def device_selftests(
 ) -> list[dict[str, Any]]:
     """A device's last ``limit`` self-tests, newest first. The type is written into the
     statement, not bound: only then may the planners use the partial index on self-tests
-    (edge/store.py, ``events_selftests``)."""
+    (edge/store/schema.py, ``events_selftests``)."""
     inspected_device(store, scope, device_id)
     rows = store.all(
         "SELECT seq, type, hash, body FROM events "

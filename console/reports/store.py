@@ -1,7 +1,7 @@
 """Every SQL statement of the tax and promoter reports: the one home of their queries.
 
 The reports read the edge's rollup tables (``rollup_tax``, ``rollup_sales``,
-``rollup_promos``; ingest keeps them, see edge/store.py) and own two tables of their
+``rollup_promos``; ingest keeps them, see edge/store/rollups.py) and own two tables of their
 own, created here on first use:
 
 * ``console_tax_filings``: a filed period (tenant, tax profile, first and last day),
