@@ -23,32 +23,38 @@ def device_key(expected: str | None, zf: zipfile.ZipFile, names: list[str]) -> V
     """The key the manifest must verify with: the inspector's, which device.pub must be."""
     if "device.pub" not in names:
         raise Problem("device.pub is missing: not an inspection bundle")
-    stated = member(zf, "device.pub", KEY_FILE_LIMIT).decode("ascii", "replace").strip().lower()
-    if expected is not None and expected.strip().lower() != stated:
-        raise Problem(
-            f"bundle is signed by device key {stated[:16]}..., not the expected "
-            f"{expected.strip().lower()[:16]}...: a bundle from another device"
-        )
-    try:
-        return VerifyKey(bytes.fromhex(stated))
-    except (ValueError, TypeError):
-        raise Problem("device.pub is not 64 hex digits") from None
+    return _signer(
+        zf, "device.pub", expected, "bundle is signed by device key", "a bundle from another device"
+    )
 
 
 def package_key(zf: zipfile.ZipFile, expected: str | None) -> VerifyKey:
     """A region-built package's signer: the inspector's region key (region.pub must be
     it), else region.pub itself (the verdict then says it is not proved)."""
-    raw = member(zf, inspection.REGION_PUB, KEY_FILE_LIMIT)
-    stated = raw.decode("ascii", "replace").strip().lower()
+    return _signer(
+        zf,
+        inspection.REGION_PUB,
+        expected,
+        "the package is signed by region key",
+        "a package from another region",
+    )
+
+
+def _signer(
+    zf: zipfile.ZipFile, name: str, expected: str | None, signed_by: str, other: str
+) -> VerifyKey:
+    """The key in member ``name`` (64 hex digits), which must be ``expected`` when the
+    inspector pinned one: "<signed_by> <key>..., not the expected <key>...: <other>"."""
+    stated = member(zf, name, KEY_FILE_LIMIT).decode("ascii", "replace").strip().lower()
     if expected is not None and expected.strip().lower() != stated:
         raise Problem(
-            f"the package is signed by region key {stated[:16]}..., not the expected "
-            f"{expected.strip().lower()[:16]}...: a package from another region"
+            f"{signed_by} {stated[:16]}..., not the expected "
+            f"{expected.strip().lower()[:16]}...: {other}"
         )
     try:
         return VerifyKey(bytes.fromhex(stated))
     except (ValueError, TypeError):
-        raise Problem("region.pub is not 64 hex digits") from None
+        raise Problem(f"{name} is not 64 hex digits") from None
 
 
 def region_key_for(
