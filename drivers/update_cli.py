@@ -163,13 +163,13 @@ def cmd_mark_good(args: argparse.Namespace) -> int:
 
 def cmd_reboot(args: argparse.Namespace) -> int:
     from appliance.services import updates as service
-    from appliance.updates import TECHNICIAN, check_reboot_time
 
     with open_till(args) as till:
-        check_reboot_time(service.activity(till), TECHNICIAN)
-        updater = _updater(till)
-        emit(args, {"rebooting": True}, "restarting the till")
-        updater.reboot()
+        service.restart_now(
+            till,
+            lambda: _updater(till),
+            lambda: emit(args, {"rebooting": True}, "restarting the till"),
+        )
     return 0
 
 

@@ -425,7 +425,7 @@ class DeviceHub:
             from appliance.updates import open_updater
 
             till = self.till()
-            restart_now(till, open_updater(till.config, self.data_dir))
+            restart_now(till, lambda: open_updater(till.config, self.data_dir))
 
         self._submit(self._slow, work, done, failed)
 

@@ -409,10 +409,19 @@ def awaiting_restart(till: Till, updater: Updater) -> str | None:
     return str(last.payload.get("to_version") or "") or None
 
 
-def restart_now(till: Till, updater: Updater) -> None:
-    """A technician's restart (the technician screen's button): refused while a sale is
-    open, as ``tillbox update reboot`` is; a shift may be open, it was their command."""
+def restart_now(
+    till: Till,
+    open_updater: Callable[[], Updater],
+    announce: Callable[[], None] | None = None,
+) -> None:
+    """A technician's restart (``tillbox update reboot``, the technician screen's button):
+    refused while a sale is open; a shift may be open, it was their command. The updater
+    is opened only once the rule allows it; ``announce`` runs then, before the restart,
+    which on a real till ends the caller's process."""
     check_reboot_time(activity(till), TECHNICIAN)
+    updater = open_updater()
+    if announce is not None:
+        announce()
     updater.reboot()
 
 
